@@ -1,0 +1,76 @@
+# Makefile - development build of the layer Lua module, its C core and the local server.
+#
+#   make                 build the module for Lua 5.4 (build/5.4/layer/core.so)
+#   make LUA=5.1         ... for 5.1, 5.2, 5.3 or LUA=jit (LuaJIT 2.1)
+#   make test            run the spec suite on one Lua (LUA=...)
+#   make test-all        run it on 5.1, 5.2, 5.3, 5.4 and LuaJIT
+#   make asan            spec suite with AddressSanitizer + UBSan (clang)
+#   make fuzz            run every libFuzzer target for FUZZ_SECONDS each
+#   make bench           benchmarks (prints ratios; see docs/performance.md)
+#   make deps            install the Debian 12 packages everything needs
+#
+# LuaRocks does not use this file: rockspec/ builds with the builtin backend.
+
+LUA ?= 5.4
+CC ?= cc
+BUILD ?= build
+CFLAGS ?= -O2 -g
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+STRICT ?= -Werror
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(LUA),jit)
+  LUA_PC = luajit
+  LUA_BIN = luajit
+else
+  LUA_PC = lua$(LUA)
+  LUA_BIN = lua$(LUA)
+endif
+LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+
+OUT = $(BUILD)/$(LUA)
+CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c
+CORE_HDR = $(wildcard src/core/*.h)
+BIND_SRC = $(wildcard src/lua/*.c)
+BIND_HDR = $(wildcard src/lua/*.h)
+MODULE = $(OUT)/layer/core.so
+
+BUSTED = /usr/bin/busted
+LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
+
+.PHONY: all test test-all asan fuzz bench deps clean
+
+all: $(MODULE)
+
+$(MODULE): $(CORE_SRC) $(CORE_HDR) $(BIND_SRC) $(BIND_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
+	    -Isrc/core $(LUA_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ -lm -lpthread
+
+# The core must stay free of Lua: the server links it as well.
+check-core-isolation:
+	@! grep -n 'lua\.h\|lauxlib\.h\|lualib\.h' src/core/*.c src/core/*.h
+
+test: all check-core-isolation $(TEST_DEPS)
+	$(LUA_ENV) $(LUA_BIN) $(BUSTED) $(BUSTED_ARGS) spec
+
+test-all:
+	@for v in 5.1 5.2 5.3 5.4 jit; do $(MAKE) --no-print-directory test LUA=$$v || exit 1; done
+
+asan:
+	$(MAKE) --no-print-directory all BUILD=build/asan CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
+	    $(MAKE) --no-print-directory test BUILD=build/asan CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+deps:
+	./scripts/install-deps
+
+clean:
+	rm -rf $(BUILD)
+
+-include fuzz/fuzz.mk
+-include bench/bench.mk
+-include server/server.mk

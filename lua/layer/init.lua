@@ -1,0 +1,22 @@
+-- layer: Lua client for the Layer Client API.
+-- This file is the public module; the C half is layer.core (src/).
+
+local core = require "layer.core"
+
+local layer = {
+  _NAME = "layer",
+  _VERSION = core._VERSION,
+  null = core.null,          -- JSON null; the same value as cjson.null
+  array_mt = core.array_mt,  -- metatable of arrays coming out of the module
+  array = core.array,        -- layer.array(t) marks t as a JSON array
+  patch = core.patch,
+  decode_packet = core.decode_packet,
+  json_decode = core.json_decode,
+  json_encode = core.json_encode,
+}
+
+function layer.is_array(t)
+  return type(t) == "table" and getmetatable(t) == core.array_mt
+end
+
+return layer

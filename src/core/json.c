@@ -1,0 +1,943 @@
+/*
+ * json.c - arena-backed JSON documents: strict parser, writer, copy, compare.
+ *
+ * Why our own and not cJSON: a Layer cache holds thousands of small documents,
+ * and a cJSON tree costs two to three heap blocks per value (about 5 KB for a
+ * 1.3 KB Message, twice what Lua 5.4 tables take). Here a document is a few
+ * arena chunks, 16 bytes per value, 24 per member, keys length-prefixed, and
+ * immutable values can be shared between versions. docs/design.md has the
+ * measurements behind this choice.
+ */
+#define _GNU_SOURCE
+#include "json.h"
+
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ===== arena ===== */
+
+typedef struct jv_chunk {
+    struct jv_chunk *next;
+    size_t cap;
+    size_t used;
+} jv_chunk;
+
+struct jv_doc {
+    jv root;
+    int has_root;
+    jv_chunk *chunks; /* newest first; allocation happens in chunks */
+    size_t heap;      /* bytes malloc'd, headers included */
+};
+
+#define CHUNK_DATA(c) ((char *)((c) + 1))
+#define MIN_CHUNK 256
+#define MAX_GROW_CHUNK (1u << 20)
+
+static jv_chunk *chunk_new(jv_doc *doc, size_t cap)
+{
+    jv_chunk *c = malloc(sizeof(jv_chunk) + cap);
+    if (!c) return NULL;
+    c->cap = cap;
+    c->used = 0;
+    c->next = doc->chunks;
+    doc->chunks = c;
+    doc->heap += sizeof(jv_chunk) + cap;
+    return c;
+}
+
+static void *arena_alloc(jv_doc *doc, size_t n, size_t align)
+{
+    jv_chunk *c = doc->chunks;
+    if (c) {
+        size_t at = (c->used + (align - 1)) & ~(align - 1);
+        if (at <= c->cap && n <= c->cap - at) {
+            c->used = at + n;
+            return CHUNK_DATA(c) + at;
+        }
+    }
+    {
+        size_t cap = c ? c->cap * 2 : MIN_CHUNK;
+        if (cap > MAX_GROW_CHUNK) cap = MAX_GROW_CHUNK;
+        if (cap < n) cap = n;
+        c = chunk_new(doc, cap);
+        if (!c) return NULL;
+        c->used = n;
+        return CHUNK_DATA(c);
+    }
+}
+
+void *jv_alloc(jv_doc *doc, size_t bytes) { return arena_alloc(doc, bytes ? bytes : 1, 8); }
+
+jv_doc *jv_doc_new(size_t size_hint)
+{
+    jv_doc *doc = calloc(1, sizeof *doc);
+    if (!doc) return NULL;
+    doc->heap = sizeof *doc;
+    doc->root = jv_null();
+    if (size_hint && !chunk_new(doc, size_hint)) {
+        free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+void jv_doc_free(jv_doc *doc)
+{
+    jv_chunk *c, *next;
+    if (!doc) return;
+    for (c = doc->chunks; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(doc);
+}
+
+const jv *jv_root(const jv_doc *doc) { return &doc->root; }
+void jv_set_root(jv_doc *doc, const jv *root) { doc->root = *root; doc->has_root = 1; }
+size_t jv_doc_bytes(const jv_doc *doc) { return doc->heap; }
+
+static void put_len4(char *p, uint32_t n)
+{
+    p[0] = (char)(n & 0xff);
+    p[1] = (char)((n >> 8) & 0xff);
+    p[2] = (char)((n >> 16) & 0xff);
+    p[3] = (char)((n >> 24) & 0xff);
+}
+
+const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key)
+{
+    char *p;
+    if (len > UINT32_MAX - 8) return NULL;
+    p = arena_alloc(doc, len + 1 + (key ? 4 : 0), 1);
+    if (!p) return NULL;
+    if (key) {
+        put_len4(p, (uint32_t)len);
+        p += 4;
+    }
+    if (len) memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+int jv_string(jv_doc *doc, jv *out, const char *s, size_t len)
+{
+    const char *copy = jv_intern(doc, s, len, 0);
+    if (!copy) return 0;
+    memset(out, 0, sizeof *out);
+    out->type = JV_STRING;
+    out->len = (uint32_t)len;
+    out->u.s = copy;
+    return 1;
+}
+
+jv jv_number(double d)
+{
+    jv v;
+    memset(&v, 0, sizeof v);
+    if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+        v.type = JV_INT;
+        v.u.i = (int64_t)d;
+    } else {
+        v.type = JV_REAL;
+        v.u.d = d;
+    }
+    return v;
+}
+
+/* ===== copy and compaction ===== */
+
+size_t jv_value_bytes(const jv *v)
+{
+    size_t n = 0;
+    uint32_t i;
+    switch (v->type) {
+    case JV_STRING:
+        return v->len + 1;
+    case JV_ARRAY:
+        n = (size_t)v->len * sizeof(jv) + 8;
+        for (i = 0; i < v->len; i++) n += jv_value_bytes(&v->u.items[i]);
+        return n;
+    case JV_OBJECT:
+        n = (size_t)v->len * sizeof(jv_member) + 8;
+        for (i = 0; i < v->len; i++) {
+            n += jv_key_len(v->u.members[i].key) + 5 + 8; /* prefix, NUL, alignment slack */
+            n += jv_value_bytes(&v->u.members[i].value);
+        }
+        return n;
+    default:
+        return 0;
+    }
+}
+
+int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
+{
+    uint32_t i;
+    *dst = *src;
+    switch (src->type) {
+    case JV_STRING:
+        dst->u.s = jv_intern(doc, src->u.s, src->len, 0);
+        return dst->u.s != NULL;
+    case JV_ARRAY: {
+        jv *items;
+        if (!src->len) { dst->u.items = NULL; return 1; }
+        items = arena_alloc(doc, (size_t)src->len * sizeof(jv), 8);
+        if (!items) return 0;
+        for (i = 0; i < src->len; i++)
+            if (!jv_copy_into(doc, &items[i], &src->u.items[i])) return 0;
+        dst->u.items = items;
+        return 1;
+    }
+    case JV_OBJECT: {
+        jv_member *m;
+        if (!src->len) { dst->u.members = NULL; return 1; }
+        m = arena_alloc(doc, (size_t)src->len * sizeof(jv_member), 8);
+        if (!m) return 0;
+        for (i = 0; i < src->len; i++) {
+            const char *k = src->u.members[i].key;
+            m[i].key = jv_intern(doc, k, jv_key_len(k), 1);
+            if (!m[i].key || !jv_copy_into(doc, &m[i].value, &src->u.members[i].value)) return 0;
+        }
+        dst->u.members = m;
+        return 1;
+    }
+    default:
+        return 1;
+    }
+}
+
+jv_doc *jv_doc_compact(jv_doc *doc)
+{
+    jv_doc *fresh = jv_doc_new(jv_value_bytes(&doc->root) + 16);
+    jv root;
+    if (!fresh) return NULL;
+    if (!jv_copy_into(fresh, &root, &doc->root)) {
+        jv_doc_free(fresh);
+        return NULL;
+    }
+    jv_set_root(fresh, &root);
+    return fresh;
+}
+
+/* ===== access ===== */
+
+const jv *jv_getn(const jv *obj, const char *key, size_t klen)
+{
+    uint32_t i;
+    if (!obj || obj->type != JV_OBJECT) return NULL;
+    for (i = 0; i < obj->len; i++) {
+        const char *k = obj->u.members[i].key;
+        if (jv_key_len(k) == klen && memcmp(k, key, klen) == 0) return &obj->u.members[i].value;
+    }
+    return NULL;
+}
+
+const jv *jv_get(const jv *obj, const char *key) { return jv_getn(obj, key, strlen(key)); }
+
+int jv_is_number(const jv *v) { return v->type == JV_INT || v->type == JV_REAL; }
+
+double jv_to_double(const jv *v)
+{
+    if (v->type == JV_INT) return (double)v->u.i;
+    if (v->type == JV_REAL) return v->u.d;
+    return 0.0;
+}
+
+const char *jv_type_name(int type)
+{
+    static const char *names[] = {"null", "boolean", "boolean", "number", "number", "string", "array", "object"};
+    return (type >= 0 && type <= JV_OBJECT) ? names[type] : "?";
+}
+
+static int num_equal(const jv *a, const jv *b)
+{
+    if (a->type == JV_INT && b->type == JV_INT) return a->u.i == b->u.i;
+    if (a->type == JV_REAL && b->type == JV_REAL) return a->u.d == b->u.d;
+    {
+        const jv *i = a->type == JV_INT ? a : b, *r = a->type == JV_INT ? b : a;
+        double d = r->u.d;
+        if (d != floor(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0) return 0;
+        return (int64_t)d == i->u.i;
+    }
+}
+
+int jv_strict_equal(const jv *a, const jv *b)
+{
+    if (jv_is_number(a) && jv_is_number(b)) return num_equal(a, b);
+    if (a->type != b->type) return 0;
+    switch (a->type) {
+    case JV_STRING:
+        return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    case JV_ARRAY:
+        return a->u.items == b->u.items && a->len == b->len;
+    case JV_OBJECT:
+        return a->u.members == b->u.members && a->len == b->len;
+    default:
+        return 1;
+    }
+}
+
+int jv_deep_equal(const jv *a, const jv *b)
+{
+    uint32_t i;
+    if (jv_is_number(a) && jv_is_number(b)) return num_equal(a, b);
+    if (a->type != b->type) return 0;
+    switch (a->type) {
+    case JV_STRING:
+        return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    case JV_ARRAY:
+        if (a->len != b->len) return 0;
+        for (i = 0; i < a->len; i++)
+            if (!jv_deep_equal(&a->u.items[i], &b->u.items[i])) return 0;
+        return 1;
+    case JV_OBJECT:
+        if (a->len != b->len) return 0;
+        for (i = 0; i < a->len; i++) {
+            const char *k = a->u.members[i].key;
+            const jv *other = jv_getn(b, k, jv_key_len(k));
+            if (!other || !jv_deep_equal(&a->u.members[i].value, other)) return 0;
+        }
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+/* ===== locale-free numbers ===== */
+
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+static double strtod_c(const char *s, char **end)
+{
+    pthread_once(&c_locale_once, c_locale_init);
+    if (c_locale) return strtod_l(s, end, c_locale);
+    return strtod(s, end); /* only if newlocale failed: best effort */
+}
+
+/* Length of a JSON number at s (0 if none); sets *integral when it has no
+ * fraction or exponent. */
+static size_t scan_number(const char *s, const char *end, int *integral)
+{
+    const char *p = s;
+    *integral = 1;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return 0;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        return 0;
+    }
+    if (p < end && *p == '.') {
+        *integral = 0;
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return 0;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *integral = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return 0;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    return (size_t)(p - s);
+}
+
+static int number_value(const char *s, size_t n, int integral, jv *out)
+{
+    memset(out, 0, sizeof *out);
+    if (integral) {
+        const char *p = s;
+        int neg = 0;
+        uint64_t acc = 0;
+        if (*p == '-') { neg = 1; p++; }
+        for (; p < s + n; p++) {
+            unsigned d = (unsigned)(*p - '0');
+            if (acc > (UINT64_MAX - d) / 10) goto real;
+            acc = acc * 10 + d;
+        }
+        if (neg ? acc <= (uint64_t)INT64_MAX + 1 : acc <= (uint64_t)INT64_MAX) {
+            out->type = JV_INT;
+            out->u.i = neg ? (int64_t)(0 - acc) : (int64_t)acc;
+            return 1;
+        }
+    }
+real : {
+        char small[64], *buf = small, *end;
+        if (n >= sizeof small && !(buf = malloc(n + 1))) return 0;
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        out->type = JV_REAL;
+        out->u.d = strtod_c(buf, &end);
+        if (buf != small) free(buf);
+        return 1;
+    }
+}
+
+int jv_parse_number(const char *s, size_t len, jv *out)
+{
+    int integral;
+    if (scan_number(s, s + len, &integral) != len || !len) return 0;
+    return number_value(s, len, integral, out);
+}
+
+/* ===== UTF-8 ===== */
+
+/* Length of the valid UTF-8 sequence at p (0 if invalid). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) {
+        if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;
+        if (c == 0xF4 && p[1] > 0x8F) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int jv_utf8_valid(const char *s, size_t len, size_t *bad_offset)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        size_t n;
+        if (*p < 0x80) { p++; continue; }
+        n = utf8_seq(p, end);
+        if (!n) {
+            if (bad_offset) *bad_offset = (size_t)(p - (const unsigned char *)s);
+            return 0;
+        }
+        p += n;
+    }
+    return 1;
+}
+
+static size_t utf8_put(char *out, uint32_t cp)
+{
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ===== parser ===== */
+
+typedef struct {
+    const char *start, *p, *end;
+    jv_doc *doc;
+    jv_error *err;
+    uint32_t depth, max_depth;
+    jv_member *stack; /* open containers' entries; key NULL for array items */
+    size_t sp, scap;
+    jv_member inline_stack[64];
+} parser;
+
+static int fail(parser *ps, const char *at, const char *fmt, const char *detail)
+{
+    if (ps->err && !ps->err->message[0]) {
+        ps->err->offset = (size_t)(at - ps->start);
+        snprintf(ps->err->message, sizeof ps->err->message, fmt, detail, (unsigned long)ps->err->offset);
+    }
+    return 0;
+}
+
+static void skip_ws(parser *ps)
+{
+    const char *p = ps->p, *end = ps->end;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    ps->p = p;
+}
+
+static int push_entry(parser *ps, const char *key, const jv *v)
+{
+    if (ps->sp == ps->scap) {
+        size_t ncap = ps->scap * 2;
+        jv_member *ns;
+        if (ps->stack == ps->inline_stack) {
+            ns = malloc(ncap * sizeof *ns);
+            if (ns) memcpy(ns, ps->stack, ps->sp * sizeof *ns);
+        } else {
+            ns = realloc(ps->stack, ncap * sizeof *ns);
+        }
+        if (!ns) return fail(ps, ps->p, "%sout of memory at byte %lu", "");
+        ps->stack = ns;
+        ps->scap = ncap;
+    }
+    ps->stack[ps->sp].key = key;
+    ps->stack[ps->sp].value = *v;
+    ps->sp++;
+    return 1;
+}
+
+static uint32_t hex4(const char *p)
+{
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return 0xFFFFFFFFu;
+    }
+    return v;
+}
+
+/* Parse a string starting at the opening quote. */
+static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_len)
+{
+    const char *q = ps->p + 1, *end = ps->end, *body = q;
+    int escapes = 0;
+    char *dst, *w;
+    /* pass 1: find the end and validate */
+    for (;;) {
+        unsigned char c;
+        if (q >= end) return fail(ps, ps->p, "%sunterminated string starting at byte %lu", "");
+        c = (unsigned char)*q;
+        if (c == '"') break;
+        if (c == '\\') {
+            escapes = 1;
+            q++;
+            if (q >= end) return fail(ps, q, "%sunterminated string at byte %lu", "");
+            if (*q == 'u') {
+                if (end - q < 5 || hex4(q + 1) == 0xFFFFFFFFu)
+                    return fail(ps, q - 1, "%sinvalid \\u escape at byte %lu", "");
+                q += 5;
+            } else if (strchr("\"\\/bfnrt", *q) && *q) {
+                q++;
+            } else {
+                return fail(ps, q - 1, "%sinvalid escape in string at byte %lu", "");
+            }
+            continue;
+        }
+        if (c < 0x20) return fail(ps, q, "%sunescaped control character in string at byte %lu", "");
+        if (c < 0x80) { q++; continue; }
+        {
+            size_t n = utf8_seq((const unsigned char *)q, (const unsigned char *)end);
+            if (!n) return fail(ps, q, "%sinvalid UTF-8 in string at byte %lu", "");
+            q += n;
+        }
+    }
+    if ((size_t)(q - body) > UINT32_MAX - 8) return fail(ps, body, "%sstring too long at byte %lu", "");
+    dst = arena_alloc(ps->doc, (size_t)(q - body) + 1 + (as_key ? 4 : 0), 1);
+    if (!dst) return fail(ps, body, "%sout of memory at byte %lu", "");
+    if (as_key) dst += 4;
+    if (!escapes) {
+        memcpy(dst, body, (size_t)(q - body));
+        w = dst + (q - body);
+    } else {
+        const char *r = body;
+        w = dst;
+        while (r < q) {
+            if (*r != '\\') { *w++ = *r++; continue; }
+            r++;
+            switch (*r) {
+            case 'b': *w++ = '\b'; r++; break;
+            case 'f': *w++ = '\f'; r++; break;
+            case 'n': *w++ = '\n'; r++; break;
+            case 'r': *w++ = '\r'; r++; break;
+            case 't': *w++ = '\t'; r++; break;
+            case 'u': {
+                uint32_t cp = hex4(r + 1);
+                r += 5;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (q - r < 6 || r[0] != '\\' || r[1] != 'u' || (lo = hex4(r + 2)) < 0xDC00 || lo > 0xDFFF)
+                        return fail(ps, r - 6, "%sunpaired surrogate in \\u escape at byte %lu", "");
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    r += 6;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return fail(ps, r - 6, "%sunpaired surrogate in \\u escape at byte %lu", "");
+                }
+                w += utf8_put(w, cp);
+                break;
+            }
+            default: *w++ = *r++; break; /* " \ / */
+            }
+        }
+    }
+    *w = '\0';
+    /* give back what unescaping saved */
+    ps->doc->chunks->used -= (size_t)((dst + (q - body)) - w);
+    if (as_key) put_len4(dst - 4, (uint32_t)(w - dst));
+    *out = dst;
+    *out_len = (uint32_t)(w - dst);
+    ps->p = q + 1;
+    return 1;
+}
+
+static int parse_value(parser *ps, jv *out);
+
+/* JSON.parse keeps the last of duplicate keys, at the first one's place. */
+static uint32_t dedupe_members(jv_member *m, uint32_t n)
+{
+    uint32_t i, j, kept = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t li = jv_key_len(m[i].key);
+        int dup = 0;
+        for (j = 0; j < kept; j++) {
+            if (jv_key_len(m[j].key) == li && memcmp(m[j].key, m[i].key, li) == 0) {
+                m[j].value = m[i].value;
+                dup = 1;
+                break;
+            }
+        }
+        if (!dup) m[kept++] = m[i];
+    }
+    return kept;
+}
+
+static int has_duplicates(const jv_member *m, uint32_t n)
+{
+    /* Cheap filter: exact check only when two keys share length and first byte. */
+    uint32_t i, j;
+    if (n < 2) return 0;
+    if (n <= 32) {
+        for (i = 1; i < n; i++)
+            for (j = 0; j < i; j++)
+                if (jv_key_len(m[i].key) == jv_key_len(m[j].key) &&
+                    memcmp(m[i].key, m[j].key, jv_key_len(m[i].key)) == 0)
+                    return 1;
+        return 0;
+    }
+    {
+        /* hash set of key indices, open addressing */
+        size_t cap = 64, mask;
+        uint32_t *slots;
+        int dup = 0;
+        while (cap < (size_t)n * 2) cap <<= 1;
+        mask = cap - 1;
+        slots = malloc(cap * sizeof *slots);
+        if (!slots) return 1; /* fall back to the quadratic path */
+        memset(slots, 0xff, cap * sizeof *slots);
+        for (i = 0; i < n && !dup; i++) {
+            uint32_t len = jv_key_len(m[i].key), k;
+            uint64_t h = 1469598103934665603ull;
+            size_t s;
+            for (k = 0; k < len; k++) h = (h ^ (unsigned char)m[i].key[k]) * 1099511628211ull;
+            for (s = h & mask; slots[s] != 0xFFFFFFFFu; s = (s + 1) & mask) {
+                const char *o = m[slots[s]].key;
+                if (jv_key_len(o) == len && memcmp(o, m[i].key, len) == 0) { dup = 1; break; }
+            }
+            slots[s] = i;
+        }
+        free(slots);
+        return dup;
+    }
+}
+
+static int close_container(parser *ps, size_t base, int is_object, jv *out)
+{
+    size_t n = ps->sp - base;
+    memset(out, 0, sizeof *out);
+    if (n > UINT32_MAX) return fail(ps, ps->p, "%scontainer too large at byte %lu", "");
+    if (is_object) {
+        jv_member *m = NULL;
+        uint32_t count = (uint32_t)n;
+        if (has_duplicates(ps->stack + base, count)) count = dedupe_members(ps->stack + base, count);
+        if (count) {
+            m = arena_alloc(ps->doc, count * sizeof *m, 8);
+            if (!m) return fail(ps, ps->p, "%sout of memory at byte %lu", "");
+            memcpy(m, ps->stack + base, count * sizeof *m);
+        }
+        out->type = JV_OBJECT;
+        out->len = count;
+        out->u.members = m;
+    } else {
+        jv *items = NULL;
+        size_t i;
+        if (n) {
+            items = arena_alloc(ps->doc, n * sizeof *items, 8);
+            if (!items) return fail(ps, ps->p, "%sout of memory at byte %lu", "");
+            for (i = 0; i < n; i++) items[i] = ps->stack[base + i].value;
+        }
+        out->type = JV_ARRAY;
+        out->len = (uint32_t)n;
+        out->u.items = items;
+    }
+    ps->sp = base;
+    return 1;
+}
+
+static int parse_container(parser *ps, jv *out)
+{
+    int is_object = *ps->p == '{';
+    char close = is_object ? '}' : ']';
+    size_t base = ps->sp;
+    if (++ps->depth > ps->max_depth)
+        return fail(ps, ps->p, "%snesting deeper than the limit at byte %lu", "");
+    ps->p++;
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        ps->depth--;
+        return close_container(ps, base, is_object, out);
+    }
+    for (;;) {
+        const char *key = NULL;
+        jv v;
+        if (is_object) {
+            uint32_t klen;
+            if (ps->p >= ps->end || *ps->p != '"')
+                return fail(ps, ps->p, "%sexpected a string key at byte %lu", "");
+            if (!parse_string(ps, 1, &key, &klen)) return 0;
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':') return fail(ps, ps->p, "%sexpected ':' at byte %lu", "");
+            ps->p++;
+            skip_ws(ps);
+        }
+        if (!parse_value(ps, &v)) return 0;
+        if (!push_entry(ps, key, &v)) return 0;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            skip_ws(ps);
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == close) {
+            ps->p++;
+            ps->depth--;
+            return close_container(ps, base, is_object, out);
+        }
+        return fail(ps, ps->p, is_object ? "%sexpected ',' or '}' at byte %lu" : "%sexpected ',' or ']' at byte %lu", "");
+    }
+}
+
+static int parse_value(parser *ps, jv *out)
+{
+    const char *p = ps->p;
+    memset(out, 0, sizeof *out);
+    if (p >= ps->end) return fail(ps, p, "%sunexpected end of input at byte %lu", "");
+    switch (*p) {
+    case '{':
+    case '[':
+        return parse_container(ps, out);
+    case '"': {
+        const char *s;
+        uint32_t n;
+        if (!parse_string(ps, 0, &s, &n)) return 0;
+        out->type = JV_STRING;
+        out->len = n;
+        out->u.s = s;
+        return 1;
+    }
+    case 't':
+        if (ps->end - p >= 4 && memcmp(p, "true", 4) == 0) { out->type = JV_TRUE; ps->p += 4; return 1; }
+        break;
+    case 'f':
+        if (ps->end - p >= 5 && memcmp(p, "false", 5) == 0) { out->type = JV_FALSE; ps->p += 5; return 1; }
+        break;
+    case 'n':
+        if (ps->end - p >= 4 && memcmp(p, "null", 4) == 0) { out->type = JV_NULL; ps->p += 4; return 1; }
+        break;
+    default: {
+        int integral;
+        size_t n = scan_number(p, ps->end, &integral);
+        if (n) {
+            if (!number_value(p, n, integral, out)) return fail(ps, p, "%sout of memory at byte %lu", "");
+            ps->p += n;
+            return 1;
+        }
+    }
+    }
+    return fail(ps, p, "%sunexpected character at byte %lu", "");
+}
+
+jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error *err)
+{
+    parser ps;
+    jv root;
+    jv_doc *doc;
+    if (err) err->message[0] = '\0', err->offset = 0;
+    if (limits && limits->max_bytes && len > limits->max_bytes) {
+        if (err) snprintf(err->message, sizeof err->message, "text of %lu bytes exceeds the limit of %lu bytes",
+                          (unsigned long)len, (unsigned long)limits->max_bytes);
+        return NULL;
+    }
+    /* Most texts need about their own size again in nodes. */
+    doc = jv_doc_new(len + len / 2 + 64);
+    if (!doc) {
+        if (err) snprintf(err->message, sizeof err->message, "out of memory");
+        return NULL;
+    }
+    memset(&ps, 0, sizeof ps);
+    ps.start = ps.p = text;
+    ps.end = text + len;
+    ps.doc = doc;
+    ps.err = err;
+    ps.max_depth = (limits && limits->max_depth) ? limits->max_depth : JV_DEFAULT_MAX_DEPTH;
+    ps.stack = ps.inline_stack;
+    ps.scap = sizeof ps.inline_stack / sizeof ps.inline_stack[0];
+    skip_ws(&ps);
+    if (!parse_value(&ps, &root)) goto bad;
+    skip_ws(&ps);
+    if (ps.p != ps.end) {
+        fail(&ps, ps.p, "%strailing characters after the JSON value at byte %lu", "");
+        goto bad;
+    }
+    if (ps.stack != ps.inline_stack) free(ps.stack);
+    jv_set_root(doc, &root);
+    return doc;
+bad:
+    if (ps.stack != ps.inline_stack) free(ps.stack);
+    jv_doc_free(doc);
+    return NULL;
+}
+
+/* ===== writer ===== */
+
+void jbuf_init(jbuf *b) { memset(b, 0, sizeof *b); }
+void jbuf_free(jbuf *b) { free(b->data); memset(b, 0, sizeof *b); }
+
+static int jbuf_reserve(jbuf *b, size_t extra)
+{
+    size_t need;
+    char *nd;
+    if (b->oom) return 0;
+    need = b->len + extra + 1;
+    if (need <= b->cap) return 1;
+    {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < need) ncap *= 2;
+        nd = realloc(b->data, ncap);
+        if (!nd) { b->oom = 1; return 0; }
+        b->data = nd;
+        b->cap = ncap;
+    }
+    return 1;
+}
+
+void jbuf_putn(jbuf *b, const char *s, size_t n)
+{
+    if (!jbuf_reserve(b, n)) return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void jbuf_puts(jbuf *b, const char *s) { jbuf_putn(b, s, strlen(s)); }
+void jbuf_putc(jbuf *b, char c) { jbuf_putn(b, &c, 1); }
+
+void jbuf_string(jbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+    if (!jbuf_reserve(b, n + 2)) return;
+    jbuf_putc(b, '"');
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[6];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (i > run) jbuf_putn(b, s + run, i - run);
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        default:
+            u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
+            u[4] = hex[c >> 4]; u[5] = hex[c & 15];
+            jbuf_putn(b, u, 6);
+        }
+        if (esc) jbuf_puts(b, esc);
+        run = i + 1;
+    }
+    if (n > run) jbuf_putn(b, s + run, n - run);
+    jbuf_putc(b, '"');
+}
+
+void jbuf_int(jbuf *b, int64_t i)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+    do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+    if (i < 0) *--p = '-';
+    jbuf_putn(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void jbuf_number(jbuf *b, double d)
+{
+    char tmp[40];
+    int prec;
+    locale_t old;
+    if (!isfinite(d)) { jbuf_puts(b, "null"); return; } /* as JSON.stringify */
+    if (d == floor(d) && fabs(d) < 1e17) { jbuf_int(b, (int64_t)d); return; }
+    pthread_once(&c_locale_once, c_locale_init);
+    old = c_locale ? uselocale(c_locale) : (locale_t)0;
+    for (prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod_c(tmp, NULL) == d) break;
+    }
+    if (c_locale) uselocale(old);
+    jbuf_puts(b, tmp);
+}
+
+void jv_write(jbuf *b, const jv *v)
+{
+    uint32_t i;
+    switch (v->type) {
+    case JV_NULL: jbuf_putn(b, "null", 4); break;
+    case JV_TRUE: jbuf_putn(b, "true", 4); break;
+    case JV_FALSE: jbuf_putn(b, "false", 5); break;
+    case JV_INT: jbuf_int(b, v->u.i); break;
+    case JV_REAL: jbuf_number(b, v->u.d); break;
+    case JV_STRING: jbuf_string(b, v->u.s, v->len); break;
+    case JV_ARRAY:
+        jbuf_putc(b, '[');
+        for (i = 0; i < v->len; i++) {
+            if (i) jbuf_putc(b, ',');
+            jv_write(b, &v->u.items[i]);
+        }
+        jbuf_putc(b, ']');
+        break;
+    case JV_OBJECT:
+        jbuf_putc(b, '{');
+        for (i = 0; i < v->len; i++) {
+            const char *k = v->u.members[i].key;
+            if (i) jbuf_putc(b, ',');
+            jbuf_string(b, k, jv_key_len(k));
+            jbuf_putc(b, ':');
+            jv_write(b, &v->u.members[i].value);
+        }
+        jbuf_putc(b, '}');
+        break;
+    }
+}

@@ -1,0 +1,138 @@
+/*
+ * json.h - compact, immutable JSON documents for the Layer core.
+ *
+ * A jv_doc owns an arena; every jv value of a tree lives in one doc and is
+ * never mutated after it is built, so subtrees can be shared between versions
+ * of an object (the patch engine copies only the path it changes). Parsing is
+ * strict RFC 8259 with UTF-8 validation, size and depth limits, and no
+ * dependency on the C locale. No Lua header is included: the local server
+ * links this too.
+ */
+#ifndef LAYER_JSON_H
+#define LAYER_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    JV_NULL = 0,
+    JV_FALSE,
+    JV_TRUE,
+    JV_INT,    /* integer literal that fits int64 */
+    JV_REAL,   /* any other number */
+    JV_STRING, /* UTF-8, NUL-terminated, len bytes */
+    JV_ARRAY,
+    JV_OBJECT
+} jv_type;
+
+typedef struct jv jv;
+typedef struct jv_member jv_member;
+
+struct jv {
+    uint8_t type;   /* jv_type */
+    uint8_t spare[3];
+    uint32_t len;   /* string bytes, array items or object members */
+    union {
+        int64_t i;
+        double d;
+        const char *s;
+        const jv *items;
+        const jv_member *members;
+    } u;
+};
+
+/* Keys carry their length in the 4 bytes before the first character. */
+struct jv_member {
+    const char *key;
+    jv value;
+};
+
+typedef struct jv_doc jv_doc;
+
+typedef struct {
+    size_t max_bytes;  /* reject texts longer than this (0: no limit) */
+    uint32_t max_depth; /* nesting limit (0: JV_DEFAULT_MAX_DEPTH) */
+} jv_limits;
+
+#define JV_DEFAULT_MAX_DEPTH 64
+
+typedef struct {
+    size_t offset;      /* byte offset of the problem in the input */
+    char message[160];  /* e.g. "invalid UTF-8 in string at byte 17" */
+} jv_error;
+
+/* Parsing. Returns NULL and fills err (if given) on failure. */
+jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error *err);
+const jv *jv_root(const jv_doc *doc);
+void jv_doc_free(jv_doc *doc);
+
+/* Building. A new doc is empty; values are allocated in its arena. */
+jv_doc *jv_doc_new(size_t size_hint);
+void jv_set_root(jv_doc *doc, const jv *root);
+void *jv_alloc(jv_doc *doc, size_t bytes); /* 8-aligned, NULL on OOM */
+/* Copy a string (or key, with key=1) into the doc. */
+const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key);
+/* Deep-copy a value from anywhere into doc. Returns 0 on OOM. */
+int jv_copy_into(jv_doc *doc, jv *dst, const jv *src);
+/* Repack the root into one exactly-sized block, dropping garbage. */
+jv_doc *jv_doc_compact(jv_doc *doc);
+size_t jv_doc_bytes(const jv_doc *doc);      /* heap bytes held */
+size_t jv_value_bytes(const jv *v);          /* bytes a compact copy needs */
+
+/* Scalars. */
+static inline jv jv_null(void) { jv v = {JV_NULL, {0}, 0, {0}}; return v; }
+static inline jv jv_bool(int b) { jv v = {b ? JV_TRUE : JV_FALSE, {0}, 0, {0}}; return v; }
+static inline jv jv_int(int64_t i) { jv v = {JV_INT, {0}, 0, {0}}; v.u.i = i; return v; }
+jv jv_number(double d); /* JV_INT when d is integral and in range */
+int jv_string(jv_doc *doc, jv *out, const char *s, size_t len); /* copies */
+
+/* Access. */
+static inline uint32_t jv_key_len(const char *key) {
+    uint32_t n;
+    const unsigned char *p = (const unsigned char *)key - 4;
+    n = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return n;
+}
+const jv *jv_get(const jv *obj, const char *key);                 /* NUL-terminated key */
+const jv *jv_getn(const jv *obj, const char *key, size_t klen);
+int jv_is_number(const jv *v);
+double jv_to_double(const jv *v);
+const char *jv_type_name(int type);
+
+/* Equality: strict is JavaScript ===, used by set add/remove on scalars
+ * (objects and arrays are never strictly equal to a different node);
+ * deep compares structure, ignoring object key order. */
+int jv_strict_equal(const jv *a, const jv *b);
+int jv_deep_equal(const jv *a, const jv *b);
+
+/* Serialization into a growable buffer. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int oom;
+} jbuf;
+
+void jbuf_init(jbuf *b);
+void jbuf_free(jbuf *b);
+void jbuf_putn(jbuf *b, const char *s, size_t n);
+void jbuf_puts(jbuf *b, const char *s);
+void jbuf_putc(jbuf *b, char c);
+void jbuf_string(jbuf *b, const char *s, size_t n); /* quoted, escaped */
+void jbuf_number(jbuf *b, double d);                /* shortest round-trip, locale-free */
+void jbuf_int(jbuf *b, int64_t i);
+void jv_write(jbuf *b, const jv *v);
+
+/* Locale-independent number text -> double; returns 0 if not a JSON number. */
+int jv_parse_number(const char *s, size_t len, jv *out);
+
+/* UTF-8 validation of a whole buffer (no surrogates, no overlongs). */
+int jv_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,75 @@
+/*
+ * patch.h - the Layer-Patch engine: applies set/delete/add/remove operations
+ * to an immutable JSON document, atomically, and reports what changed.
+ *
+ * Semantics are those of layer-patch 1.2.1 (docs/layer-patch.md), minus
+ * camelCase, propertyNameMap and abort callbacks, and with one deliberate
+ * difference: a patch either applies whole or not at all.
+ */
+#ifndef LAYER_PATCH_H
+#define LAYER_PATCH_H
+
+#include "json.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Resolves an operation's `id` (layer-patch's getObjectCallback). Returns NULL
+ * when the id is unknown. The value may live in any doc; it is copied. */
+typedef const jv *(*lp_lookup_fn)(void *ud, const char *id, size_t len);
+
+typedef struct {
+    lp_lookup_fn lookup; /* NULL: operations with an id fail */
+    void *lookup_ud;
+    int register_values; /* unknown id + value: remember value under id */
+    int return_ids;      /* unknown id, no value: use the id string itself */
+    int track_changes;   /* fill lp_result.changes */
+} lp_options;
+
+typedef struct {
+    const char *property;  /* base (top-level) property, in the result doc */
+    size_t property_len;
+    const jv *paths;       /* JSON array of the raw property strings, in order of first use */
+    const jv *old_value;   /* NULL when the property was absent */
+    const jv *new_value;   /* NULL when the property is now absent */
+} lp_change;
+
+typedef struct {
+    const char *id;
+    size_t id_len;
+    const jv *value;
+} lp_registration;
+
+typedef struct {
+    jv root;                      /* the new object, in doc */
+    lp_change *changes;           /* malloc'd, n_changes entries */
+    size_t n_changes;
+    lp_registration *registered;  /* values stored under new ids (register_values) */
+    size_t n_registered;
+} lp_result;
+
+typedef struct {
+    long op_index;       /* 0-based index of the failing operation, -1 if none */
+    char message[256];   /* "operation 3 (add 'participants'): ..." (counted from 1) */
+} lp_error;
+
+/*
+ * Apply `ops` (a JSON array of operations) to `object`. New nodes are
+ * allocated in `doc`, which must own `object` or outlive the result; values
+ * from `ops` and from lookups are copied into `doc`. `object` itself is never
+ * modified, so on failure nothing has changed. Returns 1 on success, 0 with
+ * err filled on failure. Free the result with lp_result_free.
+ */
+int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt, lp_result *out,
+             lp_error *err);
+void lp_result_free(lp_result *res);
+
+/* Split a property path by layer-patch's escaping rules into segments
+ * allocated in doc (a JSON array of strings). Returns 0 on OOM. */
+int lp_split_path(jv_doc *doc, const char *path, size_t len, jv *segments);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

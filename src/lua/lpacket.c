@@ -1,0 +1,125 @@
+/*
+ * lpacket.c - layer.decode_packet(text [, limits]): one WebSocket frame to a
+ * typed Lua table, or nil, message.
+ */
+#include "lconv.h"
+#include "packet.h"
+#include "scratch.h"
+
+#include <string.h>
+
+int layer_l_decode_packet(lua_State *L);
+
+static void set_value(lua_State *L, const char *field, const jv *v)
+{
+    if (!v) return;
+    lconv_push(L, v);
+    lua_setfield(L, -2, field);
+}
+
+static void set_string(lua_State *L, const char *field, const char *s)
+{
+    lua_pushstring(L, s);
+    lua_setfield(L, -2, field);
+}
+
+/* Positions are integers on the wire; keep them integers on 5.3+. */
+static void set_number(lua_State *L, const char *field, double d)
+{
+    if (d > -9.2e18 && d < 9.2e18 && d == (double)(int64_t)d) layer_pushint64(L, (int64_t)d);
+    else lua_pushnumber(L, (lua_Number)d);
+    lua_setfield(L, -2, field);
+}
+
+static size_t opt_size(lua_State *L, int idx, const char *name)
+{
+    size_t v = 0;
+    if (!lua_istable(L, idx)) return 0;
+    lua_getfield(L, idx, name);
+    if (lua_isnumber(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (n < 1) luaL_error(L, "limit %s must be positive", name);
+        v = (size_t)n;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+int layer_l_decode_packet(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    pkt_limits lim;
+    pkt_error err;
+    pkt p;
+    scratch *s;
+
+    luaL_argcheck(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "limits table expected");
+    lim.max_bytes = opt_size(L, 2, "max_bytes");
+    lim.max_depth = (uint32_t)opt_size(L, 2, "max_depth");
+    s = scratch_push(L);
+    if (!pkt_decode(text, len, &lim, &p, &err)) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.message);
+        return 2;
+    }
+    scratch_adopt(L, s, p.doc);
+
+    lua_createtable(L, 0, 10);
+    set_string(L, "type", pkt_type_name(p.type));
+    if (p.type != PKT_REQUEST) {
+        layer_pushint64(L, p.counter);
+        lua_setfield(L, -2, "counter");
+        set_value(L, "timestamp", p.timestamp);
+        lua_pushnumber(L, (lua_Number)p.time_ms / 1000.0);
+        lua_setfield(L, -2, "time");
+    }
+    switch (p.type) {
+    case PKT_CHANGE:
+        set_value(L, "operation", p.change_op_name);
+        set_value(L, "object", p.object);
+        set_string(L, "object_type", pkt_object_type_name(p.object_type));
+        set_value(L, "object_id", p.object_id);
+        set_value(L, "data", p.data);
+        if (p.change_op == CHG_PATCH) set_value(L, "operations", p.data);
+        if (p.change_op == CHG_DELETE) {
+            set_value(L, "mode", p.mode);
+            if (p.has_from_position) {
+                set_number(L, "from_position", p.from_position);
+            }
+        }
+        break;
+    case PKT_RESPONSE:
+        set_value(L, "request_id", p.request_id);
+        set_value(L, "method", p.method);
+        lua_pushboolean(L, p.success);
+        lua_setfield(L, -2, "success");
+        set_value(L, "data", p.data);
+        set_value(L, "error", p.error);
+        break;
+    case PKT_SIGNAL:
+        set_value(L, "signal", p.signal_type);
+        set_value(L, "object", p.object);
+        set_value(L, "object_id", p.object_id);
+        set_value(L, "action", p.action);
+        set_value(L, "sender", p.sender);
+        set_value(L, "data", p.data);
+        break;
+    case PKT_OPERATION:
+        set_value(L, "method", p.method);
+        set_value(L, "object", p.object);
+        set_value(L, "object_id", p.object_id);
+        set_value(L, "data", p.data);
+        set_number(L, "position", p.position);
+        set_value(L, "identity", p.identity);
+        break;
+    case PKT_REQUEST:
+        set_value(L, "method", p.method);
+        set_value(L, "request_id", p.request_id);
+        set_value(L, "object_id", p.object_id);
+        set_value(L, "data", p.data);
+        break;
+    }
+    scratch_release(s);
+    return 1;
+}
