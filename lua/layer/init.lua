@@ -13,6 +13,7 @@ local layer = {
   decode_packet = core.decode_packet,
   json_decode = core.json_decode,
   json_encode = core.json_encode,
+  cache = core.cache,        -- layer.cache(): the C object cache, fed with frames
 }
 
 function layer.is_array(t)

@@ -14,6 +14,8 @@
 
 int layer_l_patch(lua_State *L);
 int layer_l_decode_packet(lua_State *L);
+int layer_l_cache_new(lua_State *L);
+void layer_cache_open(lua_State *L);
 
 
 
@@ -78,12 +80,14 @@ static const luaL_Reg functions[] = {
     {"json_decode", l_json_decode},
     {"json_encode", l_json_encode},
     {"array", l_array},
+    {"cache", layer_l_cache_new},
     {NULL, NULL},
 };
 
 int luaopen_layer_core(lua_State *L)
 {
     scratch_open(L);
+    layer_cache_open(L);
     luaL_newmetatable(L, LAYER_ARRAY_MT);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name");

@@ -1,0 +1,67 @@
+/*
+ * cache.h - the object cache: Layer objects by id, each in its own compact
+ * document, kept current by applying decoded change packets.
+ *
+ * create is an upsert, delete of an unknown object is ignored, a patch is
+ * applied atomically (a failed patch leaves the object as it was and reports
+ * why), and a Conversation delete with from_position drops that
+ * conversation's messages at or before the position.
+ */
+#ifndef LAYER_CACHE_H
+#define LAYER_CACHE_H
+
+#include "json.h"
+#include "packet.h"
+#include "patch.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lc_cache lc_cache;
+
+typedef enum {
+    LC_CREATED = 1, /* new object */
+    LC_REPLACED,    /* create for a known id: upsert */
+    LC_PATCHED,
+    LC_DELETED,
+    LC_TRUNCATED,   /* from_position: messages removed, conversation kept */
+    LC_IGNORED,     /* delete or patch of an unknown object */
+    LC_MARKED_READ  /* Conversation.mark_all_read */
+} lc_outcome;
+
+typedef struct {
+    lc_outcome outcome;
+    pkt_object_type type;
+    const char *id; /* valid until the next lc_apply */
+    size_t id_len;
+    /* LC_PATCHED: valid until the next lc_apply */
+    const lp_change *changes;
+    size_t n_changes;
+    size_t removed; /* LC_TRUNCATED / LC_MARKED_READ: messages affected */
+} lc_event;
+
+typedef struct {
+    size_t objects, conversations, messages, identities, announcements;
+    size_t bytes; /* heap held by cached documents and entries */
+} lc_stats;
+
+lc_cache *lc_new(void);
+void lc_free(lc_cache *c);
+
+/* Apply a change or operation packet. Returns 1 with ev filled, or 0 with a
+ * message in err (a failed patch, or a packet the cache cannot apply). */
+int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len);
+
+/* Insert or replace an object fetched over REST (copied). */
+int lc_put(lc_cache *c, pkt_object_type type, const jv *object);
+
+/* Current value of an object, or NULL. Valid until the next mutation. */
+const jv *lc_get(const lc_cache *c, const char *id, size_t len);
+
+void lc_stats_get(const lc_cache *c, lc_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,175 @@
+/*
+ * lcache.c - layer.cache(): the C object cache as a Lua userdata.
+ *
+ *   local cache = layer.cache()
+ *   local outcome, id, changes = cache:apply(frame_text [, want_changes])
+ *   cache:get(id) -> Lua table | nil      cache:get_json(id) -> text | nil
+ *   cache:stats() -> {objects=, conversations=, messages=, bytes=, ...}
+ */
+#include "cache.h"
+#include "lconv.h"
+#include "scratch.h"
+
+#include <string.h>
+
+#define CACHE_MT "layer.cache"
+
+int layer_l_cache_new(lua_State *L);
+void layer_cache_open(lua_State *L);
+
+typedef struct {
+    lc_cache *cache;
+} lcache_box;
+
+static lc_cache *check_cache(lua_State *L)
+{
+    lcache_box *b = (lcache_box *)luaL_checkudata(L, 1, CACHE_MT);
+    if (!b->cache) luaL_error(L, "attempt to use a closed cache");
+    return b->cache;
+}
+
+static const char *const outcome_names[] = {
+    "?", "created", "replaced", "patched", "deleted", "truncated", "ignored", "marked_read",
+};
+
+static void push_changes(lua_State *L, const lc_event *ev)
+{
+    size_t i;
+    lua_createtable(L, (int)ev->n_changes, 0);
+    for (i = 0; i < ev->n_changes; i++) {
+        const lp_change *ch = &ev->changes[i];
+        lua_createtable(L, 0, 4);
+        lua_pushlstring(L, ch->property, ch->property_len);
+        lua_setfield(L, -2, "property");
+        lconv_push(L, ch->paths);
+        lua_setfield(L, -2, "paths");
+        if (ch->old_value) {
+            lconv_push(L, ch->old_value);
+            lua_setfield(L, -2, "old");
+        }
+        if (ch->new_value) {
+            lconv_push(L, ch->new_value);
+            lua_setfield(L, -2, "new");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+}
+
+static int l_apply(lua_State *L)
+{
+    lc_cache *c = check_cache(L);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    int want_changes = lua_toboolean(L, 3);
+    pkt_error perr;
+    char err[300];
+    lc_event ev;
+    pkt p;
+    int ok;
+    if (!pkt_decode(text, len, NULL, &p, &perr)) {
+        lua_pushnil(L);
+        lua_pushstring(L, perr.message);
+        return 2;
+    }
+    ok = lc_apply(c, &p, &ev, err, sizeof err);
+    pkt_free(&p); /* the event points into the cache, not into the packet */
+    if (!ok) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushstring(L, outcome_names[ev.outcome]);
+    lua_pushlstring(L, ev.id, ev.id_len);
+    if (!want_changes) return 2;
+    if (ev.outcome == LC_PATCHED) push_changes(L, &ev);
+    else if (ev.outcome == LC_TRUNCATED || ev.outcome == LC_MARKED_READ) lua_pushinteger(L, (lua_Integer)ev.removed);
+    else lua_pushnil(L);
+    return 3;
+}
+
+static int l_get(lua_State *L)
+{
+    lc_cache *c = check_cache(L);
+    size_t len;
+    const char *id = luaL_checklstring(L, 2, &len);
+    const jv *v = lc_get(c, id, len);
+    if (!v) return 0;
+    lconv_push(L, v);
+    return 1;
+}
+
+static int l_get_json(lua_State *L)
+{
+    lc_cache *c = check_cache(L);
+    size_t len;
+    const char *id = luaL_checklstring(L, 2, &len);
+    const jv *v = lc_get(c, id, len);
+    if (!v) return 0;
+    lconv_push_json_text(L, v);
+    return 1;
+}
+
+static void set_size(lua_State *L, const char *k, size_t v)
+{
+    lua_pushnumber(L, (lua_Number)v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_stats(lua_State *L)
+{
+    lc_cache *c = check_cache(L);
+    lc_stats s;
+    lc_stats_get(c, &s);
+    lua_createtable(L, 0, 6);
+    set_size(L, "objects", s.objects);
+    set_size(L, "conversations", s.conversations);
+    set_size(L, "messages", s.messages);
+    set_size(L, "identities", s.identities);
+    set_size(L, "announcements", s.announcements);
+    set_size(L, "bytes", s.bytes);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    lcache_box *b = (lcache_box *)luaL_checkudata(L, 1, CACHE_MT);
+    lc_free(b->cache);
+    b->cache = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lcache_box *b = (lcache_box *)luaL_checkudata(L, 1, CACHE_MT);
+    lua_pushfstring(L, "layer.cache: %p%s", (void *)b, b->cache ? "" : " (closed)");
+    return 1;
+}
+
+int layer_l_cache_new(lua_State *L)
+{
+    lcache_box *b = (lcache_box *)layer_newuserdata(L, sizeof *b);
+    b->cache = NULL;
+    luaL_getmetatable(L, CACHE_MT);
+    lua_setmetatable(L, -2);
+    b->cache = lc_new();
+    if (!b->cache) luaL_error(L, "not enough memory");
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"apply", l_apply}, {"get", l_get}, {"get_json", l_get_json}, {"stats", l_stats}, {"close", l_close}, {NULL, NULL},
+};
+
+void layer_cache_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, CACHE_MT)) {
+        layer_newlibtable(L, methods);
+        layer_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}
