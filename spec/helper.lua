@@ -34,6 +34,27 @@ function helper.json_equal(a, b)
   return true
 end
 
+-- The first complete JSON object in a text (Layer's doc pages embed examples
+-- in prose); strings are skipped so braces inside them do not count.
+function helper.first_json_object(text)
+  local start = text:find("{", 1, true)
+  assert(start, "no JSON object in text")
+  local depth, i, in_string = 0, start, false
+  while i <= #text do
+    local c = text:sub(i, i)
+    if in_string then
+      if c == "\\" then i = i + 1 elseif c == '"' then in_string = false end
+    elseif c == '"' then in_string = true
+    elseif c == "{" then depth = depth + 1
+    elseif c == "}" then
+      depth = depth - 1
+      if depth == 0 then return text:sub(start, i) end
+    end
+    i = i + 1
+  end
+  error("unterminated JSON object")
+end
+
 function helper.show(v)
   if type(v) == "table" then return layer.json_encode(v) end
   return tostring(v)

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define LP_MAX_SEGMENTS 64
-#define LP_MAX_DEPTH 256
+#define LP_MAX_DEPTH JV_DEFAULT_MAX_DEPTH /* results must parse again */
 #define MARK 0xFF /* stands for an escaped dot between P1 and P4; never valid UTF-8 */
 
 typedef enum { OP_SET, OP_DELETE, OP_ADD, OP_REMOVE } op_kind;
