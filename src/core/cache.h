@@ -14,6 +14,11 @@
 #include "packet.h"
 #include "patch.h"
 
+/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -63,5 +68,9 @@ void lc_stats_get(const lc_cache *c, lc_stats *out);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif

@@ -100,6 +100,72 @@ const jv *jv_root(const jv_doc *doc) { return &doc->root; }
 void jv_set_root(jv_doc *doc, const jv *root) { doc->root = *root; doc->has_root = 1; }
 size_t jv_doc_bytes(const jv_doc *doc) { return doc->heap; }
 
+/* ===== well-known keys =====
+ * Layer objects repeat a few dozen keys; pointing at one static copy saves
+ * about 400 bytes per cached Message and the copying while parsing. The
+ * table is read-only after its one-time build. */
+
+#define KNOWN_KEY_MAX 24
+typedef struct {
+    unsigned char len[4]; /* little-endian, right before the text: jv_key_len */
+    char text[KNOWN_KEY_MAX];
+} known_key;
+
+#define K(s) {{(unsigned char)(sizeof(s) - 1), 0, 0, 0}, s}
+static const known_key known_keys[] = {
+    K("id"), K("url"), K("type"), K("position"), K("conversation"), K("parts"), K("body"), K("mime_type"),
+    K("encoding"), K("content"), K("size"), K("download_url"), K("expiration"), K("refresh_url"), K("sent_at"),
+    K("sender"), K("user_id"), K("display_name"), K("avatar_url"), K("first_name"), K("last_name"),
+    K("email_address"), K("phone_number"), K("metadata"), K("is_unread"), K("updated_at"),
+    K("recipient_status"), K("receipts_url"), K("messages_url"), K("created_at"), K("participants"),
+    K("distinct"), K("unread_message_count"), K("last_message"), K("operation"), K("property"), K("value"),
+    K("object"), K("data"), K("counter"), K("timestamp"), K("mode"), K("from_position"), K("request_id"),
+    K("method"), K("success"), K("code"), K("message"), K("identity_type"), K("public_key"), K("presence"),
+    K("status"), K("last_seen_at"), K("notification"), K("title"), K("text"), K("sound"), K("action"),
+    K("identity"), K("object_id"), K("name"), K("is_replaced"),
+};
+#undef K
+
+#define KNOWN_SLOTS 256
+static unsigned char known_slots[KNOWN_SLOTS]; /* index + 1, 0 = empty */
+static pthread_once_t known_once = PTHREAD_ONCE_INIT;
+
+static unsigned known_hash(const char *s, size_t len)
+{
+    return (unsigned)(len * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1] * 3u +
+                      (len > 2 ? (unsigned char)s[len / 2] : 0u)) & (KNOWN_SLOTS - 1);
+}
+
+static void known_init(void)
+{
+    size_t i;
+    for (i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++) {
+        const char *t = known_keys[i].text;
+        unsigned h = known_hash(t, known_keys[i].len[0]);
+        while (known_slots[h]) h = (h + 1) & (KNOWN_SLOTS - 1);
+        known_slots[h] = (unsigned char)(i + 1);
+    }
+}
+
+static const char *known_key_find(const char *s, size_t len)
+{
+    unsigned h;
+    if (len == 0 || len >= KNOWN_KEY_MAX) return NULL;
+    pthread_once(&known_once, known_init);
+    for (h = known_hash(s, len); known_slots[h]; h = (h + 1) & (KNOWN_SLOTS - 1)) {
+        const known_key *k = &known_keys[known_slots[h] - 1];
+        if (k->len[0] == len && memcmp(k->text, s, len) == 0) return k->text;
+    }
+    return NULL;
+}
+
+/* Keys already pointing into the static table need no copy. */
+static int is_known_key(const char *k)
+{
+    uintptr_t p = (uintptr_t)k, lo = (uintptr_t)known_keys, hi = (uintptr_t)(known_keys + sizeof known_keys / sizeof known_keys[0]);
+    return p >= lo && p < hi;
+}
+
 static void put_len4(char *p, uint32_t n)
 {
     p[0] = (char)(n & 0xff);
@@ -112,6 +178,7 @@ const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key)
 {
     char *p;
     if (len > UINT32_MAX - 8) return NULL;
+    if (key && (p = (char *)known_key_find(s, len)) != NULL) return p;
     p = arena_alloc(doc, len + 1 + (key ? 4 : 0), 1);
     if (!p) return NULL;
     if (key) {
@@ -158,13 +225,14 @@ size_t jv_value_bytes(const jv *v)
     case JV_STRING:
         return v->len + 1;
     case JV_ARRAY:
-        n = (size_t)v->len * sizeof(jv) + 8;
+        n = (size_t)v->len * sizeof(jv) + 7; /* alignment slack */
         for (i = 0; i < v->len; i++) n += jv_value_bytes(&v->u.items[i]);
         return n;
     case JV_OBJECT:
-        n = (size_t)v->len * sizeof(jv_member) + 8;
+        n = (size_t)v->len * sizeof(jv_member) + 7;
         for (i = 0; i < v->len; i++) {
-            n += jv_key_len(v->u.members[i].key) + 5 + 8; /* prefix, NUL, alignment slack */
+            const char *k = v->u.members[i].key;
+            if (!is_known_key(k)) n += jv_key_len(k) + 5; /* length prefix and NUL */
             n += jv_value_bytes(&v->u.members[i].value);
         }
         return n;
@@ -198,7 +266,7 @@ int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
         if (!m) return 0;
         for (i = 0; i < src->len; i++) {
             const char *k = src->u.members[i].key;
-            m[i].key = jv_intern(doc, k, jv_key_len(k), 1);
+            m[i].key = is_known_key(k) ? k : jv_intern(doc, k, jv_key_len(k), 1);
             if (!m[i].key || !jv_copy_into(doc, &m[i].value, &src->u.members[i].value)) return 0;
         }
         dst->u.members = m;
@@ -553,6 +621,15 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         }
     }
     if ((size_t)(q - body) > UINT32_MAX - 8) return fail(ps, body, "%sstring too long at byte %lu", "");
+    if (as_key && !escapes) {
+        const char *known = known_key_find(body, (size_t)(q - body));
+        if (known) {
+            *out = known;
+            *out_len = (uint32_t)(q - body);
+            ps->p = q + 1;
+            return 1;
+        }
+    }
     dst = arena_alloc(ps->doc, (size_t)(q - body) + 1 + (as_key ? 4 : 0), 1);
     if (!dst) return fail(ps, body, "%sout of memory at byte %lu", "");
     if (as_key) dst += 4;
@@ -788,8 +865,8 @@ jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error
                           (unsigned long)len, (unsigned long)limits->max_bytes);
         return NULL;
     }
-    /* Most texts need about their own size again in nodes. */
-    doc = jv_doc_new(len + len / 2 + 64);
+    /* Layer objects need about 1.6 times their text in nodes and strings. */
+    doc = jv_doc_new(len * 2 + 64);
     if (!doc) {
         if (err) snprintf(err->message, sizeof err->message, "out of memory");
         return NULL;

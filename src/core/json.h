@@ -14,6 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -134,5 +139,9 @@ int jv_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif

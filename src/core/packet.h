@@ -12,6 +12,11 @@
 
 #include "json.h"
 
+/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -83,5 +88,9 @@ int pkt_parse_time(const char *s, size_t len, int64_t *ms);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif

@@ -11,6 +11,11 @@
 
 #include "json.h"
 
+/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -71,5 +76,9 @@ int lp_split_path(jv_doc *doc, const char *path, size_t len, jv *segments);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif

@@ -10,6 +10,13 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* Binding internals stay hidden even where the build has no -fvisibility
+ * (LuaRocks' builtin backend); only luaopen_layer_core is exported. Placed
+ * after the Lua headers, whose functions live in the interpreter. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #if LUA_VERSION_NUM < 502
 #define layer_rawlen(L, i) lua_objlen((L), (i))
 void layer_setfuncs(lua_State *L, const luaL_Reg *l, int nup);

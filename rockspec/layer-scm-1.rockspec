@@ -1,0 +1,43 @@
+-- layer-scm-1.rockspec: builds the layer module with LuaRocks' builtin backend.
+-- From a checkout: luarocks make rockspec/layer-scm-1.rockspec
+package = "layer"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
+}
+description = {
+  summary = "Lua client for the Layer Client API, with its core in C",
+  detailed = [[
+    Conversations, messages and identities of the Layer chat platform as live
+    Lua objects. A C core decodes WebSocket change packets, applies Layer-Patch
+    operations atomically and keeps a bounded object cache; it runs on
+    Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT without hidden threads.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+-- The transport (REST over libcurl, WebSocket over libwebsockets) links these.
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+  LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["layer.core"] = {
+      sources = {
+        "src/core/json.c", "src/core/patch.c", "src/core/packet.c", "src/core/cache.c",
+        "src/lua/compat.c", "src/lua/lconv.c", "src/lua/lcache.c", "src/lua/lmodule.c",
+        "src/lua/lpacket.c", "src/lua/lpatch.c", "src/lua/scratch.c",
+      },
+      incdirs = { "src/core", "src/lua", "$(CURL_INCDIR)", "$(LIBWEBSOCKETS_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(LIBWEBSOCKETS_LIBDIR)" },
+      libraries = { "m", "pthread" },
+      defines = { "_GNU_SOURCE" },
+    },
+    layer = "lua/layer/init.lua",
+  },
+  copy_directories = { "docs", "examples" },
+}
