@@ -210,6 +210,10 @@ int lc_put(lc_cache *c, pkt_object_type type, const jv *object)
     return store(c, type, object, &replaced) != NULL;
 }
 
+/* Ids in operations (last_message, participants) resolve against the cache
+ * itself, as Layer's clients did; the engine copies what it finds. */
+static const jv *lookup_cached(void *ud, const char *id, size_t len) { return lc_get((const lc_cache *)ud, id, len); }
+
 /* Apply ops to entry e; on success the entry holds the new version. */
 static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, lp_result *res, char *err, size_t err_len)
 {
@@ -218,6 +222,8 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, lp_result *res, 
     jv_doc *doc = e->doc;
     memset(&opt, 0, sizeof opt);
     opt.track_changes = 1;
+    opt.lookup = lookup_cached;
+    opt.lookup_ud = c;
     opt.return_ids = 1; /* last_message by id: keep the id if the message is not cached */
     c->bytes -= entry_bytes(e);
     if (!lp_apply(doc, jv_root(doc), ops, &opt, res, &perr)) {

@@ -984,6 +984,17 @@ void jbuf_number(jbuf *b, double d)
         if (strtod_c(tmp, NULL) == d) break;
     }
     if (c_locale) uselocale(old);
+    {
+        /* JavaScript writes exponents without leading zeros: 2.5e-7, not 2.5e-07 */
+        char *e = strchr(tmp, 'e');
+        if (e) {
+            char *digits = e + 1, *first;
+            if (*digits == '+' || *digits == '-') digits++;
+            first = digits;
+            while (*first == '0' && first[1]) first++;
+            if (first != digits) memmove(digits, first, strlen(first) + 1);
+        }
+    }
     jbuf_puts(b, tmp);
 }
 

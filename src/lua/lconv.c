@@ -69,6 +69,23 @@ static long sequence_length(lua_State *L, int idx)
 
 static void to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth);
 
+/* Largest positive integer key of a marked array; other keys are an error. */
+static long array_extent(lua_State *L, int idx)
+{
+    long max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_Number k = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER || (k = lua_tonumber(L, -1)) < 1 || k != floor(k) || k > 16777216.0) {
+            lua_pop(L, 1);
+            luaL_error(L, "a table marked as array has a key that is not an index from 1 to 2^24");
+        }
+        if ((long)k > max) max = (long)k;
+    }
+    return max;
+}
+
 static void table_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
 {
     long n, i;
@@ -76,7 +93,7 @@ static void table_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
     if (depth > LCONV_MAX_DEPTH) luaL_error(L, "table nested deeper than %d levels (a cycle?)", LCONV_MAX_DEPTH);
     luaL_checkstack(L, 4, "table nested too deeply");
     if (has_array_mt(L, idx)) {
-        n = (long)layer_rawlen(L, idx);
+        n = array_extent(L, idx); /* not rawlen: # of a table with holes is any border */
     } else {
         n = sequence_length(L, idx);
         if (n == 0) n = -1; /* a plain {} is an object */
