@@ -112,6 +112,27 @@ describe("layer.cache", function()
     assert.is_true(cache:stats().bytes < base + 4096, "bytes grew from " .. base .. " to " .. cache:stats().bytes)
   end)
 
+  it("keeps at most max_messages_per_conversation, dropping the oldest positions", function()
+    local bounded = layer.cache({ max_messages_per_conversation = 10 })
+    create_conv(bounded)
+    for i = 30, 1, -1 do create_msg(bounded, i, i) end -- out of order on purpose
+    assert.are.equal(10, bounded:stats().messages)
+    assert.are.equal(20, bounded:stats().evicted)
+    assert.is_nil(bounded:get(msg_id(20)))
+    for i = 21, 30 do assert.is_table(bounded:get(msg_id(i)), i) end
+  end)
+
+  it("stays under max_bytes by evicting the least recently changed objects", function()
+    local bounded = layer.cache({ max_bytes = 64 * 1024 })
+    create_conv(bounded)
+    for i = 1, 2000 do create_msg(bounded, i, i) end
+    local stats = bounded:stats()
+    assert.is_true(stats.bytes <= 64 * 1024, stats.bytes)
+    assert.is_true(stats.evicted > 1000)
+    assert.is_table(bounded:get(msg_id(2000)))
+    assert.is_nil(bounded:get(msg_id(1)))
+  end)
+
   it("returns errors for bad frames and raises once closed", function()
     local ok, err = cache:apply("{")
     assert.is_nil(ok)

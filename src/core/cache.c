@@ -1,10 +1,12 @@
 /*
  * cache.c - object cache keyed by Layer id (see cache.h).
  *
- * An open-addressing table (linear probing, backward-shift deletion) maps ids
- * to entries; each entry owns one document. Patches allocate into the entry's
- * document and the document is repacked once garbage outweighs live data, so
- * an object costs about its compact size however often it is patched.
+ * Two open-addressing tables (linear probing, backward-shift deletion): ids
+ * to entries, and conversation ids to their messages ordered by position.
+ * Each entry owns one document; patches allocate into it and it is repacked
+ * once garbage outweighs live data, so an object costs about its compact size
+ * however often it is patched. Live entries sit on an LRU list for the byte
+ * bound; pinned entries are skipped by every eviction.
  */
 #include "cache.h"
 
@@ -13,23 +15,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct lc_entry {
+typedef struct conv_index conv_index;
+typedef struct lc_entry lc_entry;
+
+struct lc_entry {
     uint64_t hash;
     pkt_object_type type;
     jv_doc *doc;
     size_t packed_bytes; /* doc size right after the last repack */
     const char *id;      /* inside doc */
     size_t id_len;
-} lc_entry;
+    unsigned pins;
+    int deleted;         /* out of the table, alive only through pins */
+    struct lc_entry *newer, *older; /* LRU list of live entries */
+    conv_index *conv;    /* messages: the index they are listed in */
+    double position;
+};
+
+struct conv_index {
+    uint64_t hash;
+    char *id;
+    size_t id_len;
+    lc_entry **msgs; /* ascending position */
+    size_t n, cap;
+};
+
+/* Open-addressing table of pointers whose first field is the hash. */
+typedef struct {
+    void **slots;
+    size_t cap, count;
+} table;
 
 struct lc_cache {
-    lc_entry **slots;
-    size_t cap, count;
+    lc_limits limits;
+    table entries;   /* lc_entry* */
+    table convs;     /* conv_index* */
     size_t by_type[5];
     size_t bytes;
+    size_t pinned, evicted;
+    lc_entry *newest, *oldest;
+    lc_entry *graveyard; /* deleted while pinned; linked through older */
     jv_doc *retired[8]; /* docs that the last event may still point into */
     size_t n_retired;
-    lp_result last; /* change list of the last patch */
+    lp_result last;     /* change list of the last patch */
 };
 
 static uint64_t hash_id(const char *s, size_t n)
@@ -51,25 +79,91 @@ static int fail(char *err, size_t len, const char *fmt, ...)
     return 0;
 }
 
-lc_cache *lc_new(void)
+/* ===== generic table ===== */
+
+static uint64_t slot_hash(void *p) { return *(uint64_t *)p; }
+static const char *entry_key(void *p, size_t *len) { lc_entry *e = p; *len = e->id_len; return e->id; }
+static const char *conv_key(void *p, size_t *len) { conv_index *x = p; *len = x->id_len; return x->id; }
+
+static int table_init(table *t)
 {
-    lc_cache *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    c->cap = 64;
-    c->slots = calloc(c->cap, sizeof *c->slots);
-    if (!c->slots) {
-        free(c);
-        return NULL;
-    }
-    return c;
+    t->cap = 64;
+    t->count = 0;
+    t->slots = calloc(t->cap, sizeof *t->slots);
+    return t->slots != NULL;
 }
+
+static size_t table_find(const table *t, const char *(*key)(void *, size_t *), const char *id, size_t len, uint64_t h)
+{
+    size_t mask = t->cap - 1, i = (size_t)h & mask;
+    for (;;) {
+        void *p = t->slots[i];
+        size_t klen;
+        const char *k;
+        if (!p) return i;
+        if (slot_hash(p) == h && (k = key(p, &klen), klen == len) && memcmp(k, id, len) == 0) return i;
+        i = (i + 1) & mask;
+    }
+}
+
+static int table_reserve(table *t)
+{
+    size_t i, ncap;
+    void **ns;
+    if ((t->count + 1) * 10 <= t->cap * 7) return 1;
+    ncap = t->cap * 2;
+    ns = calloc(ncap, sizeof *ns);
+    if (!ns) return 0;
+    for (i = 0; i < t->cap; i++) {
+        if (t->slots[i]) {
+            size_t j = (size_t)slot_hash(t->slots[i]) & (ncap - 1);
+            while (ns[j]) j = (j + 1) & (ncap - 1);
+            ns[j] = t->slots[i];
+        }
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+    return 1;
+}
+
+/* Backward shift keeps probe chains intact without tombstones. */
+static void table_remove(table *t, size_t i)
+{
+    size_t mask = t->cap - 1, j = i;
+    t->slots[i] = NULL;
+    t->count--;
+    for (;;) {
+        size_t home;
+        j = (j + 1) & mask;
+        if (!t->slots[j]) break;
+        home = (size_t)slot_hash(t->slots[j]) & mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            t->slots[i] = t->slots[j];
+            t->slots[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* ===== accounting, LRU, retirement ===== */
 
 static size_t entry_bytes(const lc_entry *e) { return sizeof *e + jv_doc_bytes(e->doc); }
 
-static void entry_free(lc_entry *e)
+static void lru_unlink(lc_cache *c, lc_entry *e)
 {
-    jv_doc_free(e->doc);
-    free(e);
+    if (e->newer) e->newer->older = e->older; else if (c->newest == e) c->newest = e->older;
+    if (e->older) e->older->newer = e->newer; else if (c->oldest == e) c->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void lru_push(lc_cache *c, lc_entry *e)
+{
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest) c->newest->newer = e;
+    c->newest = e;
+    if (!c->oldest) c->oldest = e;
 }
 
 static void release_retired(lc_cache *c)
@@ -87,87 +181,218 @@ static void retire(lc_cache *c, jv_doc *doc)
     else jv_doc_free(doc);
 }
 
+lc_cache *lc_new(const lc_limits *limits)
+{
+    lc_cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    if (limits) c->limits = *limits;
+    if (!table_init(&c->entries) || !table_init(&c->convs)) {
+        free(c->entries.slots);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void conv_free(conv_index *x)
+{
+    free(x->msgs);
+    free(x->id);
+    free(x);
+}
+
 void lc_free(lc_cache *c)
 {
     size_t i;
+    lc_entry *e, *older;
     if (!c) return;
     release_retired(c);
-    for (i = 0; i < c->cap; i++)
-        if (c->slots[i]) entry_free(c->slots[i]);
-    free(c->slots);
+    for (e = c->newest; e; e = older) { /* every live entry is on the LRU list */
+        older = e->older;
+        jv_doc_free(e->doc);
+        free(e);
+    }
+    for (e = c->graveyard; e; e = older) {
+        older = e->older;
+        jv_doc_free(e->doc);
+        free(e);
+    }
+    for (i = 0; i < c->convs.cap; i++)
+        if (c->convs.slots[i]) conv_free(c->convs.slots[i]);
+    free(c->entries.slots);
+    free(c->convs.slots);
     free(c);
 }
 
-static size_t find_slot(const lc_cache *c, const char *id, size_t len, uint64_t h)
+/* ===== conversation index ===== */
+
+static conv_index *conv_get(lc_cache *c, const jv *conversation_id, int create)
 {
-    size_t mask = c->cap - 1, i = (size_t)h & mask;
-    for (;;) {
-        lc_entry *e = c->slots[i];
-        if (!e || (e->hash == h && e->id_len == len && memcmp(e->id, id, len) == 0)) return i;
-        i = (i + 1) & mask;
+    uint64_t h = hash_id(conversation_id->u.s, conversation_id->len);
+    size_t i = table_find(&c->convs, conv_key, conversation_id->u.s, conversation_id->len, h);
+    conv_index *x = c->convs.slots[i];
+    if (x || !create) return x;
+    if (!table_reserve(&c->convs)) return NULL;
+    i = table_find(&c->convs, conv_key, conversation_id->u.s, conversation_id->len, h);
+    x = calloc(1, sizeof *x);
+    if (!x || !(x->id = malloc(conversation_id->len + 1))) {
+        free(x);
+        return NULL;
     }
+    memcpy(x->id, conversation_id->u.s, conversation_id->len);
+    x->id[conversation_id->len] = '\0';
+    x->id_len = conversation_id->len;
+    x->hash = h;
+    c->convs.slots[i] = x;
+    c->convs.count++;
+    c->bytes += sizeof *x + x->id_len + 1;
+    return x;
 }
 
-static int grow(lc_cache *c)
+static void conv_drop_if_empty(lc_cache *c, conv_index *x)
 {
-    size_t i, ncap = c->cap * 2;
-    lc_entry **old = c->slots, **ns = calloc(ncap, sizeof *ns);
-    size_t ocap = c->cap;
-    if (!ns) return 0;
-    c->slots = ns;
-    c->cap = ncap;
-    for (i = 0; i < ocap; i++) {
-        if (old[i]) {
-            size_t mask = ncap - 1, j = (size_t)old[i]->hash & mask;
-            while (ns[j]) j = (j + 1) & mask;
-            ns[j] = old[i];
-        }
+    if (x->n) return;
+    c->bytes -= sizeof *x + x->id_len + 1 + x->cap * sizeof *x->msgs;
+    table_remove(&c->convs, table_find(&c->convs, conv_key, x->id, x->id_len, x->hash));
+    conv_free(x);
+}
+
+/* First index with position > p (upper bound). */
+static size_t conv_upper(const conv_index *x, double p)
+{
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x->msgs[mid]->position <= p) lo = mid + 1; else hi = mid;
     }
-    free(old);
+    return lo;
+}
+
+static int conv_insert(lc_cache *c, conv_index *x, lc_entry *e)
+{
+    size_t at;
+    if (x->n == x->cap) {
+        size_t ncap = x->cap ? x->cap * 2 : 8;
+        lc_entry **nm = realloc(x->msgs, ncap * sizeof *nm);
+        if (!nm) return 0;
+        c->bytes += (ncap - x->cap) * sizeof *nm;
+        x->msgs = nm;
+        x->cap = ncap;
+    }
+    at = (x->n && x->msgs[x->n - 1]->position <= e->position) ? x->n : conv_upper(x, e->position);
+    memmove(x->msgs + at + 1, x->msgs + at, (x->n - at) * sizeof *x->msgs);
+    x->msgs[at] = e;
+    x->n++;
+    e->conv = x;
     return 1;
 }
 
-static void remove_slot(lc_cache *c, size_t i)
+static void conv_remove(lc_cache *c, lc_entry *e)
 {
-    size_t mask = c->cap - 1, j = i;
-    lc_entry *e = c->slots[i];
+    conv_index *x = e->conv;
+    size_t i;
+    if (!x) return;
+    for (i = 0; i < x->n && x->msgs[i] != e; i++) {}
+    if (i < x->n) {
+        memmove(x->msgs + i, x->msgs + i + 1, (x->n - i - 1) * sizeof *x->msgs);
+        x->n--;
+    }
+    e->conv = NULL;
+    conv_drop_if_empty(c, x);
+}
+
+/* ===== removal and eviction ===== */
+
+/* Take e out of the table and indexes; free it unless pinned. */
+static void unlink_entry(lc_cache *c, lc_entry *e)
+{
+    table_remove(&c->entries, table_find(&c->entries, entry_key, e->id, e->id_len, e->hash));
     c->bytes -= entry_bytes(e);
     c->by_type[e->type]--;
-    c->count--;
+    lru_unlink(c, e);
+    conv_remove(c, e);
+    if (e->pins) { /* evictions skip pinned entries, so this is a delete */
+        e->deleted = 1;
+        e->older = c->graveyard;
+        if (c->graveyard) c->graveyard->newer = e;
+        c->graveyard = e;
+        return;
+    }
     retire(c, e->doc);
     free(e);
-    c->slots[i] = NULL;
-    /* backward shift keeps probe chains intact without tombstones */
-    for (;;) {
-        size_t home;
-        j = (j + 1) & mask;
-        if (!c->slots[j]) break;
-        home = (size_t)c->slots[j]->hash & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            c->slots[i] = c->slots[j];
-            c->slots[j] = NULL;
-            i = j;
+}
+
+static void enforce_conversation_bound(lc_cache *c, conv_index *x)
+{
+    size_t max = c->limits.max_messages_per_conversation, i = 0;
+    while (max && x->n > max && i < x->n) {
+        lc_entry *e = x->msgs[i];
+        if (e->pins) { i++; continue; }
+        c->evicted++;
+        if (x->n == 1) { /* unlinking frees x */
+            unlink_entry(c, e);
+            return;
         }
+        unlink_entry(c, e);
     }
+}
+
+/* What the cache holds, as lc_stats reports it and the byte bound counts it. */
+static size_t total_bytes(const lc_cache *c)
+{
+    return c->bytes + (c->entries.cap + c->convs.cap) * sizeof(void *) + sizeof *c;
+}
+
+static void enforce_byte_bound(lc_cache *c, const lc_entry *keep)
+{
+    lc_entry *e = c->oldest, *newer;
+    while (c->limits.max_bytes && total_bytes(c) > c->limits.max_bytes && e) {
+        newer = e->newer;
+        if (!e->pins && e != keep) {
+            c->evicted++;
+            unlink_entry(c, e);
+        }
+        e = newer;
+    }
+}
+
+/* ===== lookup ===== */
+
+static lc_entry *find(const lc_cache *c, const char *id, size_t len)
+{
+    return c->entries.slots[table_find(&c->entries, entry_key, id, len, hash_id(id, len))];
 }
 
 const jv *lc_get(const lc_cache *c, const char *id, size_t len)
 {
-    size_t i = find_slot(c, id, len, hash_id(id, len));
-    return c->slots[i] ? jv_root(c->slots[i]->doc) : NULL;
+    lc_entry *e = find(c, id, len);
+    return e ? jv_root(e->doc) : NULL;
+}
+
+/* ===== store ===== */
+
+static const jv *message_conversation(const jv *message)
+{
+    const jv *cid = jv_get(jv_get(message, "conversation"), "id");
+    return cid && cid->type == JV_STRING ? cid : NULL;
+}
+
+static double message_position(const jv *message)
+{
+    const jv *pos = jv_get(message, "position");
+    return pos && jv_is_number(pos) ? jv_to_double(pos) : 0.0;
 }
 
 /* Store a copy of object under its id; sets *replaced. */
 static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int *replaced)
 {
-    const jv *id = jv_get(object, "id");
+    const jv *id = jv_get(object, "id"), *cid;
     uint64_t h;
     size_t i;
     lc_entry *e;
     jv_doc *doc;
     jv copy;
-    if (!id || id->type != JV_STRING) return NULL;
-    if ((c->count + 1) * 10 > c->cap * 7 && !grow(c)) return NULL;
+    if (!id || id->type != JV_STRING || !table_reserve(&c->entries)) return NULL;
     doc = jv_doc_new(jv_value_bytes(object) + 16);
     if (!doc) return NULL;
     if (!jv_copy_into(doc, &copy, object)) {
@@ -176,12 +401,14 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
     }
     jv_set_root(doc, &copy);
     h = hash_id(id->u.s, id->len);
-    i = find_slot(c, id->u.s, id->len, h);
-    *replaced = c->slots[i] != NULL;
-    if (*replaced) {
-        e = c->slots[i];
+    i = table_find(&c->entries, entry_key, id->u.s, id->len, h);
+    e = c->entries.slots[i];
+    *replaced = e != NULL;
+    if (e) {
         c->bytes -= entry_bytes(e);
         c->by_type[e->type]--;
+        lru_unlink(c, e);
+        conv_remove(c, e);
         retire(c, e->doc);
     } else {
         e = calloc(1, sizeof *e);
@@ -189,8 +416,8 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
             jv_doc_free(doc);
             return NULL;
         }
-        c->slots[i] = e;
-        c->count++;
+        c->entries.slots[i] = e;
+        c->entries.count++;
     }
     e->hash = h;
     e->type = type;
@@ -200,14 +427,23 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
     e->id_len = id->len;
     c->bytes += entry_bytes(e);
     c->by_type[type]++;
+    lru_push(c, e);
+    if (type == OBJ_MESSAGE && (cid = message_conversation(jv_root(doc))) != NULL) {
+        conv_index *x = conv_get(c, cid, 1);
+        e->position = message_position(jv_root(doc));
+        if (x && conv_insert(c, x, e)) enforce_conversation_bound(c, x);
+    }
     return e;
 }
 
 int lc_put(lc_cache *c, pkt_object_type type, const jv *object)
 {
     int replaced;
+    lc_entry *e;
     release_retired(c);
-    return store(c, type, object, &replaced) != NULL;
+    if (!(e = store(c, type, object, &replaced))) return 0;
+    enforce_byte_bound(c, e);
+    return 1;
 }
 
 /* Ids in operations (last_message, participants) resolve against the cache
@@ -242,32 +478,23 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, lp_result *res, 
     }
     e->id = jv_get(jv_root(e->doc), "id")->u.s;
     c->bytes += entry_bytes(e);
+    lru_unlink(c, e);
+    lru_push(c, e);
     return 1;
 }
 
-static int message_in(const lc_entry *e, const jv *conversation_id, double max_position)
-{
-    const jv *root = jv_root(e->doc), *conv, *cid, *pos;
-    if (e->type != OBJ_MESSAGE) return 0;
-    conv = jv_get(root, "conversation");
-    cid = jv_get(conv, "id");
-    pos = jv_get(root, "position");
-    return cid && jv_strict_equal(cid, conversation_id) && pos && jv_is_number(pos) &&
-           jv_to_double(pos) <= max_position;
-}
-
-/* Drop a conversation's messages at or before a position. The scan is over
- * all entries; the client cache keeps a per-conversation index instead. */
+/* Drop a conversation's messages at or before a position. */
 static size_t truncate_messages(lc_cache *c, const jv *conversation_id, double position)
 {
-    size_t i = 0, removed = 0;
-    while (i < c->cap) {
-        if (c->slots[i] && message_in(c->slots[i], conversation_id, position)) {
-            remove_slot(c, i);
-            removed++;
-            continue; /* backward shift may have moved another entry here */
-        }
-        i++;
+    conv_index *x = conv_get(c, conversation_id, 0);
+    size_t removed = 0, n;
+    if (!x) return 0;
+    n = conv_upper(x, position);
+    while (n--) {
+        int last = x->n == 1;
+        unlink_entry(c, x->msgs[0]);
+        removed++;
+        if (last) break; /* x was freed with its last message */
     }
     return removed;
 }
@@ -277,11 +504,12 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
                         size_t err_len)
 {
     const jv *iid = identity->type == JV_STRING ? identity : jv_get(identity, "id");
+    conv_index *x = conv_get(c, conversation_id, 0);
     jv_doc *ops_doc;
     jbuf path;
-    size_t i, marked = 0;
+    size_t i, n, marked = 0;
     uint32_t k;
-    if (!iid || iid->type != JV_STRING) return 0;
+    if (!iid || iid->type != JV_STRING || !x) return 0;
     jbuf_init(&path);
     jbuf_puts(&path, "recipient_status.");
     for (k = 0; k < iid->len; k++) {
@@ -313,10 +541,10 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
         ops.type = JV_ARRAY;
         ops.len = 1;
         ops.u.items = op;
-        for (i = 0; i < c->cap; i++) {
+        n = conv_upper(x, position);
+        for (i = 0; i < n; i++) {
             lp_result res;
-            if (!c->slots[i] || !message_in(c->slots[i], conversation_id, position)) continue;
-            if (patch_entry(c, c->slots[i], &ops, &res, err, err_len)) {
+            if (patch_entry(c, x->msgs[i], &ops, &res, err, err_len)) {
                 lp_result_free(&res);
                 marked++;
             }
@@ -330,7 +558,6 @@ done:
 
 int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
 {
-    size_t i;
     int replaced;
     lc_entry *e;
     release_retired(c);
@@ -350,8 +577,8 @@ int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
     switch (p->change_op) {
     case CHG_CREATE:
         if (!(e = store(c, p->object_type, p->data, &replaced))) return fail(err, err_len, "out of memory");
+        enforce_byte_bound(c, e);
         ev->outcome = replaced ? LC_REPLACED : LC_CREATED;
-        ev->id = e->id;
         return 1;
     case CHG_DELETE:
         if (p->has_from_position) {
@@ -359,25 +586,22 @@ int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
             ev->removed = truncate_messages(c, p->object_id, p->from_position);
             return 1;
         }
-        i = find_slot(c, p->object_id->u.s, p->object_id->len, hash_id(p->object_id->u.s, p->object_id->len));
-        if (!c->slots[i]) {
+        if (!(e = find(c, p->object_id->u.s, p->object_id->len))) {
             ev->outcome = LC_IGNORED;
             return 1;
         }
         if (p->object_type == OBJ_CONVERSATION) truncate_messages(c, p->object_id, 1e308);
-        i = find_slot(c, p->object_id->u.s, p->object_id->len, hash_id(p->object_id->u.s, p->object_id->len));
-        remove_slot(c, i);
+        unlink_entry(c, e);
         ev->outcome = LC_DELETED;
         return 1;
     case CHG_PATCH:
-        i = find_slot(c, p->object_id->u.s, p->object_id->len, hash_id(p->object_id->u.s, p->object_id->len));
-        if (!(e = c->slots[i])) {
+        if (!(e = find(c, p->object_id->u.s, p->object_id->len))) {
             ev->outcome = LC_IGNORED;
             return 1;
         }
         if (!patch_entry(c, e, p->data, &c->last, err, err_len)) return 0;
+        enforce_byte_bound(c, e);
         ev->outcome = LC_PATCHED;
-        ev->id = e->id;
         ev->changes = c->last.changes;
         ev->n_changes = c->last.n_changes;
         return 1;
@@ -388,10 +612,47 @@ int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
 void lc_stats_get(const lc_cache *c, lc_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->objects = c->count;
+    out->objects = c->entries.count;
     out->conversations = c->by_type[OBJ_CONVERSATION];
     out->messages = c->by_type[OBJ_MESSAGE];
     out->announcements = c->by_type[OBJ_ANNOUNCEMENT];
     out->identities = c->by_type[OBJ_IDENTITY];
-    out->bytes = c->bytes + c->cap * sizeof(lc_entry *) + sizeof *c;
+    out->bytes = total_bytes(c);
+    out->pinned = c->pinned;
+    out->evicted = c->evicted;
+}
+
+/* ===== pins ===== */
+
+lc_ref *lc_pin(lc_cache *c, const char *id, size_t len)
+{
+    lc_entry *e = find(c, id, len);
+    if (!e) return NULL;
+    if (!e->pins++) c->pinned++;
+    return e;
+}
+
+void lc_pin_again(lc_ref *r) { r->pins++; }
+
+void lc_unpin(lc_cache *c, lc_ref *r)
+{
+    if (!r->pins || --r->pins) return;
+    c->pinned--;
+    if (r->deleted) { /* already out of the table: this was its last holder */
+        if (r->newer) r->newer->older = r->older; else c->graveyard = r->older;
+        if (r->older) r->older->newer = r->newer;
+        jv_doc_free(r->doc);
+        free(r);
+    }
+}
+
+const jv *lc_ref_value(const lc_ref *r) { return jv_root(r->doc); }
+int lc_ref_deleted(const lc_ref *r) { return r->deleted != 0; }
+pkt_object_type lc_ref_type(const lc_ref *r) { return r->type; }
+
+size_t lc_conversation_messages(const lc_cache *c, const char *conversation_id, size_t len, lc_ref *const **out)
+{
+    const conv_index *x = c->convs.slots[table_find(&c->convs, conv_key, conversation_id, len, hash_id(conversation_id, len))];
+    *out = x ? (lc_ref *const *)x->msgs : NULL;
+    return x ? x->n : 0;
 }

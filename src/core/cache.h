@@ -6,6 +6,11 @@
  * applied atomically (a failed patch leaves the object as it was and reports
  * why), and a Conversation delete with from_position drops that
  * conversation's messages at or before the position.
+ *
+ * Bounds: messages per conversation and total bytes. The oldest messages of a
+ * conversation, then the least recently changed objects, are evicted first;
+ * pinned objects (held by Lua code) never are. A pinned object that is
+ * deleted stays readable through its pin and reports itself deleted.
  */
 #ifndef LAYER_CACHE_H
 #define LAYER_CACHE_H
@@ -24,6 +29,12 @@ extern "C" {
 #endif
 
 typedef struct lc_cache lc_cache;
+typedef struct lc_entry lc_ref; /* a pinned object */
+
+typedef struct {
+    size_t max_messages_per_conversation; /* 0: no limit */
+    size_t max_bytes;                     /* 0: no limit */
+} lc_limits;
 
 typedef enum {
     LC_CREATED = 1, /* new object */
@@ -48,10 +59,12 @@ typedef struct {
 
 typedef struct {
     size_t objects, conversations, messages, identities, announcements;
-    size_t bytes; /* heap held by cached documents and entries */
+    size_t bytes;   /* heap held by cached documents, entries and indexes */
+    size_t pinned;  /* objects held through lc_pin, deleted ones included */
+    size_t evicted; /* objects dropped by the bounds so far */
 } lc_stats;
 
-lc_cache *lc_new(void);
+lc_cache *lc_new(const lc_limits *limits); /* NULL limits: unbounded */
 void lc_free(lc_cache *c);
 
 /* Apply a change or operation packet. Returns 1 with ev filled, or 0 with a
@@ -65,6 +78,20 @@ int lc_put(lc_cache *c, pkt_object_type type, const jv *object);
 const jv *lc_get(const lc_cache *c, const char *id, size_t len);
 
 void lc_stats_get(const lc_cache *c, lc_stats *out);
+
+/* Pinning: a pinned object is never evicted, and its ref stays valid after a
+ * delete (lc_ref_deleted says so) until the last lc_unpin. Pins count. */
+lc_ref *lc_pin(lc_cache *c, const char *id, size_t len); /* NULL if not cached */
+void lc_pin_again(lc_ref *r);
+void lc_unpin(lc_cache *c, lc_ref *r);
+const jv *lc_ref_value(const lc_ref *r); /* valid until the next mutation */
+int lc_ref_deleted(const lc_ref *r);
+pkt_object_type lc_ref_type(const lc_ref *r);
+
+/* A conversation's cached messages, ordered by position (oldest first).
+ * Returns the count; *out points at internal storage valid until the next
+ * mutation. */
+size_t lc_conversation_messages(const lc_cache *c, const char *conversation_id, size_t len, lc_ref *const **out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /*
  * lcache.c - layer.cache(): the C object cache as a Lua userdata.
  *
- *   local cache = layer.cache()
+ *   local cache = layer.cache{max_messages_per_conversation=, max_bytes=}
  *   local outcome, id, changes = cache:apply(frame_text [, want_changes])
  *   cache:get(id) -> Lua table | nil      cache:get_json(id) -> text | nil
  *   cache:stats() -> {objects=, conversations=, messages=, bytes=, ...}
@@ -127,6 +127,8 @@ static int l_stats(lua_State *L)
     set_size(L, "identities", s.identities);
     set_size(L, "announcements", s.announcements);
     set_size(L, "bytes", s.bytes);
+    set_size(L, "pinned", s.pinned);
+    set_size(L, "evicted", s.evicted);
     return 1;
 }
 
@@ -151,7 +153,18 @@ int layer_l_cache_new(lua_State *L)
     b->cache = NULL;
     luaL_getmetatable(L, CACHE_MT);
     lua_setmetatable(L, -2);
-    b->cache = lc_new();
+    {
+        lc_limits lim;
+        memset(&lim, 0, sizeof lim);
+        if (lua_istable(L, 1)) {
+            lua_getfield(L, 1, "max_messages_per_conversation");
+            lim.max_messages_per_conversation = (size_t)luaL_optnumber(L, -1, 0);
+            lua_getfield(L, 1, "max_bytes");
+            lim.max_bytes = (size_t)luaL_optnumber(L, -1, 0);
+            lua_pop(L, 2);
+        }
+        b->cache = lc_new(&lim);
+    }
     if (!b->cache) luaL_error(L, "not enough memory");
     return 1;
 }
