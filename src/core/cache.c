@@ -58,6 +58,8 @@ struct lc_cache {
     jv_doc *retired[8]; /* docs that the last event may still point into */
     size_t n_retired;
     lp_result last;     /* change list of the last patch */
+    char *ev_id;        /* the last event's id: packets die before events do */
+    size_t ev_id_cap;
 };
 
 static uint64_t hash_id(const char *s, size_t n)
@@ -221,6 +223,7 @@ void lc_free(lc_cache *c)
         if (c->convs.slots[i]) conv_free(c->convs.slots[i]);
     free(c->entries.slots);
     free(c->convs.slots);
+    free(c->ev_id);
     free(c);
 }
 
@@ -556,7 +559,7 @@ done:
     return marked;
 }
 
-int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
+static int apply_packet(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
 {
     int replaced;
     lc_entry *e;
@@ -607,6 +610,28 @@ int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
         return 1;
     }
     return fail(err, err_len, "unknown change");
+}
+
+/* ev->id must stay valid until the next lc_apply (cache.h), but it is the
+ * packet's, which callers free at once (lcache.c does): copy it into the
+ * cache. The buffer is sized first, so a change that was applied is never
+ * reported as failed. */
+int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
+{
+    size_t need = p->object_id ? (size_t)p->object_id->len + 1 : 0;
+    if (need > c->ev_id_cap) {
+        char *nb = realloc(c->ev_id, need);
+        if (!nb) return fail(err, err_len, "out of memory");
+        c->ev_id = nb;
+        c->ev_id_cap = need;
+    }
+    if (!apply_packet(c, p, ev, err, err_len)) return 0;
+    if (p->object_id && ev->id == p->object_id->u.s) {
+        memcpy(c->ev_id, ev->id, ev->id_len);
+        c->ev_id[ev->id_len] = '\0';
+        ev->id = c->ev_id;
+    }
+    return 1;
 }
 
 void lc_stats_get(const lc_cache *c, lc_stats *out)

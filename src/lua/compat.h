@@ -11,11 +11,17 @@
 #include <lauxlib.h>
 
 /* Binding internals stay hidden even where the build has no -fvisibility
- * (LuaRocks' builtin backend); only luaopen_layer_core is exported. Placed
- * after the Lua headers, whose functions live in the interpreter. */
+ * (LuaRocks' builtin backend); only luaopen_layer_core is exported. Every
+ * binding header wraps its declarations in these, after its includes. */
 #if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
+#define LAYER_HIDDEN_BEGIN _Pragma("GCC visibility push(hidden)")
+#define LAYER_HIDDEN_END _Pragma("GCC visibility pop")
+#else
+#define LAYER_HIDDEN_BEGIN
+#define LAYER_HIDDEN_END
 #endif
+
+LAYER_HIDDEN_BEGIN
 
 #if LUA_VERSION_NUM < 502
 #define layer_rawlen(L, i) lua_objlen((L), (i))
@@ -47,5 +53,20 @@ void *layer_testudata(lua_State *L, int idx, const char *tname);
 #else
 #define layer_newuserdata(L, sz) lua_newuserdata((L), (sz))
 #endif
+
+/* The one Lua value a userdata keeps alive (a table on 5.1, where it is the
+ * environment). */
+#if LUA_VERSION_NUM >= 504
+#define layer_setuservalue(L, i) lua_setiuservalue((L), (i), 1)
+#define layer_getuservalue(L, i) ((void)lua_getiuservalue((L), (i), 1))
+#elif LUA_VERSION_NUM >= 502
+#define layer_setuservalue(L, i) lua_setuservalue((L), (i))
+#define layer_getuservalue(L, i) lua_getuservalue((L), (i))
+#else
+#define layer_setuservalue(L, i) lua_setfenv((L), (i))
+#define layer_getuservalue(L, i) lua_getfenv((L), (i))
+#endif
+
+LAYER_HIDDEN_END
 
 #endif

@@ -6,6 +6,7 @@
  *   cache:get(id) -> Lua table | nil      cache:get_json(id) -> text | nil
  *   cache:stats() -> {objects=, conversations=, messages=, bytes=, ...}
  */
+#include "bindings.h"
 #include "cache.h"
 #include "lconv.h"
 #include "scratch.h"
@@ -14,8 +15,6 @@
 
 #define CACHE_MT "layer.cache"
 
-int layer_l_cache_new(lua_State *L);
-void layer_cache_open(lua_State *L);
 
 typedef struct {
     lc_cache *cache;

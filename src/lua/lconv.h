@@ -11,6 +11,8 @@
 #include "compat.h"
 #include "json.h"
 
+LAYER_HIDDEN_BEGIN
+
 #define LAYER_ARRAY_MT "layer.array"
 #define LCONV_MAX_DEPTH 128
 
@@ -24,5 +26,7 @@ void lconv_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out);
 
 /* Push the text of JSON value v as a Lua string (raises on OOM). */
 void lconv_push_json_text(lua_State *L, const jv *v);
+
+LAYER_HIDDEN_END
 
 #endif

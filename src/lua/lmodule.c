@@ -5,6 +5,7 @@
  * the null sentinel and the array metatable. lua/layer/init.lua builds the
  * public module on top of this table.
  */
+#include "bindings.h"
 #include "lconv.h"
 #include "scratch.h"
 
@@ -12,10 +13,6 @@
 
 #define LAYER_CORE_VERSION "0.1.0"
 
-int layer_l_patch(lua_State *L);
-int layer_l_decode_packet(lua_State *L);
-int layer_l_cache_new(lua_State *L);
-void layer_cache_open(lua_State *L);
 
 
 
@@ -81,6 +78,9 @@ static const luaL_Reg functions[] = {
     {"json_encode", l_json_encode},
     {"array", l_array},
     {"cache", layer_l_cache_new},
+    {"client", layer_l_client_new},
+    {"object_table", layer_l_object_table},
+    {"object_json", layer_l_object_json},
     {NULL, NULL},
 };
 
@@ -88,6 +88,7 @@ int luaopen_layer_core(lua_State *L)
 {
     scratch_open(L);
     layer_cache_open(L);
+    layer_client_open(L);
     luaL_newmetatable(L, LAYER_ARRAY_MT);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name");

@@ -2,13 +2,13 @@
  * lpacket.c - layer.decode_packet(text [, limits]): one WebSocket frame to a
  * typed Lua table, or nil, message.
  */
+#include "bindings.h"
 #include "lconv.h"
 #include "packet.h"
 #include "scratch.h"
 
 #include <string.h>
 
-int layer_l_decode_packet(lua_State *L);
 
 static void set_value(lua_State *L, const char *field, const jv *v)
 {

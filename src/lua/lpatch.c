@@ -4,13 +4,13 @@
  * object/operations/options.objects may each be Lua values or JSON text; a
  * JSON-text object gives a JSON-text result, so [] and {} survive untouched.
  */
+#include "bindings.h"
 #include "lconv.h"
 #include "patch.h"
 #include "scratch.h"
 
 #include <string.h>
 
-int layer_l_patch(lua_State *L);
 
 /* Read argument idx (JSON text or Lua value) into a new doc owned by s.
  * Returns the doc, or NULL after pushing nil, message. */

@@ -11,6 +11,8 @@
 #include "json.h"
 #include "patch.h"
 
+LAYER_HIDDEN_BEGIN
+
 #define SCRATCH_DOCS 6
 
 typedef struct {
@@ -28,5 +30,7 @@ void scratch_adopt(lua_State *L, scratch *s, jv_doc *doc);
 /* Free everything now (the userdata stays valid and empty). */
 void scratch_release(scratch *s);
 void scratch_open(lua_State *L);
+
+LAYER_HIDDEN_END
 
 #endif

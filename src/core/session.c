@@ -1,0 +1,1253 @@
+/*
+ * session.c - the Layer client protocol engine (see session.h).
+ *
+ * Everything is driven by the inputs; time comes in as a number, so tests
+ * control the clock. Outputs wait in queues (frames, HTTP requests, events)
+ * until the driver takes them.
+ */
+#include "session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FINGERPRINTS 4096 /* per generation; two generations are kept */
+#define MAX_RETRIES 5
+#define TYPING_EXPIRY_MS 6000
+
+typedef enum { AUTH_NONE, AUTH_NONCE, AUTH_CHALLENGED, AUTH_SESSION, AUTH_OK } auth_state;
+
+typedef enum { REQ_APP, REQ_REPLAY, REQ_KEEPALIVE } ws_req_kind;
+
+typedef struct ws_req {
+    uint64_t id;
+    ws_req_kind kind;
+    char *frame;       /* kept to resend after a reconnect */
+    size_t frame_len;
+    int64_t deadline;
+    int sent_on;       /* connection number it was last sent on */
+    struct ws_req *next;
+} ws_req;
+
+typedef enum { HTTP_APP, HTTP_NONCE, HTTP_SESSION, HTTP_VALIDATE, HTTP_REFETCH } http_kind;
+
+typedef struct rest_req {
+    uint64_t id;
+    http_kind kind;
+    const char *method;
+    char *path, *body;
+    size_t body_len;
+    const char *content_type;
+    int authenticated;
+    int attempts;
+    int64_t retry_at;  /* -1: not waiting */
+    int in_flight;
+    pkt_object_type refetch_type;
+    struct rest_req *next;
+} rest_req;
+
+typedef struct typist {
+    char *conversation, *identity;
+    int64_t expires;
+    struct typist *next;
+} typist;
+
+typedef struct frame_out {
+    char *text;
+    size_t len;
+    struct frame_out *next;
+} frame_out;
+
+typedef struct {
+    uint64_t *slots;
+    size_t count;
+} fp_set;
+
+struct ls_session {
+    ls_config cfg;
+    lc_cache *cache;
+    int closed;
+    auth_state auth;
+    char *token;
+    char *app_id;
+    char subprotocol[16];
+
+    /* WebSocket */
+    int want_ws, ws_open, connection;
+    int64_t last_packet, last_sent;
+    int64_t expected_counter; /* -1: anything goes (first packet of a connection is 0) */
+    int saw_zero;
+    char last_timestamp[48];
+    int replaying;
+    uint64_t replay_packets;
+    int attempt;
+    int64_t reconnect_at; /* -1: none */
+    int keepalive_pending;
+
+    uint64_t next_id;
+    uint64_t rng;
+    ws_req *ws_reqs;
+    rest_req *rest_reqs;
+    typist *typists;
+    frame_out *frames, *frames_tail;
+    ls_http_request *http, *http_tail;
+    ls_event *events, *events_tail;
+    size_t n_events;
+    fp_set fp_now, fp_old;
+    ls_stats stats;
+};
+
+/* ===== small utilities ===== */
+
+static char *dupn(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static char *dup0(const char *s) { return s ? dupn(s, strlen(s)) : NULL; }
+
+static uint64_t rng_next(ls_session *s)
+{
+    /* xorshift64*: jitter only needs to differ between clients */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return s->rng * 2685821657736338717ull;
+}
+
+void ls_config_defaults(ls_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->api_version = 3;
+    cfg->keepalive_ms = 30000;
+    cfg->dead_ms = 45000;
+    cfg->request_timeout_ms = 45000;
+    cfg->backoff_base_ms = 1600;
+    cfg->backoff_cap_ms = 480000;
+    cfg->backoff_jitter = 0.5;
+}
+
+/* ===== events ===== */
+
+static ls_event *event_new(ls_session *s, ls_event_type type)
+{
+    ls_event *ev = calloc(1, sizeof *ev);
+    if (!ev) return NULL;
+    ev->type = type;
+    ev->doc = jv_doc_new(0);
+    if (!ev->doc) {
+        free(ev);
+        return NULL;
+    }
+    (void)s;
+    return ev;
+}
+
+static void event_push(ls_session *s, ls_event *ev)
+{
+    if (!ev) return;
+    if (s->events_tail) s->events_tail->next = ev; else s->events = ev;
+    s->events_tail = ev;
+    s->n_events++;
+}
+
+static void event_text(ls_event *ev, const char *text, size_t len)
+{
+    if (ev && text) ev->text = jv_intern(ev->doc, text, len, 0);
+}
+
+static void event_id(ls_event *ev, const char *id, size_t len)
+{
+    if (!ev || !id) return;
+    ev->id = jv_intern(ev->doc, id, len, 0);
+    ev->id_len = ev->id ? len : 0;
+}
+
+static void event_value(ls_event *ev, const jv *v)
+{
+    jv *copy;
+    if (!ev || !v) return;
+    copy = jv_alloc(ev->doc, sizeof *copy);
+    if (copy && jv_copy_into(ev->doc, copy, v)) ev->value = copy;
+}
+
+static void emit_simple(ls_session *s, ls_event_type type, const char *text, double number)
+{
+    ls_event *ev = event_new(s, type);
+    if (!ev) return;
+    if (text) event_text(ev, text, strlen(text));
+    ev->number = number;
+    event_push(s, ev);
+}
+
+static void emit_error(ls_session *s, const jv *error, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    ls_event *ev = event_new(s, LS_EV_ERROR);
+    if (!ev) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    event_text(ev, msg, strlen(msg));
+    event_value(ev, error);
+    event_push(s, ev);
+}
+
+ls_event *ls_next_event(ls_session *s)
+{
+    ls_event *ev = s->events;
+    if (!ev) return NULL;
+    s->events = ev->next;
+    if (!s->events) s->events_tail = NULL;
+    ev->next = NULL;
+    s->n_events--;
+    return ev;
+}
+
+void ls_event_free(ls_session *s, ls_event *ev)
+{
+    if (!ev) return;
+    if (ev->ref && s) lc_unpin(s->cache, ev->ref);
+    free(ev->changes);
+    jv_doc_free(ev->doc);
+    free(ev);
+}
+
+size_t ls_pending_events(const ls_session *s) { return s->n_events; }
+
+/* ===== outputs ===== */
+
+static void queue_frame(ls_session *s, const char *text, size_t len, int64_t now)
+{
+    frame_out *f = calloc(1, sizeof *f);
+    if (!f || !(f->text = dupn(text, len))) {
+        free(f);
+        return;
+    }
+    f->len = len;
+    if (s->frames_tail) s->frames_tail->next = f; else s->frames = f;
+    s->frames_tail = f;
+    s->last_sent = now;
+}
+
+char *ls_take_frame(ls_session *s, size_t *len)
+{
+    frame_out *f = s->frames;
+    char *text;
+    if (!f) return NULL;
+    s->frames = f->next;
+    if (!s->frames) s->frames_tail = NULL;
+    text = f->text;
+    *len = f->len;
+    free(f);
+    return text;
+}
+
+static void queue_http(ls_session *s, rest_req *r)
+{
+    ls_http_request *h = calloc(1, sizeof *h);
+    if (!h) return;
+    h->id = r->id;
+    h->method = r->method;
+    h->path = dup0(r->path);
+    if (r->body) h->body = dupn(r->body, r->body_len);
+    h->body_len = r->body_len;
+    h->content_type = r->content_type;
+    h->authenticated = r->authenticated;
+    if (!h->path || (r->body && !h->body)) {
+        ls_http_request_free(h);
+        return;
+    }
+    if (s->http_tail) s->http_tail->next = h; else s->http = h;
+    s->http_tail = h;
+    r->in_flight = 1;
+    r->retry_at = -1;
+    r->attempts++;
+}
+
+ls_http_request *ls_take_http(ls_session *s)
+{
+    ls_http_request *h = s->http;
+    if (!h) return NULL;
+    s->http = h->next;
+    if (!s->http) s->http_tail = NULL;
+    h->next = NULL;
+    return h;
+}
+
+void ls_http_request_free(ls_http_request *r)
+{
+    if (!r) return;
+    free(r->path);
+    free(r->body);
+    free(r);
+}
+
+int ls_ws_wanted(const ls_session *s) { return s->want_ws && !s->closed; }
+const char *ls_subprotocol(const ls_session *s) { return s->subprotocol; }
+const char *ls_session_token(const ls_session *s) { return s->auth == AUTH_OK ? s->token : NULL; }
+lc_cache *ls_cache(ls_session *s) { return s->cache; }
+void ls_stats_get(const ls_session *s, ls_stats *out) { *out = s->stats; }
+
+/* ===== REST requests ===== */
+
+static rest_req *rest_new(ls_session *s, http_kind kind, const char *method, const char *path, const char *body,
+                          size_t body_len, const char *content_type, int authenticated)
+{
+    rest_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->id = ++s->next_id;
+    r->kind = kind;
+    r->method = method;
+    r->path = dup0(path);
+    if (body) r->body = dupn(body, body_len);
+    r->body_len = body_len;
+    r->content_type = content_type;
+    r->authenticated = authenticated;
+    r->retry_at = -1;
+    if (!r->path || (body && !r->body)) {
+        free(r->path);
+        free(r->body);
+        free(r);
+        return NULL;
+    }
+    r->next = s->rest_reqs;
+    s->rest_reqs = r;
+    return r;
+}
+
+static void rest_free(ls_session *s, rest_req *r)
+{
+    rest_req **pp;
+    for (pp = &s->rest_reqs; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    free(r->path);
+    free(r->body);
+    free(r);
+}
+
+/* Send what can be sent: authenticated requests wait for a session. */
+static void flush_rest(ls_session *s, int64_t now)
+{
+    rest_req *r;
+    for (r = s->rest_reqs; r; r = r->next) {
+        if (r->in_flight || (r->retry_at >= 0 && r->retry_at > now)) continue;
+        if (r->authenticated && s->auth != AUTH_OK) continue;
+        queue_http(s, r);
+    }
+}
+
+static uint64_t start_nonce(ls_session *s, int64_t now)
+{
+    rest_req *r = rest_new(s, HTTP_NONCE, "POST", "/nonces", NULL, 0, NULL, 0);
+    s->auth = AUTH_NONCE;
+    if (!r) return 0;
+    flush_rest(s, now);
+    return r->id;
+}
+
+void ls_start(ls_session *s, int64_t now, const char *session_token)
+{
+    s->closed = 0;
+    if (session_token && *session_token) {
+        free(s->token);
+        s->token = dup0(session_token);
+        s->auth = AUTH_OK;
+        s->want_ws = 1;
+        emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
+        flush_rest(s, now);
+    } else {
+        start_nonce(s, now);
+    }
+}
+
+void ls_answer_challenge(ls_session *s, int64_t now, const char *identity_token, const char *app_id)
+{
+    jbuf b;
+    if (s->closed) return;
+    if (app_id) {
+        free(s->app_id);
+        s->app_id = dup0(app_id);
+    }
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"identity_token\":");
+    jbuf_string(&b, identity_token, strlen(identity_token));
+    jbuf_puts(&b, ",\"app_id\":");
+    jbuf_string(&b, s->app_id ? s->app_id : "", s->app_id ? strlen(s->app_id) : 0);
+    jbuf_putc(&b, '}');
+    if (!b.oom) {
+        rest_new(s, HTTP_SESSION, "POST", "/sessions", b.data, b.len, "application/json", 0);
+        s->auth = AUTH_SESSION;
+        flush_rest(s, now);
+    }
+    jbuf_free(&b);
+}
+
+uint64_t ls_rest_request(ls_session *s, int64_t now, const char *method, const char *path, const char *body,
+                         size_t body_len, const char *content_type)
+{
+    rest_req *r;
+    if (s->closed) return 0;
+    r = rest_new(s, HTTP_APP, method, path, body, body_len, content_type ? content_type : (body ? "application/json" : NULL), 1);
+    if (!r) return 0;
+    flush_rest(s, now);
+    return r->id;
+}
+
+/* ===== reconnecting ===== */
+
+static void schedule_reconnect(ls_session *s, int64_t now, const char *reason)
+{
+    int64_t delay = s->cfg.backoff_base_ms;
+    int i;
+    for (i = 1; i < s->attempt && delay < s->cfg.backoff_cap_ms; i++) delay *= 2;
+    if (delay > s->cfg.backoff_cap_ms) delay = s->cfg.backoff_cap_ms;
+    if (s->cfg.backoff_jitter > 0)
+        delay += (int64_t)((double)delay * s->cfg.backoff_jitter * (double)(rng_next(s) % 10001) / 10000.0);
+    s->attempt++;
+    s->reconnect_at = now + delay;
+    s->stats.reconnects++;
+    emit_simple(s, LS_EV_DISCONNECTED, reason, (double)delay);
+}
+
+/* The socket should go away now; a reconnect follows after the backoff. */
+static void drop_socket(ls_session *s, int64_t now, const char *reason)
+{
+    s->want_ws = 0;
+    if (!s->ws_open) schedule_reconnect(s, now, reason);
+    /* else: ls_ws_closed will schedule it */
+}
+
+static void begin_reauth(ls_session *s, int64_t now, const char *nonce, size_t nonce_len)
+{
+    ls_event *ev;
+    s->want_ws = 0;
+    if (!nonce) {
+        if (s->auth != AUTH_NONCE) start_nonce(s, now);
+        return;
+    }
+    s->auth = AUTH_CHALLENGED;
+    ev = event_new(s, LS_EV_CHALLENGE);
+    event_text(ev, nonce, nonce_len);
+    event_push(s, ev);
+}
+
+/* ===== WebSocket requests ===== */
+
+static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, const char *method, const char *object_id,
+                                const jv *data)
+{
+    jbuf b;
+    char idbuf[24];
+    ws_req *r;
+    if (s->closed) return 0;
+    r = calloc(1, sizeof *r);
+    if (!r) return 0;
+    r->id = ++s->next_id;
+    r->kind = kind;
+    r->deadline = now + s->cfg.request_timeout_ms;
+    snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)r->id);
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"type\":\"request\",\"body\":{\"method\":");
+    jbuf_string(&b, method, strlen(method));
+    jbuf_puts(&b, ",\"request_id\":");
+    jbuf_string(&b, idbuf, strlen(idbuf));
+    if (object_id) {
+        jbuf_puts(&b, ",\"object_id\":");
+        jbuf_string(&b, object_id, strlen(object_id));
+    }
+    if (data) {
+        jbuf_puts(&b, ",\"data\":");
+        jv_write(&b, data);
+    }
+    jbuf_puts(&b, "}}");
+    if (b.oom) {
+        jbuf_free(&b);
+        free(r);
+        return 0;
+    }
+    r->frame = b.data;
+    r->frame_len = b.len;
+    r->next = s->ws_reqs;
+    s->ws_reqs = r;
+    if (s->ws_open) {
+        queue_frame(s, r->frame, r->frame_len, now);
+        r->sent_on = s->connection;
+    }
+    return r->id;
+}
+
+uint64_t ls_ws_request(ls_session *s, int64_t now, const char *method, const char *object_id, const jv *data)
+{
+    return ws_send_request(s, now, REQ_APP, method, object_id, data);
+}
+
+static ws_req *take_ws_req(ls_session *s, uint64_t id)
+{
+    ws_req **pp;
+    for (pp = &s->ws_reqs; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            ws_req *r = *pp;
+            *pp = r->next;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void ws_req_free(ws_req *r)
+{
+    free(r->frame);
+    free(r);
+}
+
+int ls_send_typing(ls_session *s, const char *conversation_id, const char *action)
+{
+    jbuf b;
+    if (!s->ws_open || s->closed) return 0;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"type\":\"signal\",\"body\":{\"type\":\"typing_indicator\",\"object\":{\"id\":");
+    jbuf_string(&b, conversation_id, strlen(conversation_id));
+    jbuf_puts(&b, "},\"data\":{\"action\":");
+    jbuf_string(&b, action, strlen(action));
+    jbuf_puts(&b, "}}}");
+    if (!b.oom) queue_frame(s, b.data, b.len, s->last_sent);
+    jbuf_free(&b);
+    return !b.oom;
+}
+
+/* ===== duplicate suppression ===== */
+
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t hash_value(uint64_t h, const jv *v)
+{
+    uint32_t i;
+    h = mix(h, &v->type, 1);
+    switch (v->type) {
+    case JV_INT: return mix(h, &v->u.i, sizeof v->u.i);
+    case JV_REAL: return mix(h, &v->u.d, sizeof v->u.d);
+    case JV_STRING: return mix(h, v->u.s, v->len);
+    case JV_ARRAY:
+        for (i = 0; i < v->len; i++) h = hash_value(h, &v->u.items[i]);
+        return h;
+    case JV_OBJECT:
+        for (i = 0; i < v->len; i++) {
+            h = mix(h, v->u.members[i].key, jv_key_len(v->u.members[i].key));
+            h = hash_value(h, &v->u.members[i].value);
+        }
+        return h;
+    default: return h;
+    }
+}
+
+static int fp_has(const fp_set *f, uint64_t fp)
+{
+    size_t i;
+    if (!f->slots) return 0;
+    for (i = fp & (2 * FINGERPRINTS - 1); f->slots[i]; i = (i + 1) & (2 * FINGERPRINTS - 1))
+        if (f->slots[i] == fp) return 1;
+    return 0;
+}
+
+/* Two generations: the older one is dropped when the newer fills up. */
+static void fp_add(ls_session *s, uint64_t fp)
+{
+    size_t i;
+    if (!fp) fp = 1;
+    if (s->fp_now.count >= FINGERPRINTS) {
+        free(s->fp_old.slots);
+        s->fp_old = s->fp_now;
+        s->fp_now.slots = NULL;
+        s->fp_now.count = 0;
+    }
+    if (!s->fp_now.slots && !(s->fp_now.slots = calloc(2 * FINGERPRINTS, sizeof(uint64_t)))) return;
+    for (i = fp & (2 * FINGERPRINTS - 1); s->fp_now.slots[i]; i = (i + 1) & (2 * FINGERPRINTS - 1))
+        if (s->fp_now.slots[i] == fp) return;
+    s->fp_now.slots[i] = fp;
+    s->fp_now.count++;
+}
+
+/* ===== applying changes ===== */
+
+/* Copy the change list into ev, leaving out properties whose value did not
+ * really change (a replayed or duplicated patch). Returns entries kept. */
+static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n)
+{
+    size_t i, kept = 0;
+    ev->changes = calloc(n ? n : 1, sizeof *ev->changes);
+    if (!ev->changes) return 0;
+    for (i = 0; i < n; i++) {
+        const lp_change *c = &changes[i];
+        ls_change *d = &ev->changes[kept];
+        jv *o = NULL, *nv = NULL, *paths;
+        if ((!c->old_value && !c->new_value) ||
+            (c->old_value && c->new_value && jv_deep_equal(c->old_value, c->new_value)))
+            continue;
+        paths = jv_alloc(ev->doc, sizeof *paths);
+        if (c->old_value && (o = jv_alloc(ev->doc, sizeof *o))) jv_copy_into(ev->doc, o, c->old_value);
+        if (c->new_value && (nv = jv_alloc(ev->doc, sizeof *nv))) jv_copy_into(ev->doc, nv, c->new_value);
+        if (paths) jv_copy_into(ev->doc, paths, c->paths);
+        d->property = jv_intern(ev->doc, c->property, c->property_len, 0);
+        d->property_len = c->property_len;
+        d->paths = paths;
+        d->old_value = o;
+        d->new_value = nv;
+        kept++;
+    }
+    ev->n_changes = kept;
+    return kept;
+}
+
+/* Top-level differences between two versions of an object (a create for an
+ * object already cached). */
+static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
+{
+    lp_change *list;
+    size_t n = 0, kept;
+    jv *paths;
+    uint32_t i;
+    list = calloc((size_t)old->len + nv->len + 1, sizeof *list);
+    paths = jv_alloc(ev->doc, ((size_t)old->len + nv->len + 1) * sizeof *paths);
+    if (!list || !paths) {
+        free(list);
+        return 0;
+    }
+    for (i = 0; i < nv->len; i++) {
+        const char *k = nv->u.members[i].key;
+        size_t kl = jv_key_len(k);
+        list[n].property = k;
+        list[n].property_len = kl;
+        list[n].old_value = jv_getn(old, k, kl);
+        list[n].new_value = &nv->u.members[i].value;
+        jv_string(ev->doc, &paths[n], k, kl);
+        list[n].paths = NULL;
+        n++;
+    }
+    for (i = 0; i < old->len; i++) {
+        const char *k = old->u.members[i].key;
+        size_t kl = jv_key_len(k);
+        if (jv_getn(nv, k, kl)) continue;
+        list[n].property = k;
+        list[n].property_len = kl;
+        list[n].old_value = &old->u.members[i].value;
+        list[n].new_value = NULL;
+        jv_string(ev->doc, &paths[n], k, kl);
+        n++;
+    }
+    for (i = 0; i < n; i++) { /* each path list is the one property itself */
+        jv *arr = jv_alloc(ev->doc, sizeof *arr);
+        if (arr) {
+            memset(arr, 0, sizeof *arr);
+            arr->type = JV_ARRAY;
+            arr->len = 1;
+            arr->u.items = &paths[i];
+        }
+        list[i].paths = arr;
+    }
+    kept = copy_changes(ev, list, n);
+    free(list);
+    return kept;
+}
+
+static void refetch(ls_session *s, int64_t now, pkt_object_type type, const char *id, size_t len)
+{
+    const char *slash = NULL;
+    char path[300];
+    size_t i;
+    rest_req *r;
+    for (i = len; i > 0; i--)
+        if (id[i - 1] == '/') { slash = id + i; break; }
+    if (!slash || len > 250) return;
+    snprintf(path, sizeof path, "/%s/%.*s", type == OBJ_CONVERSATION ? "conversations" : type == OBJ_MESSAGE ? "messages"
+                                        : type == OBJ_ANNOUNCEMENT ? "announcements" : "identities",
+             (int)(id + len - slash), slash);
+    r = rest_new(s, HTTP_REFETCH, "GET", path, NULL, 0, NULL, 1);
+    if (!r) return;
+    r->refetch_type = type;
+    flush_rest(s, now);
+}
+
+static void apply_change(ls_session *s, int64_t now, const pkt *p)
+{
+    lc_event lev;
+    char err[320];
+    ls_event *ev;
+    lc_ref *ref = NULL;
+    const jv *old = NULL;
+    if (p->type == PKT_CHANGE && p->change_op == CHG_DELETE && !p->has_from_position)
+        ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len); /* readable after the delete */
+    if (p->type == PKT_CHANGE && p->change_op == CHG_CREATE)
+        old = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
+    if (!lc_apply(s->cache, p, &lev, err, sizeof err)) {
+        if (ref) lc_unpin(s->cache, ref);
+        emit_error(s, NULL, "%s", err);
+        if (p->type == PKT_CHANGE && p->change_op == CHG_PATCH)
+            refetch(s, now, p->object_type, p->object_id->u.s, p->object_id->len);
+        return;
+    }
+    s->stats.changes_applied++;
+    switch (lev.outcome) {
+    case LC_CREATED:
+    case LC_REPLACED:
+    case LC_PATCHED: {
+        const jv *nv = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
+        ev = event_new(s, lev.outcome == LC_CREATED ? LS_EV_CREATE : LS_EV_UPDATE);
+        if (!ev) return;
+        if (lev.outcome == LC_REPLACED && (!old || !nv || !diff_objects(ev, old, nv))) {
+            s->stats.duplicates_suppressed++;
+            ls_event_free(s, ev);
+            return;
+        }
+        if (lev.outcome == LC_PATCHED && !copy_changes(ev, lev.changes, lev.n_changes)) {
+            s->stats.duplicates_suppressed++;
+            ls_event_free(s, ev);
+            return;
+        }
+        ev->ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len);
+        break;
+    }
+    case LC_DELETED:
+        ev = event_new(s, LS_EV_DELETE);
+        if (!ev) {
+            if (ref) lc_unpin(s->cache, ref);
+            return;
+        }
+        ev->ref = ref;
+        ref = NULL;
+        if (p->mode) event_text(ev, p->mode->u.s, p->mode->len);
+        break;
+    case LC_TRUNCATED:
+        ev = event_new(s, LS_EV_TRUNCATE);
+        if (ev) ev->number = (double)lev.removed;
+        break;
+    case LC_MARKED_READ:
+        ev = event_new(s, LS_EV_MARK_READ);
+        if (ev) ev->number = (double)lev.removed;
+        break;
+    default: /* LC_IGNORED: replayed delete or patch of an object we do not hold */
+        if (ref) lc_unpin(s->cache, ref);
+        s->stats.duplicates_suppressed++;
+        return;
+    }
+    if (ref) lc_unpin(s->cache, ref);
+    if (!ev) return;
+    ev->object_type = p->type == PKT_OPERATION ? OBJ_CONVERSATION : p->object_type;
+    event_id(ev, p->object_id->u.s, p->object_id->len);
+    event_push(s, ev);
+}
+
+/* ===== typing ===== */
+
+static void typing_signal(ls_session *s, int64_t now, const pkt *p)
+{
+    const jv *sender_id = p->sender ? jv_get(p->sender, "id") : NULL;
+    typist *t, **pp;
+    ls_event *ev = event_new(s, LS_EV_TYPING);
+    if (!ev) return;
+    event_id(ev, p->object_id->u.s, p->object_id->len);
+    event_value(ev, p->data);
+    event_push(s, ev);
+    if (!sender_id || sender_id->type != JV_STRING) return;
+    for (pp = &s->typists; (t = *pp); pp = &t->next)
+        if (!strcmp(t->conversation, p->object_id->u.s) && !strcmp(t->identity, sender_id->u.s)) break;
+    if (!strcmp(p->action->u.s, "finished")) {
+        if (t) {
+            *pp = t->next;
+            free(t->conversation);
+            free(t->identity);
+            free(t);
+        }
+        return;
+    }
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t) return;
+        t->conversation = dup0(p->object_id->u.s);
+        t->identity = dup0(sender_id->u.s);
+        if (!t->conversation || !t->identity) {
+            free(t->conversation);
+            free(t->identity);
+            free(t);
+            return;
+        }
+        t->next = s->typists;
+        s->typists = t;
+    }
+    t->expires = now + TYPING_EXPIRY_MS;
+}
+
+/* A typist not heard from for 6 s has finished (PROTOCOL.md 5). */
+static void expire_typists(ls_session *s, int64_t now)
+{
+    typist **pp = &s->typists, *t;
+    while ((t = *pp)) {
+        if (t->expires > now) {
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        {
+            ls_event *ev = event_new(s, LS_EV_TYPING);
+            if (ev) {
+                jbuf b;
+                jv_doc *d;
+                jbuf_init(&b);
+                jbuf_puts(&b, "{\"action\":\"finished\",\"expired\":true,\"sender\":{\"id\":");
+                jbuf_string(&b, t->identity, strlen(t->identity));
+                jbuf_puts(&b, "}}");
+                d = b.oom ? NULL : jv_parse(b.data, b.len, NULL, NULL);
+                if (d) event_value(ev, jv_root(d));
+                jv_doc_free(d);
+                jbuf_free(&b);
+                event_id(ev, t->conversation, strlen(t->conversation));
+                event_push(s, ev);
+            }
+        }
+        free(t->conversation);
+        free(t->identity);
+        free(t);
+    }
+}
+
+/* ===== incoming frames ===== */
+
+static void request_replay(ls_session *s, int64_t now)
+{
+    jv_doc *d;
+    jbuf b;
+    if (s->replaying || !s->last_timestamp[0] || !s->ws_open) return;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"from_timestamp\":");
+    jbuf_string(&b, s->last_timestamp, strlen(s->last_timestamp));
+    jbuf_putc(&b, '}');
+    d = b.oom ? NULL : jv_parse(b.data, b.len, NULL, NULL);
+    jbuf_free(&b);
+    if (!d) return;
+    if (ws_send_request(s, now, REQ_REPLAY, "Event.replay", NULL, jv_root(d))) {
+        s->replaying = 1;
+        s->replay_packets = 0;
+        s->stats.replays++;
+    }
+    jv_doc_free(d);
+}
+
+static uint64_t parse_request_id(const jv *v)
+{
+    if (!v) return 0;
+    if (v->type == JV_INT) return v->u.i > 0 ? (uint64_t)v->u.i : 0;
+    if (v->type == JV_STRING) return strtoull(v->u.s, NULL, 10);
+    return 0;
+}
+
+static void handle_response(ls_session *s, int64_t now, const pkt *p)
+{
+    ws_req *r = take_ws_req(s, parse_request_id(p->request_id));
+    ls_event *ev;
+    (void)now;
+    if (!r) return; /* timed out earlier, or not ours */
+    if (r->kind == REQ_KEEPALIVE) {
+        s->keepalive_pending = 0;
+        ws_req_free(r);
+        return;
+    }
+    if (r->kind == REQ_REPLAY) {
+        s->replaying = 0;
+        if (!p->success) emit_error(s, p->error, "Event.replay failed");
+        emit_simple(s, LS_EV_SYNCED, NULL, (double)s->replay_packets);
+        ws_req_free(r);
+        return;
+    }
+    ev = event_new(s, LS_EV_RESPONSE);
+    if (ev) {
+        const jv *eid = p->error ? jv_get(p->error, "id") : NULL;
+        ev->request_id = r->id;
+        ev->success = p->success;
+        /* A create that already happened (a resend) succeeded: seed 004. */
+        if (!p->success && eid && eid->type == JV_STRING && eid->len == 9 && !memcmp(eid->u.s, "id_in_use", 9) &&
+            jv_get(p->error, "data")) {
+            ev->success = 1;
+            event_value(ev, jv_get(p->error, "data"));
+        } else {
+            event_value(ev, p->success ? p->data : p->error);
+        }
+        event_push(s, ev);
+    }
+    ws_req_free(r);
+}
+
+void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
+{
+    pkt p;
+    pkt_error perr;
+    if (s->closed) return;
+    s->last_packet = now;
+    s->attempt = 0; /* any packet resets the backoff */
+    if (!pkt_decode(text, len, NULL, &p, &perr)) {
+        emit_error(s, NULL, "bad packet from server: %s", perr.message);
+        return;
+    }
+    s->stats.packets++;
+    if (p.type == PKT_REQUEST) {
+        emit_error(s, NULL, "bad packet from server: a request packet");
+        pkt_free(&p);
+        return;
+    }
+    /* counters: 0 first on a connection, then +1 each; a gap or a second 0 means lost packets */
+    if (p.counter == 0 && s->saw_zero) {
+        s->stats.gaps++;
+        request_replay(s, now);
+    } else if (s->expected_counter >= 0 && p.counter != s->expected_counter) {
+        s->stats.gaps++;
+        request_replay(s, now);
+    }
+    if (p.counter == 0) s->saw_zero = 1;
+    s->expected_counter = p.counter + 1;
+    s->stats.last_counter = p.counter;
+
+    switch (p.type) {
+    case PKT_CHANGE:
+    case PKT_OPERATION: {
+        uint64_t fp = mix(hash_value(1469598103934665603ull, p.body), p.timestamp->u.s, p.timestamp->len);
+        if (s->replaying) s->replay_packets++;
+        if (fp_has(&s->fp_now, fp) || fp_has(&s->fp_old, fp)) {
+            s->stats.duplicates_suppressed++;
+        } else {
+            fp_add(s, fp);
+            apply_change(s, now, &p);
+        }
+        if (p.timestamp->len < sizeof s->last_timestamp) {
+            memcpy(s->last_timestamp, p.timestamp->u.s, p.timestamp->len);
+            s->last_timestamp[p.timestamp->len] = '\0';
+        }
+        break;
+    }
+    case PKT_RESPONSE:
+        handle_response(s, now, &p);
+        break;
+    case PKT_SIGNAL:
+        typing_signal(s, now, &p);
+        break;
+    default:
+        break;
+    }
+    pkt_free(&p);
+}
+
+void ls_ws_opened(ls_session *s, int64_t now)
+{
+    ws_req *r;
+    s->ws_open = 1;
+    s->connection++;
+    s->expected_counter = 0;
+    s->saw_zero = 0;
+    s->last_packet = now;
+    s->keepalive_pending = 0;
+    s->replaying = 0;
+    emit_simple(s, LS_EV_CONNECTED, NULL, s->connection);
+    request_replay(s, now); /* after every reconnect, once anything was seen */
+    /* resend what never got an answer; creates carry their own ids */
+    for (r = s->ws_reqs; r; r = r->next) {
+        if (r->kind == REQ_APP && r->sent_on != s->connection) {
+            queue_frame(s, r->frame, r->frame_len, now);
+            r->sent_on = s->connection;
+        }
+    }
+}
+
+void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
+{
+    ws_req **pp, *r;
+    int was_open = s->ws_open;
+    s->ws_open = 0;
+    s->replaying = 0;
+    /* keepalive and replay requests die with the socket; app requests wait for the next one */
+    for (pp = &s->ws_reqs; (r = *pp);) {
+        if (r->kind != REQ_APP) {
+            *pp = r->next;
+            ws_req_free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+    while (s->frames) { /* unsent frames of a dead socket */
+        size_t n;
+        free(ls_take_frame(s, &n));
+    }
+    if (s->closed) return;
+    (void)was_open;
+    s->want_ws = 0;
+    if (s->auth == AUTH_OK) schedule_reconnect(s, now, reason ? reason : "closed");
+}
+
+/* ===== HTTP responses ===== */
+
+static const jv *error_object(jv_doc *d) { return d && jv_root(d)->type == JV_OBJECT ? jv_root(d) : NULL; }
+
+static int retryable_status(int status) { return status == 0 || status == 408 || status == 502 || status == 503 || status == 504; }
+
+void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after, const char *body,
+                      size_t body_len)
+{
+    rest_req *r;
+    jv_doc *d = NULL;
+    const jv *root = NULL;
+    for (r = s->rest_reqs; r && r->id != id; r = r->next) {}
+    if (!r) return;
+    r->in_flight = 0;
+    if (status != 0 && body && body_len) {
+        d = jv_parse(body, body_len, NULL, NULL);
+        if (d) root = jv_root(d);
+    }
+    /* an expired session: re-authenticate, then this request goes again */
+    if (status == 401 && r->authenticated) {
+        const jv *nonce = root ? jv_get(jv_get(root, "data"), "nonce") : NULL;
+        if (s->auth == AUTH_OK) {
+            if (nonce && nonce->type == JV_STRING) begin_reauth(s, now, nonce->u.s, nonce->len);
+            else begin_reauth(s, now, NULL, 0);
+        }
+        r->attempts = 0;
+        jv_doc_free(d);
+        if (r->kind == HTTP_VALIDATE) rest_free(s, r);
+        return;
+    }
+    if ((status == 429 || retryable_status(status)) && r->attempts < MAX_RETRIES && !s->closed) {
+        int64_t wait = s->cfg.backoff_base_ms;
+        int i;
+        for (i = 1; i < r->attempts; i++) wait *= 2;
+        if (status == 429 && retry_after) {
+            double secs = atof(retry_after);
+            if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
+        }
+        r->retry_at = now + wait;
+        jv_doc_free(d);
+        return;
+    }
+    switch (r->kind) {
+    case HTTP_NONCE: {
+        const jv *nonce = root ? jv_get(root, "nonce") : NULL;
+        if (status >= 200 && status < 300 && nonce && nonce->type == JV_STRING) {
+            ls_event *ev = event_new(s, LS_EV_CHALLENGE);
+            s->auth = AUTH_CHALLENGED;
+            event_text(ev, nonce->u.s, nonce->len);
+            event_push(s, ev);
+        } else {
+            s->auth = AUTH_NONE;
+            emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
+            schedule_reconnect(s, now, "authentication failed");
+        }
+        break;
+    }
+    case HTTP_SESSION: {
+        const jv *token = root ? jv_get(root, "session_token") : NULL;
+        if (status >= 200 && status < 300 && token && token->type == JV_STRING) {
+            free(s->token);
+            s->token = dupn(token->u.s, token->len);
+            s->auth = AUTH_OK;
+            s->want_ws = 1;
+            s->reconnect_at = -1;
+            emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
+        } else {
+            s->auth = AUTH_NONE;
+            emit_error(s, error_object(d), "POST /sessions failed with status %d: the identity token was refused",
+                       status);
+            schedule_reconnect(s, now, "authentication failed");
+        }
+        break;
+    }
+    case HTTP_VALIDATE:
+        if (status >= 200 && status < 300) s->want_ws = 1;
+        else schedule_reconnect(s, now, status ? "session validation failed" : "server unreachable");
+        break;
+    case HTTP_REFETCH:
+        if (status == 200 && root && root->type == JV_OBJECT) {
+            pkt fake;
+            const jv *obj_id = jv_get(root, "id");
+            memset(&fake, 0, sizeof fake);
+            if (obj_id && obj_id->type == JV_STRING) {
+                /* treat the fetched object as a create: the diff becomes an update event */
+                fake.type = PKT_CHANGE;
+                fake.change_op = CHG_CREATE;
+                fake.object_type = r->refetch_type;
+                fake.object_id = obj_id;
+                fake.data = root;
+                apply_change(s, now, &fake);
+            }
+        } else if (status == 404) {
+            emit_error(s, error_object(d), "re-fetch of %s: not found", r->path);
+        }
+        break;
+    case HTTP_APP: {
+        ls_event *ev = event_new(s, LS_EV_RESPONSE);
+        if (ev) {
+            ev->request_id = r->id;
+            ev->http_status = status;
+            ev->success = status >= 200 && status < 300;
+            if (status == 0) {
+                event_text(ev, body ? body : "transport error", body ? body_len : 15);
+            } else if (root) {
+                event_value(ev, root);
+            } else if (body_len && !ev->success) {
+                event_text(ev, body, body_len);
+            }
+            event_push(s, ev);
+        }
+        break;
+    }
+    }
+    jv_doc_free(d);
+    rest_free(s, r);
+    flush_rest(s, now);
+}
+
+/* ===== time ===== */
+
+void ls_tick(ls_session *s, int64_t now)
+{
+    ws_req **pp, *r;
+    if (s->closed) return;
+    /* request timeouts */
+    for (pp = &s->ws_reqs; (r = *pp);) {
+        if (r->deadline > now) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (r->kind == REQ_APP) {
+            ls_event *ev = event_new(s, LS_EV_RESPONSE);
+            if (ev) {
+                jv_doc *d = jv_parse("{\"id\":\"request_timeout\",\"code\":8,\"message\":\"no response in time\"}", 66,
+                                     NULL, NULL);
+                ev->request_id = r->id;
+                ev->success = 0;
+                ev->http_status = 408;
+                if (d) event_value(ev, jv_root(d));
+                jv_doc_free(d);
+                event_push(s, ev);
+            }
+        } else if (r->kind == REQ_REPLAY) {
+            s->replaying = 0;
+        } else {
+            s->keepalive_pending = 0;
+        }
+        ws_req_free(r);
+    }
+    if (s->ws_open) {
+        if (now - s->last_packet >= s->cfg.dead_ms) {
+            drop_socket(s, now, "no packet from the server in time: the socket is dead");
+        } else if (now - s->last_packet >= s->cfg.keepalive_ms && !s->keepalive_pending) {
+            if (ws_send_request(s, now, REQ_KEEPALIVE, "Counter.read", NULL, NULL)) s->keepalive_pending = 1;
+        }
+    }
+    /* reconnect: validate the session first (PROTOCOL.md 3.6) */
+    if (s->reconnect_at >= 0 && now >= s->reconnect_at && !s->ws_open) {
+        s->reconnect_at = -1;
+        emit_simple(s, LS_EV_RECONNECTING, NULL, s->attempt);
+        if (s->auth == AUTH_OK) {
+            rest_new(s, HTTP_VALIDATE, "GET", "/?action=validateConnectionForWebsocket", NULL, 0, NULL, 1);
+        } else if (s->auth == AUTH_NONE) {
+            start_nonce(s, now);
+        }
+    }
+    flush_rest(s, now); /* sends retries that are due */
+    expire_typists(s, now);
+}
+
+static int64_t min_deadline(int64_t a, int64_t b) { return a < 0 ? b : (b < 0 ? a : (a < b ? a : b)); }
+
+int64_t ls_next_deadline(const ls_session *s, int64_t now)
+{
+    int64_t at = -1;
+    ws_req *r;
+    rest_req *rr;
+    typist *t;
+    if (s->closed) return -1;
+    if (s->events || s->frames || s->http) return 0;
+    for (r = s->ws_reqs; r; r = r->next) at = min_deadline(at, r->deadline);
+    if (s->ws_open) {
+        at = min_deadline(at, s->last_packet + s->cfg.dead_ms);
+        if (!s->keepalive_pending) at = min_deadline(at, s->last_packet + s->cfg.keepalive_ms);
+    }
+    if (s->reconnect_at >= 0) at = min_deadline(at, s->reconnect_at);
+    for (rr = s->rest_reqs; rr; rr = rr->next)
+        if (rr->retry_at >= 0 && !rr->in_flight) at = min_deadline(at, rr->retry_at);
+    for (t = s->typists; t; t = t->next) at = min_deadline(at, t->expires);
+    if (at < 0) return -1;
+    return at <= now ? 0 : at - now;
+}
+
+/* ===== lifetime ===== */
+
+ls_session *ls_new(const ls_config *cfg)
+{
+    ls_session *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (cfg) s->cfg = *cfg; else ls_config_defaults(&s->cfg);
+    if (s->cfg.api_version != 2) s->cfg.api_version = 3;
+    snprintf(s->subprotocol, sizeof s->subprotocol, "layer-%d.0", s->cfg.api_version);
+    s->rng = s->cfg.random_seed ? s->cfg.random_seed : ((uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull) | 1;
+    s->expected_counter = -1;
+    s->reconnect_at = -1;
+    s->cache = lc_new(&s->cfg.cache_limits);
+    if (!s->cache) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ls_close(ls_session *s, int64_t now)
+{
+    (void)now;
+    s->closed = 1;
+    s->want_ws = 0;
+    s->reconnect_at = -1;
+}
+
+void ls_free(ls_session *s)
+{
+    ls_event *ev;
+    ls_http_request *h;
+    if (!s) return;
+    while ((ev = ls_next_event(s))) ls_event_free(s, ev);
+    while ((h = ls_take_http(s))) ls_http_request_free(h);
+    while (s->frames) {
+        size_t n;
+        free(ls_take_frame(s, &n));
+    }
+    while (s->ws_reqs) {
+        ws_req *r = s->ws_reqs;
+        s->ws_reqs = r->next;
+        ws_req_free(r);
+    }
+    while (s->rest_reqs) rest_free(s, s->rest_reqs);
+    while (s->typists) {
+        typist *t = s->typists;
+        s->typists = t->next;
+        free(t->conversation);
+        free(t->identity);
+        free(t);
+    }
+    free(s->fp_now.slots);
+    free(s->fp_old.slots);
+    lc_free(s->cache);
+    free(s->token);
+    free(s->app_id);
+    free(s);
+}

@@ -1,0 +1,176 @@
+/*
+ * session.h - the Layer client protocol engine, without I/O.
+ *
+ * It is fed what the network and the clock did (frames received, socket
+ * opened or closed, HTTP responses, the time) and answers with what to do
+ * (frames to send, HTTP requests to make, when to be called again) and with
+ * events for the application. The transport driver (client.c) connects it to
+ * libcurl and libwebsockets; tests and other transports (OpenResty cosockets)
+ * can drive it directly. Nothing here blocks, allocates threads or calls Lua.
+ *
+ * It implements PROTOCOL.md: authentication through a challenge, WebSocket
+ * counters with Event.replay on gaps and after every reconnect, Counter.read
+ * keepalive, dead-socket detection, reconnect with backoff and jitter after
+ * validating the session, request ids with timeouts, and the object cache
+ * kept current from change packets, with events that fire once per change.
+ */
+#ifndef LAYER_SESSION_H
+#define LAYER_SESSION_H
+
+#include "cache.h"
+#include "json.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ls_session ls_session;
+
+typedef struct {
+    int api_version;                /* 2 or 3 (default 3) */
+    int64_t keepalive_ms;           /* Counter.read after this much silence (30000) */
+    int64_t dead_ms;                /* no packet for this long: reconnect (45000) */
+    int64_t request_timeout_ms;     /* socket requests fail after this (45000) */
+    int64_t backoff_base_ms;        /* first reconnect delay (1600) */
+    int64_t backoff_cap_ms;         /* largest delay (480000) */
+    double backoff_jitter;          /* up to this fraction added at random (0.5) */
+    uint64_t random_seed;           /* for jitter; 0 picks one */
+    lc_limits cache_limits;
+} ls_config;
+
+void ls_config_defaults(ls_config *cfg);
+
+/* ----- events for the application ----- */
+
+typedef enum {
+    LS_EV_CHALLENGE = 1, /* text: nonce. Answer with ls_answer_challenge. */
+    LS_EV_AUTHENTICATED, /* text: session token */
+    LS_EV_CONNECTED,     /* WebSocket open */
+    LS_EV_DISCONNECTED,  /* text: reason; number: retry in ms (-1: not retrying) */
+    LS_EV_RECONNECTING,  /* number: attempt */
+    LS_EV_SYNCED,        /* a replay completed; number: packets replayed */
+    LS_EV_CREATE,        /* object_type, id, ref */
+    LS_EV_UPDATE,        /* object_type, id, ref, changes */
+    LS_EV_DELETE,        /* object_type, id, ref (deleted; NULL if it was not cached), text: mode */
+    LS_EV_TRUNCATE,      /* id: conversation, number: messages removed */
+    LS_EV_MARK_READ,     /* id: conversation, number: messages marked */
+    LS_EV_TYPING,        /* id: conversation, value: {action, sender} */
+    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status */
+    LS_EV_ERROR,         /* text: message; value: error object when there is one */
+    LS_EV_LOG            /* text: message; number: level */
+} ls_event_type;
+
+typedef struct {
+    const char *property;
+    size_t property_len;
+    const jv *paths;
+    const jv *old_value; /* NULL: absent */
+    const jv *new_value;
+} ls_change;
+
+typedef struct ls_event {
+    ls_event_type type;
+    pkt_object_type object_type;
+    const char *id;          /* object or conversation id */
+    size_t id_len;
+    uint64_t request_id;
+    int success;
+    int http_status;
+    double number;
+    const char *text;
+    const jv *value;
+    ls_change *changes;
+    size_t n_changes;
+    lc_ref *ref;             /* the object, pinned; NULL for non-object events */
+    jv_doc *doc;             /* owns id, text, value and changes */
+    struct ls_event *next;
+} ls_event;
+
+/* Pop the next event (NULL if none); free it with ls_event_free. Object
+ * events pin their object (ref) until freed, so it is readable at dispatch
+ * even if it was deleted or the cache moved on. */
+ls_event *ls_next_event(ls_session *s);
+void ls_event_free(ls_session *s, ls_event *ev);
+size_t ls_pending_events(const ls_session *s);
+
+/* ----- outputs for the transport ----- */
+
+typedef struct ls_http_request {
+    uint64_t id;
+    const char *method;   /* static string */
+    char *path;           /* "/conversations?page_size=10", relative to the base URL */
+    char *body;           /* JSON text or NULL */
+    size_t body_len;
+    const char *content_type;
+    int authenticated;    /* add the session token */
+    struct ls_http_request *next;
+} ls_http_request;
+
+/* 1 while a WebSocket should exist. The transport opens one when it has none
+ * (URL: base + "/?session_token=" + ls_session_token()), closes it when this
+ * turns 0, and reports with ls_ws_opened / ls_ws_closed. */
+int ls_ws_wanted(const ls_session *s);
+const char *ls_subprotocol(const ls_session *s); /* "layer-3.0" */
+/* Query part for the socket URL ("?session_token=..."); NULL before login. */
+const char *ls_session_token(const ls_session *s);
+
+/* Next frame to send (NULL if none); free with free(). */
+char *ls_take_frame(ls_session *s, size_t *len);
+/* Next HTTP request to perform (NULL if none); free with ls_http_request_free. */
+ls_http_request *ls_take_http(ls_session *s);
+void ls_http_request_free(ls_http_request *r);
+
+/* Milliseconds from now until ls_tick must run (-1: nothing scheduled). */
+int64_t ls_next_deadline(const ls_session *s, int64_t now_ms);
+
+/* ----- inputs ----- */
+
+ls_session *ls_new(const ls_config *cfg);
+void ls_free(ls_session *s);
+
+/* Start: authenticate (or use a known session token), then connect. */
+void ls_start(ls_session *s, int64_t now_ms, const char *session_token);
+void ls_answer_challenge(ls_session *s, int64_t now_ms, const char *identity_token, const char *app_id);
+void ls_close(ls_session *s, int64_t now_ms); /* no reconnects after this */
+
+void ls_ws_opened(ls_session *s, int64_t now_ms);
+void ls_ws_closed(ls_session *s, int64_t now_ms, const char *reason);
+void ls_ws_frame(ls_session *s, int64_t now_ms, const char *text, size_t len);
+void ls_tick(ls_session *s, int64_t now_ms);
+
+/* A transport-level HTTP failure has status 0 and the reason in body. */
+void ls_http_response(ls_session *s, int64_t now_ms, uint64_t id, int status, const char *retry_after,
+                      const char *body, size_t body_len);
+
+/* ----- application requests ----- */
+
+/* A request over the WebSocket; completion arrives as LS_EV_RESPONSE with the
+ * returned id. data may be NULL. Returns 0 if the engine is closed. */
+uint64_t ls_ws_request(ls_session *s, int64_t now_ms, const char *method, const char *object_id, const jv *data);
+/* A REST request with the session token; completion as LS_EV_RESPONSE.
+ * A 401 carrying a nonce re-authenticates and retries it transparently. */
+uint64_t ls_rest_request(ls_session *s, int64_t now_ms, const char *method, const char *path, const char *body,
+                         size_t body_len, const char *content_type);
+/* Typing indicator signal for a conversation: "started", "paused", "finished". */
+int ls_send_typing(ls_session *s, const char *conversation_id, const char *action);
+
+lc_cache *ls_cache(ls_session *s);
+
+typedef struct {
+    uint64_t packets, changes_applied, duplicates_suppressed, replays, reconnects, gaps;
+    int64_t last_counter;
+} ls_stats;
+void ls_stats_get(const ls_session *s, ls_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+#endif

@@ -1,0 +1,23 @@
+/*
+ * bindings.h - the Lua-facing entry points each binding file provides to
+ * lmodule.c, which assembles them into layer.core.
+ */
+#ifndef LAYER_BINDINGS_H
+#define LAYER_BINDINGS_H
+
+#include "compat.h"
+
+LAYER_HIDDEN_BEGIN
+
+int layer_l_patch(lua_State *L);         /* lpatch.c */
+int layer_l_decode_packet(lua_State *L); /* lpacket.c */
+int layer_l_cache_new(lua_State *L);     /* lcache.c */
+void layer_cache_open(lua_State *L);
+int layer_l_client_new(lua_State *L);    /* lclient.c */
+void layer_client_open(lua_State *L);
+int layer_l_object_table(lua_State *L);  /* lobject.c */
+int layer_l_object_json(lua_State *L);
+
+LAYER_HIDDEN_END
+
+#endif

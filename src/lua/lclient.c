@@ -1,0 +1,532 @@
+/*
+ * lclient.c - layer.core.client(options): the protocol engine (session.c) as a
+ * Lua userdata, with the cache-backed objects of lobject.c.
+ *
+ * Events come out as Lua tables (client:next_event()); lua/layer/client.lua
+ * dispatches them to handlers. In "manual" mode the caller is the transport:
+ * it feeds frames and HTTP responses and takes what should be sent, with a
+ * clock it sets itself; tests and cosocket transports use that mode.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c99 */
+#include "bindings.h"
+#include "lconv.h"
+#include "lobject.h"
+#include "scratch.h"
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLIENT_MT "layer.client_core"
+
+
+typedef struct {
+    lobject_owner owner; /* objects point here; cache NULL once closed */
+    ls_session *s;
+    int64_t manual_now;  /* -1: real monotonic clock */
+} lclient;
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_of(const lclient *c) { return c->manual_now >= 0 ? c->manual_now : monotonic_ms(); }
+
+static lclient *check_client(lua_State *L)
+{
+    lclient *c = (lclient *)luaL_checkudata(L, 1, CLIENT_MT);
+    if (!c->s) luaL_error(L, "attempt to use a closed client");
+    return c;
+}
+
+static double opt_num(lua_State *L, int t, const char *k, double dflt)
+{
+    double v = dflt;
+    lua_getfield(L, t, k);
+    if (!lua_isnil(L, -1)) v = (double)luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+int layer_l_client_new(lua_State *L)
+{
+    ls_config cfg;
+    lclient *c;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ls_config_defaults(&cfg);
+    cfg.api_version = (int)opt_num(L, 1, "api_version", 3);
+    luaL_argcheck(L, cfg.api_version == 2 || cfg.api_version == 3, 1, "api_version must be 2 or 3");
+    cfg.keepalive_ms = (int64_t)(opt_num(L, 1, "keepalive", 30) * 1000);
+    cfg.dead_ms = (int64_t)(opt_num(L, 1, "dead_after", 45) * 1000);
+    cfg.request_timeout_ms = (int64_t)(opt_num(L, 1, "request_timeout", 45) * 1000);
+    cfg.backoff_base_ms = (int64_t)(opt_num(L, 1, "backoff_base", 1.6) * 1000);
+    cfg.backoff_cap_ms = (int64_t)(opt_num(L, 1, "backoff_cap", 480) * 1000);
+    cfg.backoff_jitter = opt_num(L, 1, "backoff_jitter", 0.5);
+    cfg.random_seed = (uint64_t)opt_num(L, 1, "random_seed", 0);
+    cfg.cache_limits.max_messages_per_conversation = (size_t)opt_num(L, 1, "max_messages_per_conversation", 0);
+    cfg.cache_limits.max_bytes = (size_t)opt_num(L, 1, "max_bytes", 0);
+    luaL_argcheck(L, cfg.backoff_base_ms > 0 && cfg.backoff_cap_ms >= cfg.backoff_base_ms, 1,
+                  "backoff_base must be positive and at most backoff_cap");
+    luaL_argcheck(L, cfg.backoff_jitter >= 0 && cfg.backoff_jitter <= 10, 1, "backoff_jitter out of range");
+
+    c = (lclient *)layer_newuserdata(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->manual_now = -1;
+    luaL_getmetatable(L, CLIENT_MT);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 2); /* uservalue: objects (weak) and methods */
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "objects");
+    lua_newtable(L);
+    lua_setfield(L, -2, "methods");
+    layer_setuservalue(L, -2);
+    lua_getfield(L, 1, "manual_clock");
+    if (lua_isnumber(L, -1)) c->manual_now = (int64_t)(lua_tonumber(L, -1) * 1000);
+    lua_pop(L, 1);
+    c->s = ls_new(&cfg);
+    if (!c->s) luaL_error(L, "not enough memory");
+    c->owner.cache = ls_cache(c->s);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    lclient *c = (lclient *)luaL_checkudata(L, 1, CLIENT_MT);
+    if (!c->s) return 0;
+    c->owner.cache = NULL; /* objects stop touching it from now on */
+    ls_free(c->s);
+    c->s = NULL;
+    return 0;
+}
+
+static int l_closed(lua_State *L)
+{
+    lclient *c = (lclient *)luaL_checkudata(L, 1, CLIENT_MT);
+    lua_pushboolean(L, c->s == NULL);
+    return 1;
+}
+
+/* ----- clock ----- */
+
+static int l_set_time(lua_State *L)
+{
+    lclient *c = check_client(L);
+    c->manual_now = (int64_t)(luaL_checknumber(L, 2) * 1000);
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    lclient *c = check_client(L);
+    lua_pushnumber(L, (lua_Number)now_of(c) / 1000.0);
+    return 1;
+}
+
+/* ----- lifecycle inputs ----- */
+
+static int l_start(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_start(c->s, now_of(c), luaL_optstring(L, 2, NULL));
+    return 0;
+}
+
+static int l_answer_challenge(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_answer_challenge(c->s, now_of(c), luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL));
+    return 0;
+}
+
+static int l_stop(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_close(c->s, now_of(c));
+    return 0;
+}
+
+static int l_ws_opened(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_ws_opened(c->s, now_of(c));
+    return 0;
+}
+
+static int l_ws_closed(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_ws_closed(c->s, now_of(c), luaL_optstring(L, 2, NULL));
+    return 0;
+}
+
+static int l_feed(lua_State *L)
+{
+    lclient *c = check_client(L);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    ls_ws_frame(c->s, now_of(c), text, len);
+    return 0;
+}
+
+static int l_tick(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_tick(c->s, now_of(c));
+    return 0;
+}
+
+static int l_http_response(lua_State *L)
+{
+    lclient *c = check_client(L);
+    uint64_t id = (uint64_t)luaL_checknumber(L, 2);
+    int status = (int)luaL_checkinteger(L, 3);
+    size_t len = 0;
+    const char *body = luaL_optlstring(L, 4, NULL, &len);
+    ls_http_response(c->s, now_of(c), id, status, luaL_optstring(L, 5, NULL), body, len);
+    return 0;
+}
+
+/* ----- outputs ----- */
+
+static int l_take_frame(lua_State *L)
+{
+    lclient *c = check_client(L);
+    size_t len;
+    char *frame = ls_take_frame(c->s, &len);
+    if (!frame) return 0;
+    lua_pushlstring(L, frame, len); /* may raise on OOM: frame leaks then, and only then */
+    free(frame);
+    return 1;
+}
+
+static int l_take_http(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_http_request *r = ls_take_http(c->s);
+    if (!r) return 0;
+    lua_createtable(L, 0, 6);
+    lua_pushnumber(L, (lua_Number)r->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, r->path);
+    lua_setfield(L, -2, "path");
+    if (r->body) {
+        lua_pushlstring(L, r->body, r->body_len);
+        lua_setfield(L, -2, "body");
+    }
+    if (r->content_type) {
+        lua_pushstring(L, r->content_type);
+        lua_setfield(L, -2, "content_type");
+    }
+    lua_pushboolean(L, r->authenticated);
+    lua_setfield(L, -2, "authenticated");
+    ls_http_request_free(r);
+    return 1;
+}
+
+static int l_ws_wanted(lua_State *L)
+{
+    lclient *c = check_client(L);
+    lua_pushboolean(L, ls_ws_wanted(c->s));
+    return 1;
+}
+
+static int l_session_token(lua_State *L)
+{
+    lclient *c = check_client(L);
+    const char *t = ls_session_token(c->s);
+    if (!t) return 0;
+    lua_pushstring(L, t);
+    return 1;
+}
+
+static int l_subprotocol(lua_State *L)
+{
+    lclient *c = check_client(L);
+    lua_pushstring(L, ls_subprotocol(c->s));
+    return 1;
+}
+
+/* Seconds until the engine needs a tick (0: work pending), or nil. */
+static int l_deadline(lua_State *L)
+{
+    lclient *c = check_client(L);
+    int64_t ms = ls_next_deadline(c->s, now_of(c));
+    if (ms < 0) return 0;
+    lua_pushnumber(L, (lua_Number)ms / 1000.0);
+    return 1;
+}
+
+/* ----- application requests ----- */
+
+static int l_ws_request(lua_State *L)
+{
+    lclient *c = check_client(L);
+    const char *method = luaL_checkstring(L, 2);
+    const char *object_id = luaL_optstring(L, 3, NULL);
+    uint64_t id;
+    lua_settop(L, 4);
+    if (lua_isnil(L, 4)) {
+        id = ls_ws_request(c->s, now_of(c), method, object_id, NULL);
+    } else {
+        scratch *s = scratch_push(L);
+        jv_doc *doc = scratch_doc(L, s, 0);
+        jv data;
+        lconv_to_jv(L, 4, doc, &data);
+        id = ls_ws_request(c->s, now_of(c), method, object_id, &data);
+        scratch_release(s);
+    }
+    if (!id) return luaL_error(L, "the client is closed or out of memory");
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+static int l_rest_request(lua_State *L)
+{
+    lclient *c = check_client(L);
+    const char *method = luaL_checkstring(L, 2);
+    const char *path = luaL_checkstring(L, 3);
+    size_t len = 0;
+    const char *body = luaL_optlstring(L, 4, NULL, &len);
+    uint64_t id = ls_rest_request(c->s, now_of(c), method, path, body, len, luaL_optstring(L, 5, NULL));
+    if (!id) return luaL_error(L, "the client is closed or out of memory");
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+static int l_typing(lua_State *L)
+{
+    lclient *c = check_client(L);
+    lua_pushboolean(L, ls_send_typing(c->s, luaL_checkstring(L, 2), luaL_checkstring(L, 3)));
+    return 1;
+}
+
+/* ----- objects ----- */
+
+static int l_object(lua_State *L)
+{
+    lclient *c = check_client(L);
+    size_t len;
+    const char *id = luaL_checklstring(L, 2, &len);
+    lobject_push_id(L, 1, &c->owner, id, len);
+    return 1;
+}
+
+static const char *const type_names[] = {"Conversation", "Message", "Announcement", "Identity", NULL};
+
+/* client:put(type, object) stores an object fetched over REST; returns it. */
+static int l_put(lua_State *L)
+{
+    lclient *c = check_client(L);
+    int type = luaL_checkoption(L, 2, NULL, type_names) + 1;
+    scratch *s;
+    jv_doc *doc;
+    jv value;
+    const jv *id;
+    lua_settop(L, 3);
+    s = scratch_push(L);
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        size_t n;
+        const char *text = lua_tolstring(L, 3, &n);
+        jv_error err;
+        doc = jv_parse(text, n, NULL, &err);
+        if (!doc) return luaL_error(L, "invalid JSON: %s", err.message);
+        scratch_adopt(L, s, doc);
+        value = *jv_root(doc);
+    } else {
+        doc = scratch_doc(L, s, 0);
+        lconv_to_jv(L, 3, doc, &value);
+    }
+    id = jv_get(&value, "id");
+    if (value.type != JV_OBJECT || !id || id->type != JV_STRING) return luaL_error(L, "object needs a string id");
+    if (!lc_put(c->owner.cache, (pkt_object_type)type, &value)) return luaL_error(L, "not enough memory");
+    lobject_push_id(L, 1, &c->owner, id->u.s, id->len);
+    scratch_release(s);
+    return 1;
+}
+
+/* client:messages(conversation_id) -> cached messages, oldest first */
+static int l_messages(lua_State *L)
+{
+    lclient *c = check_client(L);
+    size_t len, n, i;
+    const char *id = luaL_checklstring(L, 2, &len);
+    lc_ref *const *refs;
+    n = lc_conversation_messages(c->owner.cache, id, len, &refs);
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        lobject_push_ref(L, 1, &c->owner, refs[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+static int l_set_methods(lua_State *L)
+{
+    check_client(L);
+    luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    layer_getuservalue(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_settable(L, -3);
+    return 0;
+}
+
+/* ----- events ----- */
+
+static const char *const event_names[] = {
+    "?", "challenge", "authenticated", "connected", "disconnected", "reconnecting", "synced", "create",
+    "update", "delete", "truncate", "mark_read", "typing", "response", "error", "log",
+};
+static const char *const object_type_names[] = {"?", "Conversation", "Message", "Announcement", "Identity"};
+
+static void set_str(lua_State *L, const char *k, const char *v, size_t n)
+{
+    if (!v) return;
+    lua_pushlstring(L, v, n);
+    lua_setfield(L, -2, k);
+}
+
+static void push_event(lua_State *L, lclient *c, const ls_event *ev)
+{
+    size_t i;
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, event_names[ev->type]);
+    lua_setfield(L, -2, "name");
+    if (ev->object_type) {
+        lua_pushstring(L, object_type_names[ev->object_type]);
+        lua_setfield(L, -2, "object_type");
+    }
+    if (ev->id) set_str(L, "id", ev->id, ev->id_len);
+    if (ev->text) set_str(L, "text", ev->text, strlen(ev->text));
+    if (ev->value) {
+        lconv_push(L, ev->value);
+        lua_setfield(L, -2, "value");
+    }
+    lua_pushnumber(L, (lua_Number)ev->number);
+    lua_setfield(L, -2, "number");
+    if (ev->type == LS_EV_RESPONSE) {
+        lua_pushnumber(L, (lua_Number)ev->request_id);
+        lua_setfield(L, -2, "request_id");
+        lua_pushboolean(L, ev->success);
+        lua_setfield(L, -2, "success");
+        lua_pushinteger(L, ev->http_status);
+        lua_setfield(L, -2, "http_status");
+    }
+    if (ev->ref) {
+        lobject_push_ref(L, 1, &c->owner, ev->ref);
+        lua_setfield(L, -2, "object");
+    }
+    if (ev->type == LS_EV_UPDATE) {
+        lua_createtable(L, (int)ev->n_changes, 0);
+        for (i = 0; i < ev->n_changes; i++) {
+            const ls_change *ch = &ev->changes[i];
+            lua_createtable(L, 0, 4);
+            set_str(L, "property", ch->property, ch->property_len);
+            if (ch->paths) {
+                lconv_push(L, ch->paths);
+                lua_setfield(L, -2, "paths");
+            }
+            if (ch->old_value) {
+                lconv_push(L, ch->old_value);
+                lua_setfield(L, -2, "old");
+            }
+            if (ch->new_value) {
+                lconv_push(L, ch->new_value);
+                lua_setfield(L, -2, "new");
+            }
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_setfield(L, -2, "changes");
+    }
+}
+
+/* The event stays queued until it is converted, so an error while
+ * converting (out of memory) loses nothing. */
+static int l_next_event(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_event *ev;
+    if (!ls_pending_events(c->s)) return 0;
+    ev = ls_next_event(c->s);
+    lua_settop(L, 1);
+    /* a scratch-like guard is not needed: the event is freed right after */
+    push_event(L, c, ev);
+    ls_event_free(c->s, ev);
+    return 1;
+}
+
+static int l_pending(lua_State *L)
+{
+    lclient *c = check_client(L);
+    lua_pushinteger(L, (lua_Integer)ls_pending_events(c->s));
+    return 1;
+}
+
+static void set_count(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, (lua_Number)v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_stats(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_stats ss;
+    lc_stats cs;
+    ls_stats_get(c->s, &ss);
+    lc_stats_get(c->owner.cache, &cs);
+    lua_createtable(L, 0, 14);
+    set_count(L, "packets", (double)ss.packets);
+    set_count(L, "changes_applied", (double)ss.changes_applied);
+    set_count(L, "duplicates_suppressed", (double)ss.duplicates_suppressed);
+    set_count(L, "replays", (double)ss.replays);
+    set_count(L, "reconnects", (double)ss.reconnects);
+    set_count(L, "gaps", (double)ss.gaps);
+    set_count(L, "last_counter", (double)ss.last_counter);
+    set_count(L, "objects", (double)cs.objects);
+    set_count(L, "conversations", (double)cs.conversations);
+    set_count(L, "messages", (double)cs.messages);
+    set_count(L, "identities", (double)cs.identities);
+    set_count(L, "announcements", (double)cs.announcements);
+    set_count(L, "bytes", (double)cs.bytes);
+    set_count(L, "pinned", (double)cs.pinned);
+    set_count(L, "evicted", (double)cs.evicted);
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"close", l_close}, {"closed", l_closed}, {"set_time", l_set_time}, {"now", l_now},
+    {"start", l_start}, {"answer_challenge", l_answer_challenge}, {"stop", l_stop},
+    {"ws_opened", l_ws_opened}, {"ws_closed", l_ws_closed}, {"feed", l_feed}, {"tick", l_tick},
+    {"http_response", l_http_response}, {"take_frame", l_take_frame}, {"take_http", l_take_http},
+    {"ws_wanted", l_ws_wanted}, {"session_token", l_session_token}, {"subprotocol", l_subprotocol},
+    {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
+    {"typing", l_typing}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
+    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats},
+    {NULL, NULL},
+};
+
+void layer_client_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, CLIENT_MT)) {
+        layer_newlibtable(L, methods);
+        layer_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    lobject_open(L);
+}

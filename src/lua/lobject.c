@@ -1,0 +1,199 @@
+/* lobject.c - cache-backed object userdata (see lobject.h). */
+#include "bindings.h"
+#include "lobject.h"
+
+#include "lconv.h"
+
+#include <string.h>
+
+#define OBJECT_MT "layer.object"
+
+typedef struct {
+    lc_ref *ref;
+    lobject_owner *owner;
+} lobject;
+
+static const char *const type_names[] = {"?", "Conversation", "Message", "Announcement", "Identity"};
+
+lc_ref *lobject_test(lua_State *L, int idx, lobject_owner **owner)
+{
+    lobject *o = (lobject *)layer_testudata(L, idx, OBJECT_MT);
+    if (!o || !o->owner->cache) return NULL;
+    if (owner) *owner = o->owner;
+    return o->ref;
+}
+
+static lobject *check_live(lua_State *L, int idx)
+{
+    lobject *o = (lobject *)luaL_checkudata(L, idx, OBJECT_MT);
+    if (!o->owner->cache) luaL_error(L, "the client of this object is closed");
+    return o;
+}
+
+/* owner table (the client's uservalue) of object at idx -> pushed */
+static void push_owner_table(lua_State *L, int idx)
+{
+    layer_getuservalue(L, idx); /* the client userdata */
+    layer_getuservalue(L, -1);  /* its table */
+    lua_remove(L, -2);
+}
+
+void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref *ref)
+{
+    const jv *value = lc_ref_value(ref), *id = jv_get(value, "id");
+    lobject *o;
+    int objects;
+    if (owner_idx < 0) owner_idx = lua_gettop(L) + owner_idx + 1;
+    layer_getuservalue(L, owner_idx);
+    lua_getfield(L, -1, "objects");
+    objects = lua_gettop(L);
+    if (id && id->type == JV_STRING) {
+        lua_pushlstring(L, id->u.s, id->len);
+        lua_rawget(L, objects);
+        o = (lobject *)layer_testudata(L, -1, OBJECT_MT);
+        if (o && o->ref == ref) { /* the live userdata of this very entry */
+            lua_replace(L, objects - 1);
+            lua_settop(L, objects - 1);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    o = (lobject *)layer_newuserdata(L, sizeof *o);
+    o->ref = NULL;
+    o->owner = owner;
+    luaL_getmetatable(L, OBJECT_MT);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, owner_idx);
+    layer_setuservalue(L, -2);
+    lc_pin_again(ref);
+    o->ref = ref;
+    if (id && id->type == JV_STRING) {
+        lua_pushlstring(L, id->u.s, id->len);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, objects);
+    }
+    lua_replace(L, objects - 1);
+    lua_settop(L, objects - 1);
+}
+
+void lobject_push_id(lua_State *L, int owner_idx, lobject_owner *owner, const char *id, size_t len)
+{
+    lc_ref *ref = lc_pin(owner->cache, id, len);
+    if (!ref) {
+        lua_pushnil(L);
+        return;
+    }
+    lobject_push_ref(L, owner_idx, owner, ref);
+    lc_unpin(owner->cache, ref); /* the userdata holds its own pin */
+}
+
+/* A field holding {id=...} or an id string, as an object when it is cached. */
+static int push_linked(lua_State *L, lobject *o, const jv *v)
+{
+    const jv *id = v->type == JV_OBJECT ? jv_get(v, "id") : v;
+    if (!id || id->type != JV_STRING || !lc_get(o->owner->cache, id->u.s, id->len)) return 0;
+    layer_getuservalue(L, 1); /* the client userdata */
+    lobject_push_id(L, -1, o->owner, id->u.s, id->len);
+    lua_remove(L, -2);
+    return 1;
+}
+
+static int l_index(lua_State *L)
+{
+    lobject *o = check_live(L, 1);
+    const jv *value = lc_ref_value(o->ref), *field;
+    size_t klen;
+    const char *key = lua_tolstring(L, 2, &klen);
+    pkt_object_type type = lc_ref_type(o->ref);
+    if (!key) return 0;
+    if (!strcmp(key, "deleted")) {
+        lua_pushboolean(L, lc_ref_deleted(o->ref));
+        return 1;
+    }
+    if (!strcmp(key, "object_type")) {
+        lua_pushstring(L, type_names[type]);
+        return 1;
+    }
+    /* methods installed by the Lua layer, per object type */
+    push_owner_table(L, 1);
+    lua_getfield(L, -1, "methods");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, type_names[type]);
+        if (lua_istable(L, -1)) {
+            lua_pushvalue(L, 2);
+            lua_rawget(L, -2);
+            if (!lua_isnil(L, -1)) return 1;
+        }
+    }
+    lua_settop(L, 2);
+    field = jv_getn(value, key, klen);
+    if (!field) return 0;
+    if ((type == OBJ_MESSAGE && !strcmp(key, "conversation")) ||
+        (type == OBJ_CONVERSATION && !strcmp(key, "last_message"))) {
+        if (push_linked(L, o, field)) return 1;
+    }
+    lconv_push(L, field);
+    return 1;
+}
+
+static int l_newindex(lua_State *L)
+{
+    return luaL_error(L, "layer objects are read-only: change them through their methods");
+}
+
+static int l_gc(lua_State *L)
+{
+    lobject *o = (lobject *)luaL_checkudata(L, 1, OBJECT_MT);
+    if (o->ref && o->owner->cache) lc_unpin(o->owner->cache, o->ref);
+    o->ref = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lobject *o = (lobject *)luaL_checkudata(L, 1, OBJECT_MT);
+    const jv *id;
+    if (!o->owner->cache || !o->ref) {
+        lua_pushliteral(L, "layer object (client closed)");
+        return 1;
+    }
+    id = jv_get(lc_ref_value(o->ref), "id");
+    lua_pushfstring(L, "%s: %s%s", type_names[lc_ref_type(o->ref)], id && id->type == JV_STRING ? id->u.s : "?",
+                    lc_ref_deleted(o->ref) ? " (deleted)" : "");
+    return 1;
+}
+
+/* layer.core.object_table(obj): a plain snapshot of every field */
+static int l_totable(lua_State *L)
+{
+    lobject *o = check_live(L, 1);
+    lconv_push(L, lc_ref_value(o->ref));
+    return 1;
+}
+
+static int l_tojson(lua_State *L)
+{
+    lobject *o = check_live(L, 1);
+    lconv_push_json_text(L, lc_ref_value(o->ref));
+    return 1;
+}
+
+void lobject_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, OBJECT_MT)) {
+        lua_pushcfunction(L, l_index);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_newindex);
+        lua_setfield(L, -2, "__newindex");
+        lua_pushcfunction(L, l_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "layer object");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
+int layer_l_object_table(lua_State *L) { return l_totable(L); }
+int layer_l_object_json(lua_State *L) { return l_tojson(L); }
