@@ -31,7 +31,7 @@ endif
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 
 OUT = $(BUILD)/$(LUA)
-CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c
+CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c src/core/session.c
 CORE_HDR = $(wildcard src/core/*.h)
 BIND_SRC = $(wildcard src/lua/*.c)
 BIND_HDR = $(wildcard src/lua/*.h)
