@@ -22,7 +22,7 @@ struct lc_entry {
     uint64_t hash;
     pkt_object_type type;
     jv_doc *doc;
-    size_t packed_bytes; /* doc size right after the last repack */
+    size_t packed_used;  /* arena bytes in use right after the last repack */
     const char *id;      /* inside doc */
     size_t id_len;
     unsigned pins;
@@ -58,6 +58,7 @@ struct lc_cache {
     jv_doc *retired[8]; /* docs that the last event may still point into */
     size_t n_retired;
     lp_result last;     /* change list of the last patch */
+    size_t maintain_at; /* slot where lc_maintain resumes */
     char *ev_id;        /* the last event's id: packets die before events do */
     size_t ev_id_cap;
 };
@@ -425,7 +426,7 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
     e->hash = h;
     e->type = type;
     e->doc = doc;
-    e->packed_bytes = jv_doc_bytes(doc);
+    e->packed_used = jv_doc_used(doc);
     e->id = jv_get(jv_root(doc), "id")->u.s;
     e->id_len = id->len;
     c->bytes += entry_bytes(e);
@@ -471,12 +472,12 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, lp_result *res, 
     }
     jv_set_root(doc, &res->root);
     /* Repack once garbage outweighs live data; the old doc stays alive for the event. */
-    if (jv_doc_bytes(doc) > 2 * e->packed_bytes + 512) {
+    if (jv_doc_wants_repack(doc, e->packed_used)) {
         jv_doc *packed = jv_doc_compact(doc);
         if (packed) {
             retire(c, doc);
             e->doc = packed;
-            e->packed_bytes = jv_doc_bytes(packed);
+            e->packed_used = jv_doc_used(packed);
         }
     }
     e->id = jv_get(jv_root(e->doc), "id")->u.s;
@@ -645,6 +646,32 @@ void lc_stats_get(const lc_cache *c, lc_stats *out)
     out->bytes = total_bytes(c);
     out->pinned = c->pinned;
     out->evicted = c->evicted;
+}
+
+/* ===== idle maintenance ===== */
+
+size_t lc_slots(const lc_cache *c) { return c->entries.cap; }
+
+size_t lc_maintain(lc_cache *c, size_t max_slots)
+{
+    size_t done = 0, seen = 0;
+    while (seen < max_slots && seen < c->entries.cap) {
+        lc_entry *e = c->entries.slots[c->maintain_at];
+        c->maintain_at = (c->maintain_at + 1) & (c->entries.cap - 1);
+        seen++;
+        if (e && jv_doc_used(e->doc) > e->packed_used) {
+            jv_doc *packed = jv_doc_compact(e->doc);
+            if (!packed) break;
+            c->bytes -= entry_bytes(e);
+            retire(c, e->doc); /* the last event may still point into it */
+            e->doc = packed;
+            e->packed_used = jv_doc_used(packed);
+            e->id = jv_get(jv_root(packed), "id")->u.s;
+            c->bytes += entry_bytes(e);
+            done++;
+        }
+    }
+    return done;
 }
 
 /* ===== pins ===== */

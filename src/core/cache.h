@@ -79,6 +79,12 @@ const jv *lc_get(const lc_cache *c, const char *id, size_t len);
 
 void lc_stats_get(const lc_cache *c, lc_stats *out);
 
+/* Idle-time work: repack patched entries that still carry garbage, looking
+ * at up to max_slots table slots from where the last call stopped. Returns
+ * the entries repacked. A pass over every slot leaves no garbage. */
+size_t lc_maintain(lc_cache *c, size_t max_slots);
+size_t lc_slots(const lc_cache *c);
+
 /* Pinning: a pinned object is never evicted, and its ref stays valid after a
  * delete (lc_ref_deleted says so) until the last lc_unpin. Pins count. */
 lc_ref *lc_pin(lc_cache *c, const char *id, size_t len); /* NULL if not cached */

@@ -31,11 +31,14 @@ struct jv_doc {
     int has_root;
     jv_chunk *chunks; /* newest first; allocation happens in chunks */
     size_t heap;      /* bytes malloc'd, headers included */
+    size_t used;      /* bytes handed out: what repacking would keep at most */
+    size_t grow;      /* size of the next chunk */
+    int doubling;     /* grow geometrically (docs built without a size hint) */
 };
 
 #define CHUNK_DATA(c) ((char *)((c) + 1))
 #define MIN_CHUNK 256
-#define MAX_GROW_CHUNK (1u << 20)
+#define MAX_GROW_CHUNK (64u << 10)
 
 static jv_chunk *chunk_new(jv_doc *doc, size_t cap)
 {
@@ -55,17 +58,21 @@ static void *arena_alloc(jv_doc *doc, size_t n, size_t align)
     if (c) {
         size_t at = (c->used + (align - 1)) & ~(align - 1);
         if (at <= c->cap && n <= c->cap - at) {
+            doc->used += at + n - c->used;
             c->used = at + n;
             return CHUNK_DATA(c) + at;
         }
     }
     {
-        size_t cap = c ? c->cap * 2 : MIN_CHUNK;
-        if (cap > MAX_GROW_CHUNK) cap = MAX_GROW_CHUNK;
+        /* A doc sized from a hint (parsed text, a repacked cache entry) grows
+         * by steps of half that size; one built from nothing grows by 2x. */
+        size_t cap = doc->grow;
         if (cap < n) cap = n;
+        if (doc->doubling && doc->grow < MAX_GROW_CHUNK) doc->grow *= 2;
         c = chunk_new(doc, cap);
         if (!c) return NULL;
         c->used = n;
+        doc->used += n;
         return CHUNK_DATA(c);
     }
 }
@@ -78,6 +85,8 @@ jv_doc *jv_doc_new(size_t size_hint)
     if (!doc) return NULL;
     doc->heap = sizeof *doc;
     doc->root = jv_null();
+    doc->grow = size_hint / 2 < MIN_CHUNK ? MIN_CHUNK : (size_hint / 2 > MAX_GROW_CHUNK ? MAX_GROW_CHUNK : size_hint / 2);
+    doc->doubling = size_hint == 0;
     if (size_hint && !chunk_new(doc, size_hint)) {
         free(doc);
         return NULL;
@@ -99,6 +108,11 @@ void jv_doc_free(jv_doc *doc)
 const jv *jv_root(const jv_doc *doc) { return &doc->root; }
 void jv_set_root(jv_doc *doc, const jv *root) { doc->root = *root; doc->has_root = 1; }
 size_t jv_doc_bytes(const jv_doc *doc) { return doc->heap; }
+size_t jv_doc_used(const jv_doc *doc) { return doc->used; }
+
+/* Repack once garbage outweighs live data: a patched object then costs at
+ * most about twice its compact size, and repacks stay rare. */
+int jv_doc_wants_repack(const jv_doc *doc, size_t packed_used) { return doc->used > 2 * packed_used + 512; }
 
 /* ===== well-known keys =====
  * Layer objects repeat a few dozen keys; pointing at one static copy saves
@@ -129,6 +143,7 @@ static const known_key known_keys[] = {
 #define KNOWN_SLOTS 256
 static unsigned char known_slots[KNOWN_SLOTS]; /* index + 1, 0 = empty */
 static pthread_once_t known_once = PTHREAD_ONCE_INIT;
+static int known_ready; /* set, with release order, once known_slots is complete */
 
 static unsigned known_hash(const char *s, size_t len)
 {
@@ -145,13 +160,14 @@ static void known_init(void)
         while (known_slots[h]) h = (h + 1) & (KNOWN_SLOTS - 1);
         known_slots[h] = (unsigned char)(i + 1);
     }
+    __atomic_store_n(&known_ready, 1, __ATOMIC_RELEASE);
 }
 
 static const char *known_key_find(const char *s, size_t len)
 {
     unsigned h;
     if (len == 0 || len >= KNOWN_KEY_MAX) return NULL;
-    pthread_once(&known_once, known_init);
+    if (!__atomic_load_n(&known_ready, __ATOMIC_ACQUIRE)) pthread_once(&known_once, known_init);
     for (h = known_hash(s, len); known_slots[h]; h = (h + 1) & (KNOWN_SLOTS - 1)) {
         const known_key *k = &known_keys[known_slots[h] - 1];
         if (k->len[0] == len && memcmp(k->text, s, len) == 0) return k->text;
@@ -298,7 +314,9 @@ const jv *jv_getn(const jv *obj, const char *key, size_t klen)
     if (!obj || obj->type != JV_OBJECT) return NULL;
     for (i = 0; i < obj->len; i++) {
         const char *k = obj->u.members[i].key;
-        if (jv_key_len(k) == klen && memcmp(k, key, klen) == 0) return &obj->u.members[i].value;
+        /* ids share long prefixes (layer:///identities/...): test the end first */
+        if (jv_key_len(k) == klen && (klen == 0 || (k[klen - 1] == key[klen - 1] && memcmp(k, key, klen) == 0)))
+            return &obj->u.members[i].value;
     }
     return NULL;
 }
@@ -594,6 +612,16 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
     /* pass 1: find the end and validate */
     for (;;) {
         unsigned char c;
+        /* 8 plain ASCII bytes at a time: no quote, backslash, control or high bit */
+        while (end - q >= 8) {
+            uint64_t word;
+            memcpy(&word, q, 8);
+            /* may flag a plain byte (then the byte loop decides), never misses one */
+            if (((word - 0x2020202020202020ull) | word | ((word ^ 0x2222222222222222ull) - 0x0101010101010101ull) |
+                 ((word ^ 0x5C5C5C5C5C5C5C5Cull) - 0x0101010101010101ull)) & 0x8080808080808080ull)
+                break;
+            q += 8;
+        }
         if (q >= end) return fail(ps, ps->p, "%sunterminated string starting at byte %lu", "");
         c = (unsigned char)*q;
         if (c == '"') break;
@@ -670,6 +698,7 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
     *w = '\0';
     /* give back what unescaping saved */
     ps->doc->chunks->used -= (size_t)((dst + (q - body)) - w);
+    ps->doc->used -= (size_t)((dst + (q - body)) - w);
     if (as_key) put_len4(dst - 4, (uint32_t)(w - dst));
     *out = dst;
     *out_len = (uint32_t)(w - dst);

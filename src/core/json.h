@@ -86,6 +86,10 @@ int jv_copy_into(jv_doc *doc, jv *dst, const jv *src);
 /* Repack the root into one exactly-sized block, dropping garbage. */
 jv_doc *jv_doc_compact(jv_doc *doc);
 size_t jv_doc_bytes(const jv_doc *doc);      /* heap bytes held */
+size_t jv_doc_used(const jv_doc *doc);       /* bytes allocated from the arena (live + garbage) */
+/* The repacking policy for documents that are patched in place: packed_used
+ * is jv_doc_used right after the last jv_doc_compact. */
+int jv_doc_wants_repack(const jv_doc *doc, size_t packed_used);
 size_t jv_value_bytes(const jv *v);          /* bytes a compact copy needs */
 
 /* Scalars. */

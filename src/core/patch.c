@@ -24,7 +24,8 @@ static const char *const op_names[] = {"set", "delete", "add", "remove"};
 typedef struct {
     const char *key;
     size_t key_len;
-    const jv *old_value;
+    jv old_value; /* by value: its slot may be in a fresh array edited later */
+    int had_old;
     jv *paths; /* grows in ctx scratch, copied out at the end */
     size_t n_paths, cap_paths;
 } tracked;
@@ -41,7 +42,24 @@ typedef struct {
     size_t n_tracks, cap_tracks;
     lp_registration *regs;
     size_t n_regs, cap_regs;
+    /* Arrays allocated by this call: nobody else can see them yet, so later
+     * operations of the same patch may edit them in place. */
+    const void *fresh[32];
+    int n_fresh;
 } ctx;
+
+static void mark_fresh(ctx *c, const void *p)
+{
+    if (p && c->n_fresh < (int)(sizeof c->fresh / sizeof c->fresh[0])) c->fresh[c->n_fresh++] = p;
+}
+
+static int is_fresh(const ctx *c, const void *p)
+{
+    int i;
+    for (i = c->n_fresh - 1; i >= 0; i--)
+        if (c->fresh[i] == p) return 1;
+    return 0;
+}
 
 /* ===== errors ===== */
 
@@ -230,8 +248,15 @@ static int object_with(ctx *c, const jv *obj, const char *key, size_t klen, cons
 {
     long at = find_member(obj, key, klen);
     uint32_t n = obj->len + (at < 0 ? 1 : 0);
-    jv_member *m = jv_alloc(c->doc, (size_t)n * sizeof *m);
+    jv_member *m;
+    if (at >= 0 && is_fresh(c, obj->u.members)) {
+        ((jv_member *)obj->u.members)[at].value = *value;
+        *out = *obj;
+        return 1;
+    }
+    m = jv_alloc(c->doc, (size_t)n * sizeof *m);
     if (!m) return oom(c);
+    mark_fresh(c, m);
     if (obj->len) memcpy(m, obj->u.members, obj->len * sizeof *m);
     if (at < 0) {
         m[obj->len].key = jv_intern(c->doc, key, klen, 1);
@@ -250,9 +275,16 @@ static int object_without(ctx *c, const jv *obj, long at, jv *out)
 {
     jv_member *m = NULL;
     *out = *obj;
+    if (is_fresh(c, obj->u.members)) {
+        m = (jv_member *)obj->u.members;
+        memmove(m + at, m + at + 1, (size_t)(obj->len - (uint32_t)at - 1) * sizeof *m);
+        out->len = obj->len - 1;
+        return 1;
+    }
     if (obj->len > 1) {
         m = jv_alloc(c->doc, (size_t)(obj->len - 1) * sizeof *m);
         if (!m) return oom(c);
+        mark_fresh(c, m);
         memcpy(m, obj->u.members, (size_t)at * sizeof *m);
         memcpy(m + at, obj->u.members + at + 1, (size_t)(obj->len - (uint32_t)at - 1) * sizeof *m);
     }
@@ -265,6 +297,7 @@ static int array_with_appended(ctx *c, const jv *arr, const jv *value, jv *out)
 {
     jv *items = jv_alloc(c->doc, (size_t)(arr->len + 1) * sizeof *items);
     if (!items) return oom(c);
+    mark_fresh(c, items);
     if (arr->len) memcpy(items, arr->u.items, arr->len * sizeof *items);
     items[arr->len] = *value;
     *out = *arr;
@@ -277,9 +310,16 @@ static int array_without(ctx *c, const jv *arr, uint32_t at, jv *out)
 {
     jv *items = NULL;
     *out = *arr;
+    if (is_fresh(c, arr->u.items)) {
+        items = (jv *)arr->u.items;
+        memmove(items + at, items + at + 1, (arr->len - at - 1) * sizeof *items);
+        out->len = arr->len - 1;
+        return 1;
+    }
     if (arr->len > 1) {
         items = jv_alloc(c->doc, (size_t)(arr->len - 1) * sizeof *items);
         if (!items) return oom(c);
+        mark_fresh(c, items);
         memcpy(items, arr->u.items, at * sizeof *items);
         memcpy(items + at, arr->u.items + at + 1, (arr->len - at - 1) * sizeof *items);
     }
@@ -408,7 +448,11 @@ static tracked *track(ctx *c, const jv *root, const char *base, size_t base_len)
     t->key = jv_intern(c->doc, base, base_len, 0);
     if (!t->key) return NULL;
     t->key_len = base_len;
-    t->old_value = jv_getn(root, base, base_len);
+    {
+        const jv *old = jv_getn(root, base, base_len);
+        t->had_old = old != NULL;
+        if (old) t->old_value = *old;
+    }
     c->n_tracks++;
     return t;
 }
@@ -607,7 +651,12 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
             ch->property = t->key;
             ch->property_len = t->key_len;
             ch->paths = paths;
-            ch->old_value = t->old_value;
+            if (t->had_old) {
+                jv *old = jv_alloc(doc, sizeof *old);
+                if (!old) goto nomem;
+                *old = t->old_value;
+                ch->old_value = old;
+            }
             ch->new_value = jv_getn(&root, t->key, t->key_len);
         }
         out->n_changes = c.n_tracks;

@@ -131,6 +131,15 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* cache:compact([max_slots]): idle-time repacking; all of it by default */
+static int l_compact(lua_State *L)
+{
+    lc_cache *c = check_cache(L);
+    size_t slots = (size_t)luaL_optnumber(L, 2, (lua_Number)lc_slots(c));
+    lua_pushnumber(L, (lua_Number)lc_maintain(c, slots));
+    return 1;
+}
+
 static int l_close(lua_State *L)
 {
     lcache_box *b = (lcache_box *)luaL_checkudata(L, 1, CACHE_MT);
@@ -169,7 +178,7 @@ int layer_l_cache_new(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"apply", l_apply}, {"get", l_get}, {"get_json", l_get_json}, {"stats", l_stats}, {"close", l_close}, {NULL, NULL},
+    {"apply", l_apply}, {"get", l_get}, {"get_json", l_get_json}, {"stats", l_stats}, {"compact", l_compact}, {"close", l_close}, {NULL, NULL},
 };
 
 void layer_cache_open(lua_State *L)
