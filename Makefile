@@ -36,6 +36,7 @@ CORE_HDR = $(wildcard src/core/*.h)
 BIND_SRC = $(wildcard src/lua/*.c)
 BIND_HDR = $(wildcard src/lua/*.h)
 MODULE = $(OUT)/layer/core.so
+MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcrypto) -lm -lpthread
 
 BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
@@ -47,13 +48,14 @@ LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.s
 -include fuzz/fuzz.mk
 -include bench/bench.mk
 -include server/server.mk
+-include spec/c/ctest.mk
 
 all: $(MODULE)
 
 $(MODULE): $(CORE_SRC) $(CORE_HDR) $(BIND_SRC) $(BIND_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
-	    -Isrc/core $(LUA_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ -lm -lpthread
+	    -Isrc/core $(LUA_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ $(MODULE_LIBS)
 
 # The core must stay free of Lua: the server links it as well.
 check-core-isolation:
@@ -66,17 +68,16 @@ test-all:
 	@for v in 5.1 5.2 5.3 5.4 jit; do $(MAKE) --no-print-directory test LUA=$$v || exit 1; done
 
 asan:
-	# Module built by clang with ASan+UBSan, suite run by the stock lua5.4 with
-	# the ASan runtime preloaded (it carries the UBSan handlers too). Leak
-	# checking stays on; fuzz/lsan.supp says what is suppressed and why.
-	$(MAKE) --no-print-directory all LUA=5.4 BUILD=build/asan CC=clang \
-	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -shared-libasan"
-	$(MAKE) --no-print-directory test LUA=5.4 BUILD=build/asan CC=clang \
-	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -shared-libasan" \
-	    LUA_BIN="env LD_PRELOAD=$$(clang -print-file-name=libclang_rt.asan-x86_64.so) \
-	    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
-	    LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 lua5.4"
+	# Module and a minimal lua5.4 runner (fuzz/lua-asan.c) built by clang with
+	# ASan+UBSan; the whole suite runs under it with leak checking on.
+	# fuzz/lsan.supp lists what is suppressed and why.
+	$(MAKE) --no-print-directory all build/asan/lua-asan LUA=5.4 BUILD=build/asan CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory test LUA=5.4 BUILD=build/asan CC=clang LUA_BIN=build/asan/lua-asan \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
 deps:
 	./scripts/install-deps

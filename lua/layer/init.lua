@@ -16,6 +16,18 @@ local layer = {
   cache = core.cache,        -- layer.cache(): the C object cache, fed with frames
 }
 
+layer.uuid = core.uuid            -- a random (version 4) UUID
+layer.dev_token = core.dev_token  -- HS256 identity token for the local server
+
+-- layer.client{url=, app_id=, identity=function(nonce) return token end | session_token=, ...}
+function layer.client(options)
+  return require("layer.client").new(options)
+end
+
+function layer.is_error(v)
+  return require("layer.client").is_error(v)
+end
+
 function layer.is_array(t)
   return type(t) == "table" and getmetatable(t) == core.array_mt
 end

@@ -1002,8 +1002,8 @@ static const jv *error_object(jv_doc *d) { return d && jv_root(d)->type == JV_OB
 
 static int retryable_status(int status) { return status == 0 || status == 408 || status == 502 || status == 503 || status == 504; }
 
-void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after, const char *body,
-                      size_t body_len)
+void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after,
+                      int64_t layer_count, const char *body, size_t body_len)
 {
     rest_req *r;
     jv_doc *d = NULL;
@@ -1098,6 +1098,7 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         if (ev) {
             ev->request_id = r->id;
             ev->http_status = status;
+            ev->number = (double)layer_count;
             ev->success = status >= 200 && status < 300;
             if (status == 0) {
                 event_text(ev, body ? body : "transport error", body ? body_len : 15);

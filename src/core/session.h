@@ -59,7 +59,7 @@ typedef enum {
     LS_EV_TRUNCATE,      /* id: conversation, number: messages removed */
     LS_EV_MARK_READ,     /* id: conversation, number: messages marked */
     LS_EV_TYPING,        /* id: conversation, value: {action, sender} */
-    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status */
+    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status, number: Layer-Count or -1 */
     LS_EV_ERROR,         /* text: message; value: error object when there is one */
     LS_EV_LOG            /* text: message; number: level */
 } ls_event_type;
@@ -142,9 +142,10 @@ void ls_ws_closed(ls_session *s, int64_t now_ms, const char *reason);
 void ls_ws_frame(ls_session *s, int64_t now_ms, const char *text, size_t len);
 void ls_tick(ls_session *s, int64_t now_ms);
 
-/* A transport-level HTTP failure has status 0 and the reason in body. */
+/* A transport-level HTTP failure has status 0 and the reason in body.
+ * layer_count is the Layer-Count header (-1 when absent). */
 void ls_http_response(ls_session *s, int64_t now_ms, uint64_t id, int status, const char *retry_after,
-                      const char *body, size_t body_len);
+                      int64_t layer_count, const char *body, size_t body_len);
 
 /* ----- application requests ----- */
 

@@ -78,7 +78,7 @@ int layer_l_client_new(lua_State *L)
     c->manual_now = -1;
     luaL_getmetatable(L, CLIENT_MT);
     lua_setmetatable(L, -2);
-    lua_createtable(L, 0, 2); /* uservalue: objects (weak) and methods */
+    lua_createtable(L, 0, 3); /* uservalue: objects (weak), methods, client */
     lua_newtable(L);
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "v");
@@ -87,6 +87,8 @@ int layer_l_client_new(lua_State *L)
     lua_setfield(L, -2, "objects");
     lua_newtable(L);
     lua_setfield(L, -2, "methods");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "client"); /* objects reach their client through this table */
     layer_setuservalue(L, -2);
     lua_getfield(L, 1, "manual_clock");
     if (lua_isnumber(L, -1)) c->manual_now = (int64_t)(lua_tonumber(L, -1) * 1000);
@@ -130,7 +132,8 @@ static int l_now(lua_State *L)
     return 1;
 }
 
-/* ----- lifecycle inputs ----- */
+/* ----- lifecycle inputs -----
+ * client:http_response(id, status [, body [, retry_after [, layer_count]]]) */
 
 static int l_start(lua_State *L)
 {
@@ -190,7 +193,8 @@ static int l_http_response(lua_State *L)
     int status = (int)luaL_checkinteger(L, 3);
     size_t len = 0;
     const char *body = luaL_optlstring(L, 4, NULL, &len);
-    ls_http_response(c->s, now_of(c), id, status, luaL_optstring(L, 5, NULL), body, len);
+    ls_http_response(c->s, now_of(c), id, status, luaL_optstring(L, 5, NULL), (int64_t)luaL_optnumber(L, 6, -1), body,
+                     len);
     return 0;
 }
 
@@ -506,6 +510,15 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* client:compact([slots]): idle repacking of patched objects (lc_maintain) */
+static int l_compact(lua_State *L)
+{
+    lclient *c = check_client(L);
+    size_t slots = (size_t)luaL_optnumber(L, 2, (lua_Number)lc_slots(c->owner.cache));
+    lua_pushnumber(L, (lua_Number)lc_maintain(c->owner.cache, slots));
+    return 1;
+}
+
 static const luaL_Reg methods[] = {
     {"close", l_close}, {"closed", l_closed}, {"set_time", l_set_time}, {"now", l_now},
     {"start", l_start}, {"answer_challenge", l_answer_challenge}, {"stop", l_stop},
@@ -514,7 +527,7 @@ static const luaL_Reg methods[] = {
     {"ws_wanted", l_ws_wanted}, {"session_token", l_session_token}, {"subprotocol", l_subprotocol},
     {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
     {"typing", l_typing}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
-    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats},
+    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact},
     {NULL, NULL},
 };
 

@@ -81,6 +81,8 @@ static const luaL_Reg functions[] = {
     {"client", layer_l_client_new},
     {"object_table", layer_l_object_table},
     {"object_json", layer_l_object_json},
+    {"uuid", layer_l_uuid},
+    {"dev_token", layer_l_dev_token},
     {NULL, NULL},
 };
 

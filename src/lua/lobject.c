@@ -30,13 +30,9 @@ static lobject *check_live(lua_State *L, int idx)
     return o;
 }
 
-/* owner table (the client's uservalue) of object at idx -> pushed */
-static void push_owner_table(lua_State *L, int idx)
-{
-    layer_getuservalue(L, idx); /* the client userdata */
-    layer_getuservalue(L, -1);  /* its table */
-    lua_remove(L, -2);
-}
+/* An object's uservalue is its client's table ({client=, objects=, methods=}):
+ * a table, because on Lua 5.1 the uservalue is the environment. */
+static void push_owner_table(lua_State *L, int idx) { layer_getuservalue(L, idx); }
 
 void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref *ref)
 {
@@ -63,7 +59,7 @@ void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref 
     o->owner = owner;
     luaL_getmetatable(L, OBJECT_MT);
     lua_setmetatable(L, -2);
-    lua_pushvalue(L, owner_idx);
+    lua_pushvalue(L, objects - 1); /* the client's table keeps the client alive */
     layer_setuservalue(L, -2);
     lc_pin_again(ref);
     o->ref = ref;
@@ -92,9 +88,11 @@ static int push_linked(lua_State *L, lobject *o, const jv *v)
 {
     const jv *id = v->type == JV_OBJECT ? jv_get(v, "id") : v;
     if (!id || id->type != JV_STRING || !lc_get(o->owner->cache, id->u.s, id->len)) return 0;
-    layer_getuservalue(L, 1); /* the client userdata */
+    push_owner_table(L, 1);
+    lua_getfield(L, -1, "client");
     lobject_push_id(L, -1, o->owner, id->u.s, id->len);
-    lua_remove(L, -2);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -1,0 +1,704 @@
+-- layer.client: the public client. The C engine (layer.core.client) does the
+-- protocol and the cache; this file turns its events into handler calls, runs
+-- handlers as coroutines so request methods can return their results, and
+-- gives conversations, messages and identities their methods.
+local core = require "layer.core"
+
+local Client = {}
+Client.__index = Client
+
+local unpack = table.unpack or unpack
+local WAIT = setmetatable({}, { __tostring = function() return "layer: waiting for a response" end })
+local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
+
+---------------------------------------------------------------------------
+-- Typed errors: failures come back as nil, err with these fields.
+
+local Error = {}
+Error.__index = Error
+function Error.__tostring(e)
+  local where = e.http_status and (" (HTTP " .. e.http_status .. ")") or ""
+  return ("layer error %s%s: %s"):format(tostring(e.id), where, tostring(e.message))
+end
+
+local RETRYABLE_IDS = { service_unavailable = true, rate_limit_exceeded = true, request_timeout = true,
+  transport_error = true }
+
+local function make_error(body, http_status, text)
+  local e = setmetatable({}, Error)
+  if type(body) == "table" then
+    e.id, e.code, e.message, e.url, e.data = body.id, body.code, body.message, body.url, body.data
+  end
+  if http_status == 0 then http_status = nil end
+  e.http_status = http_status
+  e.id = e.id or (http_status and "http_error" or "transport_error")
+  e.message = e.message or text or ("HTTP status " .. tostring(http_status))
+  e.retryable = RETRYABLE_IDS[e.id] or http_status == 429 or (http_status ~= nil and http_status >= 500) or false
+  if type(e.data) == "table" and tonumber(e.data.retry_after) then e.retry_after = tonumber(e.data.retry_after) end
+  return e
+end
+
+local function is_error(v) return getmetatable(v) == Error end
+
+---------------------------------------------------------------------------
+-- Identifiers. Nothing reaches a URL unchecked (PROTOCOL.md 2).
+
+local function uuid_of(id, kind)
+  if type(id) ~= "string" then return nil end
+  local u = id:match("^layer:///" .. kind .. "/(" .. UUID .. ")$") or id:match("^(" .. UUID .. ")$")
+  return u
+end
+
+local function check_uuid(id, kind, level)
+  local u = uuid_of(id, kind)
+  if not u then
+    error(("expected a %s id (layer:///%s/<uuid>), got %q"):format(kind:sub(1, -2), kind, tostring(id)), level or 3)
+  end
+  return u
+end
+
+local function url_escape(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+local function check_user_id(user_id, level)
+  if type(user_id) ~= "string" or user_id == "" or user_id:find("[%c]") then
+    error("expected a user id (a non-empty string without control characters), got " .. tostring(user_id), level or 3)
+  end
+  return url_escape(user_id)
+end
+
+local function query(params)
+  local parts = {}
+  for _, kv in ipairs(params) do
+    if kv[2] ~= nil then parts[#parts + 1] = kv[1] .. "=" .. url_escape(tostring(kv[2])) end
+  end
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+end
+
+local function base64url_decode(s)
+  local abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  local bits, out = {}, {}
+  for i = 1, #s do
+    local v = abc:find(s:sub(i, i), 1, true)
+    if not v then return nil end
+    v = v - 1
+    for b = 5, 0, -1 do bits[#bits + 1] = math.floor(v / 2 ^ b) % 2 end
+  end
+  for i = 1, #bits - 7, 8 do
+    local byte = 0
+    for b = 0, 7 do byte = byte * 2 + bits[i + b] end
+    out[#out + 1] = string.char(byte)
+  end
+  return table.concat(out)
+end
+
+-- The user id (prn) inside an identity token, so client.user is known.
+local function token_user(token)
+  local payload = type(token) == "string" and token:match("^[^.]+%.([^.]+)%.")
+  local text = payload and base64url_decode(payload)
+  local claims = text and core.json_decode(text)
+  return type(claims) == "table" and type(claims.prn) == "string" and claims.prn or nil
+end
+
+---------------------------------------------------------------------------
+-- Handlers: on / once / off, dispatched as coroutines.
+
+function Client:on(name, fn)
+  assert(type(name) == "string", "event name expected")
+  assert(type(fn) == "function" or (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call),
+    "handler function expected")
+  local list = self._handlers[name]
+  if not list then
+    list = {}
+    self._handlers[name] = list
+  end
+  list[#list + 1] = { fn = fn }
+  return fn
+end
+
+function Client:once(name, fn)
+  self:on(name, fn)
+  local list = self._handlers[name]
+  list[#list].once = true
+  return fn
+end
+
+-- Removing during dispatch is safe: entries are marked, then compacted.
+function Client:off(name, fn)
+  local list = self._handlers[name]
+  if not list then return false end
+  local found = false
+  for _, h in ipairs(list) do
+    if fn == nil or h.fn == fn then
+      h.removed = true
+      found = true
+    end
+  end
+  if not self._dispatching then self:_compact(name) end
+  return found
+end
+
+function Client:_compact(name)
+  local list, kept = self._handlers[name], {}
+  if not list then return end
+  for _, h in ipairs(list) do if not h.removed then kept[#kept + 1] = h end end
+  self._handlers[name] = kept
+end
+
+-- A handler error goes to "error" handlers; without any, step() raises it.
+function Client:_fail(err, where)
+  local msg = type(err) == "string" and err or tostring(err)
+  if where ~= "error" and self:_has("error") then
+    self:_emit("error", make_error({ id = "handler_error", message = msg }, nil))
+  else
+    self._raise = self._raise or msg
+  end
+end
+
+function Client:_resume(co, ...)
+  local ok, first = coroutine.resume(co, ...)
+  if not ok then
+    local where = self._ours[co]
+    self._ours[co] = nil
+    self:_fail(debug and debug.traceback and debug.traceback(co, tostring(first)) or first, where)
+  elseif coroutine.status(co) == "dead" then
+    self._ours[co] = nil
+  elseif first ~= WAIT then
+    self._ours[co] = nil
+    self:_fail("a layer handler yielded something other than a layer request; use client:spawn for other coroutines")
+  end
+end
+
+-- Run fn(...) as one of the client's coroutines: inside it request methods
+-- return their results directly.
+function Client:spawn(fn, ...)
+  local co = coroutine.create(fn)
+  self._ours[co] = "spawn"
+  self:_resume(co, ...)
+end
+
+function Client:_has(name)
+  local list = self._handlers[name]
+  if not list then return false end
+  for _, h in ipairs(list) do if not h.removed then return true end end
+  return false
+end
+
+function Client:_emit(name, ...)
+  local list = self._handlers[name]
+  if not list then return end
+  local was = self._dispatching
+  self._dispatching = true
+  for i = 1, #list do
+    local h = list[i]
+    if h and not h.removed then
+      if h.once then h.removed = true end
+      local co = coroutine.create(h.fn)
+      self._ours[co] = name
+      self:_resume(co, ...)
+    end
+  end
+  self._dispatching = was
+  if not was then self:_compact(name) end
+end
+
+---------------------------------------------------------------------------
+-- Requests: straight-line inside handlers, callbacks outside.
+
+function Client:_await(id, convert, callback, level)
+  local waiter = { convert = convert }
+  if callback ~= nil then
+    assert(type(callback) == "function", "callback function expected")
+    waiter.callback = callback
+    self._waiting[id] = waiter
+    return id
+  end
+  local co = coroutine.running()
+  if co and self._ours[co] then
+    waiter.co = co
+    self._waiting[id] = waiter
+    return coroutine.yield(WAIT)
+  end
+  error("layer: call this from an event handler or client:spawn, or pass a callback as the last argument", level or 3)
+end
+
+function Client:_resolve(ev)
+  local waiter = self._waiting[ev.request_id]
+  if not waiter then return end
+  self._waiting[ev.request_id] = nil
+  local results
+  if ev.success then
+    results = { waiter.convert(ev.value, ev) }
+  else
+    results = { nil, make_error(ev.value, ev.http_status, ev.text) }
+  end
+  if waiter.co then
+    self:_resume(waiter.co, unpack(results, 1, 2))
+  else
+    self:spawn(waiter.callback, unpack(results, 1, 2))
+  end
+end
+
+local function identity(v) return v end
+local function nothing() return true end
+
+function Client:_check_open(level)
+  if self._closed or self._closing then error("layer: the client is closed", level or 3) end
+end
+
+-- Generic REST call: client:request(method, path [, body [, content_type]] [, callback])
+function Client:request(method, path, body, content_type, callback)
+  if type(body) == "function" then body, content_type, callback = nil, nil, body end
+  if type(content_type) == "function" then content_type, callback = nil, content_type end
+  self:_check_open()
+  assert(type(method) == "string" and type(path) == "string" and path:sub(1, 1) == "/", "method and /path expected")
+  assert(not path:find("[%c ]"), "path must not contain spaces or control characters")
+  if type(body) == "table" then body = core.json_encode(body) end
+  local id = self._c:rest_request(method, path, body, content_type)
+  return self:_await(id, identity, callback)
+end
+
+function Client:_rest(method, path, body, convert, callback, content_type)
+  self:_check_open(4)
+  if type(body) == "table" then body = core.json_encode(body) end
+  local id = self._c:rest_request(method, path, body, content_type)
+  return self:_await(id, convert or identity, callback, 4)
+end
+
+function Client:_ws(method, object_id, data, convert, callback)
+  self:_check_open(4)
+  local id = self._c:ws_request(method, object_id, data)
+  return self:_await(id, convert or identity, callback, 4)
+end
+
+function Client:_put(type_name)
+  return function(value)
+    if type(value) ~= "table" or type(value.id) ~= "string" then return value end
+    return self._c:put(type_name, value)
+  end
+end
+
+function Client:_put_list(type_name)
+  return function(list, ev)
+    local out = {}
+    for i, v in ipairs(type(list) == "table" and list or {}) do out[i] = self._c:put(type_name, v) end
+    out.total = ev and ev.number and ev.number >= 0 and ev.number or nil
+    return out
+  end
+end
+
+---------------------------------------------------------------------------
+-- Client methods.
+
+function Client:create_conversation(opts, callback)
+  assert(type(opts) == "table", "create_conversation{participants=..., distinct=..., metadata=...} expected")
+  local participants = core.array()
+  for i, p in ipairs(opts.participants or {}) do
+    if type(p) == "userdata" then p = p.id end
+    assert(type(p) == "string" and p ~= "", "participants are user ids, identity ids or Identity objects")
+    participants[i] = p
+  end
+  local body = {
+    id = opts.id or ("layer:///conversations/" .. core.uuid()),
+    participants = participants,
+    distinct = opts.distinct ~= false,
+    metadata = opts.metadata or {},
+  }
+  check_uuid(body.id, "conversations")
+  local put = self:_put("Conversation")
+  return self:_rest("POST", "/conversations", body, put, callback)
+end
+
+function Client:conversations(opts, callback)
+  if type(opts) == "function" then opts, callback = nil, opts end
+  opts = opts or {}
+  if opts.from_id then check_uuid(opts.from_id, "conversations") end
+  assert(opts.sort_by == nil or opts.sort_by == "created_at" or opts.sort_by == "last_message",
+    "sort_by is created_at or last_message")
+  local path = "/conversations" .. query({ { "page_size", opts.page_size }, { "from_id", opts.from_id },
+    { "sort_by", opts.sort_by } })
+  return self:_rest("GET", path, nil, self:_put_list("Conversation"), callback)
+end
+
+-- The cached object at once (synchronously), else a fetch.
+function Client:conversation(id, callback)
+  local u = check_uuid(id, "conversations")
+  local cached = self._c:object("layer:///conversations/" .. u)
+  if cached and not cached.deleted then
+    if callback then self:spawn(callback, cached) end
+    return cached
+  end
+  return self:_rest("GET", "/conversations/" .. u, nil, self:_put("Conversation"), callback)
+end
+
+function Client:message(id, callback)
+  local u = check_uuid(id, "messages")
+  local cached = self._c:object("layer:///messages/" .. u)
+  if cached and not cached.deleted then
+    if callback then self:spawn(callback, cached) end
+    return cached
+  end
+  return self:_rest("GET", "/messages/" .. u, nil, self:_put("Message"), callback)
+end
+
+function Client:identity(user_id, callback)
+  local path = "/identities/" .. check_user_id(user_id)
+  return self:_rest("GET", path, nil, self:_put("Identity"), callback)
+end
+
+function Client:follow(user_id, callback)
+  return self:_rest("PUT", "/following/users/" .. check_user_id(user_id), nil, nothing, callback)
+end
+
+function Client:unfollow(user_id, callback)
+  return self:_rest("DELETE", "/following/users/" .. check_user_id(user_id), nil, nothing, callback)
+end
+
+function Client:announcements(callback)
+  return self:_rest("GET", "/announcements", nil, self:_put_list("Announcement"), callback)
+end
+
+---------------------------------------------------------------------------
+-- Object methods (installed per client into the C object metatable).
+
+local function message_parts(content)
+  if type(content) == "string" then
+    return { parts = core.array({ { body = content, mime_type = "text/plain" } }) }
+  end
+  assert(type(content) == "table", "send(text) or send{parts=..., notification=..., id=...} expected")
+  local parts = core.array()
+  for i, p in ipairs(content.parts or {}) do
+    if type(p) == "string" then p = { body = p, mime_type = "text/plain" } end
+    assert(type(p) == "table" and (p.body or p.content), "each part needs a body or content")
+    if p.body then
+      assert(#p.body <= 2048, "part bodies are limited to 2 KB; send larger content as rich content")
+    end
+    parts[i] = p
+  end
+  assert(#parts > 0, "a message needs at least one part")
+  return { parts = parts, notification = content.notification, id = content.id }
+end
+
+function Client:_conversation_methods()
+  local client = self
+  local M = {}
+
+  function M.send(conv, content, callback)
+    local data = message_parts(content)
+    data.id = data.id or ("layer:///messages/" .. core.uuid())
+    check_uuid(data.id, "messages")
+    -- over the socket, with a client-chosen id: a resend after a reconnect is deduplicated
+    return client:_ws("Message.create", conv.id, data, client:_put("Message"), callback)
+  end
+
+  function M.messages(conv, opts, callback)
+    if type(opts) == "function" then opts, callback = nil, opts end
+    opts = opts or {}
+    if opts.from_id then check_uuid(opts.from_id, "messages") end
+    local path = "/conversations/" .. check_uuid(conv.id, "conversations") ..
+      "/messages" .. query({ { "page_size", opts.page_size }, { "from_id", opts.from_id } })
+    return client:_rest("GET", path, nil, client:_put_list("Message"), callback)
+  end
+
+  function M.cached_messages(conv)
+    return client._c:messages(conv.id)
+  end
+
+  local function patch(conv, ops, callback)
+    local path = "/conversations/" .. check_uuid(conv.id, "conversations")
+    return client:_rest("PATCH", path, core.array(ops), nothing, callback, "application/vnd.layer-patch+json")
+  end
+
+  local function escape_path(p)
+    assert(type(p) == "string" and p ~= "", "metadata path expected")
+    return p
+  end
+
+  function M.set_metadata(conv, path, value, callback)
+    assert(type(value) == "string" or type(value) == "table", "metadata values are strings or tables")
+    return patch(conv, { { operation = "set", property = "metadata." .. escape_path(path), value = value } }, callback)
+  end
+
+  function M.delete_metadata(conv, path, callback)
+    return patch(conv, { { operation = "delete", property = "metadata." .. escape_path(path) } }, callback)
+  end
+
+  local function participant_ops(operation, list)
+    local ops = {}
+    for _, p in ipairs(list) do
+      if type(p) == "userdata" then p = p.id end
+      assert(type(p) == "string" and p ~= "", "participants are user ids, identity ids or Identity objects")
+      local id = p:match("^layer:///identities/") and p or ("layer:///identities/" .. url_escape(p))
+      ops[#ops + 1] = { operation = operation, property = "participants", id = id }
+    end
+    return ops
+  end
+
+  function M.add_participants(conv, list, callback)
+    return patch(conv, participant_ops("add", list), callback)
+  end
+
+  function M.remove_participants(conv, list, callback)
+    return patch(conv, participant_ops("remove", list), callback)
+  end
+
+  function M.delete(conv, opts, callback)
+    if type(opts) == "function" then opts, callback = nil, opts end
+    opts = opts or {}
+    local mode = opts.mode or "all_participants"
+    assert(mode == "all_participants" or mode == "my_devices", "mode is all_participants or my_devices")
+    local path = "/conversations/" .. check_uuid(conv.id, "conversations") ..
+      query({ { "mode", mode }, { "leave", opts.leave and "true" or nil } })
+    return client:_rest("DELETE", path, nil, nothing, callback)
+  end
+
+  function M.mark_all_read(conv, callback)
+    local last = conv.last_message
+    local position = type(last) == "userdata" and last.position or (type(last) == "table" and last.position) or nil
+    if not position then
+      local cached = client._c:messages(conv.id)
+      position = #cached > 0 and cached[#cached].position or 0
+    end
+    local path = "/conversations/" .. check_uuid(conv.id, "conversations") .. "/mark_all_read"
+    return client:_rest("POST", path, { position = position }, nothing, callback)
+  end
+
+  function M.typing(conv, state)
+    assert(state == "started" or state == "paused" or state == "finished", "typing state is started, paused or finished")
+    return client._c:typing(conv.id, state)
+  end
+
+  return M
+end
+
+function Client:_message_methods()
+  local client = self
+  local M = {}
+  local function receipt(msg, kind, callback)
+    local path = "/messages/" .. check_uuid(msg.id, "messages", 4) .. "/receipts"
+    return client:_rest("POST", path, { type = kind }, nothing, callback)
+  end
+  function M.mark_read(msg, callback) return receipt(msg, "read", callback) end
+  function M.mark_delivered(msg, callback) return receipt(msg, "delivery", callback) end
+  function M.delete(msg, opts, callback)
+    if type(opts) == "function" then opts, callback = nil, opts end
+    local mode = (opts and opts.mode) or "all_participants"
+    assert(mode == "all_participants" or mode == "my_devices", "mode is all_participants or my_devices")
+    local path = "/messages/" .. check_uuid(msg.id, "messages") .. query({ { "mode", mode } })
+    return client:_rest("DELETE", path, nil, nothing, callback)
+  end
+  function M.text(msg)
+    local out = {}
+    for _, p in ipairs(msg.parts or {}) do
+      if type(p.body) == "string" and (p.mime_type or ""):match("^text/") then out[#out + 1] = p.body end
+    end
+    return table.concat(out, "\n")
+  end
+  return M
+end
+
+function Client:_identity_methods()
+  local client = self
+  return {
+    follow = function(ident, callback) return client:follow(ident.user_id, callback) end,
+    unfollow = function(ident, callback) return client:unfollow(ident.user_id, callback) end,
+  }
+end
+
+---------------------------------------------------------------------------
+-- Events from the engine.
+
+local OBJECT_EVENT = { Conversation = "conversation", Message = "message", Identity = "identity",
+  Announcement = "announcement" }
+
+function Client:_handle(ev)
+  local name = ev.name
+  if name == "response" then
+    self:_resolve(ev)
+  elseif name == "create" or name == "update" or name == "delete" then
+    local kind = OBJECT_EVENT[ev.object_type]
+    local obj = ev.object or ev.id
+    if name == "update" then
+      self:_emit(kind .. ".update", obj, ev.changes)
+    elseif name == "delete" then
+      self:_emit(kind .. ".delete", obj, ev.text)
+    else
+      self:_emit(kind .. ".create", obj)
+      if kind == "message" then self:_emit("message", obj) end
+    end
+  elseif name == "challenge" then
+    self:_challenge(ev.text)
+  elseif name == "authenticated" then
+    self.session_token = ev.text
+  elseif name == "connected" then
+    if not self._ready then
+      self._ready = true
+      self:_emit("ready")
+    end
+    self:_emit("connected")
+  elseif name == "disconnected" then
+    self:_emit("disconnected", ev.text, ev.number >= 0 and ev.number / 1000 or nil)
+  elseif name == "reconnecting" then
+    self:_emit("reconnecting", ev.number)
+  elseif name == "synced" then
+    self:_emit("synced", ev.number)
+  elseif name == "truncate" then
+    self:_emit("conversation.truncate", self._c:object(ev.id) or ev.id, ev.number)
+  elseif name == "mark_read" then
+    self:_emit("conversation.mark_read", self._c:object(ev.id) or ev.id, ev.number)
+  elseif name == "typing" then
+    local v = ev.value or {}
+    self:_emit("typing", self._c:object(ev.id) or ev.id, v.sender, v.action)
+  elseif name == "error" then
+    local err = make_error(ev.value, nil, ev.text)
+    if not ev.value then err.id = "client_error" end
+    if self:_has("error") then self:_emit("error", err) else self:_emit("log", "error", tostring(err)) end
+  elseif name == "log" then
+    self:_emit("log", ev.number, ev.text)
+  end
+end
+
+function Client:_challenge(nonce)
+  local fn = self._opts.identity
+  if not fn then
+    self:_handle({ name = "error", text = "the session expired and no identity callback was given" })
+    return
+  end
+  self:spawn(function()
+    local ok, token = pcall(fn, nonce)
+    if not ok or type(token) ~= "string" then
+      self:_handle({ name = "error", text = "identity callback failed: " .. tostring(token) })
+      return
+    end
+    local user_id = token_user(token)
+    if user_id then self.user = { user_id = user_id, id = "layer:///identities/" .. url_escape(user_id) } end
+    if not self._closed then self._c:answer_challenge(token, self._opts.app_id) end
+  end)
+end
+
+---------------------------------------------------------------------------
+-- The loop.
+
+-- One pass: I/O, timers, then up to `budget` events to handlers.
+function Client:step(timeout, budget)
+  if self._closed then return nil, "closed" end
+  local transport = self._transport
+  if transport then transport:service(self, timeout or 0) end
+  self._c:tick()
+  if transport then transport:pump(self) end
+  local limit = budget or self._opts.max_events_per_step or 1000
+  local n = 0
+  while n < limit and not self._closed do
+    local ev = self._c:next_event()
+    if not ev then break end
+    n = n + 1
+    self:_handle(ev)
+    if self._raise then
+      local err = self._raise
+      self._raise = nil
+      if self._closing then self:_teardown() end
+      error(err, 0)
+    end
+  end
+  if self._closing then
+    self:_teardown()
+  else
+    if transport then transport:pump(self) end
+    if n == 0 then self._c:compact(64) end -- idle: repack patched objects a little at a time
+  end
+  return true
+end
+
+function Client:run()
+  while not self._closed do
+    self:step(self:timeout() or 1)
+  end
+end
+
+function Client:timeout()
+  if self._closed then return nil end
+  if self._c:pending() > 0 then return 0 end
+  local t = self._c:deadline()
+  if self._transport then
+    local tt = self._transport:timeout()
+    if tt and (not t or tt < t) then t = tt end
+  end
+  return t
+end
+
+function Client:pollfd()
+  return self._transport and self._transport:pollfd() or nil
+end
+function Client:events() return "r" end
+function Client:getfd() return self:pollfd() end
+function Client:dirty() return self:timeout() == 0 end
+
+function Client:closed() return self._closed end
+
+function Client:close()
+  if self._closed or self._closing then return end
+  self._closing = true
+  self._c:stop()
+  if not self._dispatching then self:_teardown() end
+end
+
+function Client:_teardown()
+  if self._closed then return end
+  self._closed = true
+  self._closing = false
+  if self._transport then self._transport:close() end
+  self._c:close()
+  self._waiting = {}
+end
+
+Client.__close = Client.close -- local client <close> = layer.client{...} on Lua 5.4
+
+function Client:stats()
+  return self._c:stats()
+end
+
+-- The engine, for transports and tests that feed it themselves.
+function Client:engine() return self._c end
+
+local OPTION_NAMES = { "url", "websocket_url", "app_id", "identity", "session_token", "user_id", "api_version",
+  "keepalive", "dead_after", "request_timeout", "backoff_base", "backoff_cap", "backoff_jitter",
+  "max_messages_per_conversation", "max_bytes", "max_events_per_step", "transport", "ca_file", "ca_path",
+  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout" }
+
+local function new(opts)
+  assert(type(opts) == "table", "layer.client{url=..., app_id=..., identity=function(nonce) ... end} expected")
+  local known = {}
+  for _, k in ipairs(OPTION_NAMES) do known[k] = true end
+  for k in pairs(opts) do
+    if not known[k] then error("layer.client: unknown option " .. tostring(k), 2) end
+  end
+  if opts.transport ~= "manual" then
+    assert(type(opts.url) == "string" and opts.url:match("^https?://[^/]"), "url (http:// or https://) is required")
+  end
+  assert(opts.identity or opts.session_token, "an identity callback or a session_token is required")
+  assert(opts.identity == nil or type(opts.identity) == "function", "identity must be a function(nonce) -> token")
+  local self = setmetatable({
+    _opts = opts, _handlers = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }),
+  }, Client)
+  self._c = core.client({
+    api_version = opts.api_version, keepalive = opts.keepalive, dead_after = opts.dead_after,
+    request_timeout = opts.request_timeout, backoff_base = opts.backoff_base, backoff_cap = opts.backoff_cap,
+    backoff_jitter = opts.backoff_jitter, max_messages_per_conversation = opts.max_messages_per_conversation,
+    max_bytes = opts.max_bytes, manual_clock = opts.manual_clock, random_seed = opts.random_seed,
+  })
+  self._c:set_methods("Conversation", self:_conversation_methods())
+  self._c:set_methods("Message", self:_message_methods())
+  self._c:set_methods("Identity", self:_identity_methods())
+  if opts.user_id then
+    self.user = { user_id = opts.user_id, id = "layer:///identities/" .. url_escape(opts.user_id) }
+  end
+  if opts.transport ~= "manual" then
+    local transport = require "layer.transport"
+    self._transport = transport.new(self, opts)
+  end
+  self._c:start(opts.session_token)
+  return self
+end
+
+return { new = new, Error = Error, is_error = is_error, make_error = make_error }

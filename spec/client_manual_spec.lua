@@ -1,0 +1,397 @@
+-- The client's logic without a network: a scripted server feeds the engine
+-- (manual transport, manual clock) and the specs watch handlers, objects,
+-- requests, replays, re-authentication, retries and reconnects.
+local layer = require "layer"
+
+local CONV = "layer:///conversations/f3cc7b32-3c92-11e4-baad-164230d1df67"
+local function msg_id(i) return ("layer:///messages/00000000-0000-4000-8000-%012d"):format(i) end
+
+-- A scripted peer around a manual client.
+local function harness(opts)
+  local h = { counter = 0, now = 1000, sent = {}, http = {} }
+  local o = { transport = "manual", manual_clock = h.now, app_id = "layer:///apps/staging/test",
+    identity = function(nonce) h.nonces = (h.nonces or 0) + 1; return layer.dev_token{ secret = "s", user_id = "alice", nonce = nonce } end,
+    backoff_jitter = 0 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  h.client = layer.client(o)
+  h.engine = h.client:engine()
+
+  function h:advance(seconds)
+    self.now = self.now + seconds
+    self.engine:set_time(self.now)
+  end
+  function h:step() self.client:step(0) end
+  function h:take_http()
+    local list = {}
+    while true do
+      local r = self.engine:take_http()
+      if not r then break end
+      list[#list + 1] = r
+    end
+    return list
+  end
+  function h:take_frames()
+    local list = {}
+    while true do
+      local f = self.engine:take_frame()
+      if not f then break end
+      list[#list + 1] = layer.json_decode(f)
+    end
+    return list
+  end
+  function h:respond(req, status, body, retry_after, count)
+    self.engine:http_response(req.id, status, body and (type(body) == "string" and body or layer.json_encode(body)), retry_after, count)
+  end
+  -- log in through the challenge and open the socket
+  function h:login()
+    self:step()
+    local reqs = self:take_http()
+    assert(#reqs == 1 and reqs[1].path == "/nonces", "expected POST /nonces")
+    self:respond(reqs[1], 200, { nonce = "n1" })
+    self:step() -- challenge -> identity callback -> POST /sessions
+    reqs = self:take_http()
+    assert(#reqs == 1 and reqs[1].path == "/sessions", "expected POST /sessions")
+    self.session_request = reqs[1]
+    self:respond(reqs[1], 201, { session_token = "tok-1" })
+    self:step()
+    assert(self.engine:ws_wanted(), "socket wanted after login")
+    self.engine:ws_opened()
+    self.counter = 0
+    self:step()
+  end
+  function h:push(ptype, body, timestamp)
+    local f = layer.json_encode({ type = ptype, counter = self.counter, body = body,
+      timestamp = timestamp or ("2015-01-19T09:15:%02d.000Z"):format(self.counter % 60) })
+    self.counter = self.counter + 1
+    self.engine:feed(f)
+    return f
+  end
+  function h:change(body, timestamp) return self:push("change", body, timestamp) end
+  function h:create_conv()
+    return self:change({ operation = "create", object = { type = "Conversation", id = CONV }, data = {
+      id = CONV, participants = layer.array({ { id = "layer:///identities/alice", user_id = "alice" } }),
+      metadata = { title = "t" }, distinct = true } })
+  end
+  function h:create_msg(i, text)
+    return self:change({ operation = "create", object = { type = "Message", id = msg_id(i) }, data = {
+      id = msg_id(i), position = i, conversation = { id = CONV }, recipient_status = {},
+      sender = { id = "layer:///identities/bob", user_id = "bob", display_name = "Bob" },
+      parts = layer.array({ { body = text or ("m" .. i), mime_type = "text/plain" } }) } })
+  end
+  -- answer every socket request taken so far with fn(request) -> success, data
+  function h:answer(frames, fn)
+    for _, f in ipairs(frames) do
+      if f.type == "request" then
+        local ok, data = fn(f.body)
+        self:push("response", { request_id = f.body.request_id, method = f.body.method, success = ok, data = data })
+      end
+    end
+  end
+  return h
+end
+
+describe("client, manual transport", function()
+  it("logs in through the challenge, with the identity callback, and becomes ready", function()
+    local h = harness()
+    local seen = {}
+    h.client:on("ready", function() seen[#seen + 1] = "ready" end)
+    h.client:on("connected", function() seen[#seen + 1] = "connected" end)
+    h:login()
+    assert.are.same({ "ready", "connected" }, seen)
+    assert.are.equal(1, h.nonces)
+    assert.are.equal("alice", h.client.user.user_id)
+    assert.are.equal("tok-1", h.client.session_token)
+    local body = layer.json_decode(h.session_request.body)
+    assert.are.equal("layer:///apps/staging/test", body.app_id)
+    assert.is_truthy(body.identity_token:match("^[%w_-]+%.[%w_-]+%.[%w_-]+$"))
+  end)
+
+  it("hands objects to handlers as userdata with live fields", function()
+    local h = harness()
+    h:login()
+    local got = {}
+    h.client:on("conversation.create", function(conv) got.conv = conv end)
+    h.client:on("message", function(msg)
+      got.msg = msg
+      got.body = msg.parts[1].body
+      got.sender = msg.sender.display_name
+      got.same_conv = msg.conversation == got.conv
+    end)
+    h:create_conv()
+    h:create_msg(1, "hello")
+    h:step()
+    assert.are.equal("userdata", type(got.conv))
+    assert.are.equal(CONV, got.conv.id)
+    assert.are.equal("t", got.conv.metadata.title)
+    assert.are.equal("Conversation", got.conv.object_type)
+    assert.are.equal("hello", got.body)
+    assert.are.equal("Bob", got.sender)
+    assert.is_true(got.same_conv)
+    assert.is_false(got.msg.deleted)
+    assert.has_error(function() got.conv.metadata = {} end)
+    -- the same id gives the same userdata, so it can key a table
+    local seen = { [got.conv] = true }
+    assert.is_true(seen[h.client:conversation(CONV)])
+  end)
+
+  it("reports updates with their change list, and deletes leave objects readable", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    h:create_msg(1)
+    local changes, deleted
+    h.client:on("conversation.update", function(conv, list) changes = { conv = conv, list = list } end)
+    h.client:on("message.delete", function(msg, mode) deleted = { msg = msg, mode = mode } end)
+    h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+      { operation = "set", property = "metadata.title", value = "new" } }) })
+    h:change({ operation = "delete", object = { type = "Message", id = msg_id(1) }, data = { mode = "all_participants" } })
+    h:step()
+    assert.are.equal("metadata", changes.list[1].property)
+    assert.are.equal("t", changes.list[1].old.title)
+    assert.are.equal("new", changes.list[1].new.title)
+    assert.are.equal("new", changes.conv.metadata.title)
+    assert.is_true(deleted.msg.deleted)
+    assert.are.equal("all_participants", deleted.mode)
+    assert.are.equal("m1", deleted.msg.parts[1].body) -- still readable
+  end)
+
+  it("lets handlers send and get the result back, in straight-line code", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local result, err_seen
+    h.client:on("conversation.create", function(conv)
+      local msg, err = conv:send("echo")
+      result, err_seen = msg, err
+    end)
+    h:step()
+    assert.is_nil(result) -- waiting for the server
+    local frames = h:take_frames()
+    assert.are.equal(1, #frames)
+    assert.are.equal("Message.create", frames[1].body.method)
+    assert.are.equal(CONV, frames[1].body.object_id)
+    local data = frames[1].body.data
+    assert.is_truthy(data.id:match("^layer:///messages/"))
+    assert.are.equal("echo", data.parts[1].body)
+    h:answer(frames, function(req)
+      return true, { id = req.data.id, position = 5, conversation = { id = CONV }, parts = req.data.parts }
+    end)
+    h:step()
+    assert.is_nil(err_seen)
+    assert.are.equal("userdata", type(result))
+    assert.are.equal("echo", result.parts[1].body)
+  end)
+
+  it("treats id_in_use (a resend) as success, and returns typed errors", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local outcomes = {}
+    h.client:on("conversation.create", function(conv)
+      outcomes[1] = { conv:send("a") }
+      outcomes[2] = { conv:send("b") }
+    end)
+    h:step()
+    h:answer(h:take_frames(), function(req)
+      return false, { id = "id_in_use", code = 111, message = "exists", data = { id = req.data.id, conversation = { id = CONV }, parts = req.data.parts } }
+    end)
+    h:step()
+    assert.are.equal("a", outcomes[1][1].parts[1].body)
+    h:answer(h:take_frames(), function()
+      return false, { id = "not_found", code = 102, message = "The Conversation could not be found." }
+    end)
+    h:step()
+    local err = outcomes[2][2]
+    assert.is_nil(outcomes[2][1])
+    assert.is_true(layer.is_error(err))
+    assert.are.equal("not_found", err.id)
+    assert.are.equal(102, err.code)
+    assert.is_false(err.retryable)
+    assert.is_truthy(tostring(err):find("not_found", 1, true))
+  end)
+
+  it("takes callbacks outside handlers, and refuses a bare call there", function()
+    local h = harness()
+    h:login()
+    local got
+    local id = h.client:request("GET", "/conversations?page_size=1", function(list, err) got = { list, err } end)
+    assert.is_number(id)
+    local reqs = h:take_http()
+    assert.are.equal("/conversations?page_size=1", reqs[1].path)
+    assert.is_true(reqs[1].authenticated)
+    h:respond(reqs[1], 200, layer.array({}), nil, 7)
+    h:step()
+    assert.are.equal(0, #got[1])
+    assert.has_error(function() h.client:conversations() end)
+    assert.has_error(function() h.client:conversation("layer:///conversations/../../admin") end)
+    assert.has_error(function() h.client:message("layer:///messages/x\r\ny") end)
+  end)
+
+  it("asks for a replay on a counter gap and fires each change once", function()
+    local h = harness()
+    h:login()
+    local creates = 0
+    h.client:on("message", function() creates = creates + 1 end)
+    h:create_conv()
+    h:create_msg(1)
+    local lost = h:create_msg(2) -- sent, then "lost"
+    h.counter = h.counter + 1    -- the server skips a counter
+    h:create_msg(3)
+    h:step()
+    local frames = h:take_frames()
+    assert.are.equal("Event.replay", frames[1].body.method)
+    assert.is_string(frames[1].body.data.from_timestamp)
+    -- the replay resends 2 and 3 (already seen: applied idempotently, no new events)
+    h.engine:feed((lost:gsub('"counter":%d+', '"counter":' .. h.counter)))
+    h.counter = h.counter + 1
+    h:create_msg(3)
+    local synced
+    h.client:on("synced", function(n) synced = n end)
+    h:push("response", { request_id = frames[1].body.request_id, method = "Event.replay", success = true })
+    h:step()
+    assert.are.equal(3, creates)
+    assert.is_number(synced)
+    assert.is_true(h.client:stats().duplicates_suppressed >= 2)
+  end)
+
+  it("re-authenticates on a 401 with a nonce and retries the request unseen", function()
+    local h = harness()
+    h:login()
+    local got
+    h.client:request("GET", "/conversations", function(list, err) got = { list, err } end)
+    local reqs = h:take_http()
+    h:respond(reqs[1], 401, { id = "authentication_required", code = 4, data = { nonce = "n2" } })
+    h:step() -- challenge with n2 -> identity -> POST /sessions
+    reqs = h:take_http()
+    assert.are.equal("/sessions", reqs[1].path)
+    h:respond(reqs[1], 201, { session_token = "tok-2" })
+    h:step()
+    reqs = h:take_http()
+    assert.are.equal("/conversations", reqs[1].path) -- the retry
+    h:respond(reqs[1], 200, layer.array({}))
+    h:step()
+    assert.is_nil(got[2])
+    assert.are.equal(2, h.nonces)
+    assert.are.equal("tok-2", h.client.session_token)
+  end)
+
+  it("honours Retry-After on 429 and backs off on 503", function()
+    local h = harness()
+    h:login()
+    local got
+    h.client:request("GET", "/conversations", function(list, err) got = { list, err } end)
+    local reqs = h:take_http()
+    h:respond(reqs[1], 429, { id = "rate_limit_exceeded", code = 7 }, "3")
+    h:step()
+    h:advance(2.9)
+    h:step()
+    assert.are.equal(0, #h:take_http())
+    h:advance(0.2)
+    h:step()
+    reqs = h:take_http()
+    assert.are.equal(1, #reqs)
+    h:respond(reqs[1], 503, { id = "service_unavailable", code = 1 })
+    h:advance(10)
+    h:step()
+    reqs = h:take_http()
+    assert.are.equal(1, #reqs)
+    h:respond(reqs[1], 404, { id = "not_found", code = 102, message = "nope" })
+    h:step()
+    assert.are.equal("not_found", got[2].id)
+    assert.are.equal(404, got[2].http_status)
+  end)
+
+  it("sends Counter.read after silence, reconnects a dead socket with backoff and replays", function()
+    local h = harness({ keepalive = 30, dead_after = 45, backoff_base = 2 })
+    h:login()
+    h:create_conv()
+    h:step()
+    h:advance(31)
+    h:step()
+    local frames = h:take_frames()
+    assert.are.equal("Counter.read", frames[1].body.method)
+    local events = {}
+    h.client:on("disconnected", function(reason, retry_in) events[#events + 1] = { "disconnected", reason, retry_in } end)
+    h.client:on("reconnecting", function(n) events[#events + 1] = { "reconnecting", n } end)
+    h:advance(15)
+    h:step()
+    assert.is_false(h.engine:ws_wanted()) -- dead: the transport should close it
+    h.engine:ws_closed("closed by the client")
+    h:step()
+    assert.are.equal("disconnected", events[1][1])
+    assert.are.equal(2, events[1][3])
+    h:advance(2.1)
+    h:step()
+    local reqs = h:take_http()
+    assert.are.equal("/?action=validateConnectionForWebsocket", reqs[1].path)
+    h:respond(reqs[1], 200, {})
+    h:step()
+    assert.is_true(h.engine:ws_wanted())
+    h.engine:ws_opened()
+    h:step()
+    frames = h:take_frames()
+    assert.are.equal("Event.replay", frames[1].body.method)
+    assert.are.equal("reconnecting", events[2][1])
+  end)
+
+  it("relays typing indicators and forgets a typist after 6 s", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local seen = {}
+    h.client:on("typing", function(conv, sender, action) seen[#seen + 1] = { conv, sender and sender.id, action } end)
+    h:push("signal", { type = "typing_indicator", object = { id = CONV }, data = { action = "started", sender = { id = "layer:///identities/bob" } } })
+    h:step()
+    h:advance(6.5)
+    h:step()
+    assert.are.equal("started", seen[1][3])
+    assert.are.equal("layer:///identities/bob", seen[1][2])
+    assert.are.equal("finished", seen[2][3])
+    assert.are.equal(h.client:conversation(CONV), seen[1][1])
+  end)
+
+  it("routes handler errors to the error handler, else raises from step with the queue intact", function()
+    local h = harness()
+    h:login()
+    local count = 0
+    h.client:on("message", function(msg)
+      count = count + 1
+      if msg.position == 1 then error("boom") end
+    end)
+    h:create_conv()
+    h:create_msg(1)
+    h:create_msg(2)
+    assert.has_error(function() h:step() end)
+    assert.are.equal(1, count)
+    h:step() -- the second message was still queued
+    assert.are.equal(2, count)
+    local errors = {}
+    h.client:on("error", function(e) errors[#errors + 1] = e end)
+    h:create_msg(1) -- position 1 again: a replace, no create event
+    h:change({ operation = "create", object = { type = "Message", id = msg_id(9) }, data = { id = msg_id(9), position = 1, conversation = { id = CONV } } })
+    h:step()
+    assert.are.equal(1, #errors)
+    assert.is_truthy(tostring(errors[1].message):find("boom", 1, true))
+  end)
+
+  it("can be closed from inside a handler", function()
+    local h = harness()
+    h:login()
+    h.client:on("message", function() h.client:close() end)
+    h:create_conv()
+    h:create_msg(1)
+    h:create_msg(2)
+    assert.has_no.errors(function() h:step() end)
+    assert.is_true(h.client:closed())
+    local ok, err = h.client:step(0)
+    assert.is_nil(ok)
+    assert.are.equal("closed", err)
+    assert.has_error(function() h.client:request("GET", "/conversations", function() end) end)
+  end)
+
+  it("refuses unknown options and missing credentials", function()
+    assert.has_error(function() layer.client({ transport = "manual", identity = function() end, colour = "red" }) end)
+    assert.has_error(function() layer.client({ transport = "manual" }) end)
+    assert.has_error(function() layer.client({ url = "ftp://x", session_token = "t" }) end)
+  end)
+end)

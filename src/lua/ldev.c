@@ -1,0 +1,127 @@
+/*
+ * ldev.c - layer.uuid() and layer.dev_token{...}: random ids for client-chosen
+ * object ids, and HS256 identity tokens for the local server, so a bot can
+ * log in with no application server of its own.
+ */
+#define _GNU_SOURCE /* getrandom */
+#include "bindings.h"
+#include "lconv.h"
+#include "scratch.h"
+
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static int random_bytes(unsigned char *out, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(out + got, n - got, 0);
+        if (r <= 0) return 0;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+/* layer.uuid() -> "2d6c...-....-4...-[89ab]...-............" (version 4) */
+int layer_l_uuid(lua_State *L)
+{
+    unsigned char b[16];
+    char text[37];
+    if (!random_bytes(b, sizeof b)) return luaL_error(L, "the system random source failed");
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    lua_pushlstring(L, text, 36);
+    return 1;
+}
+
+static void base64url(luaL_Buffer *B, const unsigned char *p, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t i;
+    for (i = 0; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        luaL_addchar(B, abc[v >> 18]);
+        luaL_addchar(B, abc[(v >> 12) & 63]);
+        luaL_addchar(B, abc[(v >> 6) & 63]);
+        luaL_addchar(B, abc[v & 63]);
+    }
+    if (n - i == 1) {
+        unsigned v = (unsigned)p[i] << 16;
+        luaL_addchar(B, abc[v >> 18]);
+        luaL_addchar(B, abc[(v >> 12) & 63]);
+    } else if (n - i == 2) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
+        luaL_addchar(B, abc[v >> 18]);
+        luaL_addchar(B, abc[(v >> 12) & 63]);
+        luaL_addchar(B, abc[(v >> 6) & 63]);
+    }
+}
+
+/* layer.dev_token{secret=, user_id=, nonce= [, display_name=, avatar_url=,
+ * first_name=, last_name=, ttl=seconds]} -> JWT signed with HMAC-SHA256 */
+int layer_l_dev_token(lua_State *L)
+{
+    static const char header[] = "{\"typ\":\"JWT\",\"alg\":\"HS256\"}";
+    static const char *const optional[] = {"display_name", "avatar_url", "first_name", "last_name", NULL};
+    size_t secret_len, claims_len, signing_len, i;
+    int signing_idx;
+    const char *secret, *claims, *signing;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    long now = (long)time(NULL), ttl;
+    luaL_Buffer B;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "secret");
+    secret = luaL_checklstring(L, -1, &secret_len);
+    luaL_argcheck(L, secret_len > 0, 1, "secret must not be empty");
+    lua_getfield(L, 1, "ttl");
+    ttl = (long)luaL_optnumber(L, -1, 3600);
+    /* claims: build a Lua table and let the JSON writer quote everything */
+    lua_createtable(L, 0, 8);
+    lua_getfield(L, 1, "user_id");
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "user_id (a string) is required");
+    lua_setfield(L, -2, "prn");
+    lua_getfield(L, 1, "nonce");
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "nonce (a string) is required");
+    lua_setfield(L, -2, "nce");
+    lua_pushnumber(L, (lua_Number)now);
+    lua_setfield(L, -2, "iat");
+    lua_pushnumber(L, (lua_Number)(now + ttl));
+    lua_setfield(L, -2, "exp");
+    for (i = 0; optional[i]; i++) {
+        lua_getfield(L, 1, optional[i]);
+        if (!lua_isnil(L, -1)) luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "profile fields must be strings");
+        lua_setfield(L, -2, optional[i]);
+    }
+    {
+        scratch *s = scratch_push(L);
+        jv_doc *doc = scratch_doc(L, s, 0);
+        jv v;
+        lconv_to_jv(L, -2, doc, &v);
+        lconv_push_json_text(L, &v);
+        scratch_release(s);
+    }
+    claims = lua_tolstring(L, -1, &claims_len);
+    luaL_buffinit(L, &B);
+    base64url(&B, (const unsigned char *)header, sizeof header - 1);
+    luaL_addchar(&B, '.');
+    base64url(&B, (const unsigned char *)claims, claims_len);
+    luaL_pushresult(&B);
+    signing_idx = lua_gettop(L); /* absolute: luaL_buffinit may push (5.4) or not (5.1-5.3) */
+    signing = lua_tolstring(L, signing_idx, &signing_len);
+    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)signing, signing_len, mac, &mac_len))
+        return luaL_error(L, "HMAC-SHA256 failed");
+    luaL_buffinit(L, &B);
+    lua_pushvalue(L, signing_idx);
+    luaL_addvalue(&B);
+    luaL_addchar(&B, '.');
+    base64url(&B, mac, mac_len);
+    luaL_pushresult(&B);
+    return 1;
+}
