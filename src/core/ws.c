@@ -1,0 +1,943 @@
+/*
+ * ws.c - WebSocket client over libwebsockets 4.1.6 driven by an lt_loop
+ * (see ws.h).
+ *
+ * This lws build has no EXTERNAL_POLL, so lws keeps its own pollfd table and
+ * lws_service(ctx, -1) is a single non-blocking pass (poll with timeout 0,
+ * unix-service.c). We mirror each connection's socket into the loop's epoll
+ * set only to be woken, and cap the loop timeout so lws's hidden timers run.
+ * lws callbacks only record state and queue events; user callbacks run from
+ * the queue after lws_service has returned.
+ */
+#define _GNU_SOURCE
+#include "ws.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#include "resolve.h"
+
+#define WS_DEFAULT_MAX_MSG ((size_t)1 << 20)
+#define WS_DEFAULT_CONNECT_MS 15000
+#define WS_CAP_OPEN_MS 250  /* lws timers we cannot see (no EXTERNAL_POLL) */
+#define WS_CAP_BUSY_MS 10   /* while connecting / closing */
+
+enum { EV_OPEN, EV_TEXT, EV_BINARY, EV_CLOSE, EV_ERROR };
+
+typedef struct wev {
+    struct wev *next;
+    lt_ws *ws;
+    int type, code, clean;
+    char *data; /* message, reason or error text (owned) */
+    size_t len;
+} wev;
+
+typedef struct omsg {
+    struct omsg *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE headroom + payload */
+} omsg;
+
+typedef struct wvhost {
+    struct wvhost *next;
+    struct lws_vhost *vh;
+    int tls;
+    char *ca_file, *ca_path;
+} wvhost;
+
+typedef struct wsvc {
+    lt_loop *L;
+    int slot;
+    struct lws_context *ctx;
+    wvhost *vhosts;
+    int nvhosts;
+    const char *vhost_ca_path; /* read by the CA callback during vhost creation */
+    lt_ws *head;
+    wev *qhead, *qtail;
+    int destroying;
+} wsvc;
+
+struct lt_ws {
+    wsvc *S;
+    lt_ws *prev, *next;
+    lt_ws_opts o; /* callbacks + ud; string fields below are our copies */
+    char *host, *hosthdr, *path, *protocol, *origin, *hdrs, *ca_file, *ca_path;
+    int port, tls;
+    char addr[64];
+    int state;
+    int need_connect; /* address known, lws connect pending */
+    struct lws *wsi;
+    int fd;
+    uint32_t fd_events;
+    lt_resolve *res;
+    int res_fd;
+    uint64_t timer;
+    omsg *oq, *oq_tail;
+    size_t obytes;
+    char *rx;
+    size_t rxlen, rxcap;
+    int rx_binary;
+    int close_requested, close_code, close_sent;
+    char close_reason[124];
+    int peer_closed, peer_code;
+    char peer_reason[124];
+    int terminal; /* on_close/on_error queued */
+    int freed;
+    int killed;
+    char proto_neg[64];
+};
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static lt_loop *log_loop; /* lws logging is process-wide */
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void lws_emit(int level, const char *line)
+{
+    char buf[512];
+    size_t n = strlen(line);
+    if (n >= sizeof buf)
+        n = sizeof buf - 1;
+    memcpy(buf, line, n);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = 0;
+    pthread_mutex_lock(&log_mu);
+    if (log_loop)
+        lt_loop_log(log_loop, level == LLL_ERR ? LT_LOG_ERR : LT_LOG_WARN, "lws: %s", buf);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit); }
+
+static void queue_ev(wsvc *S, lt_ws *ws, int type, const char *data, size_t len, int code, int clean)
+{
+    if (S->destroying)
+        return;
+    wev *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    e->ws = ws;
+    e->type = type;
+    e->code = code;
+    e->clean = clean;
+    if (data) {
+        e->data = malloc(len + 1);
+        if (!e->data) {
+            free(e);
+            return;
+        }
+        memcpy(e->data, data, len);
+        e->data[len] = 0;
+        e->len = len;
+    }
+    if (S->qtail)
+        S->qtail->next = e;
+    else
+        S->qhead = e;
+    S->qtail = e;
+}
+
+static void terminal_error(lt_ws *ws, const char *msg)
+{
+    if (ws->terminal)
+        return;
+    ws->terminal = 1;
+    queue_ev(ws->S, ws, EV_ERROR, msg, strlen(msg), 0, 0);
+}
+
+static void terminal_close(lt_ws *ws, int code, const char *reason, int clean)
+{
+    if (ws->terminal)
+        return;
+    ws->terminal = 1;
+    queue_ev(ws->S, ws, EV_CLOSE, reason, strlen(reason), code, clean);
+}
+
+static void unwatch(lt_ws *ws)
+{
+    if (ws->fd >= 0)
+        lt_loop_watch(ws->S->L, ws->S->slot, ws->fd, 0);
+    ws->fd = -1;
+    ws->fd_events = 0;
+}
+
+static void stop_resolve(lt_ws *ws)
+{
+    if (!ws->res)
+        return;
+    lt_loop_watch(ws->S->L, ws->S->slot, ws->res_fd, 0);
+    lt_resolve_release(ws->res);
+    ws->res = NULL;
+    ws->res_fd = -1;
+}
+
+static void kill_wsi(lt_ws *ws)
+{
+    if (ws->wsi && !ws->killed) {
+        ws->killed = 1;
+        lws_set_timeout(ws->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+/* ---- the lws protocol callback ------------------------------------------ */
+
+static int append_rx(lt_ws *ws, const void *in, size_t len)
+{
+    size_t max = ws->o.max_message;
+    if (ws->rxlen + len > max)
+        return -1;
+    if (ws->rxlen + len + 1 > ws->rxcap) {
+        size_t cap = ws->rxcap ? ws->rxcap : 4096;
+        while (cap < ws->rxlen + len + 1)
+            cap *= 2;
+        char *b = realloc(ws->rx, cap);
+        if (!b)
+            return -2;
+        ws->rx = b;
+        ws->rxcap = cap;
+    }
+    memcpy(ws->rx + ws->rxlen, in, len);
+    ws->rxlen += len;
+    return 0;
+}
+
+typedef int (*load_dir_fn)(void *ctx, const char *ca_file, const char *ca_dir);
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    lt_ws *ws = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
+    wsvc *S = cx ? lws_context_user(cx) : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
+        /* lws 4.1.6 has no client CA-directory option; call OpenSSL (already
+         * loaded by lws) by name so we need no extra link dependency. */
+        if (S && S->vhost_ca_path && user) {
+            load_dir_fn f;
+            *(void **)&f = dlsym(RTLD_DEFAULT, "SSL_CTX_load_verify_locations"); /* POSIX idiom */
+            if (!f || f(user, NULL, S->vhost_ca_path) != 1)
+                lt_loop_log(S->L, LT_LOG_WARN, "ws: cannot load CA path %s", S->vhost_ca_path);
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        if (ws && ws->hdrs) {
+            char **p = in;
+            size_t n = strlen(ws->hdrs);
+            if (n + 1 > len)
+                return -1;
+            memcpy(*p, ws->hdrs, n);
+            *p += n;
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (ws) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", in ? (const char *)in : "connection failed");
+            ws->wsi = NULL;
+            unwatch(ws);
+            if (ws->close_requested)
+                terminal_close(ws, ws->close_code, ws->close_reason, 0);
+            else
+                terminal_error(ws, msg);
+            ws->state = LT_WS_CLOSED;
+            lws_set_opaque_user_data(wsi, NULL);
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
+        /* the handshake headers are gone by CLIENT_ESTABLISHED */
+        if (ws && lws_hdr_copy(wsi, ws->proto_neg, sizeof ws->proto_neg, WSI_TOKEN_PROTOCOL) < 0)
+            ws->proto_neg[0] = 0;
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (!ws)
+            return -1;
+        if (ws->timer) {
+            lt_timer_cancel(S->L, ws->timer);
+            ws->timer = 0;
+        }
+        ws->state = ws->close_requested ? LT_WS_CLOSING : LT_WS_OPEN;
+        queue_ev(S, ws, EV_OPEN, NULL, 0, 0, 0);
+        if (ws->oq || ws->close_requested)
+            lws_callback_on_writable(wsi);
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+        if (!ws || ws->freed || ws->terminal)
+            return ws ? -1 : 0;
+        if (lws_is_first_fragment(wsi))
+            ws->rx_binary = lws_frame_is_binary(wsi);
+        int r = append_rx(ws, in, len);
+        if (r < 0) {
+            terminal_error(ws, r == -1 ? "message too big" : "out of memory");
+            ws->state = LT_WS_CLOSED;
+            ws->rxlen = 0;
+            lws_close_reason(wsi, r == -1 ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
+                                         : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                             NULL, 0);
+            return -1;
+        }
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            queue_ev(S, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
+            ws->rxlen = 0;
+            if (ws->rxcap > 65536) { /* do not pin a large buffer after a big message */
+                free(ws->rx);
+                ws->rx = NULL;
+                ws->rxcap = 0;
+            }
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (!ws || ws->freed)
+            return -1;
+        if (ws->oq) {
+            omsg *m = ws->oq;
+            ws->oq = m->next;
+            if (!ws->oq)
+                ws->oq_tail = NULL;
+            ws->obytes -= m->len;
+            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            free(m);
+            if (n < 0)
+                return -1;
+            if (ws->oq || ws->close_requested)
+                lws_callback_on_writable(wsi);
+            return 0;
+        }
+        if (ws->close_requested) {
+            ws->close_sent = 1;
+            lws_close_reason(wsi, (enum lws_close_status)ws->close_code,
+                             (unsigned char *)ws->close_reason, strlen(ws->close_reason));
+            return -1;
+        }
+        return 0;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (ws) {
+            const unsigned char *p = in;
+            ws->peer_closed = 1;
+            ws->peer_code = 1005;
+            ws->peer_reason[0] = 0;
+            if (len >= 2) {
+                size_t rl = len - 2 < sizeof ws->peer_reason - 1 ? len - 2 : sizeof ws->peer_reason - 1;
+                ws->peer_code = p[0] << 8 | p[1];
+                memcpy(ws->peer_reason, p + 2, rl);
+                ws->peer_reason[rl] = 0;
+            }
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (ws) {
+            ws->wsi = NULL;
+            unwatch(ws);
+            if (ws->peer_closed)
+                terminal_close(ws, ws->peer_code, ws->peer_reason, 1);
+            else if (ws->close_requested)
+                terminal_close(ws, ws->close_code, ws->close_reason, ws->state != LT_WS_CONNECTING);
+            else if (ws->state == LT_WS_CONNECTING)
+                terminal_error(ws, "connection closed during handshake");
+            else
+                terminal_close(ws, 1006, "", 0);
+            ws->state = LT_WS_CLOSED;
+            lws_set_opaque_user_data(wsi, NULL);
+        }
+        return 0;
+
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols ws_protocols[] = {
+    {"lt-ws", ws_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- connection management ------------------------------------------------ */
+
+static void ws_release(lt_ws *ws)
+{
+    wsvc *S = ws->S;
+    stop_resolve(ws);
+    unwatch(ws);
+    if (ws->timer)
+        lt_timer_cancel(S->L, ws->timer);
+    if (ws->prev)
+        ws->prev->next = ws->next;
+    else
+        S->head = ws->next;
+    if (ws->next)
+        ws->next->prev = ws->prev;
+    while (ws->oq) {
+        omsg *m = ws->oq;
+        ws->oq = m->next;
+        free(m);
+    }
+    free(ws->rx);
+    free(ws->host);
+    free(ws->hosthdr);
+    free(ws->path);
+    free(ws->protocol);
+    free(ws->origin);
+    free(ws->hdrs);
+    free(ws->ca_file);
+    free(ws->ca_path);
+    free(ws);
+}
+
+static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
+{
+    for (wvhost *v = S->vhosts; v; v = v->next)
+        if (v->tls == ws->tls && same_str(v->ca_file, ws->ca_file) && same_str(v->ca_path, ws->ca_path))
+            return v->vh;
+    wvhost *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    char name[32];
+    snprintf(name, sizeof name, "lt-%d", S->nvhosts++);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = name;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = ws_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    if (ws->tls) { /* builds the client SSL_CTX (system CAs unless ca_file) */
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = ws->ca_file;
+    }
+    S->vhost_ca_path = ws->ca_path;
+    v->vh = lws_create_vhost(S->ctx, &info);
+    S->vhost_ca_path = NULL;
+    if (!v->vh) {
+        free(v);
+        return NULL;
+    }
+    v->tls = ws->tls;
+    v->ca_file = ws->ca_file ? strdup(ws->ca_file) : NULL;
+    v->ca_path = ws->ca_path ? strdup(ws->ca_path) : NULL;
+    v->next = S->vhosts;
+    S->vhosts = v;
+    return v->vh;
+}
+
+static void start_lws(wsvc *S, lt_ws *ws)
+{
+    ws->need_connect = 0;
+    struct lws_vhost *vh = get_vhost(S, ws);
+    if (!vh) {
+        terminal_error(ws, "cannot create lws vhost (TLS setup failed?)");
+        ws->state = LT_WS_CLOSED;
+        return;
+    }
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.context = S->ctx;
+    ci.vhost = vh;
+    ci.address = ws->addr; /* numeric: lws's own getaddrinfo would block */
+    ci.port = ws->port;
+    ci.path = ws->path;
+    ci.host = ws->hosthdr; /* SNI and certificate checks use this name */
+    ci.origin = ws->origin;
+    ci.protocol = ws->protocol;
+    ci.local_protocol_name = "lt-ws";
+    ci.ietf_version_or_minus_one = -1;
+    ci.opaque_user_data = ws;
+    ci.pwsi = &ws->wsi;
+    if (ws->tls) {
+        ci.ssl_connection = LCCSCF_USE_SSL;
+        if (ws->o.insecure)
+            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                                 LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+    }
+    /* Failures may be reported through CONNECTION_ERROR (queued) or only by NULL. */
+    if (!lws_client_connect_via_info(&ci)) {
+        ws->wsi = NULL;
+        if (!ws->terminal)
+            terminal_error(ws, "connect failed");
+        ws->state = LT_WS_CLOSED;
+    }
+}
+
+static void connect_timeout(lt_loop *L, void *ud)
+{
+    lt_ws *ws = ud;
+    ws->timer = 0;
+    if (ws->state != LT_WS_CONNECTING || ws->freed)
+        return;
+    stop_resolve(ws);
+    ws->need_connect = 0;
+    terminal_error(ws, "connect timeout");
+    ws->state = LT_WS_CLOSED;
+    kill_wsi(ws);
+}
+
+/* Mirror the wsi's socket into epoll; lws may swap it during connect. */
+static void sync_fd(wsvc *S, lt_ws *ws)
+{
+    int fd = ws->wsi ? lws_get_socket_fd(ws->wsi) : -1;
+    if (fd < 0) {
+        unwatch(ws);
+        return;
+    }
+    uint32_t ev = EPOLLIN;
+    if (lws_send_pipe_choked(ws->wsi) || lws_partial_buffered(ws->wsi))
+        ev |= EPOLLOUT;
+    if (fd != ws->fd)
+        unwatch(ws);
+    if (fd != ws->fd || ev != ws->fd_events) {
+        if (lt_loop_watch(S->L, S->slot, fd, ev) == 0) {
+            ws->fd = fd;
+            ws->fd_events = ev;
+        }
+    }
+}
+
+static void poll_resolve(lt_ws *ws)
+{
+    const char *err = NULL;
+    if (!ws->res || !lt_resolve_poll(ws->res, ws->addr, sizeof ws->addr, &err))
+        return;
+    stop_resolve(ws);
+    if (err) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "cannot resolve %s: %s", ws->host, err);
+        terminal_error(ws, msg);
+        ws->state = LT_WS_CLOSED;
+    } else {
+        ws->need_connect = 1;
+    }
+}
+
+static void dispatch(wsvc *S)
+{
+    while (S->qhead && !lt_loop_closing(S->L)) {
+        wev *e = S->qhead;
+        S->qhead = e->next;
+        if (!S->qhead)
+            S->qtail = NULL;
+        lt_ws *ws = e->ws;
+        if (!ws->freed) {
+            void *ud = ws->o.ud;
+            switch (e->type) {
+            case EV_OPEN:
+                if (ws->o.on_open && !ws->close_requested)
+                    ws->o.on_open(ws, ud);
+                break;
+            case EV_TEXT:
+                if (ws->o.on_text)
+                    ws->o.on_text(ws, e->data, e->len, ud);
+                break;
+            case EV_BINARY:
+                if (ws->o.on_binary)
+                    ws->o.on_binary(ws, e->data, e->len, ud);
+                break;
+            case EV_CLOSE:
+                ws->state = LT_WS_CLOSED;
+                if (ws->o.on_close)
+                    ws->o.on_close(ws, e->code, e->data ? e->data : "", e->clean, ud);
+                break;
+            case EV_ERROR:
+                ws->state = LT_WS_CLOSED;
+                if (ws->o.on_error)
+                    ws->o.on_error(ws, e->data ? e->data : "error", ud);
+                break;
+            }
+        }
+        free(e->data);
+        free(e);
+    }
+}
+
+static void free_queue(wsvc *S)
+{
+    while (S->qhead) {
+        wev *e = S->qhead;
+        S->qhead = e->next;
+        free(e->data);
+        free(e);
+    }
+    S->qtail = NULL;
+}
+
+/* ---- service ------------------------------------------------------------ */
+
+static void svc_on_fd(void *ud, int fd, uint32_t ev)
+{
+    /* Nothing to do per fd: lws_service polls its own table in svc_run. */
+}
+
+static void svc_run(void *ud)
+{
+    wsvc *S = ud;
+    for (lt_ws *ws = S->head; ws; ws = ws->next) {
+        if (ws->res)
+            poll_resolve(ws);
+        if (ws->need_connect && !ws->freed && ws->state == LT_WS_CONNECTING)
+            start_lws(S, ws);
+    }
+    if (S->head) {
+        lws_service(S->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
+        for (lt_ws *ws = S->head; ws; ws = ws->next)
+            sync_fd(S, ws);
+    }
+    dispatch(S);
+    if (lt_loop_closing(S->L))
+        return;
+    /* Reap freed connections once lws has let go of them. */
+    for (lt_ws *ws = S->head, *next; ws; ws = next) {
+        next = ws->next;
+        if (ws->freed && !ws->wsi)
+            ws_release(ws);
+    }
+}
+
+static int svc_timeout(void *ud)
+{
+    wsvc *S = ud;
+    int t = -1;
+    if (S->qhead)
+        return 0;
+    for (lt_ws *ws = S->head; ws; ws = ws->next) {
+        if (ws->need_connect || (ws->freed && !ws->wsi) || (ws->killed && ws->wsi))
+            return 0;
+        if (ws->wsi && ws->oq && ws->state == LT_WS_OPEN && !(ws->fd_events & EPOLLOUT))
+            return 0; /* lws_callback_on_writable is pending */
+        if (ws->wsi && ws->close_requested && !ws->close_sent && !(ws->fd_events & EPOLLOUT))
+            return 0; /* close frame waiting for WRITEABLE */
+        if (ws->wsi) {
+            int cap = ws->state == LT_WS_OPEN ? WS_CAP_OPEN_MS : WS_CAP_BUSY_MS;
+            if (t < 0 || cap < t)
+                t = cap;
+        }
+    }
+    if (S->ctx && S->head && lws_service_adjust_timeout(S->ctx, 1, 0) == 0)
+        return 0; /* lws has buffered work (TLS, rx flow) with no fd event */
+    return t;
+}
+
+static void svc_destroy(void *ud)
+{
+    wsvc *S = ud;
+    S->destroying = 1;
+    for (lt_ws *ws = S->head; ws; ws = ws->next) {
+        stop_resolve(ws);
+        unwatch(ws);
+        if (ws->wsi)
+            lws_set_opaque_user_data(ws->wsi, NULL);
+        ws->wsi = NULL;
+    }
+    if (S->ctx)
+        lws_context_destroy(S->ctx); /* closes every wsi */
+    while (S->head)
+        ws_release(S->head);
+    free_queue(S);
+    while (S->vhosts) {
+        wvhost *v = S->vhosts;
+        S->vhosts = v->next;
+        free(v->ca_file);
+        free(v->ca_path);
+        free(v);
+    }
+    pthread_mutex_lock(&log_mu);
+    if (log_loop == S->L)
+        log_loop = NULL;
+    pthread_mutex_unlock(&log_mu);
+    free(S);
+}
+
+static const lt_service_vt ws_vt = {svc_on_fd, svc_run, svc_timeout, svc_destroy};
+
+static wsvc *get_svc(lt_loop *L)
+{
+    wsvc *S = lt_loop_service(L, &ws_vt);
+    if (S)
+        return S;
+    pthread_once(&log_once, log_init);
+    S = calloc(1, sizeof *S);
+    if (!S)
+        return NULL;
+    S->L = L;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.gid = -1;
+    info.uid = -1;
+    info.user = S;
+    S->ctx = lws_create_context(&info);
+    if (!S->ctx) {
+        free(S);
+        return NULL;
+    }
+    S->slot = lt_loop_add_service(L, &ws_vt, S);
+    if (S->slot < 0) {
+        lws_context_destroy(S->ctx);
+        free(S);
+        return NULL;
+    }
+    pthread_mutex_lock(&log_mu);
+    log_loop = L;
+    pthread_mutex_unlock(&log_mu);
+    return S;
+}
+
+/* ---- URL parsing --------------------------------------------------------- */
+
+static char *dupn(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static int parse_url(lt_ws *ws, const char *url)
+{
+    const char *p;
+    if (strncasecmp(url, "ws://", 5) == 0) {
+        ws->tls = 0;
+        p = url + 5;
+        ws->port = 80;
+    } else if (strncasecmp(url, "wss://", 6) == 0) {
+        ws->tls = 1;
+        p = url + 6;
+        ws->port = 443;
+    } else {
+        return -1;
+    }
+    const char *hs, *he, *q;
+    if (*p == '[') {
+        hs = p + 1;
+        he = strchr(hs, ']');
+        if (!he)
+            return -1;
+        q = he + 1;
+    } else {
+        hs = p;
+        he = p + strcspn(p, ":/?#");
+        q = he;
+    }
+    if (he == hs || (size_t)(he - hs) > 253)
+        return -1;
+    int explicit_port = 0;
+    if (*q == ':') {
+        char *end;
+        long port = strtol(q + 1, &end, 10);
+        if (end == q + 1 || port <= 0 || port > 65535)
+            return -1;
+        ws->port = (int)port;
+        explicit_port = 1;
+        q = end;
+    }
+    if (*q && *q != '/' && *q != '?')
+        return -1;
+    ws->host = dupn(hs, (size_t)(he - hs));
+    size_t plen = strcspn(q, "#");
+    if (*q == '?') { /* "ws://h?x" means path "/?x" */
+        ws->path = malloc(plen + 2);
+        if (ws->path) {
+            ws->path[0] = '/';
+            memcpy(ws->path + 1, q, plen);
+            ws->path[plen + 1] = 0;
+        }
+    } else {
+        ws->path = plen ? dupn(q, plen) : strdup("/");
+    }
+    char hh[300];
+    int v6 = *p == '[';
+    if (explicit_port && ws->port != (ws->tls ? 443 : 80))
+        snprintf(hh, sizeof hh, v6 ? "[%s]:%d" : "%s:%d", ws->host ? ws->host : "", ws->port);
+    else
+        snprintf(hh, sizeof hh, v6 ? "[%s]" : "%s", ws->host ? ws->host : "");
+    ws->hosthdr = strdup(hh);
+    return ws->host && ws->path && ws->hosthdr ? 0 : -2;
+}
+
+/* ---- public ----------------------------------------------------------------- */
+
+static char *opt_dup(const char *s, int *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+lt_ws *lt_ws_connect(lt_loop *L, const lt_ws_opts *o)
+{
+    if (!L || !o || !o->url || lt_loop_closing(L)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    lt_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ws->fd = -1;
+    ws->res_fd = -1;
+    ws->o = *o;
+    ws->o.url = NULL;
+    ws->o.headers = NULL;
+    if (!ws->o.max_message)
+        ws->o.max_message = WS_DEFAULT_MAX_MSG;
+    if (ws->o.connect_timeout_ms <= 0)
+        ws->o.connect_timeout_ms = WS_DEFAULT_CONNECT_MS;
+    int oom = 0, rc = parse_url(ws, o->url);
+    ws->protocol = opt_dup(o->protocol, &oom);
+    ws->origin = opt_dup(o->origin, &oom);
+    ws->ca_file = opt_dup(o->ca_file, &oom);
+    ws->ca_path = opt_dup(o->ca_path, &oom);
+    ws->o.protocol = ws->o.origin = ws->o.ca_file = ws->o.ca_path = NULL;
+    if (o->nheaders) {
+        size_t n = 1;
+        for (size_t i = 0; i < o->nheaders; i++) {
+            if (strpbrk(o->headers[i], "\r\n"))
+                rc = -1;
+            n += strlen(o->headers[i]) + 2;
+        }
+        ws->hdrs = malloc(n);
+        if (ws->hdrs) {
+            ws->hdrs[0] = 0;
+            for (size_t i = 0; i < o->nheaders; i++) {
+                strcat(ws->hdrs, o->headers[i]);
+                strcat(ws->hdrs, "\r\n");
+            }
+        } else {
+            oom = 1;
+        }
+    }
+    if (rc == -1 || (ws->protocol && strpbrk(ws->protocol, "\r\n"))) {
+        errno = EINVAL;
+        goto fail;
+    }
+    if (rc < 0 || oom) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    wsvc *S = get_svc(L);
+    if (!S) {
+        errno = ENOTSUP;
+        goto fail;
+    }
+    ws->S = S;
+    ws->next = S->head;
+    if (S->head)
+        S->head->prev = ws;
+    S->head = ws;
+    if (lt_resolve_is_numeric(ws->host)) {
+        snprintf(ws->addr, sizeof ws->addr, "%s", ws->host);
+        ws->need_connect = 1;
+    } else {
+        ws->res = lt_resolve_start(ws->host, &ws->res_fd);
+        if (!ws->res || lt_loop_watch(L, S->slot, ws->res_fd, EPOLLIN) < 0) {
+            int e = errno;
+            ws_release(ws);
+            errno = e ? e : ENOMEM;
+            return NULL;
+        }
+    }
+    ws->timer = lt_timer_start(L, ws->o.connect_timeout_ms, connect_timeout, ws);
+    return ws;
+fail:
+    ws->S = NULL;
+    free(ws->host);
+    free(ws->hosthdr);
+    free(ws->path);
+    free(ws->protocol);
+    free(ws->origin);
+    free(ws->hdrs);
+    free(ws->ca_file);
+    free(ws->ca_path);
+    free(ws);
+    return NULL;
+}
+
+int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
+{
+    if (!ws || ws->freed || ws->close_requested || ws->terminal ||
+        (ws->state != LT_WS_OPEN && ws->state != LT_WS_CONNECTING)) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    omsg *m = malloc(sizeof *m + LWS_PRE + len);
+    if (!m) {
+        errno = ENOMEM;
+        return -1;
+    }
+    m->next = NULL;
+    m->len = len;
+    if (len)
+        memcpy(m->buf + LWS_PRE, data, len);
+    if (ws->oq_tail)
+        ws->oq_tail->next = m;
+    else
+        ws->oq = m;
+    ws->oq_tail = m;
+    ws->obytes += len;
+    if (ws->wsi && ws->state == LT_WS_OPEN)
+        lws_callback_on_writable(ws->wsi);
+    return 0;
+}
+
+int lt_ws_close(lt_ws *ws, int code, const char *reason)
+{
+    if (!ws || ws->freed || ws->close_requested || ws->terminal || ws->state == LT_WS_CLOSED)
+        return -1;
+    if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015)
+        code = 1000;
+    ws->close_requested = 1;
+    ws->close_code = code;
+    snprintf(ws->close_reason, sizeof ws->close_reason, "%s", reason ? reason : "");
+    if (ws->state == LT_WS_OPEN && ws->wsi) {
+        ws->state = LT_WS_CLOSING;
+        lws_callback_on_writable(ws->wsi);
+    } else { /* not open yet: abort */
+        stop_resolve(ws);
+        ws->need_connect = 0;
+        terminal_close(ws, code, ws->close_reason, 0);
+        ws->state = LT_WS_CLOSED;
+        kill_wsi(ws);
+    }
+    return 0;
+}
+
+void lt_ws_free(lt_ws *ws)
+{
+    if (!ws || ws->freed)
+        return;
+    ws->freed = 1;
+    stop_resolve(ws);
+    ws->need_connect = 0;
+    if (ws->timer) {
+        lt_timer_cancel(ws->S->L, ws->timer);
+        ws->timer = 0;
+    }
+    kill_wsi(ws); /* lws closes it at the next step; svc_run reaps us after */
+}
+
+int lt_ws_state(const lt_ws *ws) { return ws->state; }
+const char *lt_ws_protocol(const lt_ws *ws) { return ws->proto_neg[0] ? ws->proto_neg : NULL; }
+size_t lt_ws_buffered(const lt_ws *ws) { return ws->obytes; }
