@@ -31,12 +31,14 @@ endif
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 
 OUT = $(BUILD)/$(LUA)
-CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c src/core/session.c
+CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c src/core/session.c \
+    src/core/loop.c src/core/http.c src/core/ws.c src/core/resolve.c src/core/driver.c
 CORE_HDR = $(wildcard src/core/*.h)
 BIND_SRC = $(wildcard src/lua/*.c)
 BIND_HDR = $(wildcard src/lua/*.h)
 MODULE = $(OUT)/layer/core.so
-MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcrypto) -lm -lpthread
+MODULE_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcurl libwebsockets)
+MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl libwebsockets libcrypto) -lm -lpthread
 
 BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
@@ -54,8 +56,8 @@ all: $(MODULE)
 
 $(MODULE): $(CORE_SRC) $(CORE_HDR) $(BIND_SRC) $(BIND_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) -std=c99 $(CFLAGS) $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
-	    -Isrc/core $(LUA_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ $(MODULE_LIBS)
+	$(CC) -std=gnu99 $(CFLAGS) $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
+	    -Isrc/core $(LUA_CFLAGS) $(MODULE_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ $(MODULE_LIBS)
 
 # The core must stay free of Lua: the server links it as well.
 check-core-isolation:

@@ -694,8 +694,11 @@ local function new(opts)
     self.user = { user_id = opts.user_id, id = "layer:///identities/" .. url_escape(opts.user_id) }
   end
   if opts.transport ~= "manual" then
-    local transport = require "layer.transport"
-    self._transport = transport.new(self, opts)
+    self._transport = core.transport(self._c, {
+      url = opts.url, websocket_url = opts.websocket_url, ca_file = opts.ca_file, ca_path = opts.ca_path,
+      insecure = opts.insecure == true, proxy = opts.proxy, connect_timeout = opts.connect_timeout,
+      request_timeout = opts.request_timeout,
+    })
   end
   self._c:start(opts.session_token)
   return self

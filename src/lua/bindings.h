@@ -17,6 +17,8 @@ int layer_l_client_new(lua_State *L);    /* lclient.c */
 void layer_client_open(lua_State *L);
 int layer_l_object_table(lua_State *L);  /* lobject.c */
 int layer_l_object_json(lua_State *L);
+int layer_l_transport_new(lua_State *L); /* ltransport.c */
+void layer_transport_open(lua_State *L);
 int layer_l_uuid(lua_State *L);          /* ldev.c */
 int layer_l_dev_token(lua_State *L);
 

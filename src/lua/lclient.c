@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c99 */
 #include "bindings.h"
+#include "lclient.h"
 #include "lconv.h"
 #include "lobject.h"
 #include "scratch.h"
@@ -41,6 +42,13 @@ static lclient *check_client(lua_State *L)
     lclient *c = (lclient *)luaL_checkudata(L, 1, CLIENT_MT);
     if (!c->s) luaL_error(L, "attempt to use a closed client");
     return c;
+}
+
+ls_session *lclient_session(lua_State *L, int idx)
+{
+    lclient *c = (lclient *)luaL_checkudata(L, idx, CLIENT_MT);
+    if (!c->s) luaL_error(L, "attempt to use a closed client");
+    return c->s;
 }
 
 static double opt_num(lua_State *L, int t, const char *k, double dflt)

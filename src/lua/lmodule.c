@@ -82,6 +82,7 @@ static const luaL_Reg functions[] = {
     {"object_table", layer_l_object_table},
     {"object_json", layer_l_object_json},
     {"uuid", layer_l_uuid},
+    {"transport", layer_l_transport_new},
     {"dev_token", layer_l_dev_token},
     {NULL, NULL},
 };
@@ -91,6 +92,7 @@ int luaopen_layer_core(lua_State *L)
     scratch_open(L);
     layer_cache_open(L);
     layer_client_open(L);
+    layer_transport_open(L);
     luaL_newmetatable(L, LAYER_ARRAY_MT);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name");

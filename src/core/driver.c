@@ -1,0 +1,327 @@
+/*
+ * driver.c - the engine on the transport (see driver.h).
+ *
+ * Transport callbacks only translate: an HTTP completion becomes
+ * ls_http_response, a WebSocket event ls_ws_opened / ls_ws_frame /
+ * ls_ws_closed. They never call Lua; the Lua layer reads the engine's event
+ * queue after the step.
+ */
+#include "driver.h"
+
+#include "http.h"
+#include "loop.h"
+#include "ws.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pending_http {
+    ld_driver *d;
+    uint64_t session_id;
+    uint64_t transport_id;
+    struct pending_http *next;
+} pending_http;
+
+struct ld_driver {
+    ls_session *s;
+    lt_loop *loop;
+    lt_ws *ws;
+    char *base, *ws_base;
+    char *ca_file, *ca_path, *proxy;
+    int insecure;
+    long connect_timeout_ms, request_timeout_ms;
+    char accept[64];
+    pending_http *http;
+};
+
+int64_t ld_now_ms(void) { return lt_now_ms(); }
+
+static char *dup0(const char *s)
+{
+    char *d;
+    size_t n;
+    if (!s) return NULL;
+    n = strlen(s);
+    if (!(d = malloc(n + 1))) return NULL;
+    memcpy(d, s, n + 1);
+    return d;
+}
+
+/* "http://h:p/base/" -> "http://h:p/base" ; ws base from http base */
+static char *trim_slash(char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    while (n > 0 && s[n - 1] == '/') s[--n] = '\0';
+    return s;
+}
+
+static char *ws_from_http(const char *base)
+{
+    char *out;
+    const char *rest;
+    const char *scheme;
+    if (!strncmp(base, "https://", 8)) scheme = "wss://", rest = base + 8;
+    else if (!strncmp(base, "http://", 7)) scheme = "ws://", rest = base + 7;
+    else return NULL;
+    out = malloc(strlen(scheme) + strlen(rest) + 1);
+    if (!out) return NULL;
+    strcpy(out, scheme);
+    strcat(out, rest);
+    return out;
+}
+
+ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len)
+{
+    ld_driver *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    d->s = s;
+    d->base = trim_slash(dup0(o->url));
+    d->ws_base = o->websocket_url ? trim_slash(dup0(o->websocket_url)) : (d->base ? ws_from_http(d->base) : NULL);
+    d->ca_file = dup0(o->ca_file);
+    d->ca_path = dup0(o->ca_path);
+    d->proxy = dup0(o->proxy);
+    d->insecure = o->insecure;
+    d->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 15000;
+    d->request_timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 60000;
+    snprintf(d->accept, sizeof d->accept, "Accept: application/vnd.layer+json; version=%s",
+             strcmp(ls_subprotocol(s), "layer-2.0") ? "3.0" : "2.0");
+    if (!d->base || !d->ws_base) {
+        snprintf(err, err_len, "url must start with http:// or https://");
+        ld_free(d);
+        return NULL;
+    }
+    d->loop = lt_loop_new();
+    if (!d->loop) {
+        snprintf(err, err_len, "could not create the event loop (epoll)");
+        ld_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void ld_free(ld_driver *d)
+{
+    if (!d) return;
+    if (d->ws) lt_ws_free(d->ws);
+    if (d->loop) lt_loop_free(d->loop); /* runs no callbacks */
+    while (d->http) {
+        pending_http *p = d->http;
+        d->http = p->next;
+        free(p);
+    }
+    free(d->base);
+    free(d->ws_base);
+    free(d->ca_file);
+    free(d->ca_path);
+    free(d->proxy);
+    free(d);
+}
+
+int ld_fd(const ld_driver *d) { return lt_loop_fd(d->loop); }
+int ld_timeout_ms(ld_driver *d) { return lt_loop_timeout_ms(d->loop); }
+
+/* ===== HTTP ===== */
+
+static void forget_http(ld_driver *d, pending_http *p)
+{
+    pending_http **pp;
+    for (pp = &d->http; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    free(p);
+}
+
+static void on_http(const lt_http_resp *resp, void *ud)
+{
+    pending_http *p = ud;
+    ld_driver *d = p->d;
+    const char *count = lt_http_header(resp, "Layer-Count");
+    int64_t layer_count = count ? (int64_t)strtoll(count, NULL, 10) : -1;
+    if (resp->status == 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %s", lt_http_strerror(resp->error), resp->error_msg ? resp->error_msg : "");
+        ls_http_response(d->s, lt_now_ms(), p->session_id, 0, NULL, -1, msg, strlen(msg));
+    } else {
+        ls_http_response(d->s, lt_now_ms(), p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"),
+                         layer_count, resp->body, resp->body_len);
+    }
+    forget_http(d, p);
+}
+
+static void send_http(ld_driver *d, ls_http_request *r)
+{
+    lt_http_req req;
+    const char *headers[4];
+    char auth[400], ctype[160], *url;
+    size_t nh = 0;
+    pending_http *p;
+    const char *token = ls_session_token(d->s);
+    url = malloc(strlen(d->base) + strlen(r->path) + 1);
+    p = calloc(1, sizeof *p);
+    if (!url || !p) {
+        free(url);
+        free(p);
+        ls_http_response(d->s, lt_now_ms(), r->id, 0, NULL, -1, "out of memory", 13);
+        return;
+    }
+    strcpy(url, d->base);
+    strcat(url, r->path);
+    headers[nh++] = d->accept;
+    if (r->authenticated && token) {
+        snprintf(auth, sizeof auth, "Authorization: Layer session-token=\"%s\"", token);
+        headers[nh++] = auth;
+    }
+    if (r->content_type) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s", r->content_type);
+        headers[nh++] = ctype;
+    }
+    memset(&req, 0, sizeof req);
+    req.method = r->method;
+    req.url = url;
+    req.headers = headers;
+    req.nheaders = nh;
+    req.body = r->body;
+    req.body_len = r->body_len;
+    req.timeout_ms = d->request_timeout_ms;
+    req.connect_timeout_ms = d->connect_timeout_ms;
+    req.ca_file = d->ca_file;
+    req.ca_path = d->ca_path;
+    req.insecure = d->insecure;
+    req.proxy = d->proxy;
+    req.user_agent = "layer-lua";
+    p->d = d;
+    p->session_id = r->id;
+    p->next = d->http;
+    d->http = p;
+    p->transport_id = lt_http_request(d->loop, &req, on_http, p);
+    free(url);
+    if (!p->transport_id) {
+        forget_http(d, p);
+        ls_http_response(d->s, lt_now_ms(), r->id, 0, NULL, -1, "could not start the request", 27);
+    }
+}
+
+/* ===== WebSocket ===== */
+
+static void on_open(lt_ws *ws, void *ud)
+{
+    ld_driver *d = ud;
+    (void)ws;
+    ls_ws_opened(d->s, lt_now_ms());
+}
+
+static void on_text(lt_ws *ws, const char *data, size_t len, void *ud)
+{
+    ld_driver *d = ud;
+    (void)ws;
+    ls_ws_frame(d->s, lt_now_ms(), data, len);
+}
+
+static void ws_gone(ld_driver *d, lt_ws *ws, const char *reason)
+{
+    if (d->ws == ws) d->ws = NULL;
+    lt_ws_free(ws); /* allowed from its own callback */
+    ls_ws_closed(d->s, lt_now_ms(), reason);
+}
+
+static void on_close(lt_ws *ws, int code, const char *reason, int was_clean, void *ud)
+{
+    char msg[200];
+    (void)was_clean;
+    snprintf(msg, sizeof msg, "the server closed the socket (%d%s%s)", code, reason && *reason ? ": " : "",
+             reason ? reason : "");
+    ws_gone(ud, ws, msg);
+}
+
+static void on_error(lt_ws *ws, const char *message, void *ud)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "WebSocket error: %s", message ? message : "unknown");
+    ws_gone(ud, ws, msg);
+}
+
+static void open_ws(ld_driver *d)
+{
+    lt_ws_opts o;
+    const char *token = ls_session_token(d->s);
+    char *url;
+    size_t n;
+    if (!token) return;
+    n = strlen(d->ws_base) + strlen(token) * 3 + 32;
+    url = malloc(n);
+    if (!url) return;
+    {
+        /* tokens are URL-safe in practice; escape anything else anyway */
+        static const char hex[] = "0123456789ABCDEF";
+        char *w = url + snprintf(url, n, "%s/?session_token=", d->ws_base);
+        const unsigned char *t = (const unsigned char *)token;
+        for (; *t; t++) {
+            if ((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') || strchr("-._~", *t)) {
+                *w++ = (char)*t;
+            } else {
+                *w++ = '%';
+                *w++ = hex[*t >> 4];
+                *w++ = hex[*t & 15];
+            }
+        }
+        *w = '\0';
+    }
+    memset(&o, 0, sizeof o);
+    o.url = url;
+    o.protocol = ls_subprotocol(d->s);
+    o.ca_file = d->ca_file;
+    o.ca_path = d->ca_path;
+    o.insecure = d->insecure;
+    o.connect_timeout_ms = d->connect_timeout_ms;
+    o.on_open = on_open;
+    o.on_text = on_text;
+    o.on_close = on_close;
+    o.on_error = on_error;
+    o.ud = d;
+    d->ws = lt_ws_connect(d->loop, &o);
+    free(url);
+    if (!d->ws) ls_ws_closed(d->s, lt_now_ms(), "could not start a WebSocket connection");
+}
+
+/* ===== the pass ===== */
+
+void ld_pump(ld_driver *d)
+{
+    ls_http_request *r;
+    char *frame;
+    size_t len;
+    while ((r = ls_take_http(d->s)) != NULL) {
+        send_http(d, r);
+        ls_http_request_free(r);
+    }
+    if (ls_ws_wanted(d->s)) {
+        if (!d->ws) open_ws(d);
+    } else if (d->ws) {
+        /* the engine gave up on this socket (dead, or closing): drop it now */
+        lt_ws *ws = d->ws;
+        d->ws = NULL;
+        lt_ws_close(ws, 1000, "client closing");
+        lt_ws_free(ws);
+        ls_ws_closed(d->s, lt_now_ms(), "closed by the client");
+    }
+    while ((frame = ls_take_frame(d->s, &len)) != NULL) {
+        if (d->ws && lt_ws_state(d->ws) == LT_WS_OPEN) lt_ws_send_text(d->ws, frame, len);
+        free(frame); /* unsent requests are resent by the engine after a reconnect */
+    }
+}
+
+void ld_service(ld_driver *d, int timeout_ms)
+{
+    int64_t due;
+    ld_pump(d); /* start what the engine asked for before waiting */
+    due = ls_next_deadline(d->s, lt_now_ms()); /* never sleep past the engine's own timers */
+    if (due >= 0 && (timeout_ms < 0 || due < timeout_ms)) timeout_ms = (int)due;
+    lt_loop_step(d->loop, timeout_ms);
+    ld_pump(d);
+}

@@ -1,0 +1,120 @@
+/*
+ * ltransport.c - layer.core.transport(engine, options): the driver (driver.c)
+ * as a userdata, with the methods layer.client's loop calls: service, pump,
+ * pollfd, timeout, close. It keeps its engine alive and is closed first.
+ */
+#include "bindings.h"
+#include "driver.h"
+#include "lclient.h"
+
+#include <string.h>
+
+#define TRANSPORT_MT "layer.transport"
+
+typedef struct {
+    ld_driver *d;
+} ltransport;
+
+static ld_driver *check(lua_State *L)
+{
+    ltransport *t = (ltransport *)luaL_checkudata(L, 1, TRANSPORT_MT);
+    if (!t->d) luaL_error(L, "attempt to use a closed transport");
+    return t->d;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *k)
+{
+    const char *v;
+    lua_getfield(L, t, k);
+    v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays referenced by the options table */
+    return v;
+}
+
+int layer_l_transport_new(lua_State *L)
+{
+    ls_session *s = lclient_session(L, 1);
+    ld_options o;
+    ltransport *t;
+    char err[200];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    memset(&o, 0, sizeof o);
+    o.url = opt_str(L, 2, "url");
+    o.websocket_url = opt_str(L, 2, "websocket_url");
+    o.ca_file = opt_str(L, 2, "ca_file");
+    o.ca_path = opt_str(L, 2, "ca_path");
+    o.proxy = opt_str(L, 2, "proxy");
+    lua_getfield(L, 2, "insecure");
+    o.insecure = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "connect_timeout");
+    o.connect_timeout_ms = (long)(luaL_optnumber(L, -1, 15) * 1000);
+    lua_getfield(L, 2, "request_timeout");
+    o.request_timeout_ms = (long)(luaL_optnumber(L, -1, 60) * 1000);
+    lua_pop(L, 3);
+    luaL_argcheck(L, o.url != NULL, 2, "url is required");
+    t = (ltransport *)layer_newuserdata(L, sizeof *t);
+    t->d = NULL;
+    luaL_getmetatable(L, TRANSPORT_MT);
+    lua_setmetatable(L, -2);
+    lua_newtable(L); /* keeps the engine alive while the transport borrows it */
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "engine");
+    layer_setuservalue(L, -2);
+    t->d = ld_new(s, &o, err, sizeof err);
+    if (!t->d) return luaL_error(L, "layer: %s", err);
+    return 1;
+}
+
+/* transport:service(client, timeout_seconds) */
+static int l_service(lua_State *L)
+{
+    ld_driver *d = check(L);
+    double timeout = luaL_optnumber(L, 3, 0);
+    ld_service(d, timeout < 0 ? -1 : (int)(timeout * 1000));
+    return 0;
+}
+
+static int l_pump(lua_State *L)
+{
+    ld_pump(check(L));
+    return 0;
+}
+
+static int l_pollfd(lua_State *L)
+{
+    lua_pushinteger(L, ld_fd(check(L)));
+    return 1;
+}
+
+static int l_timeout(lua_State *L)
+{
+    int ms = ld_timeout_ms(check(L));
+    if (ms < 0) return 0;
+    lua_pushnumber(L, (lua_Number)ms / 1000.0);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    ltransport *t = (ltransport *)luaL_checkudata(L, 1, TRANSPORT_MT);
+    ld_free(t->d);
+    t->d = NULL;
+    return 0;
+}
+
+static const luaL_Reg methods[] = {
+    {"service", l_service}, {"pump", l_pump}, {"pollfd", l_pollfd}, {"timeout", l_timeout}, {"close", l_close},
+    {NULL, NULL},
+};
+
+void layer_transport_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, TRANSPORT_MT)) {
+        layer_newlibtable(L, methods);
+        layer_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+}
