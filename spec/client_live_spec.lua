@@ -1,0 +1,256 @@
+-- layer.client against the local server over real HTTP and WebSocket:
+-- login, conversations, messages, receipts, metadata, deletes, typing, and
+-- the server's fault injections (closed sockets, skipped counters, 429/503,
+-- expired sessions, stalled sockets, a restart), counting that handlers see
+-- every change exactly once.
+local layer = require "layer"
+local srv = require "support.layer_server"
+
+local APP = "layer:///apps/staging/00000000-0000-0000-0000-000000000001"
+
+local function new_client(server, user, extra)
+  local opts = {
+    url = server.base, app_id = APP, backoff_base = 0.1, backoff_cap = 1, backoff_jitter = 0.1,
+    identity = function(nonce)
+      return layer.dev_token({ secret = srv.SECRET, user_id = user, nonce = nonce, display_name = user:upper() })
+    end,
+  }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local c = layer.client(opts)
+  c.errors = {}
+  c:on("error", function(e) c.errors[#c.errors + 1] = tostring(e) end)
+  return c
+end
+
+-- Step every client until done() or the time limit; fail with a message on timeout.
+local function pump(clients, done, seconds, what)
+  local deadline = os.time() + (seconds or 10)
+  while not done() do
+    if os.time() > deadline then error("timed out waiting for " .. (what or "a condition"), 2) end
+    for _, c in ipairs(clients) do
+      if not c:closed() then c:step(0.005) end
+    end
+  end
+end
+
+local function ready(clients)
+  local n = 0
+  for _, c in ipairs(clients) do c:once("ready", function() n = n + 1 end) end
+  pump(clients, function() return n == #clients end, 10, "ready")
+end
+
+-- Run fn as a client coroutine and pump until it returns.
+local function run(clients, c, fn, seconds)
+  local finished, results = false, nil
+  c:spawn(function() results = { fn() }; finished = true end)
+  pump(clients, function() return finished end, seconds or 10, "a request")
+  return (table.unpack or unpack)(results)
+end
+
+describe("layer.client with the local server", function()
+  local server, alice, bob, all
+  before_each(function()
+    server = srv.start({ lifetime = 90 })
+    alice, bob = new_client(server, "alice"), new_client(server, "bob")
+    all = { alice, bob }
+    ready(all)
+  end)
+  after_each(function()
+    for _, c in ipairs(all or {}) do c:close() end
+    if server then server:stop() end
+  end)
+
+  it("logs in through the challenge and knows its user", function()
+    assert.are.equal("alice", alice.user.user_id)
+    assert.is_string(alice.session_token)
+    assert.are.same({}, alice.errors)
+  end)
+
+  it("creates a distinct conversation once, lists it, and pages messages", function()
+    local conv, err = run(all, alice, function()
+      return alice:create_conversation({ participants = { "alice", "bob" }, distinct = true, metadata = { title = "lunch" } })
+    end)
+    assert.is_nil(err)
+    assert.are.equal("lunch", conv.metadata.title)
+    local again = run(all, alice, function() return alice:create_conversation({ participants = { "bob", "alice" }, distinct = true, metadata = { title = "lunch" } }) end)
+    assert.are.equal(conv, again) -- the same conversation, the same object
+    local list = run(all, bob, function() return bob:conversations({ page_size = 10 }) end)
+    assert.are.equal(1, #list)
+    assert.are.equal(conv.id, list[1].id)
+    for i = 1, 5 do run(all, alice, function() return conv:send("m" .. i) end) end
+    local page = run(all, bob, function() return list[1]:messages({ page_size = 3 }) end)
+    assert.are.equal(3, #page)
+    assert.are.equal(5, page.total)
+    assert.are.equal("m5", page[1].parts[1].body) -- newest first
+  end)
+
+  it("delivers messages both ways as change packets, and an echo bot answers", function()
+    local seen = { alice = {}, bob = {} }
+    alice:on("message", function(m) table.insert(seen.alice, m.parts[1].body) end)
+    bob:on("message", function(m)
+      table.insert(seen.bob, m.parts[1].body)
+      if m.sender.user_id ~= bob.user.user_id then m.conversation:send("echo: " .. m.parts[1].body) end
+    end)
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    run(all, alice, function() return conv:send("hi") end)
+    pump(all, function() return #seen.alice == 2 and #seen.bob == 2 end, 10, "the echo on both sides")
+    assert.are.same({ "hi", "echo: hi" }, seen.alice)
+    assert.are.same({ "hi", "echo: hi" }, seen.bob)
+  end)
+
+  it("updates metadata, receipts and deletes through change packets", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" }, metadata = { title = "a" } }) end)
+    local msg = run(all, alice, function() return conv:send("read me") end)
+    local bob_conv
+    pump(all, function() bob_conv = bob:engine():object(conv.id); return bob_conv ~= nil end, 10, "bob's copy")
+    local meta_change, status_change, deleted
+    bob:on("conversation.update", function(c, changes)
+      for _, ch in ipairs(changes) do if ch.property == "metadata" then meta_change = ch end end
+    end)
+    alice:on("message.update", function(m, changes)
+      for _, ch in ipairs(changes) do if ch.property == "recipient_status" then status_change = ch end end
+    end)
+    bob:on("message.delete", function(m, mode) deleted = { m, mode } end)
+    run(all, alice, function() return conv:set_metadata("title", "b") end)
+    pump(all, function() return meta_change ~= nil end, 10, "metadata change")
+    assert.are.equal("b", meta_change.new.title)
+    assert.are.equal("b", bob_conv.metadata.title)
+    local bob_msg = bob:engine():object(msg.id)
+    run(all, bob, function() return bob_msg:mark_read() end)
+    pump(all, function() return status_change ~= nil end, 10, "recipient_status")
+    local bob_identity
+    for id, st in pairs(msg.recipient_status) do if id:match("bob") then bob_identity = st end end
+    assert.are.equal("read", bob_identity)
+    run(all, alice, function() return msg:delete({ mode = "all_participants" }) end)
+    pump(all, function() return deleted ~= nil and msg.deleted end, 10, "the delete on both sides")
+    assert.is_true(deleted[1].deleted)
+    assert.is_true(msg.deleted)
+  end)
+
+  it("relays typing indicators", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    pump(all, function() return bob:engine():object(conv.id) ~= nil end, 10, "bob's copy")
+    local typing
+    bob:on("typing", function(c, sender, action) typing = { c, sender, action } end)
+    conv:typing("started")
+    pump(all, function() return typing ~= nil end, 10, "typing")
+    assert.are.equal("started", typing[3])
+    assert.are.equal(conv.id, typing[1].id)
+    assert.is_truthy(tostring(typing[2] and typing[2].id):find("alice", 1, true))
+  end)
+
+  local function count_messages(c)
+    local counts, total = {}, { n = 0 }
+    c:on("message", function(m)
+      counts[m.id] = (counts[m.id] or 0) + 1
+      total.n = total.n + 1
+    end)
+    return counts, total
+  end
+
+  local function each_once(counts, n)
+    local k = 0
+    for _, v in pairs(counts) do
+      assert.are.equal(1, v)
+      k = k + 1
+    end
+    assert.are.equal(n, k)
+  end
+
+  it("reconnects after the server closes its sockets and replays what it missed, once", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    local counts, total = count_messages(bob)
+    run(all, alice, function() return conv:send("before") end)
+    pump(all, function() return total.n == 1 end, 10, "first message")
+    local synced = false
+    bob:on("synced", function() synced = true end)
+    server:admin("faults", { type = "close_sockets", user_id = "bob" })
+    -- alice keeps talking while bob is away
+    for i = 1, 5 do run({ alice }, alice, function() return conv:send("while away " .. i) end) end
+    pump(all, function() return synced and total.n == 6 end, 15, "replay after reconnect")
+    each_once(counts, 6)
+  end)
+
+  it("recovers skipped counters through Event.replay without duplicates", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    local counts, total = count_messages(bob)
+    server:admin("faults", { type = "skip_counter", user_id = "bob", count = 2 })
+    for i = 1, 4 do run(all, alice, function() return conv:send("m" .. i) end) end
+    pump(all, function() return total.n == 4 end, 10, "messages")
+    pump(all, function() return bob:stats().replays >= 1 end, 10, "a replay")
+    each_once(counts, 4)
+    assert.is_true(bob:stats().gaps >= 1)
+  end)
+
+  it("rides out 429 and 503 answers", function()
+    server:admin("faults", { type = "http_error", status = 429, count = 2, seconds = 1 })
+    local list, err = run(all, alice, function() return alice:conversations() end, 15)
+    assert.is_nil(err)
+    assert.are.equal(0, #list)
+    server:admin("faults", { type = "http_error", status = 503, count = 1, seconds = 1 })
+    local conv
+    conv, err = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end, 15)
+    assert.is_nil(err)
+    assert.is_truthy(conv.id)
+  end)
+
+  it("re-authenticates transparently when the session expires", function()
+    local challenges = 0
+    local c = new_client(server, "carol", {
+      identity = function(nonce)
+        challenges = challenges + 1
+        return layer.dev_token({ secret = srv.SECRET, user_id = "carol", nonce = nonce })
+      end,
+    })
+    all[#all + 1] = c
+    ready({ c })
+    server:admin("faults", { type = "expire_session", user_id = "carol" })
+    local list, err = run(all, c, function() return c:conversations() end, 15)
+    assert.is_nil(err)
+    assert.is_table(list)
+    assert.are.equal(2, challenges)
+  end)
+
+  it("delivers packets held by a stalled socket, in order", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    local got = {}
+    bob:on("message", function(m) got[#got + 1] = m.parts[1].body end)
+    server:admin("faults", { type = "stall_socket", user_id = "bob", seconds = 1 })
+    for i = 1, 3 do run({ alice }, alice, function() return conv:send("s" .. i) end) end
+    pump(all, function() return #got == 3 end, 10, "stalled packets")
+    assert.are.same({ "s1", "s2", "s3" }, got)
+  end)
+
+  it("refuses bad ids before anything reaches a URL", function()
+    assert.has_error(function() alice:conversation("layer:///conversations/../../admin/faults", function() end) end)
+    assert.has_error(function() alice:identity("bob\r\nX-Evil: 1", function() end) end)
+  end)
+end)
+
+describe("layer.client across a server restart", function()
+  it("sees every message exactly once after the server restarts on the same file", function()
+    local db = os.tmpname()
+    local server = srv.start({ db = db, lifetime = 90 })
+    local port = server.port
+    local alice, bob = new_client(server, "alice"), new_client(server, "bob")
+    local all = { alice, bob }
+    local ok, err = pcall(function()
+      ready(all)
+      local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+      local counts, total = {}, { n = 0 }
+      bob:on("message", function(m) counts[m.id] = (counts[m.id] or 0) + 1; total.n = total.n + 1 end)
+      for i = 1, 3 do run(all, alice, function() return conv:send("a" .. i) end) end
+      pump(all, function() return total.n == 3 end, 10, "first messages")
+      server:stop()
+      server = srv.start({ db = db, lifetime = 90, port = port })
+      for i = 1, 3 do run(all, alice, function() return conv:send("b" .. i) end, 20) end
+      pump(all, function() return total.n == 6 end, 20, "messages after the restart")
+      for _, v in pairs(counts) do assert.are.equal(1, v) end
+    end)
+    alice:close()
+    bob:close()
+    server:stop()
+    os.remove(db)
+    assert(ok, err)
+  end)
+end)
