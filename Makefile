@@ -44,7 +44,7 @@ BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
 
 .DEFAULT_GOAL := all
-.PHONY: all test test-all check demo asan fuzz bench deps clean check-core-isolation
+.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation
 
 # Parts of the tree add their own targets (and TEST_DEPS) here.
 -include fuzz/fuzz.mk
@@ -87,6 +87,20 @@ deps:
 # The README's test command: every Lua, sanitizers, fuzzers; ends with the total.
 check:
 	./scripts/check
+
+# A C host embedding Lua that pumps the client once per 16 ms frame.
+examples: $(BUILD)/examples/embed_host
+$(BUILD)/examples/embed_host: examples/embed_host.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) $(STRICT) $(shell $(PKG_CONFIG) --cflags lua5.4) $< -o $@ \
+	    $(shell $(PKG_CONFIG) --libs lua5.4) -lm
+
+embed: all server examples
+	$(LUA_ENV) $(BUILD)/examples/embed_host examples/embed_frame.lua 5
+
+# The README's main command: the local server, an echo bot and a person.
+run: all server
+	$(LUA_ENV) $(LUA_BIN) examples/local_demo.lua
 
 demo: all
 	$(LUA_ENV) $(LUA_BIN) examples/demo.lua

@@ -389,6 +389,44 @@ describe("client, manual transport", function()
     assert.has_error(function() h.client:request("GET", "/conversations", function() end) end)
   end)
 
+  it("stays within its memory bounds through a flood of 100,000 messages", function()
+    local h = harness({ max_messages_per_conversation = 200, max_bytes = 2 * 1024 * 1024 })
+    h:login()
+    local kept, seen = nil, 0
+    h.client:on("message", function(msg)
+      seen = seen + 1
+      if seen == 10 then kept = msg end -- Lua holds this one: it must survive eviction
+    end)
+    local convs = {}
+    for c = 1, 10 do
+      local id = ("layer:///conversations/00000000-0000-4000-8000-%012d"):format(c)
+      convs[c] = id
+      h:change({ operation = "create", object = { type = "Conversation", id = id }, data = { id = id, participants = layer.array({}) } })
+    end
+    local peak = 0
+    for i = 1, 100000 do
+      local conv = convs[i % 10 + 1]
+      h:change({ operation = "create", object = { type = "Message", id = msg_id(i) }, data = {
+        id = msg_id(i), position = i, conversation = { id = conv }, recipient_status = {},
+        sender = { id = "layer:///identities/bob", user_id = "bob" },
+        parts = layer.array({ { body = ("message number %d with some text"):format(i), mime_type = "text/plain" } }) } })
+      if i % 1000 == 0 then
+        h:step()
+        local st = h.client:stats()
+        if st.bytes > peak then peak = st.bytes end
+      end
+    end
+    h:step()
+    collectgarbage()
+    local st = h.client:stats()
+    assert.are.equal(100000, seen)
+    assert.is_true(peak <= 2 * 1024 * 1024, "peak " .. peak)
+    assert.is_true(st.messages <= 10 * 200, "messages " .. st.messages)
+    assert.is_true(st.evicted >= 100000 - 10 * 200)
+    assert.are.equal("message number 10 with some text", kept.parts[1].body)
+    assert.is_false(kept.deleted)
+  end)
+
   it("refuses unknown options and missing credentials", function()
     assert.has_error(function() layer.client({ transport = "manual", identity = function() end, colour = "red" }) end)
     assert.has_error(function() layer.client({ transport = "manual" }) end)
