@@ -145,8 +145,10 @@ static void on_http(const lt_http_resp *resp, void *ud)
     int64_t layer_count = count ? (int64_t)strtoll(count, NULL, 10) : -1;
     if (resp->status == 0) {
         char msg[300];
+        /* a refused certificate will be refused again: no point retrying (status -1) */
+        int status = resp->error == LT_HTTP_ETLS ? -1 : 0;
         snprintf(msg, sizeof msg, "%s: %s", lt_http_strerror(resp->error), resp->error_msg ? resp->error_msg : "");
-        ls_http_response(d->s, lt_now_ms(), p->session_id, 0, NULL, -1, msg, strlen(msg));
+        ls_http_response(d->s, lt_now_ms(), p->session_id, status, NULL, -1, msg, strlen(msg));
     } else {
         ls_http_response(d->s, lt_now_ms(), p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"),
                          layer_count, resp->body, resp->body_len);

@@ -1011,6 +1011,10 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
     for (r = s->rest_reqs; r && r->id != id; r = r->next) {}
     if (!r) return;
     r->in_flight = 0;
+    if (status < 0) { /* permanent transport failure: report it, do not retry */
+        status = 0;
+        r->attempts = MAX_RETRIES;
+    }
     if (status != 0 && body && body_len) {
         d = jv_parse(body, body_len, NULL, NULL);
         if (d) root = jv_root(d);
@@ -1049,7 +1053,8 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
             event_push(s, ev);
         } else {
             s->auth = AUTH_NONE;
-            emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
+            if (status == 0) emit_error(s, NULL, "POST /nonces failed: %.*s", (int)(body_len > 300 ? 300 : body_len), body ? body : "");
+            else emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
             schedule_reconnect(s, now, "authentication failed");
         }
         break;
@@ -1102,6 +1107,14 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
             ev->success = status >= 200 && status < 300;
             if (status == 0) {
                 event_text(ev, body ? body : "transport error", body ? body_len : 15);
+            } else if (!root && body_len && ev->success) {
+                /* a 2xx that is not JSON is not a Layer answer */
+                static const char not_json[] =
+                    "{\"id\":\"invalid_response\",\"code\":0,\"message\":\"the server answered with a body that is not JSON\"}";
+                jv_doc *e = jv_parse(not_json, sizeof not_json - 1, NULL, NULL);
+                ev->success = 0;
+                if (e) event_value(ev, jv_root(e));
+                jv_doc_free(e);
             } else if (root) {
                 event_value(ev, root);
             } else if (body_len && !ev->success) {
@@ -1133,8 +1146,9 @@ void ls_tick(ls_session *s, int64_t now)
         if (r->kind == REQ_APP) {
             ls_event *ev = event_new(s, LS_EV_RESPONSE);
             if (ev) {
-                jv_doc *d = jv_parse("{\"id\":\"request_timeout\",\"code\":8,\"message\":\"no response in time\"}", 66,
-                                     NULL, NULL);
+                static const char timeout_error[] =
+                    "{\"id\":\"request_timeout\",\"code\":8,\"message\":\"no response in time\"}";
+                jv_doc *d = jv_parse(timeout_error, sizeof timeout_error - 1, NULL, NULL);
                 ev->request_id = r->id;
                 ev->success = 0;
                 ev->http_status = 408;

@@ -142,7 +142,8 @@ void ls_ws_closed(ls_session *s, int64_t now_ms, const char *reason);
 void ls_ws_frame(ls_session *s, int64_t now_ms, const char *text, size_t len);
 void ls_tick(ls_session *s, int64_t now_ms);
 
-/* A transport-level HTTP failure has status 0 and the reason in body.
+/* A transport-level HTTP failure has status 0 and the reason in body; -1
+ * marks one that retrying cannot fix (a refused TLS certificate).
  * layer_count is the Layer-Count header (-1 when absent). */
 void ls_http_response(ls_session *s, int64_t now_ms, uint64_t id, int status, const char *retry_after,
                       int64_t layer_count, const char *body, size_t body_len);
