@@ -221,6 +221,28 @@ describe("layer.client with the local server", function()
     assert.are.same({ "s1", "s2", "s3" }, got)
   end)
 
+  it("sends parts over 2 KB as rich content, and part:download() returns them byte for byte", function()
+    local bytes = {}
+    for i = 0, 12287 do bytes[#bytes + 1] = string.char(i % 256) end
+    local blob = table.concat(bytes) -- every byte value, NULs included: 12 KB
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    local got
+    bob:on("message", function(m)
+      local part = m.parts[1]
+      got = { part.content, part:download(), m.parts[2]:download() }
+    end)
+    local sent, err = run(all, alice, function()
+      return conv:send({ parts = { { body = blob, mime_type = "application/octet-stream" }, "caption" } })
+    end)
+    assert.is_nil(err)
+    assert.is_table(sent.parts[1].content)
+    pump(all, function() return got ~= nil end, 10, "the download")
+    assert.are.equal(#blob, got[1].size)
+    assert.are.equal("layer:///content/", got[1].id:sub(1, 17))
+    assert.is_true(got[2] == blob, "downloaded data differs")
+    assert.are.equal("caption", got[3])
+  end)
+
   it("refuses bad ids before anything reaches a URL", function()
     assert.has_error(function() alice:conversation("layer:///conversations/../../admin/faults", function() end) end)
     assert.has_error(function() alice:identity("bob\r\nX-Evil: 1", function() end) end)

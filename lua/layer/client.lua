@@ -272,6 +272,79 @@ function Client:_ws(method, object_id, data, convert, callback)
   return self:_await(id, convert or identity, callback, 4)
 end
 
+-- Multi-step methods: run fn straight away inside a client coroutine, else in
+-- a new one that hands fn's results to the callback.
+function Client:_async(callback, fn, level)
+  local co = coroutine.running()
+  if callback == nil then
+    if co and self._ours[co] then return fn() end
+    error("layer: call this from an event handler or client:spawn, or pass a callback as the last argument", level or 3)
+  end
+  assert(type(callback) == "function", "callback function expected")
+  self:_check_open(level)
+  self:spawn(function() callback(fn()) end)
+  return true
+end
+
+-- HTTP beyond the REST API (rich content): absolute URLs from the server.
+local function raw_body(_, ev) return ev.text or "" end
+
+function Client:_http(spec)
+  local id = self._c:http(spec)
+  return self:_await(id, spec.raw and raw_body or identity, nil, 4)
+end
+
+function Client:_same_origin(url)
+  local base = self._opts.url:gsub("/+$", "")
+  return url:sub(1, #base + 1) == base .. "/"
+end
+
+-- Upload data as rich content; returns the part's content object.
+function Client:_upload(mime_type, data)
+  assert(not mime_type:find("[%c]"), "mime_type must not contain control characters")
+  local info, err = self:_http({ method = "POST", url = "/content", authenticated = true,
+    headers = ("Upload-Content-Type: %s\nUpload-Content-Length: %d"):format(mime_type, #data) })
+  if not info then return nil, err end
+  if type(info) ~= "table" or type(info.id) ~= "string" or type(info.upload_url) ~= "string"
+      or not info.upload_url:match("^https?://") then
+    return nil, make_error({ id = "invalid_response", message = "POST /content gave no id and upload_url" })
+  end
+  local ok
+  ok, err = self:_http({ method = "PUT", url = info.upload_url, body = data, content_type = mime_type, raw = true })
+  if ok == nil then return nil, err end
+  return { id = info.id, size = #data }
+end
+
+function Client:_part_methods()
+  local client = self
+  local Part = {}
+  Part.__index = Part
+  -- part:download([callback]) -> data: the body of an inline part, or the rich content
+  function Part.download(part, callback)
+    return client:_async(callback, function()
+      local content = part.content
+      if type(content) ~= "table" then return part.body end
+      local url = content.download_url
+      if type(url) == "string" and url:match("^https?://") then
+        local data = client:_http({ method = "GET", url = url, raw = true })
+        if data then return data end
+      end
+      -- expired or missing: ask for a fresh URL (authenticated, so only on our own server)
+      local refresh = content.refresh_url
+      if type(refresh) ~= "string" or not client:_same_origin(refresh) then
+        return nil, make_error({ id = "invalid_response", message = "the part has no usable download or refresh URL" })
+      end
+      local fresh, err = client:_http({ method = "GET", url = refresh, authenticated = true })
+      if not fresh then return nil, err end
+      if type(fresh.download_url) ~= "string" then
+        return nil, make_error({ id = "invalid_response", message = "refresh gave no download_url" })
+      end
+      return client:_http({ method = "GET", url = fresh.download_url, raw = true })
+    end, 4)
+  end
+  return Part
+end
+
 function Client:_put(type_name)
   return function(value)
     if type(value) ~= "table" or type(value.id) ~= "string" then return value end
@@ -371,9 +444,6 @@ local function message_parts(content)
   for i, p in ipairs(content.parts or {}) do
     if type(p) == "string" then p = { body = p, mime_type = "text/plain" } end
     assert(type(p) == "table" and (p.body or p.content), "each part needs a body or content")
-    if p.body then
-      assert(#p.body <= 2048, "part bodies are limited to 2 KB; send larger content as rich content")
-    end
     parts[i] = p
   end
   assert(#parts > 0, "a message needs at least one part")
@@ -388,8 +458,25 @@ function Client:_conversation_methods()
     local data = message_parts(content)
     data.id = data.id or ("layer:///messages/" .. core.uuid())
     check_uuid(data.id, "messages")
-    -- over the socket, with a client-chosen id: a resend after a reconnect is deduplicated
-    return client:_ws("Message.create", conv.id, data, client:_put("Message"), callback)
+    local uploads = {}
+    for i, p in ipairs(data.parts) do
+      if p.body and #p.body > 2048 then uploads[#uploads + 1] = i end
+    end
+    if #uploads == 0 then
+      -- over the socket, with a client-chosen id: a resend after a reconnect is deduplicated
+      return client:_ws("Message.create", conv.id, data, client:_put("Message"), callback)
+    end
+    -- parts over 2 KB go up as rich content first
+    return client:_async(callback, function()
+      for _, i in ipairs(uploads) do
+        local p = data.parts[i]
+        local content, err = client:_upload(p.mime_type or "application/octet-stream", p.body)
+        if not content then return nil, err end
+        data.parts[i] = { mime_type = p.mime_type or "application/octet-stream", content = content }
+      end
+      local id = client._c:ws_request("Message.create", conv.id, data)
+      return client:_await(id, client:_put("Message"), nil, 4)
+    end, 3)
   end
 
   function M.messages(conv, opts, callback)
@@ -690,6 +777,7 @@ local function new(opts)
   self._c:set_methods("Conversation", self:_conversation_methods())
   self._c:set_methods("Message", self:_message_methods())
   self._c:set_methods("Identity", self:_identity_methods())
+  self._c:set_methods("Part", self:_part_methods())
   if opts.user_id then
     self.user = { user_id = opts.user_id, id = "layer:///identities/" .. url_escape(opts.user_id) }
   end

@@ -159,11 +159,12 @@ static void on_http(const lt_http_resp *resp, void *ud)
 static void send_http(ld_driver *d, ls_http_request *r)
 {
     lt_http_req req;
-    const char *headers[4];
-    char auth[400], ctype[160], *url;
+    const char *headers[12];
+    char auth[400], ctype[160], *url, *extra = NULL;
     size_t nh = 0;
     pending_http *p;
     const char *token = ls_session_token(d->s);
+    int absolute = !strncmp(r->path, "http://", 7) || !strncmp(r->path, "https://", 8);
     url = malloc(strlen(d->base) + strlen(r->path) + 1);
     p = calloc(1, sizeof *p);
     if (!url || !p) {
@@ -172,8 +173,12 @@ static void send_http(ld_driver *d, ls_http_request *r)
         ls_http_response(d->s, lt_now_ms(), r->id, 0, NULL, -1, "out of memory", 13);
         return;
     }
-    strcpy(url, d->base);
-    strcat(url, r->path);
+    if (absolute) {
+        strcpy(url, r->path); /* rich content: the server's own upload or download URL */
+    } else {
+        strcpy(url, d->base);
+        strcat(url, r->path);
+    }
     headers[nh++] = d->accept;
     if (r->authenticated && token) {
         snprintf(auth, sizeof auth, "Authorization: Layer session-token=\"%s\"", token);
@@ -182,6 +187,15 @@ static void send_http(ld_driver *d, ls_http_request *r)
     if (r->content_type) {
         snprintf(ctype, sizeof ctype, "Content-Type: %s", r->content_type);
         headers[nh++] = ctype;
+    }
+    if (r->headers && (extra = dup0(r->headers)) != NULL) {
+        char *line = extra, *nl;
+        while (line && *line && nh < sizeof headers / sizeof headers[0]) {
+            nl = strchr(line, '\n');
+            if (nl) *nl = '\0';
+            if (*line) headers[nh++] = line;
+            line = nl ? nl + 1 : NULL;
+        }
     }
     memset(&req, 0, sizeof req);
     req.method = r->method;
@@ -203,6 +217,7 @@ static void send_http(ld_driver *d, ls_http_request *r)
     d->http = p;
     p->transport_id = lt_http_request(d->loop, &req, on_http, p);
     free(url);
+    free(extra); /* lt_http_request copied what it keeps */
     if (!p->transport_id) {
         forget_http(d, p);
         ls_http_response(d->s, lt_now_ms(), r->id, 0, NULL, -1, "could not start the request", 27);

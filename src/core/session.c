@@ -40,6 +40,8 @@ typedef struct rest_req {
     size_t body_len;
     const char *content_type;
     int authenticated;
+    char *headers;
+    int raw;
     int attempts;
     int64_t retry_at;  /* -1: not waiting */
     int in_flight;
@@ -158,7 +160,9 @@ static void event_push(ls_session *s, ls_event *ev)
 
 static void event_text(ls_event *ev, const char *text, size_t len)
 {
-    if (ev && text) ev->text = jv_intern(ev->doc, text, len, 0);
+    if (!ev || !text) return;
+    ev->text = jv_intern(ev->doc, text, len, 0);
+    ev->text_len = ev->text ? len : 0;
 }
 
 static void event_id(ls_event *ev, const char *id, size_t len)
@@ -260,7 +264,8 @@ static void queue_http(ls_session *s, rest_req *r)
     h->body_len = r->body_len;
     h->content_type = r->content_type;
     h->authenticated = r->authenticated;
-    if (!h->path || (r->body && !h->body)) {
+    if (r->headers) h->headers = dup0(r->headers);
+    if (!h->path || (r->body && !h->body) || (r->headers && !h->headers)) {
         ls_http_request_free(h);
         return;
     }
@@ -284,6 +289,7 @@ ls_http_request *ls_take_http(ls_session *s)
 void ls_http_request_free(ls_http_request *r)
 {
     if (!r) return;
+    free(r->headers);
     free(r->path);
     free(r->body);
     free(r);
@@ -333,6 +339,7 @@ static void rest_free(ls_session *s, rest_req *r)
     }
     free(r->path);
     free(r->body);
+    free(r->headers);
     free(r);
 }
 
@@ -400,6 +407,22 @@ uint64_t ls_rest_request(ls_session *s, int64_t now, const char *method, const c
     if (s->closed) return 0;
     r = rest_new(s, HTTP_APP, method, path, body, body_len, content_type ? content_type : (body ? "application/json" : NULL), 1);
     if (!r) return 0;
+    flush_rest(s, now);
+    return r->id;
+}
+
+uint64_t ls_http(ls_session *s, int64_t now, const ls_http_spec *spec)
+{
+    rest_req *r;
+    if (s->closed) return 0;
+    r = rest_new(s, HTTP_APP, spec->method, spec->path_or_url, spec->body, spec->body_len, spec->content_type,
+                 spec->authenticated);
+    if (!r) return 0;
+    r->raw = spec->raw;
+    if (spec->headers && !(r->headers = dup0(spec->headers))) {
+        rest_free(s, r);
+        return 0;
+    }
     flush_rest(s, now);
     return r->id;
 }
@@ -1015,7 +1038,7 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         status = 0;
         r->attempts = MAX_RETRIES;
     }
-    if (status != 0 && body && body_len) {
+    if (status != 0 && body && body_len && !(r->raw && status >= 200 && status < 300)) {
         d = jv_parse(body, body_len, NULL, NULL);
         if (d) root = jv_root(d);
     }
@@ -1107,6 +1130,8 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
             ev->success = status >= 200 && status < 300;
             if (status == 0) {
                 event_text(ev, body ? body : "transport error", body ? body_len : 15);
+            } else if (r->raw && ev->success) {
+                event_text(ev, body ? body : "", body ? body_len : 0);
             } else if (!root && body_len && ev->success) {
                 /* a 2xx that is not JSON is not a Layer answer */
                 static const char not_json[] =

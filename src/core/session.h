@@ -82,6 +82,7 @@ typedef struct ls_event {
     int http_status;
     double number;
     const char *text;
+    size_t text_len;
     const jv *value;
     ls_change *changes;
     size_t n_changes;
@@ -102,11 +103,13 @@ size_t ls_pending_events(const ls_session *s);
 typedef struct ls_http_request {
     uint64_t id;
     const char *method;   /* static string */
-    char *path;           /* "/conversations?page_size=10", relative to the base URL */
+    char *path;           /* "/conversations?page_size=10" relative to the base URL, or an
+                           * absolute http(s) URL (rich content upload and download) */
     char *body;           /* JSON text or NULL */
     size_t body_len;
     const char *content_type;
     int authenticated;    /* add the session token */
+    char *headers;        /* extra "Name: value" lines, '\n'-separated, or NULL */
     struct ls_http_request *next;
 } ls_http_request;
 
@@ -157,6 +160,16 @@ uint64_t ls_ws_request(ls_session *s, int64_t now_ms, const char *method, const 
  * A 401 carrying a nonce re-authenticates and retries it transparently. */
 uint64_t ls_rest_request(ls_session *s, int64_t now_ms, const char *method, const char *path, const char *body,
                          size_t body_len, const char *content_type);
+
+/* Any HTTP request: extra headers ('\n'-separated lines), with or without
+ * the session token, and with the raw body as the response text (binary
+ * safe) instead of parsed JSON. Used for rich content. */
+typedef struct {
+    const char *method, *path_or_url, *body, *content_type, *headers;
+    size_t body_len;
+    int authenticated, raw;
+} ls_http_spec;
+uint64_t ls_http(ls_session *s, int64_t now_ms, const ls_http_spec *spec);
 /* Typing indicator signal for a conversation: "started", "paused", "finished". */
 int ls_send_typing(ls_session *s, const char *conversation_id, const char *action);
 

@@ -315,6 +315,40 @@ static int l_rest_request(lua_State *L)
     return 1;
 }
 
+static const char *field_str(lua_State *L, int t, const char *k, size_t *len)
+{
+    const char *v;
+    lua_getfield(L, t, k);
+    v = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, len);
+    lua_pop(L, 1); /* still referenced by the table */
+    return v;
+}
+
+/* client:http{method=, url=, body=, content_type=, headers=, authenticated=, raw=} -> id */
+static int l_http(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_http_spec spec;
+    uint64_t id;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    memset(&spec, 0, sizeof spec);
+    spec.method = field_str(L, 2, "method", NULL);
+    spec.path_or_url = field_str(L, 2, "url", NULL);
+    spec.body = field_str(L, 2, "body", &spec.body_len);
+    spec.content_type = field_str(L, 2, "content_type", NULL);
+    spec.headers = field_str(L, 2, "headers", NULL);
+    lua_getfield(L, 2, "authenticated");
+    spec.authenticated = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "raw");
+    spec.raw = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    luaL_argcheck(L, spec.method && spec.path_or_url, 2, "method and url are required");
+    id = ls_http(c->s, now_of(c), &spec);
+    if (!id) return luaL_error(L, "the client is closed or out of memory");
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
 static int l_typing(lua_State *L)
 {
     lclient *c = check_client(L);
@@ -421,7 +455,7 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
         lua_setfield(L, -2, "object_type");
     }
     if (ev->id) set_str(L, "id", ev->id, ev->id_len);
-    if (ev->text) set_str(L, "text", ev->text, strlen(ev->text));
+    if (ev->text) set_str(L, "text", ev->text, ev->text_len);
     if (ev->value) {
         lconv_push(L, ev->value);
         lua_setfield(L, -2, "value");
@@ -534,7 +568,7 @@ static const luaL_Reg methods[] = {
     {"http_response", l_http_response}, {"take_frame", l_take_frame}, {"take_http", l_take_http},
     {"ws_wanted", l_ws_wanted}, {"session_token", l_session_token}, {"subprotocol", l_subprotocol},
     {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
-    {"typing", l_typing}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
+    {"typing", l_typing}, {"http", l_http}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
     {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact},
     {NULL, NULL},
 };

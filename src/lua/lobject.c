@@ -96,6 +96,30 @@ static int push_linked(lua_State *L, lobject *o, const jv *v)
     return 1;
 }
 
+/* Message parts get the "Part" metatable the Lua layer installed (download()). */
+static void give_parts_methods(lua_State *L)
+{
+    int parts = lua_gettop(L), i, n = (int)layer_rawlen(L, parts);
+    push_owner_table(L, 1);
+    lua_getfield(L, -1, "methods");
+    if (!lua_istable(L, -1)) {
+        lua_settop(L, parts);
+        return;
+    }
+    lua_getfield(L, -1, "Part");
+    if (lua_istable(L, -1)) {
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, parts, i);
+            if (lua_istable(L, -1)) {
+                lua_pushvalue(L, -2);
+                lua_setmetatable(L, -2);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, parts);
+}
+
 static int l_index(lua_State *L)
 {
     lobject *o = check_live(L, 1);
@@ -131,6 +155,7 @@ static int l_index(lua_State *L)
         if (push_linked(L, o, field)) return 1;
     }
     lconv_push(L, field);
+    if (type == OBJ_MESSAGE && field->type == JV_ARRAY && !strcmp(key, "parts")) give_parts_methods(L);
     return 1;
 }
 
