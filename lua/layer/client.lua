@@ -585,6 +585,19 @@ function Client:_message_methods()
   return M
 end
 
+function Client:_announcement_methods()
+  local client = self
+  local M = {}
+  function M.mark_read(a, callback)
+    local path = "/announcements/" .. check_uuid(a.id, "announcements") .. "/receipts"
+    return client:_rest("POST", path, { type = "read" }, nothing, callback)
+  end
+  function M.delete(a, callback)
+    return client:_rest("DELETE", "/announcements/" .. check_uuid(a.id, "announcements"), nil, nothing, callback)
+  end
+  return M
+end
+
 function Client:_identity_methods()
   local client = self
   return {
@@ -778,6 +791,7 @@ local function new(opts)
   self._c:set_methods("Message", self:_message_methods())
   self._c:set_methods("Identity", self:_identity_methods())
   self._c:set_methods("Part", self:_part_methods())
+  self._c:set_methods("Announcement", self:_announcement_methods())
   if opts.user_id then
     self.user = { user_id = opts.user_id, id = "layer:///identities/" .. url_escape(opts.user_id) }
   end
