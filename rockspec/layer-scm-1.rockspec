@@ -18,26 +18,48 @@ description = {
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
--- The transport (REST over libcurl, WebSocket over libwebsockets) links these.
+-- REST over libcurl, the WebSocket over libwebsockets, HS256 development
+-- tokens over OpenSSL's libcrypto.
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
+  OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
 }
 build = {
   type = "builtin",
   modules = {
     ["layer.core"] = {
       sources = {
-        "src/core/json.c", "src/core/patch.c", "src/core/packet.c", "src/core/cache.c",
-        "src/lua/compat.c", "src/lua/lconv.c", "src/lua/lcache.c", "src/lua/lmodule.c",
-        "src/lua/lpacket.c", "src/lua/lpatch.c", "src/lua/scratch.c",
+        "src/core/cache.c",
+        "src/core/driver.c",
+        "src/core/http.c",
+        "src/core/json.c",
+        "src/core/loop.c",
+        "src/core/packet.c",
+        "src/core/patch.c",
+        "src/core/resolve.c",
+        "src/core/session.c",
+        "src/core/ws.c",
+        "src/lua/compat.c",
+        "src/lua/lcache.c",
+        "src/lua/lclient.c",
+        "src/lua/lconv.c",
+        "src/lua/ldev.c",
+        "src/lua/lmodule.c",
+        "src/lua/lobject.c",
+        "src/lua/lpacket.c",
+        "src/lua/lpatch.c",
+        "src/lua/ltransport.c",
+        "src/lua/scratch.c",
       },
-      incdirs = { "src/core", "src/lua", "$(CURL_INCDIR)", "$(LIBWEBSOCKETS_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(LIBWEBSOCKETS_LIBDIR)" },
-      libraries = { "m", "pthread" },
+      incdirs = { "src/core", "src/lua", "$(CURL_INCDIR)", "$(LIBWEBSOCKETS_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(LIBWEBSOCKETS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "curl", "websockets", "crypto", "m", "pthread" },
       defines = { "_GNU_SOURCE" },
     },
     layer = "lua/layer/init.lua",
+    ["layer.client"] = "lua/layer/client.lua",
+    ["layer.dev"] = "lua/layer/dev.lua",
   },
   copy_directories = { "docs", "examples" },
 }
