@@ -127,6 +127,42 @@ describe("layer.client with the local server", function()
     assert.is_true(msg.deleted)
   end)
 
+  it("adds and removes participants, seen as patches of the participants list", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" }, distinct = false }) end)
+    local changes = {}
+    alice:on("conversation.update", function(c, list)
+      for _, ch in ipairs(list) do if ch.property == "participants" then changes[#changes + 1] = ch end end
+    end)
+    local _, err = run(all, alice, function() return conv:add_participants({ "carol" }) end)
+    assert.is_nil(err)
+    pump(all, function() return #changes == 1 end, 10, "the add")
+    local ids = {}
+    for _, p in ipairs(conv.participants) do ids[#ids + 1] = p.user_id end
+    table.sort(ids)
+    assert.are.same({ "alice", "bob", "carol" }, ids)
+    _, err = run(all, alice, function() return conv:remove_participants({ "bob" }) end)
+    assert.is_nil(err)
+    pump(all, function() return #changes == 2 end, 10, "the remove")
+    ids = {}
+    for _, p in ipairs(conv.participants) do ids[#ids + 1] = p.user_id end
+    table.sort(ids)
+    assert.are.same({ "alice", "carol" }, ids)
+  end)
+
+  it("speaks API 2.0 when asked, receiving 'update' packets", function()
+    local old = new_client(server, "dave", { api_version = 2 })
+    all[#all + 1] = old
+    ready({ old })
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "dave" }, metadata = { x = "1" } }) end)
+    local seen
+    old:on("conversation.update", function(c, list) seen = list end)
+    pump(all, function() return old:engine():object(conv.id) ~= nil end, 10, "dave's copy")
+    run(all, alice, function() return conv:set_metadata("x", "2") end)
+    pump(all, function() return seen ~= nil end, 10, "the update")
+    assert.are.equal("2", seen[1].new.x)
+    assert.are.equal("layer-2.0", old:engine():subprotocol())
+  end)
+
   it("relays typing indicators", function()
     local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
     pump(all, function() return bob:engine():object(conv.id) ~= nil end, 10, "bob's copy")
