@@ -1,0 +1,413 @@
+/* actions.c - the server's mutations (create, patch, delete, receipts), shared by REST and WebSocket. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "srv.h"
+#include "model.h"
+#include "patch.h"
+
+#define MAX_PARTICIPANTS 25
+#define MAX_PART_CHARS 2048
+
+void err_resp(srv_resp *r, int status, const char *id, int code, const char *msg, const char *data)
+{
+    r->status = status;
+    r->body.len = 0;
+    jbuf_puts(&r->body, "{\"id\":");
+    w_str(&r->body, id);
+    jbuf_puts(&r->body, ",\"code\":");
+    jbuf_int(&r->body, code);
+    jbuf_puts(&r->body, ",\"message\":");
+    w_str(&r->body, msg);
+    jbuf_puts(&r->body, ",\"url\":\"https://developer.layer.com/docs/client/rest#");
+    jbuf_puts(&r->body, id);
+    jbuf_puts(&r->body, "\",\"data\":");
+    jbuf_puts(&r->body, data ? data : "null");
+    jbuf_putc(&r->body, '}');
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The distinct key: sorted participant ids, one per line. */
+static char *participant_key(char **users, int n)
+{
+    jbuf b;
+    char **sorted = malloc(sizeof *sorted * (size_t)(n ? n : 1));
+    int i;
+    if (!sorted) return NULL;
+    memcpy(sorted, users, sizeof *sorted * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_str);
+    jbuf_init(&b);
+    for (i = 0; i < n; i++) {
+        jbuf_puts(&b, sorted[i]);
+        jbuf_putc(&b, '\n');
+    }
+    jbuf_putc(&b, 0);
+    free(sorted);
+    return b.data;
+}
+
+void update_pkey_pub(const char *conv)
+{
+    char **mem;
+    int n = conv_members(conv, &mem);
+    char *key = participant_key(mem, n);
+    sqlite3_stmt *st = store_prep("UPDATE conversations SET pkey=? WHERE uuid=?");
+    bind_text(st, 1, key ? key : "");
+    bind_text(st, 2, conv);
+    sqlite3_step(st);
+    free(key);
+    free_list(mem, n);
+}
+
+/* One participant entry: identity id, bare user id, or an identity object. */
+int participant_user_jv(const jv *p, char *out, size_t osz)
+{
+    const jv *id;
+    if (p->type == JV_STRING) return parse_identity(p->u.s, p->len, out, osz);
+    if (p->type != JV_OBJECT) return 0;
+    if ((id = jv_get(p, "id")) && id->type == JV_STRING) return parse_identity(id->u.s, id->len, out, osz);
+    if ((id = jv_get(p, "user_id")) && id->type == JV_STRING) return parse_identity(id->u.s, id->len, out, osz);
+    return 0;
+}
+
+static int add_unique(char ***v, int *n, const char *u)
+{
+    int i;
+    char **nv;
+    for (i = 0; i < *n; i++)
+        if (strcmp((*v)[i], u) == 0) return 1;
+    nv = realloc(*v, sizeof **v * (size_t)(*n + 1));
+    if (!nv) return 0;
+    *v = nv;
+    (*v)[(*n)++] = strdup(u);
+    return 1;
+}
+
+static void conv_body(srv_resp *r, const char *uuid, const char *user, int status)
+{
+    r->status = status;
+    r->body.len = 0;
+    w_conversation(&r->body, uuid, user);
+}
+
+void act_conv_create(const char *user, const jv *data, srv_resp *r)
+{
+    const jv *parts, *dist, *meta, *idv;
+    char uuid[37], u[160], **users = NULL, *key = NULL;
+    int n = 0, i, distinct = 1;
+    jbuf mb;
+    sqlite3_stmt *st;
+
+    if (!data || data->type != JV_OBJECT) {
+        err_resp(r, 422, "invalid_property", 105, "Body must be a JSON object", NULL);
+        return;
+    }
+    parts = jv_get(data, "participants");
+    if (!parts) {
+        err_resp(r, 422, "missing_property", 104, "participants is required", NULL);
+        return;
+    }
+    if (parts->type != JV_ARRAY) {
+        err_resp(r, 422, "invalid_property", 105, "participants must be an array", NULL);
+        return;
+    }
+    dist = jv_get(data, "distinct");
+    if (dist && dist->type != JV_TRUE && dist->type != JV_FALSE && dist->type != JV_NULL) {
+        err_resp(r, 422, "invalid_property", 105, "distinct must be a boolean", NULL);
+        return;
+    }
+    if (dist && dist->type == JV_FALSE) distinct = 0;
+    meta = jv_get(data, "metadata");
+    if (meta && meta->type != JV_OBJECT && meta->type != JV_NULL) {
+        err_resp(r, 422, "invalid_property", 105, "metadata must be an object", NULL);
+        return;
+    }
+    idv = jv_get(data, "id");
+    if (idv && idv->type != JV_NULL) {
+        if (idv->type != JV_STRING || !parse_layer_uuid(idv->u.s, idv->len, "conversations", uuid)) {
+            err_resp(r, 422, "invalid_property", 105, "id must be layer:///conversations/<uuid>", NULL);
+            return;
+        }
+    } else {
+        srv_uuid(uuid);
+    }
+    for (i = 0; i < (int)parts->len; i++) {
+        if (!participant_user_jv(&parts->u.items[i], u, sizeof u)) {
+            err_resp(r, 422, "invalid_property", 105, "participants holds an invalid identity", NULL);
+            free_list(users, n);
+            return;
+        }
+        add_unique(&users, &n, u);
+    }
+    add_unique(&users, &n, user);
+    if (n > MAX_PARTICIPANTS) {
+        err_resp(r, 422, "invalid_property", 105, "a conversation has at most 25 participants", NULL);
+        free_list(users, n);
+        return;
+    }
+    jbuf_init(&mb);
+    if (meta && meta->type == JV_OBJECT) jv_write(&mb, meta);
+    else jbuf_puts(&mb, "{}");
+    jbuf_putc(&mb, 0);
+
+    /* Deduplication: the same create sent twice. */
+    st = store_prep("SELECT 1 FROM conversations WHERE uuid=?");
+    bind_text(st, 1, uuid);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (conv_member(uuid, user, NULL)) {
+            jbuf d;
+            jbuf_init(&d);
+            w_conversation(&d, uuid, user);
+            jbuf_putc(&d, 0);
+            err_resp(r, 409, "id_in_use", 111, "The conversation already exists", d.data);
+            jbuf_free(&d);
+        } else {
+            err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
+        }
+        goto out;
+    }
+    key = participant_key(users, n);
+    if (distinct && key) {
+        st = store_prep("SELECT uuid, metadata FROM conversations WHERE pkey=? AND is_distinct=1 LIMIT 1");
+        bind_text(st, 1, key);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            char found[37];
+            int same = 1;
+            snprintf(found, sizeof found, "%s", col_text(st, 0));
+            if (meta && meta->type == JV_OBJECT && meta->len > 0) {
+                const char *stored = col_text(st, 1);
+                jv_doc *sd = jv_parse(stored ? stored : "{}", stored ? strlen(stored) : 2, NULL, NULL);
+                same = sd && jv_deep_equal(jv_root(sd), meta);
+                jv_doc_free(sd);
+            }
+            if (same) {
+                conv_body(r, found, user, 200);
+            } else {
+                jbuf d;
+                jbuf_init(&d);
+                w_conversation(&d, found, user);
+                jbuf_putc(&d, 0);
+                err_resp(r, 409, "conflict", 108, "A distinct conversation with these participants exists with different metadata", d.data);
+                jbuf_free(&d);
+            }
+            goto out;
+        }
+    }
+    store_begin();
+    st = store_prep("INSERT INTO conversations(uuid, created_ms, is_distinct, pkey, metadata, last_ms) VALUES(?,?,?,?,?,?)");
+    bind_text(st, 1, uuid);
+    sqlite3_bind_int64(st, 2, srv_now_ms());
+    sqlite3_bind_int(st, 3, distinct);
+    bind_text(st, 4, key ? key : "");
+    bind_text(st, 5, mb.data);
+    sqlite3_bind_int64(st, 6, srv_now_ms());
+    sqlite3_step(st);
+    for (i = 0; i < n; i++) {
+        ensure_identity(users[i]);
+        st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, users[i]);
+        sqlite3_step(st);
+    }
+    for (i = 0; i < n; i++) {
+        jbuf d;
+        jbuf_init(&d);
+        w_conversation(&d, uuid, users[i]);
+        jbuf_putc(&d, 0);
+        emit_conv(users[i], "create", uuid, d.data);
+        jbuf_free(&d);
+    }
+    store_commit();
+    conv_body(r, uuid, user, 201);
+out:
+    free(key);
+    jbuf_free(&mb);
+    free_list(users, n);
+}
+
+/* Length of a UTF-8 string in UTF-16 code units, as JavaScript counts it. */
+static size_t utf16_len(const char *s, size_t n)
+{
+    size_t i, units = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c & 0xC0) == 0x80) continue;
+        units += (c >= 0xF0) ? 2 : 1;
+    }
+    return units;
+}
+
+/* Validates parts and writes their normalized form; returns an error message or NULL. */
+static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
+{
+    uint32_t i;
+    if (!parts || parts->type != JV_ARRAY || parts->len == 0) return "parts must be a non-empty array";
+    if (parts->len > 64) return "too many parts";
+    jbuf_putc(out, '[');
+    for (i = 0; i < parts->len; i++) {
+        const jv *p = &parts->u.items[i];
+        const jv *mt = jv_get(p, "mime_type"), *body = jv_get(p, "body"), *enc = jv_get(p, "encoding");
+        const jv *content = jv_get(p, "content");
+        if (p->type != JV_OBJECT) return "each part must be an object";
+        if (!mt || mt->type != JV_STRING || mt->len == 0 || mt->len > 255) return "part mime_type is required";
+        if (i) jbuf_putc(out, ',');
+        jbuf_puts(out, "{\"mime_type\":");
+        jv_write(out, mt);
+        if (enc && enc->type != JV_NULL) {
+            if (enc->type != JV_STRING || strcmp(enc->u.s, "base64") != 0) return "part encoding must be base64";
+            jbuf_puts(out, ",\"encoding\":\"base64\"");
+        }
+        if (content && content->type != JV_NULL) {
+            const jv *cid = jv_get(content, "id");
+            char u[37];
+            sqlite3_stmt *st;
+            if (content->type != JV_OBJECT || !cid || cid->type != JV_STRING ||
+                !parse_layer_uuid(cid->u.s, cid->len, "content", u))
+                return "part content must carry a layer:///content/<uuid> id";
+            st = store_prep("SELECT size FROM content WHERE uuid=? AND complete=1 AND owner=?");
+            bind_text(st, 1, u);
+            bind_text(st, 2, user);
+            if (sqlite3_step(st) != SQLITE_ROW) return "part content is unknown or not uploaded";
+            jbuf_puts(out, ",\"content\":{\"id\":\"layer:///content/");
+            jbuf_puts(out, u);
+            jbuf_puts(out, "\",\"size\":");
+            jbuf_int(out, sqlite3_column_int64(st, 0));
+            jbuf_putc(out, '}');
+        } else {
+            if (!body || body->type != JV_STRING) return "part body must be a string";
+            if (utf16_len(body->u.s, body->len) > MAX_PART_CHARS)
+                return "part body over 2048 characters: use rich content";
+            jbuf_puts(out, ",\"body\":");
+            jv_write(out, body);
+        }
+        jbuf_putc(out, '}');
+    }
+    jbuf_putc(out, ']');
+    jbuf_putc(out, 0);
+    return NULL;
+}
+
+void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp *r)
+{
+    const jv *idv;
+    const char *bad;
+    char uuid[37], **mem;
+    int64_t pos;
+    int n, i;
+    jbuf parts;
+    sqlite3_stmt *st;
+
+    if (!conv_member(conv, user, NULL)) {
+        err_resp(r, 404, "not_found", 102, "No such conversation", NULL);
+        return;
+    }
+    if (!data || data->type != JV_OBJECT) {
+        err_resp(r, 422, "invalid_property", 105, "Body must be a JSON object", NULL);
+        return;
+    }
+    idv = jv_get(data, "id");
+    if (idv && idv->type != JV_NULL) {
+        if (idv->type != JV_STRING || !parse_layer_uuid(idv->u.s, idv->len, "messages", uuid)) {
+            err_resp(r, 422, "invalid_property", 105, "id must be layer:///messages/<uuid>", NULL);
+            return;
+        }
+    } else {
+        srv_uuid(uuid);
+    }
+    if (!jv_get(data, "parts")) {
+        err_resp(r, 422, "missing_property", 104, "parts is required", NULL);
+        return;
+    }
+    st = store_prep("SELECT 1 FROM messages WHERE uuid=?");
+    bind_text(st, 1, uuid);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (msg_visible(uuid, user, NULL, NULL)) {
+            jbuf d;
+            jbuf_init(&d);
+            w_message(&d, uuid, user);
+            jbuf_putc(&d, 0);
+            err_resp(r, 409, "id_in_use", 111, "The message already exists", d.data);
+            jbuf_free(&d);
+        } else {
+            err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
+        }
+        return;
+    }
+    jbuf_init(&parts);
+    if ((bad = normalize_parts(jv_get(data, "parts"), user, &parts)) != NULL) {
+        err_resp(r, 422, "invalid_property", 105, bad, NULL);
+        jbuf_free(&parts);
+        return;
+    }
+    store_begin();
+    st = store_prep("UPDATE conversations SET next_pos=next_pos+1, last_ms=?2 WHERE uuid=?1 RETURNING next_pos-1");
+    bind_text(st, 1, conv);
+    sqlite3_bind_int64(st, 2, srv_now_ms());
+    pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+    sqlite3_reset(st);
+    st = store_prep("INSERT INTO messages(uuid, conv, pos, sender, sent_ms, parts) VALUES(?,?,?,?,?,?)");
+    bind_text(st, 1, uuid);
+    bind_text(st, 2, conv);
+    sqlite3_bind_int64(st, 3, pos);
+    bind_text(st, 4, user);
+    sqlite3_bind_int64(st, 5, srv_now_ms());
+    bind_text(st, 6, parts.data);
+    sqlite3_step(st);
+    jbuf_free(&parts);
+    n = conv_members(conv, &mem);
+    for (i = 0; i < n; i++) {
+        st = store_prep("INSERT OR REPLACE INTO rstatus(msg, user_id, status) VALUES(?,?,?)");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, mem[i]);
+        sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
+        sqlite3_step(st);
+        if (strcmp(mem[i], user) != 0) {
+            st = store_prep("UPDATE members SET unread=unread+1 WHERE conv=? AND user_id=?");
+            bind_text(st, 1, conv);
+            bind_text(st, 2, mem[i]);
+            sqlite3_step(st);
+        }
+    }
+    {
+        /* Two renderings serve everyone: only is_unread differs (sender vs recipients). */
+        jbuf mine, theirs, patch;
+        jbuf_init(&mine);
+        jbuf_init(&theirs);
+        jbuf_init(&patch);
+        w_message(&mine, uuid, user);
+        jbuf_putc(&mine, 0);
+        for (i = 0; i < n; i++) {
+            if (strcmp(mem[i], user) != 0) {
+                w_message(&theirs, uuid, mem[i]);
+                break;
+            }
+        }
+        jbuf_putc(&theirs, 0);
+        for (i = 0; i < n; i++) {
+            const char *text = strcmp(mem[i], user) == 0 || theirs.len <= 1 ? mine.data : theirs.data;
+            emit_msg(mem[i], "create", uuid, text);
+            patch.len = 0;
+            jbuf_puts(&patch, "[{\"operation\":\"set\",\"property\":\"last_message\",\"id\":\"layer:///messages/");
+            jbuf_puts(&patch, uuid);
+            jbuf_puts(&patch, "\",\"value\":");
+            jbuf_puts(&patch, text);
+            jbuf_puts(&patch, "},{\"operation\":\"set\",\"property\":\"unread_message_count\",\"value\":");
+            jbuf_int(&patch, conv_unread(conv, mem[i], 0));
+            jbuf_puts(&patch, "}]");
+            jbuf_putc(&patch, 0);
+            emit_conv(mem[i], "patch", conv, patch.data);
+        }
+        jbuf_free(&mine);
+        jbuf_free(&theirs);
+        jbuf_free(&patch);
+    }
+    free_list(mem, n);
+    store_commit();
+    r->status = 201;
+    r->body.len = 0;
+    w_message(&r->body, uuid, user);
+}

@@ -1,0 +1,433 @@
+/* main.c - layer-server: command line, the libwebsockets service loop, and HTTP/WebSocket glue. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <libwebsockets.h>
+#include "srv.h"
+
+typedef struct {
+    srv_conn conn;   /* first: S.wake gets a srv_conn* that is this struct */
+    int is_ws;
+    srv_req *req;
+    char *body;
+    size_t body_len, body_cap, body_max;
+    srv_resp *resp;
+    size_t sent;
+    int headers_done;
+    int64_t t0;
+} pss_t;
+
+static volatile sig_atomic_t stop_flag;
+static int64_t deadline_ms;
+static pid_t watch_pid;
+static struct lws_context *ctx;
+static lws_sorted_usec_list_t tick_sul;
+static char pending_user[160], pending_token[80];
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    srv_tick();
+    if (deadline_ms && srv_now_ms() >= deadline_ms) stop_flag = 1;
+    if (watch_pid > 1 && kill(watch_pid, 0) != 0) stop_flag = 1;
+    lws_sul_schedule(ctx, 0, sul, tick, 100 * LWS_US_PER_MS);
+}
+
+static void wake(srv_conn *c)
+{
+    if (c->wsi) lws_callback_on_writable((struct lws *)c->wsi);
+}
+
+static void log_request(pss_t *p)
+{
+    const char *path = p->req ? p->req->path : "?";
+    static const char *mn[] = {"?", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+    if (S.log_level < 2 || !p->req || !p->resp) return;
+    /* Paths that embed a secret are shortened: session tokens never reach the log. */
+    if (strncmp(path, "/sessions/", 10) == 0) path = "/sessions/<token>";
+    else if (strncmp(path, "/content-upload/", 16) == 0) path = "/content-upload/<key>";
+    fprintf(stderr, "layer-server: %s %s %d %lldms\n", mn[p->req->method < 8 ? p->req->method : 0], path,
+            p->resp->status, (long long)(srv_now_ms() - p->t0));
+}
+
+static void http_reset(pss_t *p)
+{
+    int i;
+    if (p->req) {
+        for (i = 0; i < p->req->nargs; i++) free(p->req->args[i]);
+        free(p->req);
+    }
+    if (p->resp) {
+        srv_resp_free(p->resp);
+        free(p->resp);
+    }
+    free(p->body);
+    p->req = NULL;
+    p->resp = NULL;
+    p->body = NULL;
+    p->body_len = p->body_cap = 0;
+    p->sent = 0;
+    p->headers_done = 0;
+}
+
+static void hdr(struct lws *wsi, char *dst, int len, enum lws_token_indexes t)
+{
+    dst[0] = 0;
+    if (lws_hdr_total_length(wsi, t) < len) lws_hdr_copy(wsi, dst, len, t);
+    if (lws_hdr_total_length(wsi, t) >= len) dst[0] = 0;
+}
+
+static void custom_hdr(struct lws *wsi, char *dst, int len, const char *name)
+{
+    int n = (int)strlen(name);
+    dst[0] = 0;
+    if (lws_hdr_custom_length(wsi, name, n) > 0 && lws_hdr_custom_length(wsi, name, n) < len)
+        lws_hdr_custom_copy(wsi, dst, len, name, n);
+}
+
+static int run_request(struct lws *wsi, pss_t *p)
+{
+    p->resp = calloc(1, sizeof *p->resp);
+    if (!p->resp) return -1;
+    srv_resp_init(p->resp);
+    p->req->body = p->body;
+    p->req->body_len = p->body_len;
+    srv_handle_http(p->req, p->resp);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int begin_http(struct lws *wsi, pss_t *p, const char *uri)
+{
+    char *u;
+    int ulen, meth, i;
+    char buf[1024], cl[32];
+    static const int map[] = {M_GET, M_POST, M_OPTIONS, M_PUT, M_PATCH, M_DELETE, 0, M_HEAD};
+    http_reset(p);
+    p->t0 = srv_now_ms();
+    p->req = calloc(1, sizeof *p->req);
+    if (!p->req) return -1;
+    meth = lws_http_get_uri_and_method(wsi, &u, &ulen);
+    p->req->method = (meth >= 0 && meth < 8) ? map[meth] : 0;
+    snprintf(p->req->path, sizeof p->req->path, "%s", uri ? uri : "/");
+
+    for (i = 0; i < SRV_MAX_ARGS; i++) {
+        int n = lws_hdr_copy_fragment(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) break;
+        p->req->args[p->req->nargs++] = strdup(buf);
+    }
+    hdr(wsi, p->req->accept, sizeof p->req->accept, WSI_TOKEN_HTTP_ACCEPT);
+    hdr(wsi, p->req->content_type, sizeof p->req->content_type, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    hdr(wsi, p->req->authorization, sizeof p->req->authorization, WSI_TOKEN_HTTP_AUTHORIZATION);
+    hdr(wsi, p->req->host, sizeof p->req->host, WSI_TOKEN_HOST);
+    custom_hdr(wsi, p->req->upload_type, sizeof p->req->upload_type, "upload-content-type:");
+    custom_hdr(wsi, p->req->upload_len, sizeof p->req->upload_len, "upload-content-length:");
+    hdr(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    p->body_max = strncmp(p->req->path, "/content-upload/", 16) == 0 ? SRV_MAX_UPLOAD : SRV_MAX_BODY;
+    if (p->req->method == 0) {
+        p->resp = calloc(1, sizeof *p->resp);
+        if (!p->resp) return -1;
+        srv_resp_init(p->resp);
+        p->resp->status = 405;
+        jbuf_puts(&p->resp->body, "{\"id\":\"method_not_allowed\",\"code\":109,\"message\":\"Method not allowed\",\"url\":null,\"data\":null}");
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (cl[0] && atoll(cl) > 0) return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    return run_request(wsi, p);
+}
+
+static int write_http(struct lws *wsi, pss_t *p)
+{
+    unsigned char buf[LWS_PRE + 16384], *start = buf + LWS_PRE, *q = start, *end = buf + sizeof buf - 1;
+    srv_resp *r = p->resp;
+    const unsigned char *body;
+    size_t blen;
+    if (!r) return 0;
+    body = r->raw ? r->raw : (const unsigned char *)r->body.data;
+    blen = r->raw ? r->raw_len : r->body.len;
+    if (r->status == 204 || p->req->method == M_HEAD) blen = r->status == 204 ? 0 : blen;
+    if (!p->headers_done) {
+        char v[32];
+        const char *ct = r->content_type ? r->content_type : "application/json";
+        if (lws_add_http_common_headers(wsi, (unsigned)r->status, blen ? ct : NULL,
+                                        p->req->method == M_HEAD ? 0 : blen, &q, end))
+            return -1;
+        if (r->layer_count >= 0) {
+            snprintf(v, sizeof v, "%ld", r->layer_count);
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)"layer-count:", (unsigned char *)v,
+                                            (int)strlen(v), &q, end))
+                return -1;
+        }
+        if (r->retry_after > 0) {
+            snprintf(v, sizeof v, "%d", r->retry_after);
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:", (unsigned char *)v,
+                                            (int)strlen(v), &q, end))
+                return -1;
+        }
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                        (unsigned char *)"*", 1, &q, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-expose-headers:",
+                                        (unsigned char *)"Layer-Count", 11, &q, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
+                                        (unsigned char *)"GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD", 44, &q, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-headers:",
+                                        (unsigned char *)"accept, content-type, authorization, client-id, layer-xdk-version, upload-content-type, upload-content-length, upload-origin", 124, &q, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &q, end)) return -1;
+        p->headers_done = 1;
+        if (p->req->method == M_HEAD || blen == 0) goto complete;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    {
+        size_t n = blen - p->sent > 16384 ? 16384 : blen - p->sent;
+        int last = p->sent + n >= blen;
+        memcpy(start, body + p->sent, n);
+        if (lws_write(wsi, start, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n) return -1;
+        p->sent += n;
+        if (!last) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+complete:
+    log_request(p);
+    http_reset(p);
+    if (lws_http_transaction_completed(wsi)) return -1;
+    return 0;
+}
+
+static int ws_path_ok(struct lws *wsi)
+{
+    char uri[256];
+    hdr(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+    return strcmp(uri, "/") == 0 || strcmp(uri, "/websocket") == 0 || strcmp(uri, "/ws/") == 0 ||
+           strcmp(uri, "/ws") == 0 || strcmp(uri, "/websocket/") == 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    pss_t *p = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return begin_http(wsi, p, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        if (!p->req) return -1;
+        if (p->resp) return 0;
+        if (p->body_len + len > p->body_max) {
+            p->req->body_too_large = 1;
+            return 0;
+        }
+        if (p->body_len + len + 1 > p->body_cap) {
+            size_t cap = (p->body_len + len + 1) * 2;
+            char *nb;
+            if (cap > p->body_max + 1) cap = p->body_max + 1;
+            nb = realloc(p->body, cap);
+            if (!nb) return -1;
+            p->body = nb;
+            p->body_cap = cap;
+        }
+        memcpy(p->body + p->body_len, in, len);
+        p->body_len += len;
+        p->body[p->body_len] = 0;
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!p->req) return -1;
+        if (p->resp) return 0; /* lws also reports completion of a zero-length body */
+        return run_request(wsi, p);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return write_http(wsi, p);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (p && !p->is_ws) http_reset(p);
+        return 0;
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        const struct lws_protocols *pr = lws_get_protocol(wsi);
+        char buf[256];
+        const char *tok;
+        if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
+        tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
+        if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
+            if (S.log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
+            return 1;
+        }
+        snprintf(pending_token, sizeof pending_token, "%s", tok);
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        const struct lws_protocols *pr = lws_get_protocol(wsi);
+        memset(p, 0, sizeof *p);
+        p->is_ws = 1;
+        p->conn.wsi = wsi;
+        p->conn.api = strcmp(pr->name, "layer-2.0") == 0 ? 2 : 3;
+        snprintf(p->conn.user, sizeof p->conn.user, "%s", pending_user);
+        snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
+        pending_user[0] = pending_token[0] = 0;
+        srv_conn_open(&p->conn);
+        if (S.log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE: {
+        srv_conn *c = &p->conn;
+        int code;
+        if (lws_frame_is_binary(wsi)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)"text JSON only", 14);
+            return -1;
+        }
+        if (c->rx_len + len > SRV_MAX_BODY) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too large", 9);
+            return -1;
+        }
+        {
+            char *nb = realloc(c->rx, c->rx_len + len + 1);
+            if (!nb) return -1;
+            c->rx = nb;
+            if (len) memcpy(c->rx + c->rx_len, in, len);
+            c->rx_len += len;
+        }
+        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
+        code = srv_ws_frame(c, c->rx, c->rx_len);
+        c->rx_len = 0;
+        if (code) {
+            lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)"not JSON", 8);
+            return -1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        srv_conn *c = &p->conn;
+        srv_pkt *pk;
+        if (c->close_pending) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"closed by server", 16);
+            return -1;
+        }
+        if (c->stall_until) return 0;
+        /* Several packets per wakeup while the socket takes them: one poll
+         * round per packet would cap fan-out throughput. */
+        do {
+            pk = srv_conn_pop(c);
+            if (!pk) return 0;
+            if (lws_write(wsi, pk->data + LWS_PRE, pk->len, LWS_WRITE_TEXT) < (int)pk->len) {
+                free(pk);
+                return -1;
+            }
+            free(pk);
+        } while (c->qhead && !lws_send_pipe_choked(wsi));
+        if (c->qhead) lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_CLOSED:
+        if (p && p->is_ws) {
+            if (S.log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
+            srv_conn_closed(&p->conn);
+            p->conn.wsi = NULL;
+        }
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", callback, sizeof(pss_t), 0, 0, NULL, 0},
+    {"layer-2.0", callback, sizeof(pss_t), 65536, 0, NULL, 0},
+    {"layer-3.0", callback, sizeof(pss_t), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: layer-server [--port 7480] [--bind 127.0.0.1] [--db layer.db|:memory:]\n"
+            "                    [--identity-secret SECRET] [--admin-token TOKEN] [--allow-unsigned]\n"
+            "                    [--log-level quiet|error|info|debug] [--max-lifetime SECONDS]\n"
+            "                    [--session-ttl SECONDS] [--base-url URL] [--parent-pid PID]\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct lws_context_creation_info info;
+    const char *db = "layer.db", *bind_addr = "127.0.0.1", *base = NULL;
+    int port = 7480, i, parent_given = 0;
+    double lifetime = 0;
+    struct lws_vhost *vh;
+
+    S.session_ttl_ms = 30LL * 24 * 3600 * 1000;
+    S.log_level = 2;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--allow-unsigned") == 0) { S.allow_unsigned = 1; continue; }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(); return 0; }
+        if (!v) { usage(); return 2; }
+        if (strcmp(a, "--port") == 0) port = atoi(v);
+        else if (strcmp(a, "--bind") == 0) bind_addr = v;
+        else if (strcmp(a, "--db") == 0) db = v;
+        else if (strcmp(a, "--identity-secret") == 0) snprintf(S.secret, sizeof S.secret, "%s", v);
+        else if (strcmp(a, "--admin-token") == 0) snprintf(S.admin_token, sizeof S.admin_token, "%s", v);
+        else if (strcmp(a, "--max-lifetime") == 0) lifetime = atof(v);
+        else if (strcmp(a, "--session-ttl") == 0) S.session_ttl_ms = (int64_t)(atof(v) * 1000);
+        else if (strcmp(a, "--base-url") == 0) base = v;
+        else if (strcmp(a, "--parent-pid") == 0) { watch_pid = (pid_t)atoi(v); parent_given = 1; }
+        else if (strcmp(a, "--log-level") == 0) {
+            S.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
+        } else { usage(); return 2; }
+        i++;
+    }
+    if (port < 0 || port > 65535) { usage(); return 2; }
+    if (!S.secret[0]) srv_random_hex(S.secret, 32); /* nothing verifies without --identity-secret */
+    srv_random_hex(S.content_key, 32);
+    if (!parent_given) watch_pid = getppid();
+    /* Stop with the parent: servers started by tests must never outlive them. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (watch_pid > 1 && kill(watch_pid, 0) != 0) return 1;
+    if (lifetime > 0) deadline_ms = srv_now_ms() + (int64_t)(lifetime * 1000);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!store_open(db)) return 1;
+    lws_set_log_level(S.log_level >= 3 ? (LLL_ERR | LLL_WARN) : S.log_level >= 1 ? LLL_ERR : 0, NULL);
+
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = bind_addr;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.max_http_header_data = 8192;
+    info.max_http_header_pool = 64;
+    info.fd_limit_per_thread = 4096;
+    info.timeout_secs = 30;
+    ctx = lws_create_context(&info);
+    if (!ctx) {
+        fprintf(stderr, "layer-server: cannot listen on %s:%d\n", bind_addr, port);
+        store_close();
+        return 1;
+    }
+    vh = lws_get_vhost_by_name(ctx, "default");
+    if (vh) port = lws_get_vhost_listen_port(vh);
+    if (base) snprintf(S.base_url, sizeof S.base_url, "%s", base);
+    else snprintf(S.base_url, sizeof S.base_url, "http://%s:%d", bind_addr, port);
+    S.wake = wake;
+    S.pkt_headroom = LWS_PRE;
+    printf("layer-server listening on %s port %d pid %d\n", S.base_url, port, (int)getpid());
+    fflush(stdout);
+
+    lws_sul_schedule(ctx, 0, &tick_sul, tick, 100 * LWS_US_PER_MS);
+    while (!stop_flag)
+        if (lws_service(ctx, 0) < 0) break;
+    if (S.log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
+    lws_context_destroy(ctx);
+    store_close();
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* model.h - rendering and change-packet helpers shared by the request handlers. */
+#ifndef LAYER_SRV_MODEL_H
+#define LAYER_SRV_MODEL_H
+#include "srv.h"
+
+void w_str(jbuf *b, const char *s);
+void w_key(jbuf *b, const char *k);
+void w_iso(jbuf *b, int64_t ms);
+const char *col_text(sqlite3_stmt *st, int i);
+void bind_text(sqlite3_stmt *st, int i, const char *s);
+void w_identity_id(jbuf *b, const char *user);
+void w_url(jbuf *b, const char *kind, const char *id);
+int parse_layer_uuid(const char *s, size_t n, const char *kind, char out[37]);
+int parse_identity(const char *s, size_t n, char *out, size_t osz);
+void ensure_identity(const char *user);
+int identity_exists(const char *user);
+void w_basic_identity(jbuf *b, const char *user);
+int w_full_identity(jbuf *b, const char *user);
+int conv_member(const char *conv, const char *user, int64_t *from_pos);
+int conv_members(const char *conv, char ***out);
+void free_list(char **v, int n);
+void w_content(jbuf *b, const char *uuid, int64_t size);
+int w_message(jbuf *b, const char *uuid, const char *viewer);
+int msg_visible(const char *uuid, const char *viewer, char conv[37], int64_t *pos);
+int conv_last_message(const char *conv, const char *viewer, int64_t from, char out[37]);
+int64_t conv_unread(const char *conv, const char *viewer, int64_t from);
+void conv_unread_recount(const char *conv, const char *viewer);
+int w_conversation(jbuf *b, const char *uuid, const char *viewer);
+int w_announcement(jbuf *b, const char *uuid, const char *viewer);
+void conn_send(srv_conn *c, const char *type, const char *body);
+void send_event(srv_conn *c, const char *kind, const char *op, const char *otype, const char *oid, const char *data);
+void emit(const char *user, const char *kind, const char *op, const char *otype, const char *oid, const char *data);
+void emit_conv(const char *user, const char *op, const char *uuid, const char *data);
+void emit_msg(const char *user, const char *op, const char *uuid, const char *data);
+void emit_conv_summary(const char *user, const char *conv, int with_last);
+
+/* actions.c: mutations shared by REST and WebSocket */
+void act_conv_create(const char *user, const jv *data, srv_resp *r);
+void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp *r);
+void update_pkey_pub(const char *conv);
+int participant_user_jv(const jv *p, char *out, size_t osz);
+void err_resp(srv_resp *r, int status, const char *id, int code, const char *msg, const char *data);
+#endif

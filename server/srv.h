@@ -1,0 +1,123 @@
+/* srv.h - shared declarations of the local Layer-compatible server (logic, store, network glue). */
+#ifndef LAYER_SRV_H
+#define LAYER_SRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "json.h"
+
+#define SRV_MAX_BODY (256 * 1024)     /* JSON bodies and WebSocket messages */
+#define SRV_MAX_UPLOAD (8 * 1024 * 1024) /* rich content PUT */
+#define SRV_MAX_ARGS 16
+
+enum { M_GET = 1, M_POST, M_PUT, M_PATCH, M_DELETE, M_HEAD, M_OPTIONS };
+
+/* ---- util.c ---- */
+int64_t srv_now_ms(void);                 /* wall clock, never decreasing */
+void srv_iso(int64_t ms, char out[32]);   /* 2026-01-01T00:00:00.000Z */
+int srv_parse_iso(const char *s, int64_t *ms);
+void srv_random_hex(char *out, size_t bytes); /* out gets 2*bytes+1 chars */
+void srv_uuid(char out[37]);
+int srv_is_uuid(const char *s, size_t n);
+int srv_valid_user_id(const char *s, size_t n);
+void srv_url_encode(jbuf *b, const char *s); /* encodeURIComponent + !~'()* */
+int srv_b64url_decode(const char *in, size_t n, unsigned char *out, size_t *outn);
+void srv_b64url_encode(const unsigned char *in, size_t n, char *out);
+void srv_hmac256(const char *key, size_t klen, const char *msg, size_t mlen, unsigned char out[32]);
+int srv_ct_equal(const void *a, const void *b, size_t n);
+
+/* ---- request / response ---- */
+typedef struct {
+    int method;
+    char path[1024];
+    char *args[SRV_MAX_ARGS]; /* decoded "k=v" fragments */
+    int nargs;
+    char accept[256], content_type[128], authorization[512];
+    char upload_type[128], upload_len[32], host[128];
+    const char *body;
+    size_t body_len;
+    int body_too_large;
+} srv_req;
+
+typedef struct {
+    int status;
+    jbuf body;
+    const char *content_type;  /* static string; default application/json */
+    long layer_count;          /* -1: no header */
+    int retry_after;           /* 0: no header */
+    unsigned char *raw;        /* malloc'd raw body instead of body (downloads) */
+    size_t raw_len;
+    char location[256];
+} srv_resp;
+
+const char *srv_arg(const srv_req *r, const char *name);
+
+/* ---- WebSocket connections ---- */
+typedef struct srv_pkt {
+    struct srv_pkt *next;
+    size_t len;
+    unsigned char data[]; /* LWS_PRE bytes of headroom, then text */
+} srv_pkt;
+
+typedef struct srv_conn {
+    struct srv_conn *next, *prev;
+    struct srv_conn *hnext, *hprev; /* same-user bucket */
+    unsigned hash;
+    void *wsi;
+    char user[160];
+    char token[80];
+    int api;              /* 2 or 3 */
+    int64_t counter;      /* next counter to send */
+    int skip;             /* fault: counters to skip before the next packet */
+    int64_t stall_until;  /* fault: hold output until this ms */
+    int close_pending;
+    srv_pkt *qhead, *qtail;
+    size_t qbytes;
+    char *rx;             /* fragment reassembly */
+    size_t rx_len;
+    int rx_bad;
+} srv_conn;
+
+typedef struct {
+    sqlite3 *db;
+    char base_url[256];
+    char secret[512];
+    char admin_token[256];
+    char content_key[65];    /* signs download URLs; new per run */
+    int allow_unsigned;
+    int64_t session_ttl_ms;
+    int log_level;        /* 0 quiet, 1 errors, 2 requests, 3 debug */
+    srv_conn *conns;
+    srv_conn *buckets[4096];   /* connections by user, for fan-out */
+    /* faults */
+    int fault_left, fault_status, fault_retry_after;
+    void (*wake)(srv_conn *c); /* ask the network layer to flush c */
+    size_t pkt_headroom;       /* LWS_PRE */
+} srv_state;
+
+extern srv_state S;
+
+/* ---- store.c ---- */
+int store_open(const char *path);
+void store_close(void);
+sqlite3_stmt *store_prep(const char *sql); /* cached prepared statement, reset */
+int store_exec(const char *sql);
+int store_begin(void);
+int store_commit(void);
+void store_rollback(void);
+
+/* ---- api.c ---- */
+void srv_handle_http(const srv_req *req, srv_resp *resp);
+void srv_resp_init(srv_resp *r);
+void srv_resp_free(srv_resp *r);
+int srv_ws_authorize(const char *token, char *user, size_t usz); /* 1 if valid */
+void srv_conn_open(srv_conn *c);
+void srv_conn_closed(srv_conn *c);
+/* Handle one complete text frame; returns 0, or a close code to close the socket. */
+int srv_ws_frame(srv_conn *c, const char *data, size_t len);
+void srv_tick(void);   /* periodic: release stalled sockets */
+srv_pkt *srv_conn_pop(srv_conn *c);
+srv_conn *srv_user_conns(const char *user); /* walk ->hnext, compare ->user */
+
+#endif
