@@ -7,8 +7,9 @@ BENCH_ROUNDS ?= 3
 BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;"
 
 .PHONY: bench bench-streams bench-patch-engine bench-decode-apply
+.PHONY: bench-client bench-client-ingest bench-client-e2e bench-client-scale
 
-bench: bench-patch-engine bench-decode-apply
+bench: bench-patch-engine bench-decode-apply bench-client
 
 bench-streams: $(BENCH_OUT)/frames.txt
 
@@ -25,3 +26,23 @@ bench-decode-apply: bench-streams
 	$(MAKE) --no-print-directory all LUA=jit
 	$(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/decode_apply.lua $(BENCH_OUT)/frames.txt
 	$(BENCH_ENV) LUA_CPATH="$(BUILD)/jit/?.so;;" luajit bench/decode_apply.lua $(BENCH_OUT)/frames.txt
+
+# The client benchmarks (docs/performance.md section 3): layer.client end to end.
+bench-client: bench-client-ingest bench-client-e2e bench-client-scale
+
+bench-client-ingest: bench-streams
+	$(MAKE) --no-print-directory all LUA=5.4
+	$(MAKE) --no-print-directory all LUA=jit
+	$(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS)
+	$(BENCH_ENV) LUA_CPATH="$(BUILD)/jit/?.so;;" luajit bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS)
+
+# Runs `npm ci --prefix bench/websdk` (layer-websdk 3.4.18, pinned) when node_modules is missing.
+bench-client-e2e: server
+	$(MAKE) --no-print-directory all LUA=5.4
+	LAYER_BUILD=$(BUILD) $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_e2e.lua 300 2 30
+
+# 1,000 clients need about 8 descriptors each; libwebsockets sizes every context's fd tables
+# from this limit, so it also sets part of the memory per client (docs/performance.md 3.4).
+bench-client-scale: server
+	$(MAKE) --no-print-directory all LUA=5.4
+	ulimit -n 8448; LAYER_BUILD=$(BUILD) $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_scale.lua 1000 25 5 10

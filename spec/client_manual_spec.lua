@@ -374,6 +374,22 @@ describe("client, manual transport", function()
     assert.is_truthy(tostring(errors[1].message):find("boom", 1, true))
   end)
 
+  it("dispatches within a per-step budget of events or milliseconds", function()
+    local h = harness()
+    h:login()
+    local n = 0
+    h.client:on("message", function() n = n + 1 end)
+    h:create_conv()
+    for i = 1, 30 do h:create_msg(i) end
+    h.client:step(0, 10) -- the conversation and 9 messages
+    assert.are.equal(9, n)
+    h.client:on("message", function() local t = require("layer.core").clock() + 0.003; while require("layer.core").clock() < t do end end)
+    h.client:step(0, { events = 100, ms = 5 }) -- each handler pair takes ~3 ms: two fit in 5 ms
+    assert.is_true(n >= 10 and n <= 13, "dispatched " .. n)
+    h.client:step(0)
+    assert.are.equal(30, n)
+  end)
+
   it("can be closed from inside a handler", function()
     local h = harness()
     h:login()

@@ -114,6 +114,10 @@ function Client:on(name, fn)
     self._handlers[name] = list
   end
   list[#list + 1] = { fn = fn }
+  if name:match("%.update$") and not self._change_lists then
+    self._change_lists = true -- copying old and new values costs; only when someone reads them
+    self._c:change_lists(true)
+  end
   return fn
 end
 
@@ -156,12 +160,26 @@ function Client:_fail(err, where)
   end
 end
 
+-- Handlers run on pooled coroutines: a runner loops, taking one job per
+-- resume, so a handler call costs a resume rather than a new coroutine.
+local DONE = setmetatable({}, { __tostring = function() return "layer: handler finished" end })
+
+local function runner_body(fn, a, b, c, d)
+  while true do
+    fn(a, b, c, d)
+    fn, a, b, c, d = coroutine.yield(DONE)
+  end
+end
+
 function Client:_resume(co, ...)
   local ok, first = coroutine.resume(co, ...)
   if not ok then
     local where = self._ours[co]
     self._ours[co] = nil
     self:_fail(debug and debug.traceback and debug.traceback(co, tostring(first)) or first, where)
+  elseif first == DONE then
+    local pool = self._pool
+    if #pool < 32 then pool[#pool + 1] = co else self._ours[co] = nil end
   elseif coroutine.status(co) == "dead" then
     self._ours[co] = nil
   elseif first ~= WAIT then
@@ -170,12 +188,25 @@ function Client:_resume(co, ...)
   end
 end
 
--- Run fn(...) as one of the client's coroutines: inside it request methods
--- return their results directly.
+-- Run fn(a, b, c, d) on one of the client's coroutines: inside it request
+-- methods return their results directly.
+function Client:_run(where, fn, a, b, c, d)
+  local pool = self._pool
+  local co = pool[#pool]
+  if co then
+    pool[#pool] = nil
+  else
+    co = coroutine.create(runner_body)
+  end
+  self._ours[co] = where
+  self:_resume(co, fn, a, b, c, d)
+end
+
 function Client:spawn(fn, ...)
-  local co = coroutine.create(fn)
-  self._ours[co] = "spawn"
-  self:_resume(co, ...)
+  local n = select("#", ...)
+  if n <= 4 then return self:_run("spawn", fn, ...) end
+  local args = { ... }
+  return self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
 end
 
 function Client:_has(name)
@@ -194,9 +225,7 @@ function Client:_emit(name, ...)
     local h = list[i]
     if h and not h.removed then
       if h.once then h.removed = true end
-      local co = coroutine.create(h.fn)
-      self._ours[co] = name
-      self:_resume(co, ...)
+      self:_run(name, h.fn, ...)
     end
   end
   self._dispatching = was
@@ -234,9 +263,9 @@ function Client:_resolve(ev)
     results = { nil, make_error(ev.value, ev.http_status, ev.text) }
   end
   if waiter.co then
-    self:_resume(waiter.co, unpack(results, 1, 2))
+    self:_resume(waiter.co, results[1], results[2])
   else
-    self:spawn(waiter.callback, unpack(results, 1, 2))
+    self:_run("callback", waiter.callback, results[1], results[2])
   end
 end
 
@@ -612,21 +641,19 @@ end
 local OBJECT_EVENT = { Conversation = "conversation", Message = "message", Identity = "identity",
   Announcement = "announcement" }
 
-function Client:_handle(ev)
-  local name = ev.name
-  if name == "response" then
-    self:_resolve(ev)
-  elseif name == "create" or name == "update" or name == "delete" then
-    local kind = OBJECT_EVENT[ev.object_type]
-    local obj = ev.object or ev.id
-    if name == "update" then
-      self:_emit(kind .. ".update", obj, ev.changes)
-    elseif name == "delete" then
-      self:_emit(kind .. ".delete", obj, ev.text)
+function Client:_handle(name, object_type, object, extra, ev)
+  if object_type then -- create / update / delete, positional (the hot path)
+    local kind = OBJECT_EVENT[object_type]
+    if name == "create" then
+      self:_emit(kind .. ".create", object)
+      if kind == "message" then self:_emit("message", object) end
+    elseif name == "update" then
+      self:_emit(kind .. ".update", object, extra)
     else
-      self:_emit(kind .. ".create", obj)
-      if kind == "message" then self:_emit("message", obj) end
+      self:_emit(kind .. ".delete", object, extra)
     end
+  elseif name == "response" then
+    self:_resolve(ev)
   elseif name == "challenge" then
     self:_challenge(ev.text)
   elseif name == "authenticated" then
@@ -662,13 +689,13 @@ end
 function Client:_challenge(nonce)
   local fn = self._opts.identity
   if not fn then
-    self:_handle({ name = "error", text = "the session expired and no identity callback was given" })
+    self:_handle("error", nil, nil, nil, { text = "the session expired and no identity callback was given" })
     return
   end
   self:spawn(function()
     local ok, token = pcall(fn, nonce)
     if not ok or type(token) ~= "string" then
-      self:_handle({ name = "error", text = "identity callback failed: " .. tostring(token) })
+      self:_handle("error", nil, nil, nil, { text = "identity callback failed: " .. tostring(token) })
       return
     end
     local user_id = token_user(token)
@@ -680,20 +707,27 @@ end
 ---------------------------------------------------------------------------
 -- The loop.
 
--- One pass: I/O, timers, then up to `budget` events to handlers.
+-- One pass: I/O, timers, then handlers within the budget: a number of events,
+-- or {events = n, ms = m} to also stop after m milliseconds of handler time.
 function Client:step(timeout, budget)
   if self._closed then return nil, "closed" end
   local transport = self._transport
   if transport then transport:service(self, timeout or 0) end
   self._c:tick()
   if transport then transport:pump(self) end
-  local limit = budget or self._opts.max_events_per_step or 1000
+  local limit, stop_at = self._opts.max_events_per_step or 1000, nil
+  if type(budget) == "number" then
+    limit = budget
+  elseif type(budget) == "table" then
+    limit = budget.events or limit
+    if budget.ms then stop_at = core.clock() + budget.ms / 1000 end
+  end
   local n = 0
-  while n < limit and not self._closed do
-    local ev = self._c:next_event()
-    if not ev then break end
+  while n < limit and not self._closed and not (stop_at and n > 0 and core.clock() >= stop_at) do
+    local name, object_type, object, extra, ev = self._c:next_event()
+    if not name then break end
     n = n + 1
-    self:_handle(ev)
+    self:_handle(name, object_type, object, extra, ev)
     if self._raise then
       local err = self._raise
       self._raise = nil
@@ -779,7 +813,7 @@ local function new(opts)
   assert(opts.identity or opts.session_token, "an identity callback or a session_token is required")
   assert(opts.identity == nil or type(opts.identity) == "function", "identity must be a function(nonce) -> token")
   local self = setmetatable({
-    _opts = opts, _handlers = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }),
+    _opts = opts, _handlers = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
   }, Client)
   self._c = core.client({
     api_version = opts.api_version, keepalive = opts.keepalive, dead_after = opts.dead_after,
@@ -787,6 +821,7 @@ local function new(opts)
     backoff_jitter = opts.backoff_jitter, max_messages_per_conversation = opts.max_messages_per_conversation,
     max_bytes = opts.max_bytes, manual_clock = opts.manual_clock, random_seed = opts.random_seed,
   })
+  self._c:change_lists(false) -- until an *.update handler is registered
   self._c:set_methods("Conversation", self:_conversation_methods())
   self._c:set_methods("Message", self:_message_methods())
   self._c:set_methods("Identity", self:_identity_methods())

@@ -883,23 +883,37 @@ static int parse_value(parser *ps, jv *out)
     return fail(ps, p, "%sunexpected character at byte %lu", "");
 }
 
-jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error *err)
+/* Empty doc for reuse: keeps its largest chunk if it can hold `need`. */
+void jv_doc_reset(jv_doc *doc, size_t need)
+{
+    jv_chunk *c, *next, *keep = NULL;
+    for (c = doc->chunks; c; c = c->next)
+        if (!keep || c->cap > keep->cap) keep = c;
+    /* too small, or far larger than needed (one huge frame must not pin memory) */
+    if (keep && (keep->cap < need || keep->cap > 4 * need + (64u << 10))) keep = NULL;
+    for (c = doc->chunks; c; c = next) {
+        next = c->next;
+        if (c != keep) {
+            doc->heap -= sizeof(jv_chunk) + c->cap;
+            free(c);
+        }
+    }
+    doc->chunks = keep;
+    if (keep) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    doc->used = 0;
+    doc->root = jv_null();
+    doc->has_root = 0;
+    doc->grow = need / 2 < MIN_CHUNK ? MIN_CHUNK : (need / 2 > MAX_GROW_CHUNK ? MAX_GROW_CHUNK : need / 2);
+    doc->doubling = 0;
+}
+
+static int parse_into(jv_doc *doc, const char *text, size_t len, const jv_limits *limits, jv_error *err)
 {
     parser ps;
     jv root;
-    jv_doc *doc;
-    if (err) err->message[0] = '\0', err->offset = 0;
-    if (limits && limits->max_bytes && len > limits->max_bytes) {
-        if (err) snprintf(err->message, sizeof err->message, "text of %lu bytes exceeds the limit of %lu bytes",
-                          (unsigned long)len, (unsigned long)limits->max_bytes);
-        return NULL;
-    }
-    /* Layer objects need about 1.6 times their text in nodes and strings. */
-    doc = jv_doc_new(len * 2 + 64);
-    if (!doc) {
-        if (err) snprintf(err->message, sizeof err->message, "out of memory");
-        return NULL;
-    }
     memset(&ps, 0, sizeof ps);
     ps.start = ps.p = text;
     ps.end = text + len;
@@ -917,11 +931,43 @@ jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error
     }
     if (ps.stack != ps.inline_stack) free(ps.stack);
     jv_set_root(doc, &root);
-    return doc;
+    return 1;
 bad:
     if (ps.stack != ps.inline_stack) free(ps.stack);
+    return 0;
+}
+
+static int within_limit(size_t len, const jv_limits *limits, jv_error *err)
+{
+    if (err) err->message[0] = '\0', err->offset = 0;
+    if (limits && limits->max_bytes && len > limits->max_bytes) {
+        if (err) snprintf(err->message, sizeof err->message, "text of %lu bytes exceeds the limit of %lu bytes",
+                          (unsigned long)len, (unsigned long)limits->max_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error *err)
+{
+    jv_doc *doc;
+    if (!within_limit(len, limits, err)) return NULL;
+    /* Layer objects need about 1.6 times their text in nodes and strings. */
+    doc = jv_doc_new(len * 2 + 64);
+    if (!doc) {
+        if (err) snprintf(err->message, sizeof err->message, "out of memory");
+        return NULL;
+    }
+    if (parse_into(doc, text, len, limits, err)) return doc;
     jv_doc_free(doc);
     return NULL;
+}
+
+int jv_parse_reuse(jv_doc *doc, const char *text, size_t len, const jv_limits *limits, jv_error *err)
+{
+    if (!within_limit(len, limits, err)) return 0;
+    jv_doc_reset(doc, len * 2 + 64);
+    return parse_into(doc, text, len, limits, err);
 }
 
 /* ===== writer ===== */

@@ -301,7 +301,7 @@ static int decode_request(const jv *body, pkt *p, pkt_error *err)
     return 1;
 }
 
-int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err)
+static int decode(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err)
 {
     jv_limits jl;
     jv_error jerr;
@@ -313,9 +313,14 @@ int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out,
     jl.max_depth = limits && limits->max_depth ? limits->max_depth : PKT_DEFAULT_MAX_DEPTH;
     if (len > jl.max_bytes)
         return bad(err, "frame of %lu bytes exceeds the limit of %lu bytes", (unsigned long)len, (unsigned long)jl.max_bytes);
-    out->doc = jv_parse(text, len, &jl, &jerr);
-    if (!out->doc) return bad(err, "invalid JSON: %s", jerr.message);
-    root = jv_root(out->doc);
+    if (scratch) {
+        if (!jv_parse_reuse(scratch, text, len, &jl, &jerr)) return bad(err, "invalid JSON: %s", jerr.message);
+        root = jv_root(scratch);
+    } else {
+        out->doc = jv_parse(text, len, &jl, &jerr);
+        if (!out->doc) return bad(err, "invalid JSON: %s", jerr.message);
+        root = jv_root(out->doc);
+    }
     if (root->type != JV_OBJECT) {
         bad(err, "packet must be a JSON object, got %s", jv_type_name(root->type));
         goto fail;
@@ -357,6 +362,17 @@ int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out,
 fail:
     pkt_free(out);
     return 0;
+}
+
+int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err)
+{
+    return decode(NULL, text, len, limits, out, err);
+}
+
+int pkt_decode_reuse(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out,
+                     pkt_error *err)
+{
+    return decode(scratch, text, len, limits, out, err);
 }
 
 void pkt_free(pkt *p)

@@ -78,6 +78,10 @@ typedef struct {
 
 /* Returns 1 and fills out (free with pkt_free), or 0 and fills err. */
 int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err);
+/* The same, parsing into scratch (reset first); out->doc stays NULL and the
+ * packet is valid until scratch is reused or freed. */
+int pkt_decode_reuse(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out,
+                     pkt_error *err);
 void pkt_free(pkt *p);
 
 const char *pkt_type_name(pkt_type t);

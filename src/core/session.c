@@ -98,6 +98,8 @@ struct ls_session {
     size_t n_events;
     fp_set fp_now, fp_old;
     ls_stats stats;
+    int no_change_lists;
+    jv_doc *scratch; /* each frame is parsed here: no allocation per frame */
 };
 
 /* ===== small utilities ===== */
@@ -141,13 +143,14 @@ static ls_event *event_new(ls_session *s, ls_event_type type)
     ls_event *ev = calloc(1, sizeof *ev);
     if (!ev) return NULL;
     ev->type = type;
-    ev->doc = jv_doc_new(0);
-    if (!ev->doc) {
-        free(ev);
-        return NULL;
-    }
     (void)s;
     return ev;
+}
+
+static jv_doc *ev_doc(ls_event *ev)
+{
+    if (!ev->doc) ev->doc = jv_doc_new(0);
+    return ev->doc;
 }
 
 static void event_push(ls_session *s, ls_event *ev)
@@ -160,7 +163,7 @@ static void event_push(ls_session *s, ls_event *ev)
 
 static void event_text(ls_event *ev, const char *text, size_t len)
 {
-    if (!ev || !text) return;
+    if (!ev || !text || !ev_doc(ev)) return;
     ev->text = jv_intern(ev->doc, text, len, 0);
     ev->text_len = ev->text ? len : 0;
 }
@@ -168,14 +171,20 @@ static void event_text(ls_event *ev, const char *text, size_t len)
 static void event_id(ls_event *ev, const char *id, size_t len)
 {
     if (!ev || !id) return;
-    ev->id = jv_intern(ev->doc, id, len, 0);
+    if (len < sizeof ev->id_buf) {
+        memcpy(ev->id_buf, id, len);
+        ev->id_buf[len] = '\0';
+        ev->id = ev->id_buf;
+    } else {
+        ev->id = ev_doc(ev) ? jv_intern(ev->doc, id, len, 0) : NULL;
+    }
     ev->id_len = ev->id ? len : 0;
 }
 
 static void event_value(ls_event *ev, const jv *v)
 {
     jv *copy;
-    if (!ev || !v) return;
+    if (!ev || !v || !ev_doc(ev)) return;
     copy = jv_alloc(ev->doc, sizeof *copy);
     if (copy && jv_copy_into(ev->doc, copy, v)) ev->value = copy;
 }
@@ -299,6 +308,7 @@ int ls_ws_wanted(const ls_session *s) { return s->want_ws && !s->closed; }
 const char *ls_subprotocol(const ls_session *s) { return s->subprotocol; }
 const char *ls_session_token(const ls_session *s) { return s->auth == AUTH_OK ? s->token : NULL; }
 lc_cache *ls_cache(ls_session *s) { return s->cache; }
+void ls_set_change_lists(ls_session *s, int on) { s->no_change_lists = !on; }
 void ls_stats_get(const ls_session *s, ls_stats *out) { *out = s->stats; }
 
 /* ===== REST requests ===== */
@@ -551,11 +561,19 @@ int ls_send_typing(ls_session *s, const char *conversation_id, const char *actio
 
 /* ===== duplicate suppression ===== */
 
+/* 64-bit words at a time: fingerprints are computed for every change packet */
 static uint64_t mix(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *c = p;
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, c, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+        c += 8;
+        n -= 8;
+    }
+    while (n--) h = (h ^ *c++) * 1099511628211ull;
     return h;
 }
 
@@ -611,18 +629,31 @@ static void fp_add(ls_session *s, uint64_t fp)
 
 /* Copy the change list into ev, leaving out properties whose value did not
  * really change (a replayed or duplicated patch). Returns entries kept. */
+static int really_changed(const lp_change *c)
+{
+    if (!c->old_value && !c->new_value) return 0;
+    return !(c->old_value && c->new_value && jv_deep_equal(c->old_value, c->new_value));
+}
+
+/* Without change lists: only whether anything really changed. */
+static size_t count_changes(const lp_change *changes, size_t n)
+{
+    size_t i, kept = 0;
+    for (i = 0; i < n; i++) kept += (size_t)really_changed(&changes[i]);
+    return kept;
+}
+
 static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n)
 {
     size_t i, kept = 0;
+    if (!ev_doc(ev)) return 0;
     ev->changes = calloc(n ? n : 1, sizeof *ev->changes);
     if (!ev->changes) return 0;
     for (i = 0; i < n; i++) {
         const lp_change *c = &changes[i];
         ls_change *d = &ev->changes[kept];
         jv *o = NULL, *nv = NULL, *paths;
-        if ((!c->old_value && !c->new_value) ||
-            (c->old_value && c->new_value && jv_deep_equal(c->old_value, c->new_value)))
-            continue;
+        if (!really_changed(c)) continue;
         paths = jv_alloc(ev->doc, sizeof *paths);
         if (c->old_value && (o = jv_alloc(ev->doc, sizeof *o))) jv_copy_into(ev->doc, o, c->old_value);
         if (c->new_value && (nv = jv_alloc(ev->doc, sizeof *nv))) jv_copy_into(ev->doc, nv, c->new_value);
@@ -646,6 +677,7 @@ static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
     size_t n = 0, kept;
     jv *paths;
     uint32_t i;
+    if (!ev_doc(ev)) return 0;
     list = calloc((size_t)old->len + nv->len + 1, sizeof *list);
     paths = jv_alloc(ev->doc, ((size_t)old->len + nv->len + 1) * sizeof *paths);
     if (!list || !paths) {
@@ -733,12 +765,14 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         const jv *nv = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
         ev = event_new(s, lev.outcome == LC_CREATED ? LS_EV_CREATE : LS_EV_UPDATE);
         if (!ev) return;
-        if (lev.outcome == LC_REPLACED && (!old || !nv || !diff_objects(ev, old, nv))) {
+        if (lev.outcome == LC_REPLACED &&
+            (!old || !nv || (s->no_change_lists ? jv_deep_equal(old, nv) : !diff_objects(ev, old, nv)))) {
             s->stats.duplicates_suppressed++;
             ls_event_free(s, ev);
             return;
         }
-        if (lev.outcome == LC_PATCHED && !copy_changes(ev, lev.changes, lev.n_changes)) {
+        if (lev.outcome == LC_PATCHED && !(s->no_change_lists ? count_changes(lev.changes, lev.n_changes)
+                                                              : copy_changes(ev, lev.changes, lev.n_changes))) {
             s->stats.duplicates_suppressed++;
             ls_event_free(s, ev);
             return;
@@ -922,7 +956,11 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
     if (s->closed) return;
     s->last_packet = now;
     s->attempt = 0; /* any packet resets the backoff */
-    if (!pkt_decode(text, len, NULL, &p, &perr)) {
+    if (!s->scratch && !(s->scratch = jv_doc_new(4096))) {
+        emit_error(s, NULL, "out of memory");
+        return;
+    }
+    if (!pkt_decode_reuse(s->scratch, text, len, NULL, &p, &perr)) {
         emit_error(s, NULL, "bad packet from server: %s", perr.message);
         return;
     }
@@ -1286,6 +1324,7 @@ void ls_free(ls_session *s)
     }
     free(s->fp_now.slots);
     free(s->fp_old.slots);
+    jv_doc_free(s->scratch);
     lc_free(s->cache);
     free(s->token);
     free(s->app_id);

@@ -87,7 +87,8 @@ typedef struct ls_event {
     ls_change *changes;
     size_t n_changes;
     lc_ref *ref;             /* the object, pinned; NULL for non-object events */
-    jv_doc *doc;             /* owns id, text, value and changes */
+    jv_doc *doc;             /* owns text, value and changes (created on first use) */
+    char id_buf[112];        /* short ids live here, saving an allocation per event */
     struct ls_event *next;
 } ls_event;
 
@@ -174,6 +175,10 @@ uint64_t ls_http(ls_session *s, int64_t now_ms, const ls_http_spec *spec);
 int ls_send_typing(ls_session *s, const char *conversation_id, const char *action);
 
 lc_cache *ls_cache(ls_session *s);
+
+/* Change lists cost a copy of every changed value; without them update
+ * events still fire (only for real changes) but carry no list. On by default. */
+void ls_set_change_lists(ls_session *s, int on);
 
 typedef struct {
     uint64_t packets, changes_applied, duplicates_suppressed, replays, reconnects, gaps;

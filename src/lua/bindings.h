@@ -21,6 +21,7 @@ int layer_l_transport_new(lua_State *L); /* ltransport.c */
 void layer_transport_open(lua_State *L);
 int layer_l_uuid(lua_State *L);          /* ldev.c */
 int layer_l_dev_token(lua_State *L);
+int layer_l_clock(lua_State *L);
 
 LAYER_HIDDEN_END
 

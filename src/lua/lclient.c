@@ -498,19 +498,74 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
     }
 }
 
-/* The event stays queued until it is converted, so an error while
- * converting (out of memory) loses nothing. */
+static void push_changes(lua_State *L, const ls_event *ev)
+{
+    size_t i;
+    lua_createtable(L, (int)ev->n_changes, 0);
+    for (i = 0; i < ev->n_changes; i++) {
+        const ls_change *ch = &ev->changes[i];
+        lua_createtable(L, 0, 4);
+        set_str(L, "property", ch->property, ch->property_len);
+        if (ch->paths) {
+            lconv_push(L, ch->paths);
+            lua_setfield(L, -2, "paths");
+        }
+        if (ch->old_value) {
+            lconv_push(L, ch->old_value);
+            lua_setfield(L, -2, "old");
+        }
+        if (ch->new_value) {
+            lconv_push(L, ch->new_value);
+            lua_setfield(L, -2, "new");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+}
+
+/* client:next_event() -> name, object_type, object, extra, details
+ * Object events, the hot path, come back without a table:
+ *   "create", type, obj
+ *   "update", type, obj, changes (nil without change lists)
+ *   "delete", type, obj or id, mode
+ * every other event as name, nil, nil, nil, {fields}. */
 static int l_next_event(lua_State *L)
 {
     lclient *c = check_client(L);
     ls_event *ev;
+    int n = 1;
     if (!ls_pending_events(c->s)) return 0;
     ev = ls_next_event(c->s);
     lua_settop(L, 1);
-    /* a scratch-like guard is not needed: the event is freed right after */
-    push_event(L, c, ev);
+    lua_pushstring(L, event_names[ev->type]);
+    if (ev->type == LS_EV_CREATE || ev->type == LS_EV_UPDATE || ev->type == LS_EV_DELETE) {
+        lua_pushstring(L, object_type_names[ev->object_type]);
+        if (ev->ref) lobject_push_ref(L, 1, &c->owner, ev->ref);
+        else if (ev->id) lua_pushlstring(L, ev->id, ev->id_len);
+        else lua_pushnil(L);
+        n = 3;
+        if (ev->type == LS_EV_UPDATE && ev->changes) {
+            push_changes(L, ev);
+            n = 4;
+        } else if (ev->type == LS_EV_DELETE && ev->text) {
+            lua_pushlstring(L, ev->text, ev->text_len);
+            n = 4;
+        }
+    } else {
+        lua_pushnil(L);
+        lua_pushnil(L);
+        lua_pushnil(L);
+        push_event(L, c, ev);
+        n = 5;
+    }
     ls_event_free(c->s, ev);
-    return 1;
+    return n;
+}
+
+static int l_change_lists(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_set_change_lists(c->s, lua_toboolean(L, 2));
+    return 0;
 }
 
 static int l_pending(lua_State *L)
@@ -569,7 +624,7 @@ static const luaL_Reg methods[] = {
     {"ws_wanted", l_ws_wanted}, {"session_token", l_session_token}, {"subprotocol", l_subprotocol},
     {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
     {"typing", l_typing}, {"http", l_http}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
-    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact},
+    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact}, {"change_lists", l_change_lists},
     {NULL, NULL},
 };
 

@@ -1,7 +1,8 @@
 /*
- * ldev.c - layer.uuid() and layer.dev_token{...}: random ids for client-chosen
- * object ids, and HS256 identity tokens for the local server, so a bot can
- * log in with no application server of its own.
+ * ldev.c - layer.uuid(), layer.dev_token{...} and the monotonic clock: random
+ * ids for client-chosen object ids, HS256 identity tokens for the local
+ * server (so a bot can log in with no application server of its own), and
+ * time for step budgets.
  */
 #define _GNU_SOURCE /* getrandom */
 #include "bindings.h"
@@ -22,6 +23,15 @@ static int random_bytes(unsigned char *out, size_t n)
         if (r <= 0) return 0;
         got += (size_t)r;
     }
+    return 1;
+}
+
+/* layer.core.clock() -> monotonic seconds (for step budgets) */
+int layer_l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
     return 1;
 }
 

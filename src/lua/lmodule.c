@@ -84,6 +84,7 @@ static const luaL_Reg functions[] = {
     {"uuid", layer_l_uuid},
     {"transport", layer_l_transport_new},
     {"dev_token", layer_l_dev_token},
+    {"clock", layer_l_clock},
     {NULL, NULL},
 };
 

@@ -120,6 +120,8 @@ static void give_parts_methods(lua_State *L)
     lua_settop(L, parts);
 }
 
+/* Data fields first (the hot path: handlers read fields), then the two
+ * synthetic fields, then the methods the Lua layer installed per type. */
 static int l_index(lua_State *L)
 {
     lobject *o = check_live(L, 1);
@@ -128,15 +130,25 @@ static int l_index(lua_State *L)
     const char *key = lua_tolstring(L, 2, &klen);
     pkt_object_type type = lc_ref_type(o->ref);
     if (!key) return 0;
-    if (!strcmp(key, "deleted")) {
+    field = jv_getn(value, key, klen);
+    if (field) {
+        if ((type == OBJ_MESSAGE && klen == 12 && !memcmp(key, "conversation", 12)) ||
+            (type == OBJ_CONVERSATION && klen == 12 && !memcmp(key, "last_message", 12))) {
+            if (push_linked(L, o, field)) return 1;
+        }
+        lconv_push(L, field);
+        if (type == OBJ_MESSAGE && field->type == JV_ARRAY && klen == 5 && !memcmp(key, "parts", 5))
+            give_parts_methods(L);
+        return 1;
+    }
+    if (klen == 7 && !memcmp(key, "deleted", 7)) {
         lua_pushboolean(L, lc_ref_deleted(o->ref));
         return 1;
     }
-    if (!strcmp(key, "object_type")) {
+    if (klen == 11 && !memcmp(key, "object_type", 11)) {
         lua_pushstring(L, type_names[type]);
         return 1;
     }
-    /* methods installed by the Lua layer, per object type */
     push_owner_table(L, 1);
     lua_getfield(L, -1, "methods");
     if (lua_istable(L, -1)) {
@@ -144,19 +156,10 @@ static int l_index(lua_State *L)
         if (lua_istable(L, -1)) {
             lua_pushvalue(L, 2);
             lua_rawget(L, -2);
-            if (!lua_isnil(L, -1)) return 1;
+            return 1;
         }
     }
-    lua_settop(L, 2);
-    field = jv_getn(value, key, klen);
-    if (!field) return 0;
-    if ((type == OBJ_MESSAGE && !strcmp(key, "conversation")) ||
-        (type == OBJ_CONVERSATION && !strcmp(key, "last_message"))) {
-        if (push_linked(L, o, field)) return 1;
-    }
-    lconv_push(L, field);
-    if (type == OBJ_MESSAGE && field->type == JV_ARRAY && !strcmp(key, "parts")) give_parts_methods(L);
-    return 1;
+    return 0;
 }
 
 static int l_newindex(lua_State *L)
