@@ -12,7 +12,7 @@
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = json packet patch
+FUZZ_TARGETS = json packet patch session
 FUZZ_DIR = $(BUILD)/fuzz
 FUZZ_CFLAGS = -std=c99 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -20,8 +20,8 @@ FUZZ_ARGS ?= -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 
     -dict=fuzz/json.dict -artifact_prefix=$(FUZZ_DIR)/artifacts/
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # Only the parts of the core the targets exercise: CORE_SRC also holds the
-# cache, session and transport code, which would pull in libcurl and friends.
-FUZZ_CORE = $(filter %/json.c %/patch.c %/packet.c,$(CORE_SRC))
+# transport code, which would pull in libcurl and libwebsockets.
+FUZZ_CORE = $(filter %/json.c %/patch.c %/packet.c %/cache.c %/session.c,$(CORE_SRC))
 # LeakSanitizer is on (the ASan default); halt_on_error makes UBSan fatal too.
 FUZZ_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
