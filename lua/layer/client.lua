@@ -424,24 +424,22 @@ function Client:conversations(opts, callback)
 end
 
 -- The cached object at once (synchronously), else a fetch.
-function Client:conversation(id, callback)
-  local u = check_uuid(id, "conversations")
-  local cached = self._c:object("layer:///conversations/" .. u)
+function Client:_cached_or_fetch(kind, type_name, id, callback)
+  local u = check_uuid(id, kind, 4)
+  local cached = self._c:object("layer:///" .. kind .. "/" .. u)
   if cached and not cached.deleted then
     if callback then self:spawn(callback, cached) end
     return cached
   end
-  return self:_rest("GET", "/conversations/" .. u, nil, self:_put("Conversation"), callback)
+  return self:_rest("GET", "/" .. kind .. "/" .. u, nil, self:_put(type_name), callback)
+end
+
+function Client:conversation(id, callback)
+  return self:_cached_or_fetch("conversations", "Conversation", id, callback)
 end
 
 function Client:message(id, callback)
-  local u = check_uuid(id, "messages")
-  local cached = self._c:object("layer:///messages/" .. u)
-  if cached and not cached.deleted then
-    if callback then self:spawn(callback, cached) end
-    return cached
-  end
-  return self:_rest("GET", "/messages/" .. u, nil, self:_put("Message"), callback)
+  return self:_cached_or_fetch("messages", "Message", id, callback)
 end
 
 function Client:identity(user_id, callback)

@@ -64,13 +64,9 @@ typedef enum {
     LS_EV_LOG            /* text: message; number: level */
 } ls_event_type;
 
-typedef struct {
-    const char *property;
-    size_t property_len;
-    const jv *paths;
-    const jv *old_value; /* NULL: absent */
-    const jv *new_value;
-} ls_change;
+/* One changed top-level property: the engine's lp_change, with values
+ * copied into the event's own document. */
+typedef lp_change ls_change;
 
 typedef struct ls_event {
     ls_event_type type;

@@ -682,6 +682,9 @@ static wsvc *get_svc(lt_loop *L)
     info.gid = -1;
     info.uid = -1;
     info.user = S;
+    /* One loop holds a socket or two, but lws sizes its fd tables from the
+     * process limit: at ulimit -n 8448 that is ~200 KB per client. */
+    info.fd_limit_per_thread = 64;
     S->ctx = lws_create_context(&info);
     if (!S->ctx) {
         free(S);

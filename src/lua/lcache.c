@@ -31,29 +31,6 @@ static const char *const outcome_names[] = {
     "?", "created", "replaced", "patched", "deleted", "truncated", "ignored", "marked_read",
 };
 
-static void push_changes(lua_State *L, const lc_event *ev)
-{
-    size_t i;
-    lua_createtable(L, (int)ev->n_changes, 0);
-    for (i = 0; i < ev->n_changes; i++) {
-        const lp_change *ch = &ev->changes[i];
-        lua_createtable(L, 0, 4);
-        lua_pushlstring(L, ch->property, ch->property_len);
-        lua_setfield(L, -2, "property");
-        lconv_push(L, ch->paths);
-        lua_setfield(L, -2, "paths");
-        if (ch->old_value) {
-            lconv_push(L, ch->old_value);
-            lua_setfield(L, -2, "old");
-        }
-        if (ch->new_value) {
-            lconv_push(L, ch->new_value);
-            lua_setfield(L, -2, "new");
-        }
-        lua_rawseti(L, -2, (int)i + 1);
-    }
-}
-
 static int l_apply(lua_State *L)
 {
     lc_cache *c = check_cache(L);
@@ -80,7 +57,7 @@ static int l_apply(lua_State *L)
     lua_pushstring(L, outcome_names[ev.outcome]);
     lua_pushlstring(L, ev.id, ev.id_len);
     if (!want_changes) return 2;
-    if (ev.outcome == LC_PATCHED) push_changes(L, &ev);
+    if (ev.outcome == LC_PATCHED) lconv_push_changes(L, ev.changes, ev.n_changes, 0);
     else if (ev.outcome == LC_TRUNCATED || ev.outcome == LC_MARKED_READ) lua_pushinteger(L, (lua_Integer)ev.removed);
     else lua_pushnil(L);
     return 3;

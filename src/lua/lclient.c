@@ -446,7 +446,6 @@ static void set_str(lua_State *L, const char *k, const char *v, size_t n)
 
 static void push_event(lua_State *L, lclient *c, const ls_event *ev)
 {
-    size_t i;
     lua_createtable(L, 0, 8);
     lua_pushstring(L, event_names[ev->type]);
     lua_setfield(L, -2, "name");
@@ -474,52 +473,6 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
         lobject_push_ref(L, 1, &c->owner, ev->ref);
         lua_setfield(L, -2, "object");
     }
-    if (ev->type == LS_EV_UPDATE) {
-        lua_createtable(L, (int)ev->n_changes, 0);
-        for (i = 0; i < ev->n_changes; i++) {
-            const ls_change *ch = &ev->changes[i];
-            lua_createtable(L, 0, 4);
-            set_str(L, "property", ch->property, ch->property_len);
-            if (ch->paths) {
-                lconv_push(L, ch->paths);
-                lua_setfield(L, -2, "paths");
-            }
-            if (ch->old_value) {
-                lconv_push(L, ch->old_value);
-                lua_setfield(L, -2, "old");
-            }
-            if (ch->new_value) {
-                lconv_push(L, ch->new_value);
-                lua_setfield(L, -2, "new");
-            }
-            lua_rawseti(L, -2, (int)i + 1);
-        }
-        lua_setfield(L, -2, "changes");
-    }
-}
-
-static void push_changes(lua_State *L, const ls_event *ev)
-{
-    size_t i;
-    lua_createtable(L, (int)ev->n_changes, 0);
-    for (i = 0; i < ev->n_changes; i++) {
-        const ls_change *ch = &ev->changes[i];
-        lua_createtable(L, 0, 4);
-        set_str(L, "property", ch->property, ch->property_len);
-        if (ch->paths) {
-            lconv_push(L, ch->paths);
-            lua_setfield(L, -2, "paths");
-        }
-        if (ch->old_value) {
-            lconv_push(L, ch->old_value);
-            lua_setfield(L, -2, "old");
-        }
-        if (ch->new_value) {
-            lconv_push(L, ch->new_value);
-            lua_setfield(L, -2, "new");
-        }
-        lua_rawseti(L, -2, (int)i + 1);
-    }
 }
 
 /* client:next_event() -> name, object_type, object, extra, details
@@ -544,7 +497,7 @@ static int l_next_event(lua_State *L)
         else lua_pushnil(L);
         n = 3;
         if (ev->type == LS_EV_UPDATE && ev->changes) {
-            push_changes(L, ev);
+            lconv_push_changes(L, ev->changes, ev->n_changes, 0);
             n = 4;
         } else if (ev->type == LS_EV_DELETE && ev->text) {
             lua_pushlstring(L, ev->text, ev->text_len);

@@ -202,3 +202,34 @@ void lconv_push_json_text(lua_State *L, const jv *v)
     lua_pushlstring(L, b.data ? b.data : "", b.len);
     jbuf_free(&b);
 }
+
+static void push_value(lua_State *L, const jv *v, int json_text)
+{
+    if (json_text) lconv_push_json_text(L, v);
+    else lconv_push(L, v);
+}
+
+void lconv_push_changes(lua_State *L, const lp_change *changes, size_t n, int json_text)
+{
+    size_t i;
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        const lp_change *ch = &changes[i];
+        lua_createtable(L, 0, 4);
+        lua_pushlstring(L, ch->property, ch->property_len);
+        lua_setfield(L, -2, "property");
+        if (ch->paths) {
+            lconv_push(L, ch->paths);
+            lua_setfield(L, -2, "paths");
+        }
+        if (ch->old_value) {
+            push_value(L, ch->old_value, json_text);
+            lua_setfield(L, -2, "old");
+        }
+        if (ch->new_value) {
+            push_value(L, ch->new_value, json_text);
+            lua_setfield(L, -2, "new");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+}

@@ -10,6 +10,7 @@
 
 #include "compat.h"
 #include "json.h"
+#include "patch.h"
 
 LAYER_HIDDEN_BEGIN
 
@@ -26,6 +27,10 @@ void lconv_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out);
 
 /* Push the text of JSON value v as a Lua string (raises on OOM). */
 void lconv_push_json_text(lua_State *L, const jv *v);
+
+/* Push a change list {{property=, paths=, old=, new=}, ...}; with json_text,
+ * old and new are JSON text (so [] and {} stay apart). */
+void lconv_push_changes(lua_State *L, const lp_change *changes, size_t n, int json_text);
 
 LAYER_HIDDEN_END
 

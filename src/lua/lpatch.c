@@ -112,20 +112,7 @@ int layer_l_patch(lua_State *L)
     s->has_result = 1;
 
     push_value(L, &s->result.root, json_mode);
-    lua_createtable(L, (int)s->result.n_changes, 0);
-    for (i = 0; i < s->result.n_changes; i++) {
-        const lp_change *ch = &s->result.changes[i];
-        lua_createtable(L, 0, 4);
-        lua_pushlstring(L, ch->property, ch->property_len);
-        lua_setfield(L, -2, "property");
-        lconv_push(L, ch->paths);
-        lua_setfield(L, -2, "paths");
-        push_value(L, ch->old_value, json_mode);
-        lua_setfield(L, -2, "old");
-        push_value(L, ch->new_value, json_mode);
-        lua_setfield(L, -2, "new");
-        lua_rawseti(L, -2, (int)i + 1);
-    }
+    lconv_push_changes(L, s->result.changes, s->result.n_changes, json_mode);
     if (!lo.register_values) {
         scratch_release(s);
         return 2;
