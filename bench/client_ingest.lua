@@ -145,28 +145,10 @@ local function lua_run(state, frames, batch)
 end
 
 ---------------------------------------------------------------------------
--- Memory probes (as in bench/decode_apply.lua).
+-- Memory probes (bench/probes.lua).
 
-local PAGE = 4096
-do
-  local h = io.popen("getconf PAGESIZE 2>/dev/null")
-  if h then
-    PAGE = tonumber(h:read("*l") or "") or PAGE
-    h:close()
-  end
-end
-
-local function rss_bytes()
-  local f = assert(io.open("/proc/self/statm"))
-  local _, resident = f:read("*l"):match("^(%d+)%s+(%d+)")
-  f:close()
-  return tonumber(resident) * PAGE
-end
-
-local function full_gc()
-  collectgarbage()
-  collectgarbage()
-end
+local probes = require "probes"
+local rss_bytes, full_gc = probes.rss_bytes, probes.full_gc
 
 local frames_path = arg[1] == "--rss" and arg[3] or arg[1] or "build/bench/frames.txt"
 

@@ -31,24 +31,8 @@ local interp = (type(jit) == "table" and jit.version) or _VERSION
 assert(N % GROUP == 0, "clients must be a multiple of the group size")
 assert(GROUP <= 25, "the server allows at most 25 participants")
 
-local PAGE = 4096
-do
-  local h = io.popen("getconf PAGESIZE 2>/dev/null")
-  if h then
-    PAGE = tonumber(h:read("*l") or "") or PAGE
-    h:close()
-  end
-end
-local function rss_bytes()
-  local f = assert(io.open("/proc/self/statm"))
-  local _, resident = f:read("*l"):match("^(%d+)%s+(%d+)")
-  f:close()
-  return tonumber(resident) * PAGE
-end
-local function full_gc()
-  collectgarbage()
-  collectgarbage()
-end
+local probes = require "probes"
+local rss_bytes, full_gc = probes.rss_bytes, probes.full_gc
 local function open_fds()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("*l"):match("^(%d+)")
