@@ -240,8 +240,50 @@ static int page_size(const srv_req *q, srv_resp *r, int max)
     return v > max ? max : (int)v;
 }
 
+/* The first column of each row of st: the ids of one page. */
+static char **page_ids(sqlite3_stmt *st, int *n)
+{
+    char **ids = NULL;
+    *n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char **nv = realloc(ids, sizeof *ids * (size_t)(*n + 1));
+        char *id = strdup(col_text(st, 0));
+        if (!nv || !id) {
+            free(id);
+            if (nv) ids = nv;
+            break;
+        }
+        ids = nv;
+        ids[(*n)++] = id;
+    }
+    return ids;
+}
+
+typedef int (*page_writer)(jbuf *b, const char *id, const char *viewer);
+
+static int w_identity_row(jbuf *b, const char *id, const char *viewer)
+{
+    (void)viewer;
+    return w_full_identity(b, id);
+}
+
+/* 200 with the page as a JSON array, each object written by w; frees ids. */
+static void respond_page(srv_resp *r, char **ids, int n, page_writer w, const char *viewer)
+{
+    int i;
+    r->status = 200;
+    jbuf_putc(&r->body, '[');
+    for (i = 0; i < n; i++) {
+        if (i) jbuf_putc(&r->body, ',');
+        w(&r->body, ids[i], viewer);
+    }
+    jbuf_putc(&r->body, ']');
+    free_list(ids, n);
+}
+
 static void list_conversations(const srv_req *q, const char *user, srv_resp *r)
 {
+    char **ids;
     int ps = page_size(q, r, 100), n = 0;
     const char *from = srv_arg(q, "from_id"), *sort = srv_arg(q, "sort_by");
     int by_last = sort && strcmp(sort, "last_message") == 0;
@@ -276,29 +318,13 @@ static void list_conversations(const srv_req *q, const char *user, srv_resp *r)
     sqlite3_bind_int64(st, 2, fkey);
     bind_text(st, 3, fu);
     sqlite3_bind_int(st, 4, ps);
-    {
-        char **ids = NULL;
-        int i;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            char **nv = realloc(ids, sizeof *ids * (size_t)(n + 1));
-            if (!nv) break;
-            ids = nv;
-            ids[n++] = strdup(col_text(st, 0));
-        }
-        r->status = 200;
-        jbuf_putc(&r->body, '[');
-        for (i = 0; i < n; i++) {
-            if (i) jbuf_putc(&r->body, ',');
-            w_conversation(&r->body, ids[i], user);
-        }
-        jbuf_putc(&r->body, ']');
-        free_list(ids, n);
-    }
+    ids = page_ids(st, &n);
+    respond_page(r, ids, n, w_conversation, user);
 }
 
 static void list_messages(const srv_req *q, const char *user, const char *conv, srv_resp *r)
 {
-    int ps = page_size(q, r, 100), n = 0, i;
+    int ps = page_size(q, r, 100), n = 0;
     const char *from = srv_arg(q, "from_id");
     int64_t fpos = INT64_MAX, mfrom = 0;
     char **ids = NULL;
@@ -333,20 +359,8 @@ static void list_messages(const srv_req *q, const char *user, const char *conv, 
     bind_text(st, 3, user);
     sqlite3_bind_int64(st, 4, fpos);
     sqlite3_bind_int(st, 5, ps);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char **nv = realloc(ids, sizeof *ids * (size_t)(n + 1));
-        if (!nv) break;
-        ids = nv;
-        ids[n++] = strdup(col_text(st, 0));
-    }
-    r->status = 200;
-    jbuf_putc(&r->body, '[');
-    for (i = 0; i < n; i++) {
-        if (i) jbuf_putc(&r->body, ',');
-        w_message(&r->body, ids[i], user);
-    }
-    jbuf_putc(&r->body, ']');
-    free_list(ids, n);
+    ids = page_ids(st, &n);
+    respond_page(r, ids, n, w_message, user);
 }
 
 /* ---------- conversation patch and deletes ---------- */
@@ -813,30 +827,18 @@ static void get_identity(const char *uid, srv_resp *r)
 
 static void list_identities(const srv_req *q, const char *user, srv_resp *r)
 {
-    int ps = page_size(q, r, 500), n = 0, i;
+    int ps = page_size(q, r, 500), n = 0;
     char **ids = NULL;
     sqlite3_stmt *st;
     if (ps < 0) return;
     st = store_prep("SELECT target FROM following WHERE user_id=? ORDER BY target LIMIT ?");
     bind_text(st, 1, user);
     sqlite3_bind_int(st, 2, ps);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char **nv = realloc(ids, sizeof *ids * (size_t)(n + 1));
-        if (!nv) break;
-        ids = nv;
-        ids[n++] = strdup(col_text(st, 0));
-    }
+    ids = page_ids(st, &n);
     st = store_prep("SELECT count(*) FROM following WHERE user_id=?");
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    r->status = 200;
-    jbuf_putc(&r->body, '[');
-    for (i = 0; i < n; i++) {
-        if (i) jbuf_putc(&r->body, ',');
-        w_full_identity(&r->body, ids[i]);
-    }
-    jbuf_putc(&r->body, ']');
-    free_list(ids, n);
+    respond_page(r, ids, n, w_identity_row, user);
 }
 
 static void follow(const char *user, const char *target, int on, srv_resp *r)
@@ -876,7 +878,7 @@ static void follow(const char *user, const char *target, int on, srv_resp *r)
 
 static void list_announcements(const srv_req *q, const char *user, srv_resp *r)
 {
-    int ps = page_size(q, r, 100), n = 0, i;
+    int ps = page_size(q, r, 100), n = 0;
     const char *from = srv_arg(q, "from_id");
     int64_t fpos = INT64_MAX;
     char **ids = NULL;
@@ -900,20 +902,8 @@ static void list_announcements(const srv_req *q, const char *user, srv_resp *r)
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, fpos);
     sqlite3_bind_int(st, 3, ps);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char **nv = realloc(ids, sizeof *ids * (size_t)(n + 1));
-        if (!nv) break;
-        ids = nv;
-        ids[n++] = strdup(col_text(st, 0));
-    }
-    r->status = 200;
-    jbuf_putc(&r->body, '[');
-    for (i = 0; i < n; i++) {
-        if (i) jbuf_putc(&r->body, ',');
-        w_announcement(&r->body, ids[i], user);
-    }
-    jbuf_putc(&r->body, ']');
-    free_list(ids, n);
+    ids = page_ids(st, &n);
+    respond_page(r, ids, n, w_announcement, user);
 }
 
 static void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
