@@ -15,18 +15,13 @@
 #ifndef LAYER_CACHE_H
 #define LAYER_CACHE_H
 
+#include "api.h"
+
 #include "json.h"
 #include "packet.h"
 #include "patch.h"
 
-/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef struct lc_cache lc_cache;
 typedef struct lc_entry lc_ref; /* a pinned object */
@@ -99,11 +94,5 @@ pkt_object_type lc_ref_type(const lc_ref *r);
  * mutation. */
 size_t lc_conversation_messages(const lc_cache *c, const char *conversation_id, size_t len, lc_ref *const **out);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

@@ -7,15 +7,11 @@
 #ifndef LAYER_DRIVER_H
 #define LAYER_DRIVER_H
 
+#include "api.h"
+
 #include "session.h"
 
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef struct ld_driver ld_driver;
 
@@ -41,11 +37,5 @@ void ld_service(ld_driver *d, int timeout_ms);
 void ld_pump(ld_driver *d);
 int64_t ld_now_ms(void);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

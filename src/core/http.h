@@ -6,18 +6,14 @@
 #ifndef LAYER_HTTP_H
 #define LAYER_HTTP_H
 
+#include "api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "loop.h"
 
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 /* Transport errors, distinct from HTTP status (status is 0 when error != 0). */
 typedef enum {
@@ -76,11 +72,5 @@ size_t lt_http_header_count(const lt_http_resp *resp);
 int lt_http_header_at(const lt_http_resp *resp, size_t i, const char **name, const char **value);
 const char *lt_http_strerror(lt_http_err e);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

@@ -11,17 +11,12 @@
 #ifndef LAYER_JSON_H
 #define LAYER_JSON_H
 
+#include "api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef enum {
     JV_NULL = 0,
@@ -145,11 +140,5 @@ int jv_parse_number(const char *s, size_t len, jv *out);
 /* UTF-8 validation of a whole buffer (no surrogates, no overlongs). */
 int jv_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

@@ -12,15 +12,11 @@
 #ifndef LAYER_LOOP_H
 #define LAYER_LOOP_H
 
+#include "api.h"
+
 #include <stdint.h>
 
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef struct lt_loop lt_loop;
 
@@ -75,11 +71,5 @@ int lt_loop_watch(lt_loop *loop, int slot, int fd, uint32_t events);
 int lt_loop_in_step(lt_loop *loop);               /* nonzero while stepping */
 int lt_loop_closing(lt_loop *loop);               /* lt_loop_free is pending: call no user code */
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

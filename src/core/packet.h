@@ -10,16 +10,11 @@
 #ifndef LAYER_PACKET_H
 #define LAYER_PACKET_H
 
+#include "api.h"
+
 #include "json.h"
 
-/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef enum { PKT_CHANGE = 1, PKT_RESPONSE, PKT_SIGNAL, PKT_OPERATION, PKT_REQUEST } pkt_type;
 typedef enum { CHG_CREATE = 1, CHG_DELETE, CHG_PATCH } pkt_change_op; /* "update" and "patch" are both CHG_PATCH */
@@ -90,11 +85,5 @@ const char *pkt_object_type_name(pkt_object_type t);
 /* "2014-09-15T04:45:00+00:00", "2015-01-19T09:15:43.123Z" -> Unix ms. */
 int pkt_parse_time(const char *s, size_t len, int64_t *ms);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

@@ -9,16 +9,11 @@
 #ifndef LAYER_PATCH_H
 #define LAYER_PATCH_H
 
+#include "api.h"
+
 #include "json.h"
 
-/* Core symbols stay inside whatever links them (the Lua module exports only luaopen_layer_core). */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 /* Resolves an operation's `id` (layer-patch's getObjectCallback). Returns NULL
  * when the id is unknown. The value may live in any doc; it is copied. */
@@ -74,11 +69,5 @@ void lp_result_free(lp_result *res);
  * allocated in doc (a JSON array of strings). Returns 0 on OOM. */
 int lp_split_path(jv_doc *doc, const char *path, size_t len, jv *segments);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

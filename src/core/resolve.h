@@ -10,11 +10,11 @@
 #ifndef LAYER_RESOLVE_H
 #define LAYER_RESOLVE_H
 
+#include "api.h"
+
 #include <stddef.h>
 
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
+LAYER_BEGIN_DECLS
 
 typedef struct lt_resolve lt_resolve;
 
@@ -27,7 +27,6 @@ void lt_resolve_release(lt_resolve *r);
 /* 1 if host is a numeric IPv4/IPv6 literal (no lookup needed). */
 int lt_resolve_is_numeric(const char *host);
 
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
+
 #endif

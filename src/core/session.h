@@ -17,16 +17,12 @@
 #ifndef LAYER_SESSION_H
 #define LAYER_SESSION_H
 
+#include "api.h"
+
 #include "cache.h"
 #include "json.h"
 
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef struct ls_session ls_session;
 
@@ -182,11 +178,5 @@ typedef struct {
 } ls_stats;
 void ls_stats_get(const ls_session *s, ls_stats *out);
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif

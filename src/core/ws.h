@@ -10,17 +10,13 @@
 #ifndef LAYER_WS_H
 #define LAYER_WS_H
 
+#include "api.h"
+
 #include <stddef.h>
 
 #include "loop.h"
 
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+LAYER_BEGIN_DECLS
 
 typedef struct lt_ws lt_ws;
 
@@ -68,11 +64,5 @@ int lt_ws_state(const lt_ws *ws);
 const char *lt_ws_protocol(const lt_ws *ws); /* negotiated subprotocol, or NULL */
 size_t lt_ws_buffered(const lt_ws *ws);      /* bytes queued, not yet given to lws */
 
-#ifdef __cplusplus
-}
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+LAYER_END_DECLS
 #endif
