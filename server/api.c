@@ -175,10 +175,28 @@ out:
     return err;
 }
 
+/* A new session for user, answered as 201 {"session_token"}. */
+static void respond_new_session(const char *user, srv_resp *r)
+{
+    char token[65];
+    sqlite3_stmt *st;
+    srv_random_hex(token, 32);
+    st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?,?,?,?)");
+    bind_text(st, 1, token);
+    bind_text(st, 2, user);
+    sqlite3_bind_int64(st, 3, srv_now_ms());
+    sqlite3_bind_int64(st, 4, srv_now_ms() + S.session_ttl_ms);
+    sqlite3_step(st);
+    r->status = 201;
+    jbuf_puts(&r->body, "{\"session_token\":\"");
+    jbuf_puts(&r->body, token);
+    jbuf_puts(&r->body, "\"}");
+}
+
 static void do_sessions(const jv *body, srv_resp *r)
 {
     const jv *tok = body ? jv_get(body, "identity_token") : NULL;
-    char user[160], token[65];
+    char user[160];
     jv_doc *claims = NULL;
     const char *e;
     static const char *fields[] = {"display_name", "avatar_url", "first_name", "last_name", NULL};
@@ -211,17 +229,7 @@ static void do_sessions(const jv *body, srv_resp *r)
         }
     }
     jv_doc_free(claims);
-    srv_random_hex(token, 32);
-    st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?,?,?,?)");
-    bind_text(st, 1, token);
-    bind_text(st, 2, user);
-    sqlite3_bind_int64(st, 3, srv_now_ms());
-    sqlite3_bind_int64(st, 4, srv_now_ms() + S.session_ttl_ms);
-    sqlite3_step(st);
-    r->status = 201;
-    jbuf_puts(&r->body, "{\"session_token\":\"");
-    jbuf_puts(&r->body, token);
-    jbuf_puts(&r->body, "\"}");
+    respond_new_session(user, r);
 }
 
 /* ---------- paging ---------- */
@@ -1302,24 +1310,12 @@ static void admin(const srv_req *q, char **seg, int nseg, const jv *body, srv_re
         jbuf_putc(&r->body, '}');
     } else if (strcmp(seg[1], "sessions") == 0) {
         /* Test shortcut: a session without the nonce dance. */
-        char token[65];
-        sqlite3_stmt *st;
         if (!user[0]) {
             err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
             return;
         }
         ensure_identity(user);
-        srv_random_hex(token, 32);
-        st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?,?,?,?)");
-        bind_text(st, 1, token);
-        bind_text(st, 2, user);
-        sqlite3_bind_int64(st, 3, srv_now_ms());
-        sqlite3_bind_int64(st, 4, srv_now_ms() + S.session_ttl_ms);
-        sqlite3_step(st);
-        r->status = 201;
-        jbuf_puts(&r->body, "{\"session_token\":\"");
-        jbuf_puts(&r->body, token);
-        jbuf_puts(&r->body, "\"}");
+        respond_new_session(user, r);
     } else {
         err_resp(r, 404, "invalid_endpoint", 106, "Unknown admin endpoint", NULL);
     }
