@@ -34,26 +34,26 @@ static lobject *check_live(lua_State *L, int idx)
  * a table, because on Lua 5.1 the uservalue is the environment. */
 static void push_owner_table(lua_State *L, int idx) { layer_getuservalue(L, idx); }
 
+/* The identity map is keyed by the pinned entry itself: one entry is one
+ * object (a deleted and re-created id gets a new entry, so a new userdata),
+ * and a light userdata key costs no allocation, unlike a long id string. */
 void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref *ref)
 {
-    const jv *value = lc_ref_value(ref), *id = jv_get(value, "id");
     lobject *o;
     int objects;
     if (owner_idx < 0) owner_idx = lua_gettop(L) + owner_idx + 1;
     layer_getuservalue(L, owner_idx);
     lua_getfield(L, -1, "objects");
     objects = lua_gettop(L);
-    if (id && id->type == JV_STRING) {
-        lua_pushlstring(L, id->u.s, id->len);
-        lua_rawget(L, objects);
-        o = (lobject *)layer_testudata(L, -1, OBJECT_MT);
-        if (o && o->ref == ref) { /* the live userdata of this very entry */
-            lua_replace(L, objects - 1);
-            lua_settop(L, objects - 1);
-            return;
-        }
-        lua_pop(L, 1);
+    lua_pushlightuserdata(L, ref);
+    lua_rawget(L, objects);
+    o = (lobject *)layer_testudata(L, -1, OBJECT_MT);
+    if (o && o->ref == ref) { /* the live userdata of this very entry */
+        lua_replace(L, objects - 1);
+        lua_settop(L, objects - 1);
+        return;
     }
+    lua_pop(L, 1);
     o = (lobject *)layer_newuserdata(L, sizeof *o);
     o->ref = NULL;
     o->owner = owner;
@@ -63,11 +63,9 @@ void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref 
     layer_setuservalue(L, -2);
     lc_pin_again(ref);
     o->ref = ref;
-    if (id && id->type == JV_STRING) {
-        lua_pushlstring(L, id->u.s, id->len);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, objects);
-    }
+    lua_pushlightuserdata(L, ref);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, objects);
     lua_replace(L, objects - 1);
     lua_settop(L, objects - 1);
 }
