@@ -524,18 +524,19 @@ function Client:_conversation_methods()
     return client:_rest("PATCH", path, core.array(ops), nothing, callback, "application/vnd.layer-patch+json")
   end
 
-  local function escape_path(p)
+  -- A Layer-Patch path below metadata: "a.b" is nested; a dot inside a key is "a\\.b".
+  local function check_path(p)
     assert(type(p) == "string" and p ~= "", "metadata path expected")
     return p
   end
 
   function M.set_metadata(conv, path, value, callback)
     assert(type(value) == "string" or type(value) == "table", "metadata values are strings or tables")
-    return patch(conv, { { operation = "set", property = "metadata." .. escape_path(path), value = value } }, callback)
+    return patch(conv, { { operation = "set", property = "metadata." .. check_path(path), value = value } }, callback)
   end
 
   function M.delete_metadata(conv, path, callback)
-    return patch(conv, { { operation = "delete", property = "metadata." .. escape_path(path) } }, callback)
+    return patch(conv, { { operation = "delete", property = "metadata." .. check_path(path) } }, callback)
   end
 
   local function participant_ops(operation, list)

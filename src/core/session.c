@@ -143,7 +143,6 @@ static ls_event *event_new(ls_session *s, ls_event_type type)
     ls_event *ev = calloc(1, sizeof *ev);
     if (!ev) return NULL;
     ev->type = type;
-    (void)s;
     return ev;
 }
 
@@ -917,7 +916,6 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
 {
     ws_req *r = take_ws_req(s, parse_request_id(p->request_id));
     ls_event *ev;
-    (void)now;
     if (!r) return; /* timed out earlier, or not ours */
     if (r->kind == REQ_KEEPALIVE) {
         s->keepalive_pending = 0;
@@ -1035,7 +1033,6 @@ void ls_ws_opened(ls_session *s, int64_t now)
 void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
 {
     ws_req **pp, *r;
-    int was_open = s->ws_open;
     s->ws_open = 0;
     s->replaying = 0;
     /* keepalive and replay requests die with the socket; app requests wait for the next one */
@@ -1052,7 +1049,6 @@ void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
         free(ls_take_frame(s, &n));
     }
     if (s->closed) return;
-    (void)was_open;
     s->want_ws = 0;
     if (s->auth == AUTH_OK) schedule_reconnect(s, now, reason ? reason : "closed");
 }
@@ -1292,7 +1288,6 @@ ls_session *ls_new(const ls_config *cfg)
 
 void ls_close(ls_session *s, int64_t now)
 {
-    (void)now;
     s->closed = 1;
     s->want_ws = 0;
     s->reconnect_at = -1;
