@@ -637,20 +637,18 @@ end
 ---------------------------------------------------------------------------
 -- Events from the engine.
 
-local OBJECT_EVENT = { Conversation = "conversation", Message = "message", Identity = "identity",
-  Announcement = "announcement" }
+-- Handler event names per object type and change, made once.
+local OBJECT_EVENT = {}
+for type_name, kind in pairs({ Conversation = "conversation", Message = "message", Identity = "identity",
+  Announcement = "announcement" }) do
+  OBJECT_EVENT[type_name] = { create = kind .. ".create", update = kind .. ".update", delete = kind .. ".delete" }
+end
 
 function Client:_handle(name, object_type, object, extra, ev)
   if object_type then -- create / update / delete, positional (the hot path)
-    local kind = OBJECT_EVENT[object_type]
-    if name == "create" then
-      self:_emit(kind .. ".create", object)
-      if kind == "message" then self:_emit("message", object) end
-    elseif name == "update" then
-      self:_emit(kind .. ".update", object, extra)
-    else
-      self:_emit(kind .. ".delete", object, extra)
-    end
+    local event = OBJECT_EVENT[object_type][name]
+    if extra == nil then self:_emit(event, object) else self:_emit(event, object, extra) end
+    if object_type == "Message" and name == "create" then self:_emit("message", object) end
   elseif name == "response" then
     self:_resolve(ev)
   elseif name == "challenge" then
