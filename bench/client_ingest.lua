@@ -262,16 +262,7 @@ l2 = nil
 full_gc()
 
 ---- RSS growth, each path in a fresh process of the same interpreter.
-local function rss_child(which)
-  local exe = arg[-1] or "lua"
-  local cmd = string.format("%s %s --rss %s %s %d", exe, arg[0], which, frames_path, batch)
-  local h = assert(io.popen(cmd))
-  local out = h:read("*a")
-  h:close()
-  local n = out:match("RSS %a+ (%-?%d+)")
-  if not n then error("RSS child failed: " .. cmd .. "\n" .. out) end
-  return tonumber(n)
-end
+local function rss_child(which) return probes.rss_child(which, frames_path, batch) end
 local rss_ours, rss_lua = rss_child("ours"), rss_child("lua")
 
 local ours_total = ours_c_bytes + math.max(0, ours_lua_bytes)

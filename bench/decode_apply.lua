@@ -199,16 +199,7 @@ l2 = nil
 full_gc()
 
 ---- RSS growth, each path in a fresh process of the same interpreter.
-local function rss_child(which)
-  local exe = arg[-1] or "lua"
-  local cmd = string.format("%s %s --rss %s %s", exe, arg[0], which, frames_path)
-  local h = assert(io.popen(cmd))
-  local out = h:read("*a")
-  h:close()
-  local n = out:match("RSS %a+ (%-?%d+)")
-  if not n then error("RSS child failed: " .. cmd .. "\n" .. out) end
-  return tonumber(n)
-end
+local function rss_child(which) return probes.rss_child(which, frames_path) end
 local rss_ours, rss_lua = rss_child("ours"), rss_child("lua")
 
 -- A negative Lua-side growth is GC noise (other garbage freed), not a saving: count it as 0.

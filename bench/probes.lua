@@ -1,5 +1,6 @@
 -- probes.lua: how the Lua benchmarks measure memory: resident set size
--- from /proc/self/statm, and a full collection before each reading.
+-- from /proc/self/statm (here and in a fresh child process), and a full
+-- collection before each reading.
 local probes = {}
 
 local PAGE = 4096
@@ -21,6 +22,20 @@ end
 function probes.full_gc()
   collectgarbage()
   collectgarbage()
+end
+
+-- RSS growth measured in a fresh process of this interpreter running this
+-- script with "--rss <args>"; the child prints "RSS <path> <bytes>". A fresh
+-- process per path keeps one path from reusing memory the other freed.
+function probes.rss_child(...)
+  local exe = arg[-1] or "lua"
+  local cmd = string.format("%s %s --rss %s", exe, arg[0], table.concat({ ... }, " "))
+  local h = assert(io.popen(cmd))
+  local out = h:read("*a")
+  h:close()
+  local n = out:match("RSS %a+ (%-?%d+)")
+  if not n then error("RSS child failed: " .. cmd .. "\n" .. out) end
+  return tonumber(n)
 end
 
 return probes
