@@ -33,8 +33,10 @@ bench-client: bench-client-ingest bench-client-e2e bench-client-scale
 bench-client-ingest: bench-streams
 	$(MAKE) --no-print-directory all LUA=5.4
 	$(MAKE) --no-print-directory all LUA=jit
-	$(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS)
-	$(BENCH_ENV) LUA_CPATH="$(BUILD)/jit/?.so;;" luajit bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS)
+	for h in all message; do \
+	  BENCH_HANDLERS=$$h $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS) || exit 1; \
+	  BENCH_HANDLERS=$$h $(BENCH_ENV) LUA_CPATH="$(BUILD)/jit/?.so;;" luajit bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS) || exit 1; \
+	done
 
 # Runs `npm ci --prefix bench/websdk` (layer-websdk 3.4.18, pinned) when node_modules is missing.
 bench-client-e2e: server

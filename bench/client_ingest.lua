@@ -53,6 +53,12 @@ local function on_conversation(c)
   tally.len = tally.len + #id + (unread and 1 or 0)
 end
 
+-- Which handlers both paths register: "all" (new messages, message updates and
+-- conversation updates: every packet reaches a handler, and update handlers
+-- get change lists) or "message" (the one handler on new messages).
+local HANDLERS = os.getenv("BENCH_HANDLERS") or "all"
+assert(HANDLERS == "all" or HANDLERS == "message", "BENCH_HANDLERS is all or message")
+
 ---------------------------------------------------------------------------
 -- Ours: a manual-transport client that starts authenticated (session_token) with its socket open.
 
@@ -63,8 +69,10 @@ local function ours_new()
   engine:ws_opened()
   client:step(0)
   client:on("message", on_message)
-  client:on("message.update", on_message)
-  client:on("conversation.update", on_conversation)
+  if HANDLERS == "all" then
+    client:on("message.update", on_message)
+    client:on("conversation.update", on_conversation)
+  end
   return client
 end
 
@@ -88,8 +96,8 @@ end
 local function lua_new()
   return {
     cache = {}, expected = 0,
-    handlers = { ["message"] = { on_message }, ["message.update"] = { on_message },
-      ["conversation.update"] = { on_conversation } },
+    handlers = HANDLERS == "all" and { ["message"] = { on_message }, ["message.update"] = { on_message },
+      ["conversation.update"] = { on_conversation } } or { ["message"] = { on_message } },
   }
 end
 
@@ -184,8 +192,8 @@ local batch = tonumber(arg[3]) or 200
 local interp = (type(jit) == "table" and jit.version) or _VERSION
 local frames, total_bytes = load_frames(frames_path)
 local n_frames = #frames
-print(string.format("client_ingest: %s, %d frames (%.1f MB), bursts of %d frames per step(0), %d rounds",
-  interp, n_frames, total_bytes / 1e6, batch, rounds))
+print(string.format("client_ingest: %s, handlers %s, %d frames (%.1f MB), bursts of %d frames per step(0), %d rounds",
+  interp, HANDLERS, n_frames, total_bytes / 1e6, batch, rounds))
 
 local function run(which)
   full_gc()
@@ -280,7 +288,7 @@ print(string.format("%-40s %12.0f %12s", "  C heap, stats().bytes after compact(
 print(string.format("%-40s %12.0f %12s", "  C heap before compact()", per(ours_c_busy), "-"))
 print(string.format("%-40s %12.0f %12s", "  Lua heap growth (client, handlers)", per(ours_lua_bytes), "-"))
 print(string.format("%-40s %12.0f %12.0f %7.2f", "RSS growth bytes/message", per(rss_ours), per(rss_lua), rss_ours / rss_lua))
-print(string.format("RESULT bench=client_ingest interp=%q frames=%d batch=%d ours_pps=%.0f lua_pps=%.0f speed_ratio=%.2f " ..
+print(string.format("RESULT bench=client_ingest handlers=" .. HANDLERS .. " interp=%q frames=%d batch=%d ours_pps=%.0f lua_pps=%.0f speed_ratio=%.2f " ..
   "ours_bpm=%.0f ours_bpm_before_compact=%.0f lua_bpm=%.0f ours_rss_bpm=%.0f lua_rss_bpm=%.0f",
   interp, n_frames, batch, pps_ours, pps_lua, speed, per(ours_total), per(ours_c_busy + math.max(0, ours_lua_bytes)),
   per(lua_bytes), per(rss_ours), per(rss_lua)))

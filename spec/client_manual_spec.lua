@@ -158,12 +158,12 @@ describe("client, manual transport", function()
   it("lets handlers send and get the result back, in straight-line code", function()
     local h = harness()
     h:login()
-    h:create_conv()
     local result, err_seen
     h.client:on("conversation.create", function(conv)
       local msg, err = conv:send("echo")
       result, err_seen = msg, err
     end)
+    h:create_conv()
     h:step()
     assert.is_nil(result) -- waiting for the server
     local frames = h:take_frames()
@@ -185,12 +185,12 @@ describe("client, manual transport", function()
   it("treats id_in_use (a resend) as success, and returns typed errors", function()
     local h = harness()
     h:login()
-    h:create_conv()
     local outcomes = {}
     h.client:on("conversation.create", function(conv)
       outcomes[1] = { conv:send("a") }
       outcomes[2] = { conv:send("b") }
     end)
+    h:create_conv()
     h:step()
     h:answer(h:take_frames(), function(req)
       return false, { id = "id_in_use", code = 111, message = "exists", data = { id = req.data.id, conversation = { id = CONV }, parts = req.data.parts } }
@@ -230,8 +230,9 @@ describe("client, manual transport", function()
   it("asks for a replay on a counter gap and fires each change once", function()
     local h = harness()
     h:login()
-    local creates = 0
+    local creates, updates = 0, 0
     h.client:on("message", function() creates = creates + 1 end)
+    h.client:on("message.update", function() updates = updates + 1 end)
     h:create_conv()
     h:create_msg(1)
     local lost = h:create_msg(2) -- sent, then "lost"
@@ -250,6 +251,7 @@ describe("client, manual transport", function()
     h:push("response", { request_id = frames[1].body.request_id, method = "Event.replay", success = true })
     h:step()
     assert.are.equal(3, creates)
+    assert.are.equal(0, updates) -- the replayed creates changed nothing
     assert.is_number(synced)
     assert.is_true(h.client:stats().duplicates_suppressed >= 2)
   end)
@@ -406,11 +408,11 @@ describe("client, manual transport", function()
     h.client:on("message", function() n = n + 1 end)
     h:create_conv()
     for i = 1, 30 do h:create_msg(i) end
-    h.client:step(0, 10) -- the conversation and 9 messages
-    assert.are.equal(9, n)
+    h.client:step(0, 10) -- 10 messages (no conversation handler: no conversation event)
+    assert.are.equal(10, n)
     h.client:on("message", function() local t = require("layer.core").clock() + 0.003; while require("layer.core").clock() < t do end end)
     h.client:step(0, { events = 100, ms = 5 }) -- each handler pair takes ~3 ms: two fit in 5 ms
-    assert.is_true(n >= 10 and n <= 13, "dispatched " .. n)
+    assert.is_true(n >= 11 and n <= 14, "dispatched " .. n)
     h.client:step(0)
     assert.are.equal(30, n)
   end)
@@ -428,6 +430,21 @@ describe("client, manual transport", function()
     assert.is_nil(ok)
     assert.are.equal("closed", err)
     assert.has_error(function() h.client:request("GET", "/conversations", function() end) end)
+  end)
+
+  it("builds events only for changes somebody listens to, and still applies the rest", function()
+    local h = harness()
+    h:login()
+    local created = 0
+    h:create_conv() -- nobody listens yet: applied, no event
+    h.client:on("message", function() created = created + 1 end)
+    h:create_msg(1)
+    h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+      { operation = "set", property = "metadata.title", value = "quiet" } }) })
+    h:step()
+    assert.are.equal(1, created)
+    assert.are.equal(0, h.engine:pending())
+    assert.are.equal("quiet", h.client:conversation(CONV).metadata.title) -- applied all the same
   end)
 
   it("stays within its memory bounds through a flood of 100,000 messages", function()

@@ -114,11 +114,36 @@ function Client:on(name, fn)
     self._handlers[name] = list
   end
   list[#list + 1] = { fn = fn }
-  if name:match("%.update$") and not self._change_lists then
-    self._change_lists = true -- copying old and new values costs; only when someone reads them
-    self._c:change_lists(true)
-  end
+  self:_update_interest()
   return fn
+end
+
+-- The engine builds only the object events somebody listens to, and change
+-- lists (copies of old and new values) only when an *.update handler exists.
+-- Bits as LS_INTEREST in session.h: (change * 5 + object type).
+local OBJECT_TYPE_NUMBER = { conversation = 1, message = 2, announcement = 3, identity = 4 }
+local CHANGE_NUMBER = { create = 0, update = 1, delete = 2 }
+
+local function interest_bit(name)
+  if name == "message" then return 2 ^ (0 * 5 + 2) end
+  local kind, change = name:match("^(%a+)%.(%a+)$")
+  local t, c = OBJECT_TYPE_NUMBER[kind], CHANGE_NUMBER[change]
+  return t and c and 2 ^ (c * 5 + t) or nil
+end
+
+function Client:_update_interest()
+  local bits, updates = {}, false
+  for name in pairs(self._handlers) do
+    if self:_has(name) then
+      local bit = interest_bit(name)
+      if bit then bits[bit] = true end
+      if name:match("%.update$") then updates = true end
+    end
+  end
+  local mask = 0
+  for bit in pairs(bits) do mask = mask + bit end
+  self._c:interest(mask)
+  self._c:change_lists(updates)
 end
 
 function Client:once(name, fn)
@@ -148,6 +173,7 @@ function Client:_compact(name)
   if not list then return end
   for _, h in ipairs(list) do if not h.removed then kept[#kept + 1] = h end end
   self._handlers[name] = kept
+  if #kept < #list then self:_update_interest() end
 end
 
 -- A handler error goes to "error" handlers; without any, step() raises it.
@@ -818,7 +844,7 @@ local function new(opts)
     backoff_jitter = opts.backoff_jitter, max_messages_per_conversation = opts.max_messages_per_conversation,
     max_bytes = opts.max_bytes, manual_clock = opts.manual_clock, random_seed = opts.random_seed,
   })
-  self._c:change_lists(false) -- until an *.update handler is registered
+  self:_update_interest() -- no handlers yet: no object events, no change lists
   self._c:set_methods("Conversation", self:_conversation_methods())
   self._c:set_methods("Message", self:_message_methods())
   self._c:set_methods("Identity", self:_identity_methods())

@@ -99,6 +99,7 @@ struct ls_session {
     fp_set fp_now, fp_old;
     ls_stats stats;
     int no_change_lists;
+    unsigned interest; /* LS_INTEREST bits */
     jv_doc *scratch; /* each frame is parsed here: no allocation per frame */
 };
 
@@ -308,6 +309,12 @@ const char *ls_subprotocol(const ls_session *s) { return s->subprotocol; }
 const char *ls_session_token(const ls_session *s) { return s->auth == AUTH_OK ? s->token : NULL; }
 lc_cache *ls_cache(ls_session *s) { return s->cache; }
 void ls_set_change_lists(ls_session *s, int on) { s->no_change_lists = !on; }
+void ls_set_interest(ls_session *s, unsigned mask) { s->interest = mask; }
+
+static int wanted(const ls_session *s, ls_event_type ev, pkt_object_type type)
+{
+    return (s->interest & LS_INTEREST(ev, type)) != 0;
+}
 void ls_stats_get(const ls_session *s, ls_stats *out) { *out = s->stats; }
 
 /* ===== REST requests ===== */
@@ -745,9 +752,10 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
     ls_event *ev;
     lc_ref *ref = NULL;
     const jv *old = NULL;
-    if (p->type == PKT_CHANGE && p->change_op == CHG_DELETE && !p->has_from_position)
+    if (p->type == PKT_CHANGE && p->change_op == CHG_DELETE && !p->has_from_position &&
+        wanted(s, LS_EV_DELETE, p->object_type))
         ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len); /* readable after the delete */
-    if (p->type == PKT_CHANGE && p->change_op == CHG_CREATE)
+    if (p->type == PKT_CHANGE && p->change_op == CHG_CREATE && wanted(s, LS_EV_UPDATE, p->object_type))
         old = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
     if (!lc_apply(s->cache, p, &lev, err, sizeof err)) {
         if (ref) lc_unpin(s->cache, ref);
@@ -761,8 +769,11 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
     case LC_CREATED:
     case LC_REPLACED:
     case LC_PATCHED: {
-        const jv *nv = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
-        ev = event_new(s, lev.outcome == LC_CREATED ? LS_EV_CREATE : LS_EV_UPDATE);
+        const jv *nv;
+        ls_event_type type = lev.outcome == LC_CREATED ? LS_EV_CREATE : LS_EV_UPDATE;
+        if (!wanted(s, type, p->object_type)) return; /* applied; nobody listens */
+        nv = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
+        ev = event_new(s, type);
         if (!ev) return;
         if (lev.outcome == LC_REPLACED &&
             (!old || !nv || (s->no_change_lists ? jv_deep_equal(old, nv) : !diff_objects(ev, old, nv)))) {
@@ -780,6 +791,7 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         break;
     }
     case LC_DELETED:
+        if (!wanted(s, LS_EV_DELETE, p->object_type)) return;
         ev = event_new(s, LS_EV_DELETE);
         if (!ev) {
             if (ref) lc_unpin(s->cache, ref);
@@ -947,6 +959,18 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
     ws_req_free(r);
 }
 
+/* Whether a change can produce an event anybody listens to: only those need
+ * fingerprints to keep replayed duplicates from firing handlers twice. */
+static int observed(const ls_session *s, const pkt *p)
+{
+    if (p->type != PKT_CHANGE || p->has_from_position) return 1;
+    switch (p->change_op) {
+    case CHG_CREATE: return wanted(s, LS_EV_CREATE, p->object_type) || wanted(s, LS_EV_UPDATE, p->object_type);
+    case CHG_PATCH: return wanted(s, LS_EV_UPDATE, p->object_type);
+    default: return wanted(s, LS_EV_DELETE, p->object_type);
+    }
+}
+
 void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
 {
     pkt p;
@@ -983,13 +1007,17 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
     switch (p.type) {
     case PKT_CHANGE:
     case PKT_OPERATION: {
-        uint64_t fp = mix(hash_value(1469598103934665603ull, p.body), p.timestamp->u.s, p.timestamp->len);
         if (s->replaying) s->replay_packets++;
-        if (fp_has(&s->fp_now, fp) || fp_has(&s->fp_old, fp)) {
-            s->stats.duplicates_suppressed++;
+        if (!observed(s, &p)) {
+            apply_change(s, now, &p); /* idempotent, and nobody would see an event */
         } else {
-            fp_add(s, fp);
-            apply_change(s, now, &p);
+            uint64_t fp = mix(hash_value(1469598103934665603ull, p.body), p.timestamp->u.s, p.timestamp->len);
+            if (fp_has(&s->fp_now, fp) || fp_has(&s->fp_old, fp)) {
+                s->stats.duplicates_suppressed++;
+            } else {
+                fp_add(s, fp);
+                apply_change(s, now, &p);
+            }
         }
         if (p.timestamp->len < sizeof s->last_timestamp) {
             memcpy(s->last_timestamp, p.timestamp->u.s, p.timestamp->len);
@@ -1278,6 +1306,7 @@ ls_session *ls_new(const ls_config *cfg)
     s->rng = s->cfg.random_seed ? s->cfg.random_seed : ((uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull) | 1;
     s->expected_counter = -1;
     s->reconnect_at = -1;
+    s->interest = ~0u;
     s->cache = lc_new(&s->cfg.cache_limits);
     if (!s->cache) {
         free(s);

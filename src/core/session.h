@@ -172,6 +172,12 @@ lc_cache *ls_cache(ls_session *s);
  * events still fire (only for real changes) but carry no list. On by default. */
 void ls_set_change_lists(ls_session *s, int on);
 
+/* Which object events to build: a change nobody listens to is still applied
+ * to the cache, but no event is allocated, pinned or queued for it. A bit per
+ * (LS_EV_CREATE | LS_EV_UPDATE | LS_EV_DELETE) x object type; all by default. */
+#define LS_INTEREST(ev_type, object_type) (1u << (((ev_type) - LS_EV_CREATE) * 5 + (object_type)))
+void ls_set_interest(ls_session *s, unsigned mask);
+
 typedef struct {
     uint64_t packets, changes_applied, duplicates_suppressed, replays, reconnects, gaps;
     int64_t last_counter;

@@ -514,6 +514,15 @@ static int l_next_event(lua_State *L)
     return n;
 }
 
+/* client:interest(mask): which object events to build (LS_INTEREST bits,
+ * computed by client.lua from its handlers) */
+static int l_interest(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_set_interest(c->s, (unsigned)luaL_checknumber(L, 2));
+    return 0;
+}
+
 static int l_change_lists(lua_State *L)
 {
     lclient *c = check_client(L);
@@ -577,7 +586,7 @@ static const luaL_Reg methods[] = {
     {"ws_wanted", l_ws_wanted}, {"session_token", l_session_token}, {"subprotocol", l_subprotocol},
     {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
     {"typing", l_typing}, {"http", l_http}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
-    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact}, {"change_lists", l_change_lists},
+    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact}, {"change_lists", l_change_lists}, {"interest", l_interest},
     {NULL, NULL},
 };
 
