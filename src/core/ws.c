@@ -370,6 +370,20 @@ static const struct lws_protocols ws_protocols[] = {
 
 /* ---- connection management ------------------------------------------------ */
 
+/* The option strings lt_ws_connect copied, and the struct itself. */
+static void ws_free_copies(lt_ws *ws)
+{
+    free(ws->host);
+    free(ws->hosthdr);
+    free(ws->path);
+    free(ws->protocol);
+    free(ws->origin);
+    free(ws->hdrs);
+    free(ws->ca_file);
+    free(ws->ca_path);
+    free(ws);
+}
+
 static void ws_release(lt_ws *ws)
 {
     wsvc *S = ws->S;
@@ -389,15 +403,7 @@ static void ws_release(lt_ws *ws)
         free(m);
     }
     free(ws->rx);
-    free(ws->host);
-    free(ws->hosthdr);
-    free(ws->path);
-    free(ws->protocol);
-    free(ws->origin);
-    free(ws->hdrs);
-    free(ws->ca_file);
-    free(ws->ca_path);
-    free(ws);
+    ws_free_copies(ws);
 }
 
 static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
@@ -866,15 +872,7 @@ lt_ws *lt_ws_connect(lt_loop *L, const lt_ws_opts *o)
     return ws;
 fail:
     ws->S = NULL;
-    free(ws->host);
-    free(ws->hosthdr);
-    free(ws->path);
-    free(ws->protocol);
-    free(ws->origin);
-    free(ws->hdrs);
-    free(ws->ca_file);
-    free(ws->ca_path);
-    free(ws);
+    ws_free_copies(ws);
     return NULL;
 }
 
