@@ -5,6 +5,7 @@
 #ifndef LAYER_BINDINGS_H
 #define LAYER_BINDINGS_H
 
+#include "cache.h"
 #include "compat.h"
 
 LAYER_HIDDEN_BEGIN
@@ -13,6 +14,8 @@ int layer_l_patch(lua_State *L);         /* lpatch.c */
 int layer_l_decode_packet(lua_State *L); /* lpacket.c */
 int layer_l_cache_new(lua_State *L);     /* lcache.c */
 void layer_cache_open(lua_State *L);
+/* Set the cache counters (lc_stats) as fields of the table on top. */
+void layer_push_cache_stats(lua_State *L, const lc_stats *s);
 int layer_l_client_new(lua_State *L);    /* lclient.c */
 void layer_client_open(lua_State *L);
 int layer_l_object_table(lua_State *L);  /* lobject.c */

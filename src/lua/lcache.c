@@ -91,20 +91,25 @@ static void set_size(lua_State *L, const char *k, size_t v)
     lua_setfield(L, -2, k);
 }
 
+void layer_push_cache_stats(lua_State *L, const lc_stats *s)
+{
+    set_size(L, "objects", s->objects);
+    set_size(L, "conversations", s->conversations);
+    set_size(L, "messages", s->messages);
+    set_size(L, "identities", s->identities);
+    set_size(L, "announcements", s->announcements);
+    set_size(L, "bytes", s->bytes);
+    set_size(L, "pinned", s->pinned);
+    set_size(L, "evicted", s->evicted);
+}
+
 static int l_stats(lua_State *L)
 {
     lc_cache *c = check_cache(L);
     lc_stats s;
     lc_stats_get(c, &s);
-    lua_createtable(L, 0, 6);
-    set_size(L, "objects", s.objects);
-    set_size(L, "conversations", s.conversations);
-    set_size(L, "messages", s.messages);
-    set_size(L, "identities", s.identities);
-    set_size(L, "announcements", s.announcements);
-    set_size(L, "bytes", s.bytes);
-    set_size(L, "pinned", s.pinned);
-    set_size(L, "evicted", s.evicted);
+    lua_createtable(L, 0, 8);
+    layer_push_cache_stats(L, &s);
     return 1;
 }
 

@@ -558,14 +558,7 @@ static int l_stats(lua_State *L)
     set_count(L, "reconnects", (double)ss.reconnects);
     set_count(L, "gaps", (double)ss.gaps);
     set_count(L, "last_counter", (double)ss.last_counter);
-    set_count(L, "objects", (double)cs.objects);
-    set_count(L, "conversations", (double)cs.conversations);
-    set_count(L, "messages", (double)cs.messages);
-    set_count(L, "identities", (double)cs.identities);
-    set_count(L, "announcements", (double)cs.announcements);
-    set_count(L, "bytes", (double)cs.bytes);
-    set_count(L, "pinned", (double)cs.pinned);
-    set_count(L, "evicted", (double)cs.evicted);
+    layer_push_cache_stats(L, &cs);
     return 1;
 }
 
