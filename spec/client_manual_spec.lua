@@ -447,6 +447,46 @@ describe("client, manual transport", function()
     assert.are.equal("quiet", h.client:conversation(CONV).metadata.title) -- applied all the same
   end)
 
+  it("builds change lists only while an update handler can take them", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local c = h.client._c
+    local seen = {}
+    local function obj_only(conv) seen[#seen + 1] = conv.metadata.title end
+    h.client:on("conversation.update", obj_only)
+    local can_see = debug.getinfo(obj_only, "u").nparams ~= nil -- Lua 5.1 cannot tell
+    assert.are.equal(not can_see, c:change_lists())
+    h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+      { operation = "set", property = "metadata.title", value = "one" } }) })
+    h:step()
+    assert.are.same({ "one" }, seen) -- the event still fires, with the new state
+
+    local lists = {}
+    local function with_list(_, list) lists[#lists + 1] = list end
+    h.client:on("conversation.update", with_list)
+    assert.is_true(c:change_lists())
+    h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+      { operation = "set", property = "metadata.title", value = "two" } }) })
+    h:step()
+    assert.are.equal("one", lists[1][1].old.title)
+    assert.are.equal("two", lists[1][1].new.title)
+
+    h.client:off("conversation.update", with_list)
+    assert.are.equal(not can_see, c:change_lists())
+    h.client:on("message.update", function(...) lists[#lists + 1] = select(2, ...) end) -- varargs see it
+    assert.is_true(c:change_lists())
+    h.client:off("message.update")
+    h.client:once("conversation.update", function(_, list) lists[#lists + 1] = list end)
+    assert.is_true(c:change_lists())
+    h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+      { operation = "set", property = "metadata.title", value = "three" } }) })
+    h:step()
+    assert.are.equal("three", lists[2][1].new.title)
+    assert.are.equal(not can_see, c:change_lists()) -- the once handler went away after its call
+    assert.are.same({ "one", "two", "three" }, seen)
+  end)
+
   it("stays within its memory bounds through a flood of 100,000 messages", function()
     local h = harness({ max_messages_per_conversation = 200, max_bytes = 2 * 1024 * 1024 })
     h:login()

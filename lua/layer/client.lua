@@ -119,7 +119,7 @@ function Client:on(name, fn)
 end
 
 -- The engine builds only the object events somebody listens to, and change
--- lists (copies of old and new values) only when an *.update handler exists.
+-- lists (copies of old and new values) only when an *.update handler can take them.
 -- Bits as LS_INTEREST in session.h: (change * 5 + object type).
 local OBJECT_TYPE_NUMBER = { conversation = 1, message = 2, announcement = 3, identity = 4 }
 local CHANGE_NUMBER = { create = 0, update = 1, delete = 2 }
@@ -131,13 +131,33 @@ local function interest_bit(name)
   return t and c and 2 ^ (c * 5 + t) or nil
 end
 
+-- A handler declared function(obj) can never see the change list, so the
+-- engine skips building it (copies of old and new values, then Lua tables)
+-- unless some update handler takes a second parameter or varargs. Where the
+-- parameter count is unknown (Lua 5.1, callable tables, no debug library),
+-- the list is built.
+local getinfo = debug and debug.getinfo
+local function takes_second_argument(fn)
+  if type(fn) ~= "function" or not getinfo then return true end
+  local info = getinfo(fn, "u")
+  if not info or info.nparams == nil then return true end
+  return info.nparams >= 2 or info.isvararg == true
+end
+
+function Client:_takes_changes(name)
+  for _, h in ipairs(self._handlers[name]) do
+    if not h.removed and takes_second_argument(h.fn) then return true end
+  end
+  return false
+end
+
 function Client:_update_interest()
   local bits, updates = {}, false
   for name in pairs(self._handlers) do
     if self:_has(name) then
       local bit = interest_bit(name)
       if bit then bits[bit] = true end
-      if name:match("%.update$") then updates = true end
+      if not updates and name:match("%.update$") then updates = self:_takes_changes(name) end
     end
   end
   local mask = 0
@@ -164,16 +184,23 @@ function Client:off(name, fn)
       found = true
     end
   end
-  if not self._dispatching then self:_compact(name) end
+  if found then self._stale[name] = true end
+  if not self._dispatching then self:_compact() end
   return found
 end
 
-function Client:_compact(name)
-  local list, kept = self._handlers[name], {}
-  if not list then return end
-  for _, h in ipairs(list) do if not h.removed then kept[#kept + 1] = h end end
-  self._handlers[name] = kept
-  if #kept < #list then self:_update_interest() end
+-- Drop the entries marked removed, for the names that have some; dispatch
+-- itself allocates nothing when no handler went away.
+function Client:_compact()
+  local stale = self._stale
+  if next(stale) == nil then return end
+  for name in pairs(stale) do
+    local list, kept = self._handlers[name], {}
+    for _, h in ipairs(list) do if not h.removed then kept[#kept + 1] = h end end
+    self._handlers[name] = kept
+  end
+  self._stale = {}
+  self:_update_interest()
 end
 
 -- A handler error goes to "error" handlers; without any, step() raises it.
@@ -250,12 +277,15 @@ function Client:_emit(name, ...)
   for i = 1, #list do
     local h = list[i]
     if h and not h.removed then
-      if h.once then h.removed = true end
+      if h.once then
+        h.removed = true
+        self._stale[name] = true
+      end
       self:_run(name, h.fn, ...)
     end
   end
   self._dispatching = was
-  if not was then self:_compact(name) end
+  if not was then self:_compact() end
 end
 
 ---------------------------------------------------------------------------
@@ -836,7 +866,7 @@ local function new(opts)
   assert(opts.identity or opts.session_token, "an identity callback or a session_token is required")
   assert(opts.identity == nil or type(opts.identity) == "function", "identity must be a function(nonce) -> token")
   local self = setmetatable({
-    _opts = opts, _handlers = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
+    _opts = opts, _handlers = {}, _stale = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
   }, Client)
   self._c = core.client({
     api_version = opts.api_version, keepalive = opts.keepalive, dead_after = opts.dead_after,

@@ -309,6 +309,7 @@ const char *ls_subprotocol(const ls_session *s) { return s->subprotocol; }
 const char *ls_session_token(const ls_session *s) { return s->auth == AUTH_OK ? s->token : NULL; }
 lc_cache *ls_cache(ls_session *s) { return s->cache; }
 void ls_set_change_lists(ls_session *s, int on) { s->no_change_lists = !on; }
+int ls_change_lists(const ls_session *s) { return !s->no_change_lists; }
 void ls_set_interest(ls_session *s, unsigned mask) { s->interest = mask; }
 
 static int wanted(const ls_session *s, ls_event_type ev, pkt_object_type type)

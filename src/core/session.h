@@ -171,6 +171,7 @@ lc_cache *ls_cache(ls_session *s);
 /* Change lists cost a copy of every changed value; without them update
  * events still fire (only for real changes) but carry no list. On by default. */
 void ls_set_change_lists(ls_session *s, int on);
+int ls_change_lists(const ls_session *s);
 
 /* Which object events to build: a change nobody listens to is still applied
  * to the cache, but no event is allocated, pinned or queued for it. A bit per

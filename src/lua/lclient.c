@@ -523,11 +523,13 @@ static int l_interest(lua_State *L)
     return 0;
 }
 
+/* client:change_lists([on]) -> whether update events carry change lists */
 static int l_change_lists(lua_State *L)
 {
     lclient *c = check_client(L);
-    ls_set_change_lists(c->s, lua_toboolean(L, 2));
-    return 0;
+    if (!lua_isnone(L, 2)) ls_set_change_lists(c->s, lua_toboolean(L, 2));
+    lua_pushboolean(L, ls_change_lists(c->s));
+    return 1;
 }
 
 static int l_pending(lua_State *L)
