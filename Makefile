@@ -32,7 +32,7 @@ LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 
 OUT = $(BUILD)/$(LUA)
 CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c src/core/session.c \
-    src/core/loop.c src/core/http.c src/core/ws.c src/core/resolve.c src/core/driver.c
+    src/core/loop.c src/core/http.c src/core/ws.c src/core/proxy.c src/core/resolve.c src/core/driver.c
 CORE_HDR = $(wildcard src/core/*.h)
 BIND_SRC = $(wildcard src/lua/*.c)
 BIND_HDR = $(wildcard src/lua/*.h)

@@ -37,6 +37,7 @@ build = {
         "src/core/loop.c",
         "src/core/packet.c",
         "src/core/patch.c",
+        "src/core/proxy.c",
         "src/core/resolve.c",
         "src/core/session.c",
         "src/core/ws.c",

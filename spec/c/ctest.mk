@@ -5,7 +5,7 @@
 
 CTEST_SRC = $(wildcard spec/c/test_*.c)
 CTEST_BIN = $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CTEST_SRC))
-CTEST_CORE = src/core/loop.c src/core/http.c src/core/ws.c src/core/resolve.c
+CTEST_CORE = src/core/loop.c src/core/http.c src/core/ws.c src/core/proxy.c src/core/resolve.c
 CTEST_PKGS = libcurl libwebsockets
 CTEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CTEST_PKGS))
 CTEST_LIBS = $(shell $(PKG_CONFIG) --libs $(CTEST_PKGS)) -lpthread

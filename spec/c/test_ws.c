@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -314,6 +315,81 @@ static void h_cb(const lt_http_resp *r, void *ud)
     snprintf(h->msg, sizeof h->msg, "%s", r->error_msg ? r->error_msg : "");
 }
 
+
+/* ---- a CONNECT proxy thread: records each request head, then relays ---- */
+
+static int proxy_lfd, proxy_port, proxy_stop, proxy_connects;
+static char proxy_head[1024]; /* the last CONNECT request head */
+
+static void relay(int a, int b)
+{
+    struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+    char buf[16384];
+    while (!__atomic_load_n(&proxy_stop, __ATOMIC_SEQ_CST)) {
+        if (poll(p, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = read(p[i].fd, buf, sizeof buf);
+            if (n <= 0 || write(p[1 - i].fd, buf, (size_t)n) != n)
+                return;
+        }
+    }
+}
+
+static void *proxy_thread(void *arg)
+{
+    while (!__atomic_load_n(&proxy_stop, __ATOMIC_SEQ_CST)) {
+        struct pollfd lp = {.fd = proxy_lfd, .events = POLLIN};
+        if (poll(&lp, 1, 100) <= 0)
+            continue;
+        int c = accept(proxy_lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char head[1024] = "";
+        size_t len = 0;
+        while (len < sizeof head - 1 && !strstr(head, "\r\n\r\n")) {
+            if (read(c, head + len, 1) != 1) /* byte by byte: nothing past the head */
+                break;
+            head[++len] = 0;
+        }
+        memcpy(proxy_head, head, len + 1);
+        __atomic_add_fetch(&proxy_connects, 1, __ATOMIC_SEQ_CST);
+        char host[128];
+        int port = 0, up = -1;
+        if (sscanf(head, "CONNECT %127[^:]:%d ", host, &port) == 2) {
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* every target of these tests is local */
+            up = socket(AF_INET, SOCK_STREAM, 0);
+            if (up >= 0 && connect(up, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                close(up);
+                up = -1;
+            }
+        }
+        const char *reply = up >= 0 ? "HTTP/1.1 200 Connection established\r\n\r\n" : "HTTP/1.1 502 Bad Gateway\r\n\r\n";
+        if (write(c, reply, strlen(reply)) > 0 && up >= 0)
+            relay(c, up);
+        if (up >= 0)
+            close(up);
+        close(c);
+    }
+    return NULL;
+}
+
+static int proxy_start(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof sa;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    proxy_lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (proxy_lfd < 0 || bind(proxy_lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(proxy_lfd, 8) < 0 ||
+        getsockname(proxy_lfd, (struct sockaddr *)&sa, &sl) < 0)
+        return -1;
+    proxy_port = ntohs(sa.sin_port);
+    return 0;
+}
+
 static int nlog;
 static void log_cb(void *ud, int level, const char *msg) { __atomic_add_fetch(&nlog, 1, __ATOMIC_SEQ_CST); }
 
@@ -552,6 +628,72 @@ int main(void)
     lt_ws_free(w3);
     lt_ws_free(w4);
     free(t2.last);
+
+
+    /* proxies: the WebSocket follows the proxy settings libcurl follows for REST */
+    OK(proxy_start() == 0, "CONNECT proxy on 127.0.0.1:%d", proxy_port);
+    pthread_t pth;
+    pthread_create(&pth, NULL, proxy_thread, NULL);
+    char purl[128];
+    cstate p1 = {0};
+    snprintf(purl, sizeof purl, "http://bot:p%%40ss@127.0.0.1:%d", proxy_port);
+    o = mkopts(&p1, url("ws", "localhost", srv_port, "/via-proxy"));
+    o.proxy = purl;
+    ws = lt_ws_connect(L, &o);
+    wait_until(L, &p1.open, 1, 5000);
+    OK(p1.open == 1 && proxy_connects == 1, "ws through an explicit proxy opens (%s)", p1.err);
+    char want[64];
+    snprintf(want, sizeof want, "CONNECT localhost:%d HTTP/1.1\r\n", srv_port);
+    OK(strncmp(proxy_head, want, strlen(want)) == 0, "the proxy is asked for the host by name, not a resolved address");
+    OK(strstr(proxy_head, "Proxy-authorization: basic Ym90OnBAc3M=\r\n") != NULL,
+       "credentials from the proxy URL, percent-decoded (bot:p@ss)");
+    lt_ws_send_text(ws, "proxied", 7);
+    wait_until(L, &p1.texts, 1, 5000);
+    OK(p1.last && strcmp(p1.last, "proxied") == 0, "echo through the proxy");
+    lt_ws_free(ws);
+    free(p1.last);
+
+    cstate p2 = {0};
+    snprintf(purl, sizeof purl, "127.0.0.1:%d", proxy_port);
+    setenv("https_proxy", purl, 1);
+    o = mkopts(&p2, url("wss", "localhost", srv_tls_port, "/"));
+    o.ca_file = cert_file;
+    ws = lt_ws_connect(L, &o);
+    wait_until(L, &p2.open, 1, 5000);
+    OK(p2.open == 1 && proxy_connects == 2, "wss through https_proxy from the environment, certificate checked (%s)", p2.err);
+    lt_ws_free(ws);
+
+    cstate p3 = {0};
+    setenv("no_proxy", "example.org, .localhost,127.0.0.1", 1);
+    o = mkopts(&p3, url("wss", "localhost", srv_tls_port, "/"));
+    o.ca_file = cert_file;
+    ws = lt_ws_connect(L, &o);
+    wait_until(L, &p3.open, 1, 5000);
+    OK(p3.open == 1 && proxy_connects == 2, "a host in no_proxy connects directly");
+    lt_ws_free(ws);
+    unsetenv("no_proxy");
+
+    cstate p4 = {0};
+    o = mkopts(&p4, url("wss", "localhost", srv_tls_port, "/"));
+    o.ca_file = cert_file;
+    o.proxy = "";
+    ws = lt_ws_connect(L, &o);
+    wait_until(L, &p4.open, 1, 5000);
+    OK(p4.open == 1 && proxy_connects == 2, "proxy \"\" ignores the environment");
+    lt_ws_free(ws);
+    unsetenv("https_proxy");
+
+    cstate p5 = {0};
+    o = mkopts(&p5, url("ws", "localhost", srv_port, "/"));
+    o.proxy = "socks5://127.0.0.1:1080";
+    ws = lt_ws_connect(L, &o);
+    wait_until(L, &p5.errored, 1, 5000);
+    OK(p5.errored == 1 && p5.open == 0 && strstr(p5.err, "only http:// proxies"), "a socks proxy is refused with a reason (%s)",
+       p5.err);
+    lt_ws_free(ws);
+    __atomic_store_n(&proxy_stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(pth, NULL);
+    close(proxy_lfd);
 
     /* HTTPS through curl against the same TLS vhost */
     hres h1 = {0}, hh2 = {0}, hh3 = {0};

@@ -295,6 +295,7 @@ static void open_ws(ld_driver *d)
     o.ca_file = d->ca_file;
     o.ca_path = d->ca_path;
     o.insecure = d->insecure;
+    o.proxy = d->proxy;
     o.connect_timeout_ms = d->connect_timeout_ms;
     o.on_open = on_open;
     o.on_text = on_text;

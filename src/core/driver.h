@@ -20,7 +20,7 @@ typedef struct {
     const char *websocket_url;  /* NULL: the REST base with ws(s):// */
     const char *ca_file, *ca_path;
     int insecure;               /* skip certificate checks: explicit only */
-    const char *proxy;          /* HTTP proxy; NULL: libcurl's environment handling */
+    const char *proxy;          /* http:// proxy for REST and WebSocket; NULL: the environment, "": none */
     long connect_timeout_ms;    /* 0: 15 s */
     long request_timeout_ms;    /* whole HTTP request; 0: 60 s */
 } ld_options;

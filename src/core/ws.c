@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 
+#include "proxy.h"
 #include "resolve.h"
 
 #define WS_DEFAULT_MAX_MSG ((size_t)1 << 20)
@@ -50,6 +51,7 @@ typedef struct wvhost {
     struct lws_vhost *vh;
     int tls;
     char *ca_file, *ca_path;
+    char *proxy; /* lws_set_proxy text; ":0" = direct */
 } wvhost;
 
 typedef struct wsvc {
@@ -70,7 +72,10 @@ struct lt_ws {
     lt_ws_opts o; /* callbacks + ud; string fields below are our copies */
     char *host, *hosthdr, *path, *protocol, *origin, *hdrs, *ca_file, *ca_path;
     int port, tls;
-    char addr[64];
+    char addr[64];   /* numeric address of the host, or of the proxy */
+    int proxied;     /* through px: CONNECT host:port, lws resolves nothing */
+    lt_proxy px;
+    char vh_proxy[256];
     int state;
     int need_connect; /* address known, lws connect pending */
     struct lws *wsi;
@@ -411,7 +416,8 @@ static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b
 static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
 {
     for (wvhost *v = S->vhosts; v; v = v->next)
-        if (v->tls == ws->tls && same_str(v->ca_file, ws->ca_file) && same_str(v->ca_path, ws->ca_path))
+        if (v->tls == ws->tls && same_str(v->ca_file, ws->ca_file) && same_str(v->ca_path, ws->ca_path) &&
+            same_str(v->proxy, ws->vh_proxy))
             return v->vh;
     wvhost *v = calloc(1, sizeof *v);
     if (!v)
@@ -425,6 +431,9 @@ static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
     info.protocols = ws_protocols;
     info.gid = -1;
     info.uid = -1;
+    /* Never NULL: lws would then read http_proxy itself, ignoring no_proxy
+     * and resolving the proxy name with a blocking getaddrinfo. */
+    info.http_proxy_address = ws->vh_proxy;
     if (ws->tls) { /* builds the client SSL_CTX (system CAs unless ca_file) */
         info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.client_ssl_ca_filepath = ws->ca_file;
@@ -439,6 +448,7 @@ static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
     v->tls = ws->tls;
     v->ca_file = ws->ca_file ? strdup(ws->ca_file) : NULL;
     v->ca_path = ws->ca_path ? strdup(ws->ca_path) : NULL;
+    v->proxy = strdup(ws->vh_proxy);
     v->next = S->vhosts;
     S->vhosts = v;
     return v->vh;
@@ -447,6 +457,14 @@ static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
 static void start_lws(wsvc *S, lt_ws *ws)
 {
     ws->need_connect = 0;
+    if (!ws->proxied) {
+        snprintf(ws->vh_proxy, sizeof ws->vh_proxy, ":0");
+    } else if (snprintf(ws->vh_proxy, sizeof ws->vh_proxy, strchr(ws->addr, ':') ? "%s%s[%s]:%d" : "%s%s%s:%d",
+                        ws->px.auth, *ws->px.auth ? "@" : "", ws->addr, ws->px.port) >= (int)sizeof ws->vh_proxy) {
+        terminal_error(ws, "proxy setting too long");
+        ws->state = LT_WS_CLOSED;
+        return;
+    }
     struct lws_vhost *vh = get_vhost(S, ws);
     if (!vh) {
         terminal_error(ws, "cannot create lws vhost (TLS setup failed?)");
@@ -457,7 +475,9 @@ static void start_lws(wsvc *S, lt_ws *ws)
     memset(&ci, 0, sizeof ci);
     ci.context = S->ctx;
     ci.vhost = vh;
-    ci.address = ws->addr; /* numeric: lws's own getaddrinfo would block */
+    /* numeric: lws's own getaddrinfo would block; through a proxy, the name
+     * only goes into the CONNECT line and lws connects to the proxy's address */
+    ci.address = ws->proxied ? ws->host : ws->addr;
     ci.port = ws->port;
     ci.path = ws->path;
     ci.host = ws->hosthdr; /* SNI and certificate checks use this name */
@@ -524,7 +544,8 @@ static void poll_resolve(lt_ws *ws)
     stop_resolve(ws);
     if (err) {
         char msg[256];
-        snprintf(msg, sizeof msg, "cannot resolve %s: %s", ws->host, err);
+        snprintf(msg, sizeof msg, "cannot resolve %s%.200s: %s", ws->proxied ? "proxy " : "",
+                 ws->proxied ? ws->px.host : ws->host, err);
         terminal_error(ws, msg);
         ws->state = LT_WS_CLOSED;
     } else {
@@ -660,6 +681,7 @@ static void svc_destroy(void *ud)
         S->vhosts = v->next;
         free(v->ca_file);
         free(v->ca_path);
+        free(v->proxy);
         free(v);
     }
     pthread_mutex_lock(&log_mu);
@@ -856,11 +878,22 @@ lt_ws *lt_ws_connect(lt_loop *L, const lt_ws_opts *o)
     if (S->head)
         S->head->prev = ws;
     S->head = ws;
-    if (lt_resolve_is_numeric(ws->host)) {
-        snprintf(ws->addr, sizeof ws->addr, "%s", ws->host);
+    const char *proxy_err = NULL;
+    int px = lt_proxy_for(o->proxy, ws->tls, ws->host, &ws->px, &proxy_err);
+    ws->proxied = px > 0;
+    const char *dial = ws->proxied ? ws->px.host : ws->host;
+    if (px < 0) { /* reported through on_error, like any failure to connect */
+        char msg[200];
+        snprintf(msg, sizeof msg, "proxy: %s", proxy_err);
+        terminal_error(ws, msg);
+        ws->state = LT_WS_CLOSED;
+        return ws;
+    }
+    if (lt_resolve_is_numeric(dial)) {
+        snprintf(ws->addr, sizeof ws->addr, "%s", dial);
         ws->need_connect = 1;
     } else {
-        ws->res = lt_resolve_start(ws->host, &ws->res_fd);
+        ws->res = lt_resolve_start(dial, &ws->res_fd);
         if (!ws->res || lt_loop_watch(L, S->slot, ws->res_fd, EPOLLIN) < 0) {
             int e = errno;
             ws_release(ws);

@@ -31,6 +31,7 @@ typedef struct lt_ws_opts {
     const char *ca_file;        /* PEM bundle to trust instead of the system store */
     const char *ca_path;        /* directory of hashed CA certs */
     int insecure;               /* 1 = accept any certificate / hostname (explicit only) */
+    const char *proxy;          /* http:// proxy URL; NULL = environment as libcurl reads it, "" = none */
     size_t max_message;         /* reassembled message cap; 0 = 1 MiB */
     long connect_timeout_ms;    /* DNS + TCP + TLS + handshake; 0 = 15000 */
 
