@@ -33,7 +33,7 @@ bench-client: bench-client-ingest bench-client-e2e bench-client-scale
 bench-client-ingest: bench-streams
 	$(MAKE) --no-print-directory all LUA=5.4
 	$(MAKE) --no-print-directory all LUA=jit
-	for h in all message; do \
+	for h in message all changes; do \
 	  BENCH_HANDLERS=$$h $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS) || exit 1; \
 	  BENCH_HANDLERS=$$h $(BENCH_ENV) LUA_CPATH="$(BUILD)/jit/?.so;;" luajit bench/client_ingest.lua $(BENCH_OUT)/frames.txt $(BENCH_ROUNDS) || exit 1; \
 	done

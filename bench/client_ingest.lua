@@ -17,7 +17,8 @@
 --
 -- Handlers (the same functions on both sides): "message" reads m.id and m.sender,
 -- "message.update" reads m.id and m.sender, "conversation.update" reads c.id and
--- c.unread_message_count. Time is os.clock() (process CPU), median of alternating rounds.
+-- c.unread_message_count (BENCH_HANDLERS=changes: update handlers also take the
+-- change list and read its length). Time is os.clock() (process CPU), median of alternating rounds.
 -- RSS is measured in a fresh child process per path (`--rss ours|lua`).
 
 local layer = require "layer"
@@ -53,11 +54,29 @@ local function on_conversation(c)
   tally.len = tally.len + #id + (unread and 1 or 0)
 end
 
--- Which handlers both paths register: "all" (new messages, message updates and
--- conversation updates: every packet reaches a handler, and update handlers
--- get change lists) or "message" (the one handler on new messages).
+-- Update handlers that also take the change list (function(obj, changes)) and
+-- read its length: ours then builds change lists (old and new values as Lua
+-- tables); the reference has none to give and passes nil.
+local function on_message_changes(m, changes)
+  local id, sender = m.id, m.sender
+  tally.calls = tally.calls + 1
+  tally.len = tally.len + #id + (sender and 1 or 0) + (changes and #changes or 0)
+end
+local function on_conversation_changes(c, changes)
+  local id, unread = c.id, c.unread_message_count
+  tally.calls = tally.calls + 1
+  tally.len = tally.len + #id + (unread and 1 or 0) + (changes and #changes or 0)
+end
+
+-- Which handlers both paths register: "message" (the one handler on new
+-- messages), "all" (new messages, message updates and conversation updates:
+-- every packet reaches a handler) or "changes" (as "all", with update
+-- handlers that take the change list).
 local HANDLERS = os.getenv("BENCH_HANDLERS") or "all"
-assert(HANDLERS == "all" or HANDLERS == "message", "BENCH_HANDLERS is all or message")
+assert(HANDLERS == "all" or HANDLERS == "message" or HANDLERS == "changes",
+  "BENCH_HANDLERS is message, all or changes")
+local ON_MESSAGE_UPDATE = HANDLERS == "changes" and on_message_changes or on_message
+local ON_CONVERSATION_UPDATE = HANDLERS == "changes" and on_conversation_changes or on_conversation
 
 ---------------------------------------------------------------------------
 -- Ours: a manual-transport client that starts authenticated (session_token) with its socket open.
@@ -69,9 +88,9 @@ local function ours_new()
   engine:ws_opened()
   client:step(0)
   client:on("message", on_message)
-  if HANDLERS == "all" then
-    client:on("message.update", on_message)
-    client:on("conversation.update", on_conversation)
+  if HANDLERS ~= "message" then
+    client:on("message.update", ON_MESSAGE_UPDATE)
+    client:on("conversation.update", ON_CONVERSATION_UPDATE)
   end
   return client
 end
@@ -96,8 +115,8 @@ end
 local function lua_new()
   return {
     cache = {}, expected = 0,
-    handlers = HANDLERS == "all" and { ["message"] = { on_message }, ["message.update"] = { on_message },
-      ["conversation.update"] = { on_conversation } } or { ["message"] = { on_message } },
+    handlers = HANDLERS == "message" and { ["message"] = { on_message } } or { ["message"] = { on_message },
+      ["message.update"] = { ON_MESSAGE_UPDATE }, ["conversation.update"] = { ON_CONVERSATION_UPDATE } },
   }
 end
 

@@ -308,17 +308,23 @@ jv_doc *jv_doc_compact(jv_doc *doc)
 
 /* ===== access ===== */
 
-const jv *jv_getn(const jv *obj, const char *key, size_t klen)
+long jv_member_index(const jv *obj, const char *key, size_t klen)
 {
     uint32_t i;
-    if (!obj || obj->type != JV_OBJECT) return NULL;
+    if (!obj || obj->type != JV_OBJECT) return -1;
     for (i = 0; i < obj->len; i++) {
         const char *k = obj->u.members[i].key;
         /* ids share long prefixes (layer:///identities/...): test the end first */
         if (jv_key_len(k) == klen && (klen == 0 || (k[klen - 1] == key[klen - 1] && memcmp(k, key, klen) == 0)))
-            return &obj->u.members[i].value;
+            return (long)i;
     }
-    return NULL;
+    return -1;
+}
+
+const jv *jv_getn(const jv *obj, const char *key, size_t klen)
+{
+    long at = jv_member_index(obj, key, klen);
+    return at < 0 ? NULL : &obj->u.members[at].value;
 }
 
 const jv *jv_get(const jv *obj, const char *key) { return jv_getn(obj, key, strlen(key)); }

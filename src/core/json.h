@@ -107,6 +107,8 @@ static inline uint32_t jv_key_len(const char *key) {
 }
 const jv *jv_get(const jv *obj, const char *key);                 /* NUL-terminated key */
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
+/* Position of key among obj's members, or -1 (also when obj is not an object). */
+long jv_member_index(const jv *obj, const char *key, size_t klen);
 int jv_is_number(const jv *v);
 double jv_to_double(const jv *v);
 const char *jv_type_name(int type);

@@ -233,20 +233,10 @@ static int depth_of(const jv *v)
     return 0;
 }
 
-static long find_member(const jv *obj, const char *key, size_t klen)
-{
-    uint32_t i;
-    for (i = 0; i < obj->len; i++) {
-        const char *k = obj->u.members[i].key;
-        if (jv_key_len(k) == klen && memcmp(k, key, klen) == 0) return (long)i;
-    }
-    return -1;
-}
-
 /* New object = obj with key set to value (appended when new). */
 static int object_with(ctx *c, const jv *obj, const char *key, size_t klen, const jv *value, jv *out)
 {
-    long at = find_member(obj, key, klen);
+    long at = jv_member_index(obj, key, klen);
     uint32_t n = obj->len + (at < 0 ? 1 : 0);
     jv_member *m;
     if (at >= 0 && is_fresh(c, obj->u.members)) {
@@ -351,7 +341,7 @@ typedef struct {
 
 static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, const resolved_op *op, jv *out)
 {
-    long at = find_member(parent, key, klen);
+    long at = jv_member_index(parent, key, klen);
     jv container;
     switch (op->kind) {
     case OP_SET:
