@@ -390,6 +390,21 @@ static int proxy_start(void)
     return 0;
 }
 
+/* wss to localhost with the test CA, through whatever proxy applies; 1 if it opened. */
+static int wss_opens(lt_loop *L, const char *proxy)
+{
+    cstate c = {0};
+    lt_ws_opts o = mkopts(&c, url("wss", "localhost", srv_tls_port, "/"));
+    o.ca_file = cert_file;
+    o.proxy = proxy;
+    lt_ws *ws = lt_ws_connect(L, &o);
+    wait_until(L, &c.open, 1, 5000);
+    if (!c.open)
+        DIAG("wss did not open: %s", c.err);
+    lt_ws_free(ws);
+    return c.open == 1;
+}
+
 static int nlog;
 static void log_cb(void *ud, int level, const char *msg) { __atomic_add_fetch(&nlog, 1, __ATOMIC_SEQ_CST); }
 
@@ -653,34 +668,13 @@ int main(void)
     lt_ws_free(ws);
     free(p1.last);
 
-    cstate p2 = {0};
     snprintf(purl, sizeof purl, "127.0.0.1:%d", proxy_port);
     setenv("https_proxy", purl, 1);
-    o = mkopts(&p2, url("wss", "localhost", srv_tls_port, "/"));
-    o.ca_file = cert_file;
-    ws = lt_ws_connect(L, &o);
-    wait_until(L, &p2.open, 1, 5000);
-    OK(p2.open == 1 && proxy_connects == 2, "wss through https_proxy from the environment, certificate checked (%s)", p2.err);
-    lt_ws_free(ws);
-
-    cstate p3 = {0};
+    OK(wss_opens(L, NULL) && proxy_connects == 2, "wss through https_proxy from the environment, certificate checked");
     setenv("no_proxy", "example.org, .localhost,127.0.0.1", 1);
-    o = mkopts(&p3, url("wss", "localhost", srv_tls_port, "/"));
-    o.ca_file = cert_file;
-    ws = lt_ws_connect(L, &o);
-    wait_until(L, &p3.open, 1, 5000);
-    OK(p3.open == 1 && proxy_connects == 2, "a host in no_proxy connects directly");
-    lt_ws_free(ws);
+    OK(wss_opens(L, NULL) && proxy_connects == 2, "a host in no_proxy connects directly");
     unsetenv("no_proxy");
-
-    cstate p4 = {0};
-    o = mkopts(&p4, url("wss", "localhost", srv_tls_port, "/"));
-    o.ca_file = cert_file;
-    o.proxy = "";
-    ws = lt_ws_connect(L, &o);
-    wait_until(L, &p4.open, 1, 5000);
-    OK(p4.open == 1 && proxy_connects == 2, "proxy \"\" ignores the environment");
-    lt_ws_free(ws);
+    OK(wss_opens(L, "") && proxy_connects == 2, "proxy \"\" ignores the environment");
     unsetenv("https_proxy");
 
     cstate p5 = {0};
