@@ -356,9 +356,12 @@ static void *proxy_thread(void *arg)
         }
         memcpy(proxy_head, head, len + 1);
         __atomic_add_fetch(&proxy_connects, 1, __ATOMIC_SEQ_CST);
-        char host[128];
+        char target[160];
         int port = 0, up = -1;
-        if (sscanf(head, "CONNECT %127[^:]:%d ", host, &port) == 2) {
+        char *colon = NULL;
+        if (sscanf(head, "CONNECT %159s ", target) == 1 && (colon = strrchr(target, ':')) != NULL)
+            port = atoi(colon + 1);
+        if (port > 0) {
             struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
             sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* every target of these tests is local */
             up = socket(AF_INET, SOCK_STREAM, 0);
@@ -668,13 +671,24 @@ int main(void)
     lt_ws_free(ws);
     free(p1.last);
 
+    char target6[64];
+    cstate p6 = {0};
+    lt_ws_opts o6 = mkopts(&p6, url("ws", "[::1]", srv_port, "/"));
+    o6.proxy = purl;
+    lt_ws *ws6 = lt_ws_connect(L, &o6);
+    wait_until(L, &p6.open, 1, 5000);
+    snprintf(target6, sizeof target6, "CONNECT [::1]:%d HTTP/1.1\r\n", srv_port);
+    OK(p6.open == 1 && strncmp(proxy_head, target6, strlen(target6)) == 0,
+       "an IPv6 literal host goes into the CONNECT line in brackets (%s)", p6.err);
+    lt_ws_free(ws6);
+
     snprintf(purl, sizeof purl, "127.0.0.1:%d", proxy_port);
     setenv("https_proxy", purl, 1);
-    OK(wss_opens(L, NULL) && proxy_connects == 2, "wss through https_proxy from the environment, certificate checked");
+    OK(wss_opens(L, NULL) && proxy_connects == 3, "wss through https_proxy from the environment, certificate checked");
     setenv("no_proxy", "example.org, .localhost,127.0.0.1", 1);
-    OK(wss_opens(L, NULL) && proxy_connects == 2, "a host in no_proxy connects directly");
+    OK(wss_opens(L, NULL) && proxy_connects == 3, "a host in no_proxy connects directly");
     unsetenv("no_proxy");
-    OK(wss_opens(L, "") && proxy_connects == 2, "proxy \"\" ignores the environment");
+    OK(wss_opens(L, "") && proxy_connects == 3, "proxy \"\" ignores the environment");
     unsetenv("https_proxy");
 
     cstate p5 = {0};

@@ -476,8 +476,12 @@ static void start_lws(wsvc *S, lt_ws *ws)
     ci.context = S->ctx;
     ci.vhost = vh;
     /* numeric: lws's own getaddrinfo would block; through a proxy, the name
-     * only goes into the CONNECT line and lws connects to the proxy's address */
-    ci.address = ws->proxied ? ws->host : ws->addr;
+     * only goes into the CONNECT line (an IPv6 literal in brackets there)
+     * and lws connects to the proxy's address */
+    char connect_host[300];
+    if (ws->proxied)
+        snprintf(connect_host, sizeof connect_host, strchr(ws->host, ':') ? "[%s]" : "%s", ws->host);
+    ci.address = ws->proxied ? connect_host : ws->addr;
     ci.port = ws->port;
     ci.path = ws->path;
     ci.host = ws->hosthdr; /* SNI and certificate checks use this name */
