@@ -595,8 +595,6 @@ static const char *delete_mode(const srv_req *q, srv_resp *r)
 static void delete_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r)
 {
     const char *mode, *leave = srv_arg(q, "leave");
-    char **mem;
-    int n, i;
     sqlite3_stmt *st;
     if (!conv_member(conv, user, NULL)) {
         not_found(r, "No such conversation");
@@ -605,9 +603,7 @@ static void delete_conversation(const char *user, const char *conv, const srv_re
     if (!(mode = delete_mode(q, r))) return;
     store_begin();
     if (strcmp(mode, "all_participants") == 0) {
-        n = conv_members(conv, &mem);
-        for (i = 0; i < n; i++) emit_conv(mem[i], "delete", conv, "{\"mode\":\"all_participants\"}");
-        free_list(mem, n);
+        emit_members(conv, "change", "delete", "Conversation", conv, "{\"mode\":\"all_participants\"}");
         st = store_prep("DELETE FROM rstatus WHERE msg IN (SELECT uuid FROM messages WHERE conv=?)");
         bind_text(st, 1, conv);
         sqlite3_step(st);
@@ -635,9 +631,7 @@ static void delete_conversation(const char *user, const char *conv, const srv_re
         w_identity_id(&d, user);
         jbuf_puts(&d, "}]");
         jbuf_putc(&d, 0);
-        n = conv_members(conv, &mem);
-        for (i = 0; i < n; i++) emit_conv(mem[i], "patch", conv, d.data);
-        free_list(mem, n);
+        emit_members(conv, "change", "patch", "Conversation", conv, d.data);
         jbuf_free(&d);
     } else {
         int64_t last = 0;
@@ -724,8 +718,8 @@ static void escaped_identity_prop(jbuf *b, const char *user)
 static void message_receipt(const char *user, const char *msg, const jv *body, srv_resp *r)
 {
     const jv *type = body ? jv_get(body, "type") : NULL;
-    char conv[37], **mem;
-    int want, cur = 0, n, i;
+    char conv[37];
+    int want, cur = 0;
     sqlite3_stmt *st;
     if (!msg_visible(msg, user, conv, NULL)) {
         not_found(r, "No such message");
@@ -760,9 +754,7 @@ static void message_receipt(const char *user, const char *msg, const jv *body, s
         w_str(&d, want == 2 ? "read" : "delivered");
         jbuf_puts(&d, "}]");
         jbuf_putc(&d, 0);
-        n = conv_members(conv, &mem);
-        for (i = 0; i < n; i++) emit_msg(mem[i], "patch", msg, d.data);
-        free_list(mem, n);
+        emit_members(conv, "change", "patch", "Message", msg, d.data);
         jbuf_free(&d);
         if (want == 2) {
             conv_unread_recount(conv, user);
@@ -777,8 +769,6 @@ static void mark_all_read(const char *user, const char *conv, const jv *body, sr
 {
     const jv *pos = body ? jv_get(body, "position") : NULL;
     int64_t p = INT64_MAX, from = 0;
-    char **mem;
-    int n, i;
     jbuf d;
     sqlite3_stmt *st;
     if (!conv_member(conv, user, &from)) {
@@ -811,13 +801,7 @@ static void mark_all_read(const char *user, const char *conv, const jv *body, sr
     w_identity_id(&d, user);
     jbuf_puts(&d, "}}");
     jbuf_putc(&d, 0);
-    {
-        char oid[64];
-        snprintf(oid, sizeof oid, "layer:///conversations/%s", conv);
-        n = conv_members(conv, &mem);
-        for (i = 0; i < n; i++) emit(mem[i], "operation", "Conversation.mark_all_read", "Conversation", oid, d.data);
-        free_list(mem, n);
-    }
+    emit_members(conv, "operation", "Conversation.mark_all_read", "Conversation", conv, d.data);
     jbuf_free(&d);
     conv_unread_recount(conv, user);
     emit_conv_summary(user, conv, 0);

@@ -613,18 +613,33 @@ void emit(const char *user, const char *kind, const char *op, const char *otype,
         if (strcmp(c->user, user) == 0) send_event(c, kind, op, otype, oid, data);
 }
 
+static void object_id(char *out, size_t n, const char *otype, const char *uuid)
+{
+    snprintf(out, n, "layer:///%s/%s", strcmp(otype, "Message") == 0 ? "messages" : "conversations", uuid);
+}
+
 void emit_conv(const char *user, const char *op, const char *uuid, const char *data)
 {
     char oid[64];
-    snprintf(oid, sizeof oid, "layer:///conversations/%s", uuid);
+    object_id(oid, sizeof oid, "Conversation", uuid);
     emit(user, "change", op, "Conversation", oid, data);
 }
 
 void emit_msg(const char *user, const char *op, const char *uuid, const char *data)
 {
     char oid[64];
-    snprintf(oid, sizeof oid, "layer:///messages/%s", uuid);
+    object_id(oid, sizeof oid, "Message", uuid);
     emit(user, "change", op, "Message", oid, data);
+}
+
+void emit_members(const char *conv, const char *kind, const char *op, const char *otype, const char *uuid,
+                  const char *data)
+{
+    char oid[64], **mem;
+    int i, n = conv_members(conv, &mem);
+    object_id(oid, sizeof oid, otype, uuid);
+    for (i = 0; i < n; i++) emit(mem[i], kind, op, otype, oid, data);
+    free_list(mem, n);
 }
 
 /* Conversation patch telling `user` its last_message and unread count. */

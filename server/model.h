@@ -32,6 +32,9 @@ void send_event(srv_conn *c, const char *kind, const char *op, const char *otype
 void emit(const char *user, const char *kind, const char *op, const char *otype, const char *oid, const char *data);
 void emit_conv(const char *user, const char *op, const char *uuid, const char *data);
 void emit_msg(const char *user, const char *op, const char *uuid, const char *data);
+/* One change of a conversation or message (otype, uuid) for every member of conv. */
+void emit_members(const char *conv, const char *kind, const char *op, const char *otype, const char *uuid,
+                  const char *data);
 void emit_conv_summary(const char *user, const char *conv, int with_last);
 
 /* actions.c: mutations shared by REST and WebSocket */
