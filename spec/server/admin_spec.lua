@@ -8,11 +8,7 @@ describe("layer-server admin and faults", function()
     ta = srv:session("alice")
   end)
   teardown(function()
-    if srv then
-      local alive = srv:alive()
-      srv:stop()
-      assert(alive, "layer-server died during the tests; log: " .. srv.log)
-    end
+    if srv then srv:stop_checked() end
   end)
 
   it("requires the admin token", function()

@@ -5,11 +5,7 @@ describe("layer-server auth", function()
   local srv
   setup(function() srv = L.start() end)
   teardown(function()
-    if srv then
-      local alive = srv:alive()
-      srv:stop()
-      assert(alive, "layer-server died during the tests; log: " .. srv.log)
-    end
+    if srv then srv:stop_checked() end
   end)
 
   it("prints a banner and binds 127.0.0.1", function()

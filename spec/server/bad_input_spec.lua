@@ -12,11 +12,7 @@ describe("layer-server bad input", function()
     cid = c.id:match("([%x%-]+)$")
   end)
   teardown(function()
-    if srv then
-      local alive = srv:alive()
-      srv:stop()
-      assert(alive, "layer-server died during the tests; log: " .. srv.log)
-    end
+    if srv then srv:stop_checked() end
   end)
 
   local function healthy()

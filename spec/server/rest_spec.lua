@@ -10,11 +10,7 @@ describe("layer-server REST", function()
     ta, tb, tc = srv:session("alice"), srv:session("bob"), srv:session("carol")
   end)
   teardown(function()
-    if srv then
-      local alive = srv:alive()
-      srv:stop()
-      assert(alive, "layer-server died during the tests; log: " .. srv.log)
-    end
+    if srv then srv:stop_checked() end
   end)
 
   local function conv(token, body)

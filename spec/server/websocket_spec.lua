@@ -13,11 +13,7 @@ describe("layer-server websocket", function()
     tb = srv:session("bob")
   end)
   teardown(function()
-    if srv then
-      local alive = srv:alive()
-      srv:stop()
-      assert(alive, "layer-server died during the tests; log: " .. srv.log)
-    end
+    if srv then srv:stop_checked() end
   end)
 
   it("upgrades on /, /websocket and /ws/ and echoes the subprotocol", function()

@@ -76,6 +76,13 @@ end
 
 function Server:kill9() self:stop("KILL") end
 
+-- Stops the server and fails if it had died while the specs ran.
+function Server:stop_checked()
+  local alive = self:alive()
+  self:stop()
+  assert(alive, "layer-server died during the tests; log: " .. self.log)
+end
+
 function Server:read_log()
   local f = io.open(self.log)
   if not f then return "" end
@@ -87,14 +94,11 @@ end
 -- HTTP ---------------------------------------------------------------------
 
 -- Raw request: returns status, headers (lower-case keys), body text, decoded JSON (or nil).
-function Server:raw(text, timeout)
-  local c = assert(socket.tcp())
-  c:settimeout(timeout or 5)
-  assert(c:connect("127.0.0.1", self.port))
-  assert(c:send(text))
+-- Reads an HTTP response head: true, status (nil if unreadable), lower-cased
+-- headers; or false, err if the peer closed first.
+local function read_head(c)
   local status_line, err = c:receive("*l")
-  if not status_line then c:close() return nil, err end
-  local status = tonumber(status_line:match("^HTTP/1%.%d (%d+)"))
+  if not status_line then return false, err end
   local headers = {}
   while true do
     local l = c:receive("*l")
@@ -102,6 +106,16 @@ function Server:raw(text, timeout)
     local k, v = l:match("^([^:]+):%s*(.*)$")
     if k then headers[k:lower()] = v end
   end
+  return true, tonumber(status_line:match("^HTTP/1%.%d (%d+)")), headers
+end
+
+function Server:raw(text, timeout)
+  local c = assert(socket.tcp())
+  c:settimeout(timeout or 5)
+  assert(c:connect("127.0.0.1", self.port))
+  assert(c:send(text))
+  local got, status, headers = read_head(c)
+  if not got then c:close() return nil, status end
   local body = ""
   local len = tonumber(headers["content-length"] or "")
   if len and len > 0 then body = c:receive(len) or "" end
@@ -232,16 +246,8 @@ function Server:ws(token, opts)
   }
   if opts.protocol ~= false then req[#req + 1] = "Sec-WebSocket-Protocol: " .. (opts.protocol or "layer-3.0") end
   c:send(table.concat(req, "\r\n") .. "\r\n\r\n")
-  local status_line = c:receive("*l")
-  if not status_line then c:close() return nil, "closed" end
-  local status = tonumber(status_line:match("^HTTP/1%.%d (%d+)"))
-  local headers = {}
-  while true do
-    local l = c:receive("*l")
-    if not l or l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.*)$")
-    if k then headers[k:lower()] = v end
-  end
+  local got, status, headers = read_head(c)
+  if not got then c:close() return nil, "closed" end
   if status ~= 101 then c:close() return nil, status end
   local w = setmetatable({ c = c, log = {}, pending = {}, protocol = headers["sec-websocket-protocol"], rid = 0 }, WS)
   self.sockets[#self.sockets + 1] = w
