@@ -175,26 +175,25 @@ end
 -- Memory probes (bench/probes.lua).
 
 local probes = require "probes"
-local rss_bytes, full_gc = probes.rss_bytes, probes.full_gc
+local full_gc = probes.full_gc
 
 local frames_path = arg[1] == "--rss" and arg[3] or arg[1] or "build/bench/frames.txt"
 
 if arg[1] == "--rss" then
   local which, batch = arg[2], tonumber(arg[4]) or 200
   local frames = load_frames(frames_path)
-  full_gc()
-  local before = rss_bytes()
-  local keep
-  if which == "ours" then
-    keep = ours_new()
-    ours_run(keep, frames, batch)
-    keep:engine():compact() -- the idle repacking step() does 64 slots at a time
-  else
-    keep = lua_new()
-    lua_run(keep, frames, batch)
-  end
-  full_gc()
-  print(string.format("RSS %s %d", which, rss_bytes() - before))
+  probes.report_rss(which, function()
+    local keep
+    if which == "ours" then
+      keep = ours_new()
+      ours_run(keep, frames, batch)
+      keep:engine():compact() -- the idle repacking step() does 64 slots at a time
+    else
+      keep = lua_new()
+      lua_run(keep, frames, batch)
+    end
+    return keep
+  end)
   return
 end
 

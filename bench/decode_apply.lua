@@ -77,7 +77,7 @@ end
 -- Memory probes.
 
 local probes = require "probes"
-local rss_bytes, full_gc = probes.rss_bytes, probes.full_gc
+local full_gc = probes.full_gc
 
 ---------------------------------------------------------------------------
 -- Child mode: build one cache from a fresh process, report its RSS growth.
@@ -85,21 +85,20 @@ local rss_bytes, full_gc = probes.rss_bytes, probes.full_gc
 if arg[1] == "--rss" then
   local which, path = arg[2], arg[3]
   local creates, patches = load_frames(path)
-  full_gc()
-  local before = rss_bytes()
-  local cache
-  if which == "ours" then
-    cache = layer.cache()
-    ours_apply(cache, creates)
-    ours_apply(cache, patches)
-    cache:compact() -- the idle repacking the client does, as full_gc() is Lua's
-  else
-    cache = {}
-    lua_apply(cache, creates)
-    lua_apply(cache, patches)
-  end
-  full_gc()
-  print(string.format("RSS %s %d", which, rss_bytes() - before))
+  probes.report_rss(which, function()
+    local cache
+    if which == "ours" then
+      cache = layer.cache()
+      ours_apply(cache, creates)
+      ours_apply(cache, patches)
+      cache:compact() -- the idle repacking the client does, as full_gc() is Lua's
+    else
+      cache = {}
+      lua_apply(cache, creates)
+      lua_apply(cache, patches)
+    end
+    return cache
+  end)
   return
 end
 

@@ -38,4 +38,15 @@ function probes.rss_child(...)
   return tonumber(n)
 end
 
+-- The child's side: RSS growth across build(), whose result stays alive
+-- until after the reading, printed as rss_child expects.
+function probes.report_rss(which, build)
+  probes.full_gc()
+  local before = probes.rss_bytes()
+  local keep = build()
+  probes.full_gc()
+  print(string.format("RSS %s %d", which, probes.rss_bytes() - before))
+  return keep
+end
+
 return probes
