@@ -10,6 +10,11 @@
 
 LAYER_HIDDEN_BEGIN
 
+/* A userdata class: registry metatable `name` with the methods as __index and
+ * gc as __gc. Leaves the metatable on the stack; 1 if it was created just now
+ * (add further metamethods then). lmodule.c */
+int layer_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
+
 int layer_l_patch(lua_State *L);         /* lpatch.c */
 int layer_l_decode_packet(lua_State *L); /* lpacket.c */
 int layer_l_cache_new(lua_State *L);     /* lcache.c */

@@ -165,12 +165,7 @@ static const luaL_Reg methods[] = {
 
 void layer_cache_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, CACHE_MT)) {
-        layer_newlibtable(L, methods);
-        layer_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
+    if (layer_new_class(L, CACHE_MT, methods, l_close)) {
         lua_pushcfunction(L, l_tostring);
         lua_setfield(L, -2, "__tostring");
     }

@@ -587,13 +587,7 @@ static const luaL_Reg methods[] = {
 
 void layer_client_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, CLIENT_MT)) {
-        layer_newlibtable(L, methods);
-        layer_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-    }
+    layer_new_class(L, CLIENT_MT, methods, l_close);
     lua_pop(L, 1);
     lobject_open(L);
 }

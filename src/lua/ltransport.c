@@ -109,12 +109,6 @@ static const luaL_Reg methods[] = {
 
 void layer_transport_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, TRANSPORT_MT)) {
-        layer_newlibtable(L, methods);
-        layer_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-    }
+    layer_new_class(L, TRANSPORT_MT, methods, l_close);
     lua_pop(L, 1);
 }
