@@ -125,16 +125,22 @@ int identity_exists(const char *user)
     return sqlite3_step(st) == SQLITE_ROW;
 }
 
-void w_basic_identity(jbuf *b, const char *user)
+/* How every identity form opens: the brace, then id, url and user_id. */
+static void w_identity_head(jbuf *b, const char *user)
 {
-    sqlite3_stmt *st = store_prep("SELECT display_name, avatar_url FROM identities WHERE user_id=?");
-    bind_text(st, 1, user);
     jbuf_puts(b, "{\"id\":");
     w_identity_id(b, user);
     jbuf_puts(b, ",\"url\":");
     w_url(b, "identities", user);
     jbuf_puts(b, ",\"user_id\":");
     w_str(b, user);
+}
+
+void w_basic_identity(jbuf *b, const char *user)
+{
+    sqlite3_stmt *st = store_prep("SELECT display_name, avatar_url FROM identities WHERE user_id=?");
+    bind_text(st, 1, user);
+    w_identity_head(b, user);
     if (sqlite3_step(st) == SQLITE_ROW) {
         jbuf_puts(b, ",\"display_name\":");
         w_str(b, col_text(st, 0));
@@ -158,12 +164,7 @@ int w_full_identity(jbuf *b, const char *user)
         " type, metadata FROM identities WHERE user_id=?");
     bind_text(st, 1, user);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
-    jbuf_puts(b, "{\"id\":");
-    w_identity_id(b, user);
-    jbuf_puts(b, ",\"url\":");
-    w_url(b, "identities", user);
-    jbuf_puts(b, ",\"user_id\":");
-    w_str(b, user);
+    w_identity_head(b, user);
     for (i = 0; i < 8; i++) {
         jbuf_putc(b, ',');
         w_key(b, names[i]);
