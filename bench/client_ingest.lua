@@ -235,12 +235,7 @@ for r = 1, rounds do
   end
 end
 
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[math.floor((#s + 1) / 2)]
-end
+local median = probes.median
 local t_ours, t_lua = median(times.ours), median(times.lua)
 
 ---- Same final state: every object of the reference against ours (object_json of the live object).

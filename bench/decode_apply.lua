@@ -145,12 +145,7 @@ for r = 1, rounds do
   end
 end
 
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[math.floor((#s + 1) / 2)]
-end
+local median = probes.median
 
 local function rate(n, t) return n / t end
 local ours, lua = times.ours, times.lua

@@ -1,6 +1,6 @@
--- probes.lua: how the Lua benchmarks measure memory: resident set size
--- from /proc/self/statm (here and in a fresh child process), and a full
--- collection before each reading.
+-- probes.lua: how the Lua benchmarks measure: memory as resident set size
+-- from /proc/self/statm (here and in a fresh child process), with a full
+-- collection before each reading; times as the median of rounds.
 local probes = {}
 
 local PAGE = 4096
@@ -17,6 +17,13 @@ function probes.rss_bytes()
   local _, resident = f:read("*l"):match("^(%d+)%s+(%d+)")
   f:close()
   return tonumber(resident) * PAGE
+end
+
+function probes.median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  return s[math.floor((#s + 1) / 2)]
 end
 
 function probes.full_gc()

@@ -63,27 +63,20 @@ static int l_apply(lua_State *L)
     return 3;
 }
 
-static int l_get(lua_State *L)
+/* cache:get(id) / cache:get_json(id): the object pushed by push, or nothing */
+static int push_object(lua_State *L, void (*push)(lua_State *, const jv *))
 {
     lc_cache *c = check_cache(L);
     size_t len;
     const char *id = luaL_checklstring(L, 2, &len);
     const jv *v = lc_get(c, id, len);
     if (!v) return 0;
-    lconv_push(L, v);
+    push(L, v);
     return 1;
 }
 
-static int l_get_json(lua_State *L)
-{
-    lc_cache *c = check_cache(L);
-    size_t len;
-    const char *id = luaL_checklstring(L, 2, &len);
-    const jv *v = lc_get(c, id, len);
-    if (!v) return 0;
-    lconv_push_json_text(L, v);
-    return 1;
-}
+static int l_get(lua_State *L) { return push_object(L, lconv_push); }
+static int l_get_json(lua_State *L) { return push_object(L, lconv_push_json_text); }
 
 static void set_size(lua_State *L, const char *k, size_t v)
 {
