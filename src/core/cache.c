@@ -455,13 +455,14 @@ int lc_put(lc_cache *c, pkt_object_type type, const jv *object)
 static const jv *lookup_cached(void *ud, const char *id, size_t len) { return lc_get((const lc_cache *)ud, id, len); }
 
 /* Apply ops to entry e; on success the entry holds the new version. */
-static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, lp_result *res, char *err, size_t err_len)
+static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_changes, lp_result *res, char *err,
+                       size_t err_len)
 {
     lp_options opt;
     lp_error perr;
     jv_doc *doc = e->doc;
     memset(&opt, 0, sizeof opt);
-    opt.track_changes = 1;
+    opt.track_changes = track_changes;
     opt.lookup = lookup_cached;
     opt.lookup_ud = c;
     opt.return_ids = 1; /* last_message by id: keep the id if the message is not cached */
@@ -548,7 +549,7 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
         n = conv_upper(x, position);
         for (i = 0; i < n; i++) {
             lp_result res;
-            if (patch_entry(c, x->msgs[i], &ops, &res, err, err_len)) {
+            if (patch_entry(c, x->msgs[i], &ops, 0, &res, err, err_len)) {
                 lp_result_free(&res);
                 marked++;
             }
@@ -560,7 +561,7 @@ done:
     return marked;
 }
 
-static int apply_packet(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
+static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len)
 {
     int replaced;
     lc_entry *e;
@@ -603,7 +604,7 @@ static int apply_packet(lc_cache *c, const pkt *p, lc_event *ev, char *err, size
             ev->outcome = LC_IGNORED;
             return 1;
         }
-        if (!patch_entry(c, e, p->data, &c->last, err, err_len)) return 0;
+        if (!patch_entry(c, e, p->data, track_changes, &c->last, err, err_len)) return 0;
         enforce_byte_bound(c, e);
         ev->outcome = LC_PATCHED;
         ev->changes = c->last.changes;
@@ -617,7 +618,7 @@ static int apply_packet(lc_cache *c, const pkt *p, lc_event *ev, char *err, size
  * packet's, which callers free at once (lcache.c does): copy it into the
  * cache. The buffer is sized first, so a change that was applied is never
  * reported as failed. */
-int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
+int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len)
 {
     size_t need = p->object_id ? (size_t)p->object_id->len + 1 : 0;
     if (need > c->ev_id_cap) {
@@ -626,7 +627,7 @@ int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len)
         c->ev_id = nb;
         c->ev_id_cap = need;
     }
-    if (!apply_packet(c, p, ev, err, err_len)) return 0;
+    if (!apply_packet(c, p, track_changes, ev, err, err_len)) return 0;
     if (p->object_id && ev->id == p->object_id->u.s) {
         memcpy(c->ev_id, ev->id, ev->id_len);
         c->ev_id[ev->id_len] = '\0';

@@ -63,8 +63,10 @@ lc_cache *lc_new(const lc_limits *limits); /* NULL limits: unbounded */
 void lc_free(lc_cache *c);
 
 /* Apply a change or operation packet. Returns 1 with ev filled, or 0 with a
- * message in err (a failed patch, or a packet the cache cannot apply). */
-int lc_apply(lc_cache *c, const pkt *p, lc_event *ev, char *err, size_t err_len);
+ * message in err (a failed patch, or a packet the cache cannot apply).
+ * ev->changes is filled only with track_changes: tracking costs a copy of
+ * every patched path, wasted when nobody reads the list. */
+int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len);
 
 /* Insert or replace an object fetched over REST (copied). */
 int lc_put(lc_cache *c, pkt_object_type type, const jv *object);

@@ -758,7 +758,7 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len); /* readable after the delete */
     if (p->type == PKT_CHANGE && p->change_op == CHG_CREATE && wanted(s, LS_EV_UPDATE, p->object_type))
         old = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
-    if (!lc_apply(s->cache, p, &lev, err, sizeof err)) {
+    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type), &lev, err, sizeof err)) {
         if (ref) lc_unpin(s->cache, ref);
         emit_error(s, NULL, "%s", err);
         if (p->type == PKT_CHANGE && p->change_op == CHG_PATCH)

@@ -47,7 +47,7 @@ static int l_apply(lua_State *L)
         lua_pushstring(L, perr.message);
         return 2;
     }
-    ok = lc_apply(c, &p, &ev, err, sizeof err);
+    ok = lc_apply(c, &p, want_changes, &ev, err, sizeof err);
     pkt_free(&p); /* the event points into the cache, not into the packet */
     if (!ok) {
         lua_pushnil(L);
