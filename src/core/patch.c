@@ -107,6 +107,44 @@ static size_t utf8_len(unsigned char c)
     return 2;
 }
 
+static int add_segment(split_path *sp, const char *start, size_t len, int *too_many)
+{
+    if (sp->n == LP_MAX_SEGMENTS) {
+        *too_many = 1;
+        return 0;
+    }
+    sp->seg[sp->n] = start;
+    sp->seg_len[sp->n] = len;
+    sp->n++;
+    return 1;
+}
+
+/* The usual path in one pass: its only escapes are "\." (ids with dots), so
+ * P2 has nothing left to do. Returns 0 to leave anything else to the general
+ * passes (another escape, or a MARK byte, which P4 would turn into a dot). */
+static int split_simple(const char *raw, size_t len, split_path *sp, int *too_many)
+{
+    const unsigned char *p = (const unsigned char *)raw, *end = p + len;
+    char *w = sp->buf, *start = w;
+    sp->n = 0;
+    for (; p < end; p++) {
+        if (*p == '\\') {
+            if (p + 1 == end || p[1] != '.') return 0;
+            *w++ = '.';
+            p++;
+        } else if (*p == '.') {
+            if (!add_segment(sp, start, (size_t)(w - start), too_many)) return 0;
+            *w++ = '\0';
+            start = w;
+        } else if (*p == MARK) {
+            return 0;
+        } else {
+            *w++ = (char)*p;
+        }
+    }
+    return add_segment(sp, start, (size_t)(w - start), too_many);
+}
+
 /* Returns 1, or 0 with *too_many set when the path has too many segments. */
 static int split(const char *raw, size_t len, split_path *sp, int *too_many)
 {
@@ -116,6 +154,8 @@ static int split(const char *raw, size_t len, split_path *sp, int *too_many)
     *too_many = 0;
     sp->buf = len + 1 <= sizeof sp->small ? sp->small : malloc(len + 1);
     if (!sp->buf) return 0;
+    if (split_simple(raw, len, sp, too_many)) return 1;
+    if (*too_many) return 0;
     tmp = (unsigned char *)sp->buf;
     /* P1: every "\." becomes MARK. */
     for (w = tmp; p < end;) {
@@ -146,13 +186,7 @@ static int split(const char *raw, size_t len, split_path *sp, int *too_many)
         size_t start = 0;
         for (i = 0; i <= n; i++) {
             if (i == n || tmp[i] == '.') {
-                if (sp->n == LP_MAX_SEGMENTS) {
-                    *too_many = 1;
-                    return 0;
-                }
-                sp->seg[sp->n] = (const char *)tmp + start;
-                sp->seg_len[sp->n] = i - start;
-                sp->n++;
+                if (!add_segment(sp, (const char *)tmp + start, i - start, too_many)) return 0;
                 start = i + 1;
             } else if (tmp[i] == MARK) {
                 tmp[i] = '.';
@@ -233,10 +267,10 @@ static int depth_of(const jv *v)
     return 0;
 }
 
-/* New object = obj with key set to value (appended when new). */
-static int object_with(ctx *c, const jv *obj, const char *key, size_t klen, const jv *value, jv *out)
+/* New object = obj with key set to value (appended when new); at is the
+ * key's member index in obj, or -1. */
+static int object_with(ctx *c, const jv *obj, long at, const char *key, size_t klen, const jv *value, jv *out)
 {
-    long at = jv_member_index(obj, key, klen);
     uint32_t n = obj->len + (at < 0 ? 1 : 0);
     jv_member *m;
     if (at >= 0 && is_fresh(c, obj->u.members)) {
@@ -345,7 +379,7 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
     jv container;
     switch (op->kind) {
     case OP_SET:
-        return object_with(c, parent, key, klen, op->value, out);
+        return object_with(c, parent, at, key, klen, op->value, out);
     case OP_DELETE:
         if (at < 0) { *out = *parent; return 1; }
         return object_without(c, parent, at, out);
@@ -392,7 +426,7 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
                 if (jv_strict_equal(&container.u.items[i], op->value)) break;
             if (i < container.len && !array_without(c, &container, i, &container)) return 0;
         }
-        return object_with(c, parent, key, klen, &container, out);
+        return object_with(c, parent, at, key, klen, &container, out);
     }
     }
     return 0;
@@ -404,8 +438,10 @@ static int rebuild(ctx *c, const jv *obj, const split_path *sp, int i, const res
 {
     const jv *child;
     jv empty, new_child;
+    long at;
     if (i == sp->n - 1) return apply_leaf(c, obj, sp->seg[i], sp->seg_len[i], op, out);
-    child = jv_getn(obj, sp->seg[i], sp->seg_len[i]);
+    at = jv_member_index(obj, sp->seg[i], sp->seg_len[i]);
+    child = at < 0 ? NULL : &obj->u.members[at].value;
     if (!child) {
         memset(&empty, 0, sizeof empty);
         empty.type = JV_OBJECT;
@@ -415,7 +451,7 @@ static int rebuild(ctx *c, const jv *obj, const split_path *sp, int i, const res
                        c->property);
     }
     if (!rebuild(c, child, sp, i + 1, op, &new_child)) return 0;
-    return object_with(c, obj, sp->seg[i], sp->seg_len[i], &new_child, out);
+    return object_with(c, obj, at, sp->seg[i], sp->seg_len[i], &new_child, out);
 }
 
 /* ===== change tracking (CB1-CB3) ===== */
