@@ -52,7 +52,23 @@ static jv_chunk *chunk_new(jv_doc *doc, size_t cap)
     return c;
 }
 
-static void *arena_alloc(jv_doc *doc, size_t n, size_t align)
+/* A doc sized from a hint (parsed text, a repacked cache entry) grows by
+ * steps of half that size; one built from nothing grows by 2x. */
+static void *arena_grow(jv_doc *doc, size_t n)
+{
+    size_t cap = doc->grow;
+    jv_chunk *c;
+    if (cap < n) cap = n;
+    if (doc->doubling && doc->grow < MAX_GROW_CHUNK) doc->grow *= 2;
+    c = chunk_new(doc, cap);
+    if (!c) return NULL;
+    c->used = n;
+    doc->used += n;
+    return CHUNK_DATA(c);
+}
+
+/* Inline: the parser allocates once per string and container. */
+static inline void *arena_alloc(jv_doc *doc, size_t n, size_t align)
 {
     jv_chunk *c = doc->chunks;
     if (c) {
@@ -63,18 +79,7 @@ static void *arena_alloc(jv_doc *doc, size_t n, size_t align)
             return CHUNK_DATA(c) + at;
         }
     }
-    {
-        /* A doc sized from a hint (parsed text, a repacked cache entry) grows
-         * by steps of half that size; one built from nothing grows by 2x. */
-        size_t cap = doc->grow;
-        if (cap < n) cap = n;
-        if (doc->doubling && doc->grow < MAX_GROW_CHUNK) doc->grow *= 2;
-        c = chunk_new(doc, cap);
-        if (!c) return NULL;
-        c->used = n;
-        doc->used += n;
-        return CHUNK_DATA(c);
-    }
+    return arena_grow(doc, n);
 }
 
 void *jv_alloc(jv_doc *doc, size_t bytes) { return arena_alloc(doc, bytes ? bytes : 1, 8); }
@@ -620,12 +625,18 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         unsigned char c;
         /* 8 plain ASCII bytes at a time: no quote, backslash, control or high bit */
         while (end - q >= 8) {
-            uint64_t word;
+            uint64_t word, flags;
             memcpy(&word, q, 8);
-            /* may flag a plain byte (then the byte loop decides), never misses one */
-            if (((word - 0x2020202020202020ull) | word | ((word ^ 0x2222222222222222ull) - 0x0101010101010101ull) |
-                 ((word ^ 0x5C5C5C5C5C5C5C5Cull) - 0x0101010101010101ull)) & 0x8080808080808080ull)
+            /* Never misses a byte; may flag plain bytes above the first special one (borrows run
+             * upwards), so on little-endian the lowest flag is exact and q can jump to it. */
+            flags = ((word - 0x2020202020202020ull) | word | ((word ^ 0x2222222222222222ull) - 0x0101010101010101ull) |
+                     ((word ^ 0x5C5C5C5C5C5C5C5Cull) - 0x0101010101010101ull)) & 0x8080808080808080ull;
+            if (flags) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                q += __builtin_ctzll(flags) >> 3;
+#endif
                 break;
+            }
             q += 8;
         }
         if (q >= end) return fail(ps, ps->p, "%sunterminated string starting at byte %lu", "");
