@@ -63,13 +63,7 @@ struct lc_cache {
     size_t ev_id_cap;
 };
 
-static uint64_t hash_id(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ? h : 1;
-}
+static uint64_t hash_id(const char *s, size_t n) { return jv_hash_id(s, n); }
 
 static int fail(char *err, size_t len, const char *fmt, ...)
 {
@@ -104,7 +98,7 @@ static size_t table_find(const table *t, const char *(*key)(void *, size_t *), c
         size_t klen;
         const char *k;
         if (!p) return i;
-        if (slot_hash(p) == h && (k = key(p, &klen), klen == len) && memcmp(k, id, len) == 0) return i;
+        if (slot_hash(p) == h && (k = key(p, &klen), klen == len) && jv_same_bytes(k, id, len)) return i;
         i = (i + 1) & mask;
     }
 }

@@ -175,7 +175,7 @@ static const char *known_key_find(const char *s, size_t len)
     if (!__atomic_load_n(&known_ready, __ATOMIC_ACQUIRE)) pthread_once(&known_once, known_init);
     for (h = known_hash(s, len); known_slots[h]; h = (h + 1) & (KNOWN_SLOTS - 1)) {
         const known_key *k = &known_keys[known_slots[h] - 1];
-        if (k->len[0] == len && memcmp(k->text, s, len) == 0) return k->text;
+        if (k->len[0] == len && jv_same_bytes(k->text, s, len)) return k->text;
     }
     return NULL;
 }
@@ -320,7 +320,7 @@ long jv_member_index(const jv *obj, const char *key, size_t klen)
     for (i = 0; i < obj->len; i++) {
         const char *k = obj->u.members[i].key;
         /* ids share long prefixes (layer:///identities/...): test the end first */
-        if (jv_key_len(k) == klen && (klen == 0 || (k[klen - 1] == key[klen - 1] && memcmp(k, key, klen) == 0)))
+        if (jv_key_len(k) == klen && (klen == 0 || (k[klen - 1] == key[klen - 1] && jv_same_bytes(k, key, klen))))
             return (long)i;
     }
     return -1;
@@ -367,7 +367,7 @@ int jv_strict_equal(const jv *a, const jv *b)
     if (a->type != b->type) return 0;
     switch (a->type) {
     case JV_STRING:
-        return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+        return a->len == b->len && jv_same_bytes(a->u.s, b->u.s, a->len);
     case JV_ARRAY:
         return a->u.items == b->u.items && a->len == b->len;
     case JV_OBJECT:
@@ -384,7 +384,7 @@ int jv_deep_equal(const jv *a, const jv *b)
     if (a->type != b->type) return 0;
     switch (a->type) {
     case JV_STRING:
-        return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+        return a->len == b->len && jv_same_bytes(a->u.s, b->u.s, a->len);
     case JV_ARRAY:
         if (a->len != b->len) return 0;
         for (i = 0; i < a->len; i++)

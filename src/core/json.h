@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 LAYER_BEGIN_DECLS
 
@@ -105,6 +106,69 @@ static inline uint32_t jv_key_len(const char *key) {
     n = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     return n;
 }
+/* memcmp(a, b, n) == 0 for the short keys and ids of Layer objects, inline:
+ * whole words, the last one overlapping, never reading past n bytes. */
+static inline int jv_same_bytes(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+    uint64_t u, v;
+    uint32_t s, t;
+    if (n >= 8) {
+        size_t i;
+        for (i = 0; i + 8 < n; i += 8) {
+            memcpy(&u, x + i, 8);
+            memcpy(&v, y + i, 8);
+            if (u != v) return 0;
+        }
+        memcpy(&u, x + n - 8, 8);
+        memcpy(&v, y + n - 8, 8);
+        return u == v;
+    }
+    if (n >= 4) {
+        memcpy(&s, x, 4);
+        memcpy(&t, y, 4);
+        if (s != t) return 0;
+        memcpy(&s, x + n - 4, 4);
+        memcpy(&t, y + n - 4, 4);
+        return s == t;
+    }
+    return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+}
+/* Word-at-a-time hashing for ids and fingerprints. jv_hash_bytes reads the
+ * tail as overlapping loads (as wyhash does), which is unambiguous only
+ * when the length is mixed in too: jv_hash_id does that. */
+static inline uint64_t jv_hash_word(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static inline uint64_t jv_hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = (const unsigned char *)p;
+    uint64_t w;
+    uint32_t lo, hi;
+    while (n >= 8) {
+        memcpy(&w, c, 8);
+        h = jv_hash_word(h, w);
+        c += 8;
+        n -= 8;
+    }
+    if (n >= 4) {
+        memcpy(&lo, c, 4);
+        memcpy(&hi, c + n - 4, 4);
+        h = jv_hash_word(h, (uint64_t)lo | (uint64_t)hi << 32);
+    } else if (n) {
+        h = jv_hash_word(h, (uint64_t)c[0] | (uint64_t)c[n / 2] << 8 | (uint64_t)c[n - 1] << 16);
+    }
+    return h;
+}
+
+static inline uint64_t jv_hash_id(const char *s, size_t n)
+{
+    return jv_hash_bytes(jv_hash_word(0x243F6A8885A308D3ull, n), s, n);
+}
+
 const jv *jv_get(const jv *obj, const char *key);                 /* NUL-terminated key */
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
 /* Position of key among obj's members, or -1 (also when obj is not an object). */

@@ -568,28 +568,17 @@ int ls_send_typing(ls_session *s, const char *conversation_id, const char *actio
 
 /* ===== duplicate suppression ===== */
 
-/* 64-bit words at a time: fingerprints are computed for every change packet */
-static uint64_t mix(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, c, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 29;
-        c += 8;
-        n -= 8;
-    }
-    while (n--) h = (h ^ *c++) * 1099511628211ull;
-    return h;
-}
+/* Fingerprints are computed for every observed change packet: whole words
+ * (json.h), a node's type and length as one, then its text. */
+static uint64_t mix(uint64_t h, const void *p, size_t n) { return jv_hash_bytes(h, p, n); }
+static uint64_t mix_word(uint64_t h, uint64_t w) { return jv_hash_word(h, w); }
 
 static uint64_t hash_value(uint64_t h, const jv *v)
 {
     uint32_t i;
-    h = mix(h, &v->type, 1);
+    h = mix_word(h, (uint64_t)v->type | (uint64_t)v->len << 8);
     switch (v->type) {
-    case JV_INT: return mix(h, &v->u.i, sizeof v->u.i);
+    case JV_INT: return mix_word(h, (uint64_t)v->u.i);
     case JV_REAL: return mix(h, &v->u.d, sizeof v->u.d);
     case JV_STRING: return mix(h, v->u.s, v->len);
     case JV_ARRAY:
@@ -597,7 +586,9 @@ static uint64_t hash_value(uint64_t h, const jv *v)
         return h;
     case JV_OBJECT:
         for (i = 0; i < v->len; i++) {
-            h = mix(h, v->u.members[i].key, jv_key_len(v->u.members[i].key));
+            const char *k = v->u.members[i].key;
+            uint32_t klen = jv_key_len(k);
+            h = mix(mix_word(h, klen), k, klen);
             h = hash_value(h, &v->u.members[i].value);
         }
         return h;
@@ -618,7 +609,6 @@ static int fp_has(const fp_set *f, uint64_t fp)
 static void fp_add(ls_session *s, uint64_t fp)
 {
     size_t i;
-    if (!fp) fp = 1;
     if (s->fp_now.count >= FINGERPRINTS) {
         free(s->fp_old.slots);
         s->fp_old = s->fp_now;
@@ -1012,7 +1002,9 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
         if (!observed(s, &p)) {
             apply_change(s, now, &p); /* idempotent, and nobody would see an event */
         } else {
-            uint64_t fp = mix(hash_value(1469598103934665603ull, p.body), p.timestamp->u.s, p.timestamp->len);
+            uint64_t fp = mix(mix_word(hash_value(1469598103934665603ull, p.body), p.timestamp->len), p.timestamp->u.s,
+                             p.timestamp->len);
+            if (!fp) fp = 1; /* 0 marks an empty slot */
             if (fp_has(&s->fp_now, fp) || fp_has(&s->fp_old, fp)) {
                 s->stats.duplicates_suppressed++;
             } else {
