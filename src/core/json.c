@@ -750,11 +750,18 @@ static int has_duplicates(const jv_member *m, uint32_t n)
     uint32_t i, j;
     if (n < 2) return 0;
     if (n <= 32) {
-        for (i = 1; i < n; i++)
-            for (j = 0; j < i; j++)
-                if (jv_key_len(m[i].key) == jv_key_len(m[j].key) &&
-                    memcmp(m[i].key, m[j].key, jv_key_len(m[i].key)) == 0)
-                    return 1;
+        for (i = 1; i < n; i++) {
+            const char *ki = m[i].key;
+            uint32_t li = jv_key_len(ki);
+            int known = is_known_key(ki);
+            for (j = 0; j < i; j++) {
+                const char *kj = m[j].key;
+                if (kj == ki) return 1;
+                /* two static keys are equal only as the same pointer */
+                if (known && is_known_key(kj)) continue;
+                if (jv_key_len(kj) == li && jv_same_bytes(ki, kj, li)) return 1;
+            }
+        }
         return 0;
     }
     {

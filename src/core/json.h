@@ -102,8 +102,12 @@ int jv_string(jv_doc *doc, jv *out, const char *s, size_t len); /* copies */
 /* Access. */
 static inline uint32_t jv_key_len(const char *key) {
     uint32_t n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&n, key - 4, 4); /* one load: member lookups read this for every key */
+#else
     const unsigned char *p = (const unsigned char *)key - 4;
     n = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
     return n;
 }
 /* memcmp(a, b, n) == 0 for the short keys and ids of Layer objects, inline:
