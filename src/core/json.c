@@ -189,10 +189,14 @@ static int is_known_key(const char *k)
 
 static void put_len4(char *p, uint32_t n)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &n, 4); /* one store, which jv_key_len's one load can forward from */
+#else
     p[0] = (char)(n & 0xff);
     p[1] = (char)((n >> 8) & 0xff);
     p[2] = (char)((n >> 16) & 0xff);
     p[3] = (char)((n >> 24) & 0xff);
+#endif
 }
 
 const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key)
@@ -593,9 +597,16 @@ static int push_entry(parser *ps, const char *key, const jv *v)
         ps->stack = ns;
         ps->scap = ncap;
     }
-    ps->stack[ps->sp].key = key;
-    ps->stack[ps->sp].value = *v;
-    ps->sp++;
+    {
+        /* Field by field: *v was just written by narrower stores, and one
+         * 16-byte load of it would stall until they retire. */
+        jv_member *m = &ps->stack[ps->sp++];
+        m->key = key;
+        m->value.type = v->type;
+        memset(m->value.spare, 0, sizeof m->value.spare);
+        m->value.len = v->len;
+        m->value.u = v->u;
+    }
     return 1;
 }
 
@@ -713,9 +724,10 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         }
     }
     *w = '\0';
-    /* give back what unescaping saved */
-    ps->doc->chunks->used -= (size_t)((dst + (q - body)) - w);
-    ps->doc->used -= (size_t)((dst + (q - body)) - w);
+    if (escapes) { /* give back what unescaping saved */
+        ps->doc->chunks->used -= (size_t)((dst + (q - body)) - w);
+        ps->doc->used -= (size_t)((dst + (q - body)) - w);
+    }
     if (as_key) put_len4(dst - 4, (uint32_t)(w - dst));
     *out = dst;
     *out_len = (uint32_t)(w - dst);
