@@ -2,8 +2,9 @@
  * fuzz_patch.c - libFuzzer target for lp_apply. Input: object JSON, NUL,
  * operations JSON, optionally NUL and a JSON map of ids to objects (the
  * lookup). Without any NUL the whole input is the operations on {}.
- * Every input runs under four option sets; on success the input object must
+ * Every input runs under five option sets; on success the input object must
  * be unchanged and the result must round-trip, compact and match its changes.
+ * A sixth run edits in place and must agree with the copying one.
  */
 #include "fuzz_common.h"
 #include "patch.h"
@@ -68,6 +69,37 @@ static void run(const uint8_t *obj_text, size_t obj_len, const jv *ops, const lp
     jv_doc_free(doc);
 }
 
+/* opt->in_place edits the input: it must reach the same result as a copying
+ * run and, when the patch fails, leave the input as it was. */
+static void run_in_place(const uint8_t *obj_text, size_t obj_len, const jv *ops, const lp_options *opt)
+{
+    jv_doc *doc = parse_part(obj_text, obj_len), *mine, *before;
+    jv object, mine_object;
+    lp_options in_place = *opt;
+    lp_result res, mine_res;
+    lp_error err, mine_err;
+    int ok, mine_ok;
+    if (!doc) return;
+    if (!(mine = jv_doc_compact(doc)) || !(before = jv_doc_compact(doc))) abort();
+    object = *jv_root(doc);
+    mine_object = *jv_root(mine);
+    in_place.in_place = 1;
+    ok = lp_apply(doc, &object, ops, opt, &res, &err);
+    mine_ok = lp_apply(mine, &mine_object, ops, &in_place, &mine_res, &mine_err);
+    if (ok != mine_ok) fz_fail("in_place and copying patches disagree on success", mine_err.message, strlen(mine_err.message));
+    if (ok) {
+        if (!jv_deep_equal(&res.root, &mine_res.root)) fz_fail("in_place patch reached another result", NULL, 0);
+        fz_roundtrip(&mine_res.root, 1024);
+        lp_result_free(&res);
+        lp_result_free(&mine_res);
+    } else if (!jv_deep_equal(&mine_object, jv_root(before))) {
+        fz_fail("failed in_place patch left its input changed", mine_err.message, strlen(mine_err.message));
+    }
+    jv_doc_free(before);
+    jv_doc_free(mine);
+    jv_doc_free(doc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -114,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.register_values = 0;
     opt.track_changes = 0;
     run(obj, obj_len, jv_root(ops_doc), &opt);
+    run_in_place(obj, obj_len, jv_root(ops_doc), &opt);
 
     jv_doc_free(map_doc);
     jv_doc_free(ops_doc);

@@ -457,6 +457,7 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_change
     jv_doc *doc = e->doc;
     memset(&opt, 0, sizeof opt);
     opt.track_changes = track_changes;
+    opt.in_place = 1; /* the entry's doc is its own; without tracking nothing points into the old version */
     opt.lookup = lookup_cached;
     opt.lookup_ud = c;
     opt.return_ids = 1; /* last_message by id: keep the id if the message is not cached */

@@ -46,6 +46,15 @@ typedef struct {
      * operations of the same patch may edit them in place. */
     const void *fresh[32];
     int n_fresh;
+    /* lp_options.in_place: members replaced where they were, and what they
+     * held, to put back if a later operation fails. When the log is full,
+     * object_with copies as it otherwise does. */
+    int in_place;
+    struct {
+        jv *slot;
+        jv old;
+    } undo[32];
+    int n_undo;
 } ctx;
 
 static void mark_fresh(ctx *c, const void *p)
@@ -59,6 +68,25 @@ static int is_fresh(const ctx *c, const void *p)
     for (i = c->n_fresh - 1; i >= 0; i--)
         if (c->fresh[i] == p) return 1;
     return 0;
+}
+
+/* Whether slot may be overwritten in place, logging its value for undo. */
+static int may_overwrite(ctx *c, const jv_member *members, jv *slot)
+{
+    if (is_fresh(c, members)) return 1; /* nobody else sees it yet: nothing to undo */
+    if (!c->in_place || c->n_undo == (int)(sizeof c->undo / sizeof c->undo[0])) return 0;
+    c->undo[c->n_undo].slot = slot;
+    c->undo[c->n_undo].old = *slot;
+    c->n_undo++;
+    return 1;
+}
+
+static void undo_all(ctx *c)
+{
+    while (c->n_undo > 0) {
+        c->n_undo--;
+        *c->undo[c->n_undo].slot = c->undo[c->n_undo].old;
+    }
 }
 
 /* ===== errors ===== */
@@ -273,7 +301,7 @@ static int object_with(ctx *c, const jv *obj, long at, const char *key, size_t k
 {
     uint32_t n = obj->len + (at < 0 ? 1 : 0);
     jv_member *m;
-    if (at >= 0 && is_fresh(c, obj->u.members)) {
+    if (at >= 0 && may_overwrite(c, obj->u.members, &((jv_member *)obj->u.members)[at].value)) {
         ((jv_member *)obj->u.members)[at].value = *value;
         *out = *obj;
         return 1;
@@ -643,6 +671,7 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
     c.opt = opt;
     c.err = err;
     c.op_index = -1;
+    c.in_place = opt && opt->in_place && !opt->track_changes;
     if (err) err->op_index = -1, err->message[0] = '\0';
     if (object->type != JV_OBJECT) {
         op_fail(&c, "the patched value must be an object, got %s", jv_type_name(object->type));
@@ -656,6 +685,7 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
     for (i = 0; i < ops->len; i++) {
         c.op_index = (long)i;
         if (!apply_one(&c, &root, &ops->u.items[i])) {
+            undo_all(&c);
             ctx_free(&c);
             return 0;
         }
@@ -693,6 +723,7 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
     ctx_free(&c);
     return 1;
 nomem:
+    undo_all(&c);
     ctx_free(&c);
     lp_result_free(out);
     c.op_index = -1;

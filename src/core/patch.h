@@ -25,6 +25,11 @@ typedef struct {
     int register_values; /* unknown id + value: remember value under id */
     int return_ids;      /* unknown id, no value: use the id string itself */
     int track_changes;   /* fill lp_result.changes */
+    /* Replace members of `object` where they are (no copy of the path to
+     * them), undone if the patch fails. Only for a caller that holds no
+     * other reference into object; ignored with track_changes, whose old
+     * values point into it. */
+    int in_place;
 } lp_options;
 
 typedef struct {
@@ -57,9 +62,10 @@ typedef struct {
 /*
  * Apply `ops` (a JSON array of operations) to `object`. New nodes are
  * allocated in `doc`, which must own `object` or outlive the result; values
- * from `ops` and from lookups are copied into `doc`. `object` itself is never
- * modified, so on failure nothing has changed. Returns 1 on success, 0 with
- * err filled on failure. Free the result with lp_result_free.
+ * from `ops` and from lookups are copied into `doc`. `object` itself is not
+ * modified (unless opt->in_place), so on failure nothing has changed.
+ * Returns 1 on success, 0 with err filled on failure. Free the result with
+ * lp_result_free.
  */
 int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt, lp_result *out,
              lp_error *err);
