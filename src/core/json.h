@@ -2,8 +2,9 @@
  * json.h - compact, immutable JSON documents for the Layer core.
  *
  * A jv_doc owns an arena; every jv value of a tree lives in one doc and is
- * never mutated after it is built, so subtrees can be shared between versions
- * of an object (the patch engine copies only the path it changes). Parsing is
+ * not mutated after it is built, so subtrees can be shared between versions
+ * of an object (the patch engine copies only the path it changes, unless its
+ * caller owns the only version: lp_options.in_place). Parsing is
  * strict RFC 8259 with UTF-8 validation, size and depth limits, and no
  * dependency on the C locale. No Lua header is included: the local server
  * links this too.
