@@ -63,8 +63,6 @@ struct lc_cache {
     size_t ev_id_cap;
 };
 
-static uint64_t hash_id(const char *s, size_t n) { return jv_hash_id(s, n); }
-
 static int fail(char *err, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -226,7 +224,7 @@ void lc_free(lc_cache *c)
 
 static conv_index *conv_get(lc_cache *c, const jv *conversation_id, int create)
 {
-    uint64_t h = hash_id(conversation_id->u.s, conversation_id->len);
+    uint64_t h = jv_hash_id(conversation_id->u.s, conversation_id->len);
     size_t i = table_find(&c->convs, conv_key, conversation_id->u.s, conversation_id->len, h);
     conv_index *x = c->convs.slots[i];
     if (x || !create) return x;
@@ -358,7 +356,7 @@ static void enforce_byte_bound(lc_cache *c, const lc_entry *keep)
 
 static lc_entry *find(const lc_cache *c, const char *id, size_t len)
 {
-    return c->entries.slots[table_find(&c->entries, entry_key, id, len, hash_id(id, len))];
+    return c->entries.slots[table_find(&c->entries, entry_key, id, len, jv_hash_id(id, len))];
 }
 
 const jv *lc_get(const lc_cache *c, const char *id, size_t len)
@@ -398,7 +396,7 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
         return NULL;
     }
     jv_set_root(doc, &copy);
-    h = hash_id(id->u.s, id->len);
+    h = jv_hash_id(id->u.s, id->len);
     i = table_find(&c->entries, entry_key, id->u.s, id->len, h);
     e = c->entries.slots[i];
     *replaced = e != NULL;
@@ -700,7 +698,8 @@ pkt_object_type lc_ref_type(const lc_ref *r) { return r->type; }
 
 size_t lc_conversation_messages(const lc_cache *c, const char *conversation_id, size_t len, lc_ref *const **out)
 {
-    const conv_index *x = c->convs.slots[table_find(&c->convs, conv_key, conversation_id, len, hash_id(conversation_id, len))];
+    uint64_t h = jv_hash_id(conversation_id, len);
+    const conv_index *x = c->convs.slots[table_find(&c->convs, conv_key, conversation_id, len, h)];
     *out = x ? (lc_ref *const *)x->msgs : NULL;
     return x ? x->n : 0;
 }

@@ -787,13 +787,11 @@ static int has_duplicates(const jv_member *m, uint32_t n)
         if (!slots) return 1; /* fall back to the quadratic path */
         memset(slots, 0xff, cap * sizeof *slots);
         for (i = 0; i < n && !dup; i++) {
-            uint32_t len = jv_key_len(m[i].key), k;
-            uint64_t h = 1469598103934665603ull;
+            uint32_t len = jv_key_len(m[i].key);
             size_t s;
-            for (k = 0; k < len; k++) h = (h ^ (unsigned char)m[i].key[k]) * 1099511628211ull;
-            for (s = h & mask; slots[s] != 0xFFFFFFFFu; s = (s + 1) & mask) {
+            for (s = jv_hash_id(m[i].key, len) & mask; slots[s] != 0xFFFFFFFFu; s = (s + 1) & mask) {
                 const char *o = m[slots[s]].key;
-                if (jv_key_len(o) == len && memcmp(o, m[i].key, len) == 0) { dup = 1; break; }
+                if (jv_key_len(o) == len && jv_same_bytes(o, m[i].key, len)) { dup = 1; break; }
             }
             slots[s] = i;
         }
