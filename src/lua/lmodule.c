@@ -26,9 +26,6 @@ int layer_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua
     return 1;
 }
 
-
-
-
 #if defined(__GNUC__)
 #define LAYER_EXPORT __attribute__((visibility("default")))
 #else
