@@ -176,6 +176,14 @@ describe("decode_packet, bad input", function()
     rejects('{"type":"operation","counter":1,"timestamp":"2015-01-19T09:15:43Z","body":{"method":"Conversation.explode","object":{"id":"' .. CONV_ID .. '"},"data":{}}}', "unknown method")
   end)
 
+  -- fuzz_session: a typing indicator for "...\u0000..." gave an event whose
+  -- id the engine's C strings cut short at the NUL
+  it("rejects object ids with a NUL byte in change, signal and operation packets", function()
+    rejects(change(1, '{"operation":"delete","object":{"type":"Message","id":"layer:///messages/x\\u0000y"},"data":{"mode":"my_devices"}}'), "is not a Layer object id")
+    rejects('{"type":"signal","counter":1,"timestamp":"2015-01-19T09:15:43Z","body":{"type":"typing_indicator","object":{"id":"' .. CONV_ID .. '\\u0000d"},"data":{"action":"started"}}}', "is not a conversation id")
+    rejects('{"type":"operation","counter":1,"timestamp":"2015-01-19T09:15:43Z","body":{"method":"Conversation.mark_all_read","object":{"id":"' .. CONV_ID .. '\\u0000d"},"data":{"position":1}}}', "is not a conversation id")
+  end)
+
   it("rejects missing fields and wrong types, naming the field", function()
     rejects('[1,2]', "packet must be a JSON object")
     rejects('{"counter":1}', "missing field 'type'")

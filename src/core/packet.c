@@ -25,10 +25,12 @@ static int str_is(const jv *v, const char *s)
     return v && v->type == JV_STRING && v->len == n && memcmp(v->u.s, s, n) == 0;
 }
 
-static int has_prefix(const jv *v, const char *prefix)
+/* An object id: the prefix, a name, and no NUL byte (the engine keeps ids as
+ * C strings, e.g. for typists and event ids). */
+static int is_object_id(const jv *v, const char *prefix)
 {
     size_t n = strlen(prefix);
-    return v && v->type == JV_STRING && v->len > n && memcmp(v->u.s, prefix, n) == 0;
+    return v && v->type == JV_STRING && v->len > n && memcmp(v->u.s, prefix, n) == 0 && !memchr(v->u.s, 0, v->len);
 }
 
 /* Field of an object with a required JSON type; NULL + error otherwise. */
@@ -157,7 +159,7 @@ static int decode_object_ref(const jv *body, pkt *p, pkt_error *err)
     optional(p->object, "change object", "url", JV_STRING, err, &ok);
     if (!ok) return 0;
     for (t = OBJ_CONVERSATION; t <= OBJ_IDENTITY; t++) {
-        if (has_prefix(p->object_id, object_types[t].prefix)) {
+        if (is_object_id(p->object_id, object_types[t].prefix)) {
             p->object_type = (pkt_object_type)t;
             return 1;
         }
@@ -256,7 +258,7 @@ static int decode_signal(const jv *body, pkt *p, pkt_error *err)
         return bad(err, "signal body: unknown signal type '%.40s' (expected typing_indicator)", p->signal_type->u.s);
     if (!(obj = need(body, "typing_indicator", "object", JV_OBJECT, err))) return 0;
     if (!(p->object_id = need(obj, "typing_indicator object", "id", JV_STRING, err))) return 0;
-    if (!has_prefix(p->object_id, "layer:///conversations/") && !has_prefix(p->object_id, "layer:///channels/"))
+    if (!is_object_id(p->object_id, "layer:///conversations/") && !is_object_id(p->object_id, "layer:///channels/"))
         return bad(err, "typing_indicator: object id '%.60s' is not a conversation id", p->object_id->u.s);
     p->object = obj;
     if (!(data = need(body, "typing_indicator", "data", JV_OBJECT, err))) return 0;
@@ -276,7 +278,7 @@ static int decode_operation(const jv *body, pkt *p, pkt_error *err)
         return bad(err, "operation body: unknown method '%.60s' (expected Conversation.mark_all_read)", p->method->u.s);
     if (!(obj = need(body, "Conversation.mark_all_read", "object", JV_OBJECT, err))) return 0;
     if (!(p->object_id = need(obj, "Conversation.mark_all_read object", "id", JV_STRING, err))) return 0;
-    if (!has_prefix(p->object_id, "layer:///conversations/"))
+    if (!is_object_id(p->object_id, "layer:///conversations/"))
         return bad(err, "Conversation.mark_all_read: object id '%.60s' is not a conversation id", p->object_id->u.s);
     p->object = obj;
     if (!(p->data = need(body, "Conversation.mark_all_read", "data", JV_OBJECT, err))) return 0;
