@@ -1,13 +1,14 @@
--- spec/helper.lua: shared test utilities (paths to shared/, deep comparison that
--- keeps JSON arrays and objects apart, file reading).
+-- spec/helper.lua: shared test utilities (paths to the specs' data, deep comparison
+-- that keeps JSON arrays and objects apart, file reading).
 local layer = require "layer"
 
 local helper = {}
 
--- Where the project's shared/ folder is: beside the clone, or $LAYER_SHARED.
-function helper.shared_path(rel)
-  local base = os.getenv("LAYER_SHARED") or "../shared"
-  return base .. "/" .. rel
+-- The specs' data files (spec/data, provenance in spec/data/README.md), found from
+-- this file's own path so that busted may run from any directory.
+local spec_dir = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".")
+function helper.data_path(rel)
+  return spec_dir .. "/data/" .. rel
 end
 
 function helper.read_file(path)
@@ -32,27 +33,6 @@ function helper.json_equal(a, b)
     if a[k] == nil then return false end
   end
   return true
-end
-
--- The first complete JSON object in a text (Layer's doc pages embed examples
--- in prose); strings are skipped so braces inside them do not count.
-function helper.first_json_object(text)
-  local start = text:find("{", 1, true)
-  assert(start, "no JSON object in text")
-  local depth, i, in_string = 0, start, false
-  while i <= #text do
-    local c = text:sub(i, i)
-    if in_string then
-      if c == "\\" then i = i + 1 elseif c == '"' then in_string = false end
-    elseif c == '"' then in_string = true
-    elseif c == "{" then depth = depth + 1
-    elseif c == "}" then
-      depth = depth - 1
-      if depth == 0 then return text:sub(start, i) end
-    end
-    i = i + 1
-  end
-  error("unterminated JSON object")
 end
 
 function helper.show(v)

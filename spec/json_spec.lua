@@ -6,8 +6,8 @@ local cjson = require "cjson"
 
 describe("json_decode", function()
   it("reads the seed Message and Conversation and writes them back unchanged", function()
-    for _, seed in ipairs({ "seeds/002_7a045dd427ebc250.txt", "seeds/003_c61032c8ed50faa3.txt" }) do
-      local text = helper.first_json_object(helper.read_file(helper.shared_path(seed)))
+    for _, example in ipairs({ "layer-docs/message.json", "layer-docs/conversation.json" }) do
+      local text = helper.read_file(helper.data_path(example))
       local value = assert(layer.json_decode(text))
       local again = assert(layer.json_decode(layer.json_encode(value)))
       assert.is_true(helper.json_equal(value, again))

@@ -1,10 +1,10 @@
--- layer.decode_packet: every packet shape in Layer's docs (shared/seeds) and
--- PROTOCOL.md decodes to a typed table; malformed frames give precise errors.
+-- layer.decode_packet: every packet shape in Layer's docs (spec/data/layer-docs) and
+-- docs/protocol.md decodes to a typed table; malformed frames give precise errors.
 local layer = require "layer"
 local helper = require "helper"
 
-local MESSAGE = helper.first_json_object(helper.read_file(helper.shared_path("seeds/002_7a045dd427ebc250.txt")))
-local CONVERSATION = helper.first_json_object(helper.read_file(helper.shared_path("seeds/003_c61032c8ed50faa3.txt")))
+local MESSAGE = helper.read_file(helper.data_path("layer-docs/message.json"))
+local CONVERSATION = helper.read_file(helper.data_path("layer-docs/conversation.json"))
 local CONV_ID = "layer:///conversations/f3cc7b32-3c92-11e4-baad-164230d1df67"
 
 local function change(counter, body)

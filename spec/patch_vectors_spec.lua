@@ -1,10 +1,11 @@
 -- Layer-Patch conformance: every oracle vector produced by the published
--- layer-patch 1.2.1 library (shared/conformance/layer-patch/vectors.json).
+-- layer-patch 1.2.1 library (spec/data/layer-patch/vectors.json; provenance in
+-- spec/data/README.md).
 local layer = require "layer"
 local helper = require "helper"
 
 local vectors = assert(layer.json_decode(helper.read_file(
-  helper.shared_path("conformance/layer-patch/vectors.json"))))
+  helper.data_path("layer-patch/vectors.json"))))
 
 -- The library reports paths after its escape pass (P1+P2), with an escaped
 -- dot as U+0091; we report the raw property. Map ours to theirs.
