@@ -754,7 +754,8 @@ static void message_receipt(const char *user, const char *msg, const jv *body, s
         w_str(&d, want == 2 ? "read" : "delivered");
         jbuf_puts(&d, "}]");
         jbuf_putc(&d, 0);
-        emit_members(conv, "change", "patch", "Message", msg, d.data);
+        if (want == 2) emit_read_receipt(conv, user, "Message", msg, d.data);
+        else emit_members(conv, "change", "patch", "Message", msg, d.data);
         jbuf_free(&d);
         if (want == 2) {
             conv_unread_recount(conv, user);
@@ -945,7 +946,8 @@ static void announcement_action(int method, const char *user, const char *uuid, 
             w_str(&d, want == 2 ? "read" : "delivered");
             jbuf_puts(&d, "}]");
             jbuf_putc(&d, 0);
-            emit(user, "change", "patch", "Announcement", oid, d.data);
+            if (want == 2) emit_read_receipt(NULL, user, "Announcement", uuid, d.data);
+            else emit(user, "change", "patch", "Announcement", oid, d.data);
             jbuf_free(&d);
         }
         ok_empty(r);

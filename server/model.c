@@ -616,7 +616,10 @@ void emit(const char *user, const char *kind, const char *op, const char *otype,
 
 static void object_id(char *out, size_t n, const char *otype, const char *uuid)
 {
-    snprintf(out, n, "layer:///%s/%s", strcmp(otype, "Message") == 0 ? "messages" : "conversations", uuid);
+    const char *kind = strcmp(otype, "Message") == 0        ? "messages"
+                       : strcmp(otype, "Announcement") == 0 ? "announcements"
+                                                            : "conversations";
+    snprintf(out, n, "layer:///%s/%s", kind, uuid);
 }
 
 void emit_conv(const char *user, const char *op, const char *uuid, const char *data)
@@ -641,6 +644,27 @@ void emit_members(const char *conv, const char *kind, const char *op, const char
     object_id(oid, sizeof oid, otype, uuid);
     for (i = 0; i < n; i++) emit(mem[i], kind, op, otype, oid, data);
     free_list(mem, n);
+}
+
+/* A read receipt: everyone else learns the reader's recipient_status; the reader's
+ * own copy also stops being unread, so its cached is_unread is never stale. */
+void emit_read_receipt(const char *conv, const char *reader, const char *otype, const char *uuid,
+                       const char *status_patch)
+{
+    char oid[64], **mem;
+    int i, n = conv ? conv_members(conv, &mem) : 0;
+    jbuf own;
+    jbuf_init(&own);
+    jbuf_puts(&own, status_patch);
+    if (own.len) own.len--; /* drop the closing ']' */
+    jbuf_puts(&own, ",{\"operation\":\"set\",\"property\":\"is_unread\",\"value\":false}]");
+    jbuf_putc(&own, 0);
+    object_id(oid, sizeof oid, otype, uuid);
+    for (i = 0; i < n; i++)
+        if (strcmp(mem[i], reader)) emit(mem[i], "change", "patch", otype, oid, status_patch);
+    if (conv) free_list(mem, n);
+    if (!own.oom) emit(reader, "change", "patch", otype, oid, own.data);
+    jbuf_free(&own);
 }
 
 /* Conversation patch telling `user` its last_message and unread count. */

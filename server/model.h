@@ -33,6 +33,10 @@ void emit(const char *user, const char *kind, const char *op, const char *otype,
 void emit_conv(const char *user, const char *op, const char *uuid, const char *data);
 void emit_msg(const char *user, const char *op, const char *uuid, const char *data);
 /* One change of a conversation or message (otype, uuid) for every member of conv. */
+/* A read receipt's patch: to the other members of conv (NULL: none), and to the reader
+ * with is_unread set false. */
+void emit_read_receipt(const char *conv, const char *reader, const char *otype, const char *uuid,
+                       const char *status_patch);
 void emit_members(const char *conv, const char *kind, const char *op, const char *otype, const char *uuid,
                   const char *data);
 void emit_conv_summary(const char *user, const char *conv, int with_last);

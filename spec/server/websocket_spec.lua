@@ -141,6 +141,14 @@ describe("layer-server websocket", function()
     srv:request { method = "POST", path = "/messages/" .. mid:sub(19) .. "/receipts", token = tb, body = { type = "read" } }
     rs = assert(wa:change(mid, "patch"))
     assert.equal("read", rs.body.data[1].value)
+    assert.equal(1, #rs.body.data) -- the sender's copy stays as it was: only the reader's is read
+    -- the reader's own copy stops being unread in the same patch
+    local own = assert(wb:wait(function(p)
+      return p.type == "change" and p.body.object.id == mid and p.body.operation == "update"
+        and p.body.data[1].value == "read"
+    end))
+    assert.equal("is_unread", own.body.data[2].property)
+    assert.is_false(own.body.data[2].value)
     local ub = assert(wb:wait(function(p)
       return p.type == "change" and p.body.object.id == cid and p.body.data[1].property == "unread_message_count"
     end))
