@@ -352,6 +352,26 @@ describe("client, manual transport", function()
     assert.are.equal(h.client:conversation(CONV), seen[1][1])
   end)
 
+  it("gives the typing event of a 6 s expiry the same sender fields as the live one", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local seen = {}
+    h.client:on("typing", function(_, sender, action)
+      seen[#seen + 1] = { action = action, user_id = sender.user_id, display_name = sender.display_name }
+    end)
+    h:push("signal", { type = "typing_indicator", object = { id = CONV }, data = { action = "started",
+      sender = { id = "layer:///identities/bob", user_id = "bob", display_name = "Bob B." } } })
+    h:step()
+    h:advance(6.5)
+    h:step()
+    assert.are.equal(2, #seen)
+    assert.are.equal("finished", seen[2].action)
+    assert.are.equal("bob", seen[2].user_id)
+    assert.are.equal("Bob B.", seen[2].display_name)
+    assert.are.same(seen[1].display_name, seen[2].display_name)
+  end)
+
   it("routes handler errors to the error handler, else raises from step with the queue intact", function()
     local h = harness()
     h:login()

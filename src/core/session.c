@@ -51,6 +51,7 @@ typedef struct rest_req {
 
 typedef struct typist {
     char *conversation, *identity;
+    char *sender; /* the last signal's sender as JSON, so the expiry event carries it whole */
     int64_t expires;
     struct typist *next;
 } typist;
@@ -812,6 +813,30 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
 
 /* ===== typing ===== */
 
+static void typist_free(typist *t)
+{
+    free(t->conversation);
+    free(t->identity);
+    free(t->sender);
+    free(t);
+}
+
+/* Keeps the sender object of the typist's latest signal; on no memory the old one stays. */
+static void typist_remember_sender(typist *t, const jv *sender)
+{
+    jbuf b;
+    char *text;
+    jbuf_init(&b);
+    jv_write(&b, sender);
+    if (!b.oom && (text = malloc(b.len + 1))) {
+        memcpy(text, b.data, b.len);
+        text[b.len] = 0;
+        free(t->sender);
+        t->sender = text;
+    }
+    jbuf_free(&b);
+}
+
 static void typing_signal(ls_session *s, int64_t now, const pkt *p)
 {
     const jv *sender_id = p->sender ? jv_get(p->sender, "id") : NULL;
@@ -827,9 +852,7 @@ static void typing_signal(ls_session *s, int64_t now, const pkt *p)
     if (!strcmp(p->action->u.s, "finished")) {
         if (t) {
             *pp = t->next;
-            free(t->conversation);
-            free(t->identity);
-            free(t);
+            typist_free(t);
         }
         return;
     }
@@ -839,14 +862,13 @@ static void typing_signal(ls_session *s, int64_t now, const pkt *p)
         t->conversation = dup0(p->object_id->u.s);
         t->identity = dup0(sender_id->u.s);
         if (!t->conversation || !t->identity) {
-            free(t->conversation);
-            free(t->identity);
-            free(t);
+            typist_free(t);
             return;
         }
         t->next = s->typists;
         s->typists = t;
     }
+    typist_remember_sender(t, p->sender);
     t->expires = now + TYPING_EXPIRY_MS;
 }
 
@@ -866,9 +888,15 @@ static void expire_typists(ls_session *s, int64_t now)
                 jbuf b;
                 jv_doc *d;
                 jbuf_init(&b);
-                jbuf_puts(&b, "{\"action\":\"finished\",\"expired\":true,\"sender\":{\"id\":");
-                jbuf_string(&b, t->identity, strlen(t->identity));
-                jbuf_puts(&b, "}}");
+                jbuf_puts(&b, "{\"action\":\"finished\",\"expired\":true,\"sender\":");
+                if (t->sender) {
+                    jbuf_puts(&b, t->sender);
+                } else {
+                    jbuf_puts(&b, "{\"id\":");
+                    jbuf_string(&b, t->identity, strlen(t->identity));
+                    jbuf_putc(&b, '}');
+                }
+                jbuf_putc(&b, '}');
                 d = b.oom ? NULL : jv_parse(b.data, b.len, NULL, NULL);
                 if (d) event_value(ev, jv_root(d));
                 jv_doc_free(d);
@@ -877,9 +905,7 @@ static void expire_typists(ls_session *s, int64_t now)
                 event_push(s, ev);
             }
         }
-        free(t->conversation);
-        free(t->identity);
-        free(t);
+        typist_free(t);
     }
 }
 
@@ -1332,9 +1358,7 @@ void ls_free(ls_session *s)
     while (s->typists) {
         typist *t = s->typists;
         s->typists = t->next;
-        free(t->conversation);
-        free(t->identity);
-        free(t);
+        typist_free(t);
     }
     free(s->fp_now.slots);
     free(s->fp_old.slots);
