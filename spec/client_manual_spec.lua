@@ -182,6 +182,39 @@ describe("client, manual transport", function()
     assert.are.equal("echo", result.parts[1].body)
   end)
 
+  it("answers in a conversation it never saw created: msg.conversation has its methods (a restarted bot)", function()
+    local h = harness()
+    h:login()
+    local sent, fields
+    h.client:on("message", function(msg)
+      local conv = msg.conversation
+      fields = { id = conv.id, title = conv.metadata }
+      sent = { conv:send("echo: " .. msg:text()) }
+    end)
+    h:create_msg(1, "hi") -- no create of CONV was ever seen
+    h:step()
+    assert.are.equal(CONV, fields.id)
+    assert.is_nil(fields.title) -- not cached yet: reading it starts a fetch
+    local frames = h:take_frames()
+    assert.are.equal(1, #frames)
+    assert.are.equal("Message.create", frames[1].body.method)
+    assert.are.equal(CONV, frames[1].body.object_id)
+    assert.are.equal("echo: hi", frames[1].body.data.parts[1].body)
+    local gets = h:take_http()
+    assert.are.equal(1, #gets)
+    assert.are.equal("GET", gets[1].method)
+    assert.is_truthy(gets[1].path:find(CONV:match("[^/]+$"), 1, true))
+    h:respond(gets[1], 200, { id = CONV, participants = layer.array({}), metadata = { title = "t" } })
+    h:answer(frames, function(req)
+      return true, { id = req.data.id, position = 2, conversation = { id = CONV }, parts = req.data.parts }
+    end)
+    h:step()
+    assert.are.equal("userdata", type(sent[1]))
+    -- once fetched, the reference reads the cached conversation
+    local msg = h.client._c:object(msg_id(1))
+    assert.are.equal("t", msg.conversation.metadata.title)
+  end)
+
   it("treats id_in_use (a resend) as success, and returns typed errors", function()
     local h = harness()
     h:login()

@@ -690,6 +690,32 @@ function Client:_identity_methods()
   }
 end
 
+-- The metatable of a reference to an object the cache does not hold yet (a
+-- message's conversation after a restart): the type's methods work at once, and
+-- reading any other field reads the cached object once it has arrived. The first
+-- such read fetches it in the background.
+function Client:_reference_methods(type_name, methods)
+  local client = self
+  local fetching = {} -- ids being fetched, so reading many fields fetches once
+  return {
+    __name = "layer." .. type_name .. "Ref",
+    __index = function(ref, key)
+      local method = methods[key]
+      if method ~= nil then return method end
+      local id = rawget(ref, "id")
+      if type(id) ~= "string" then return nil end
+      local live = client._c:object(id)
+      if live and not live.deleted then return live[key] end
+      if not fetching[id] then
+        fetching[id] = true
+        local fetch = type_name == "Conversation" and client.conversation or client.message
+        fetch(client, id, function() fetching[id] = nil end)
+      end
+      return nil
+    end,
+  }
+end
+
 ---------------------------------------------------------------------------
 -- Events from the engine.
 
@@ -875,8 +901,11 @@ local function new(opts)
     max_bytes = opts.max_bytes, manual_clock = opts.manual_clock, random_seed = opts.random_seed,
   })
   self:_update_interest() -- no handlers yet: no object events, no change lists
-  self._c:set_methods("Conversation", self:_conversation_methods())
-  self._c:set_methods("Message", self:_message_methods())
+  local conversation_methods, message_methods = self:_conversation_methods(), self:_message_methods()
+  self._c:set_methods("Conversation", conversation_methods)
+  self._c:set_methods("Message", message_methods)
+  self._c:set_methods("ConversationRef", self:_reference_methods("Conversation", conversation_methods))
+  self._c:set_methods("MessageRef", self:_reference_methods("Message", message_methods))
   self._c:set_methods("Identity", self:_identity_methods())
   self._c:set_methods("Part", self:_part_methods())
   self._c:set_methods("Announcement", self:_announcement_methods())

@@ -94,6 +94,22 @@ static int push_linked(lua_State *L, lobject *o, const jv *v)
     return 1;
 }
 
+/* A linked object that is not cached yet: its {id, url} table gets the metatable the
+ * Lua layer installed as "<Type>Ref", so its methods work at once (send needs only
+ * the id) and its other fields are looked up when read. */
+static void give_reference_methods(lua_State *L, const char *ref_name)
+{
+    int ref = lua_gettop(L);
+    if (!lua_istable(L, ref)) return;
+    push_owner_table(L, 1);
+    lua_getfield(L, -1, "methods");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, ref_name);
+        if (lua_istable(L, -1)) lua_setmetatable(L, ref);
+    }
+    lua_settop(L, ref);
+}
+
 /* Message parts get the "Part" metatable the Lua layer installed (download()). */
 static void give_parts_methods(lua_State *L)
 {
@@ -130,11 +146,12 @@ static int l_index(lua_State *L)
     if (!key) return 0;
     field = jv_getn(value, key, klen);
     if (field) {
-        if ((type == OBJ_MESSAGE && klen == 12 && !memcmp(key, "conversation", 12)) ||
-            (type == OBJ_CONVERSATION && klen == 12 && !memcmp(key, "last_message", 12))) {
-            if (push_linked(L, o, field)) return 1;
-        }
+        int linked_conversation = type == OBJ_MESSAGE && klen == 12 && !memcmp(key, "conversation", 12);
+        int linked_message = type == OBJ_CONVERSATION && klen == 12 && !memcmp(key, "last_message", 12);
+        if ((linked_conversation || linked_message) && push_linked(L, o, field)) return 1;
         lconv_push(L, field);
+        if (linked_conversation || linked_message)
+            give_reference_methods(L, linked_conversation ? "ConversationRef" : "MessageRef");
         if (type == OBJ_MESSAGE && field->type == JV_ARRAY && klen == 5 && !memcmp(key, "parts", 5))
             give_parts_methods(L);
         return 1;
