@@ -97,6 +97,9 @@ int srv_is_uuid(const char *s, size_t n)
     return 1;
 }
 
+/* Layer took any user id its application chose: spaces, '*', letters of any script.
+ * Refused: empty, over 128 bytes, not UTF-8, control characters, '/' and '\\' and
+ * "." or ".." (proxies decode %2F, and a path segment must not mean another path). */
 int srv_valid_user_id(const char *s, size_t n)
 {
     size_t i;
@@ -104,19 +107,19 @@ int srv_valid_user_id(const char *s, size_t n)
     if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return 0;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) continue;
-        if (strchr("-_.@+~!*'()", c) && c) continue;
-        return 0;
+        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\') return 0;
     }
-    return 1;
+    return jv_utf8_valid(s, n, NULL);
 }
 
+/* encodeURIComponent's rule, byte for byte as layer-websdk builds identity ids:
+ * letters, digits and -_.!~*'() stay; every other byte is %XX. */
 void srv_url_encode(jbuf *b, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.') {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-_.!~*'()", c)) {
             jbuf_putc(b, (char)c);
         } else {
             char t[4];

@@ -60,6 +60,32 @@ describe("layer.client with the local server", function()
     if server then server:stop() end
   end)
 
+  it("lets users with spaces, '*' and non-ASCII letters in their ids log in and chat", function()
+    local jane, jose, star = new_client(server, "jane doe"), new_client(server, "josé"), new_client(server, "a*b")
+    for _, c in ipairs({ jane, jose, star }) do all[#all + 1] = c end
+    ready({ jane, jose, star })
+    -- identity ids are encoded as layer-websdk encodes them (encodeURIComponent)
+    assert.are.equal("layer:///identities/jane%20doe", jane.user.id)
+    assert.are.equal("layer:///identities/jos%C3%A9", jose.user.id)
+    assert.are.equal("layer:///identities/a*b", star.user.id)
+    local got = {}
+    for _, c in ipairs({ jose, star }) do
+      c:on("message", function(msg) got[#got + 1] = { c.user.user_id, msg.sender.user_id, msg.sender.id, msg:text() } end)
+    end
+    local conv = assert(run(all, jane, function()
+      return jane:create_conversation({ participants = { "jane doe", "josé", "a*b" } })
+    end))
+    assert(run(all, jane, function() return conv:send("hola") end))
+    pump(all, function() return #got == 2 end, 10, "both recipients")
+    for _, g in ipairs(got) do
+      assert.are.equal("jane doe", g[2])
+      assert.are.equal("layer:///identities/jane%20doe", g[3])
+      assert.are.equal("hola", g[4])
+    end
+    local ident = assert(run(all, jose, function() return jose:identity("a*b") end))
+    assert.are.equal("layer:///identities/a*b", ident.id)
+  end)
+
   it("logs in through the challenge and knows its user", function()
     assert.are.equal("alice", alice.user.user_id)
     assert.is_string(alice.session_token)

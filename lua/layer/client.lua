@@ -61,6 +61,12 @@ local function url_escape(s)
   return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
+-- A user's identity id, encoded exactly as layer-websdk does it (encodeURIComponent:
+-- letters, digits and -_.!~*'() stay), so one user never has two ids.
+local function identity_id(user_id)
+  return "layer:///identities/" .. user_id:gsub("[^%w%-_%.!~%*'%(%)]", function(c) return ("%%%02X"):format(c:byte()) end)
+end
+
 local function check_user_id(user_id, level)
   if type(user_id) ~= "string" or user_id == "" or user_id:find("[%c]") then
     error("expected a user id (a non-empty string without control characters), got " .. tostring(user_id), level or 3)
@@ -600,7 +606,7 @@ function Client:_conversation_methods()
     for _, p in ipairs(list) do
       if type(p) == "userdata" then p = p.id end
       assert(type(p) == "string" and p ~= "", "participants are user ids, identity ids or Identity objects")
-      local id = p:match("^layer:///identities/") and p or ("layer:///identities/" .. url_escape(p))
+      local id = p:match("^layer:///identities/") and p or identity_id(p)
       ops[#ops + 1] = { operation = operation, property = "participants", id = id }
     end
     return ops
@@ -778,7 +784,7 @@ function Client:_challenge(nonce)
       return
     end
     local user_id = token_user(token)
-    if user_id then self.user = { user_id = user_id, id = "layer:///identities/" .. url_escape(user_id) } end
+    if user_id then self.user = { user_id = user_id, id = identity_id(user_id) } end
     if not self._closed then self._c:answer_challenge(token, self._opts.app_id) end
   end)
 end
@@ -910,7 +916,7 @@ local function new(opts)
   self._c:set_methods("Part", self:_part_methods())
   self._c:set_methods("Announcement", self:_announcement_methods())
   if opts.user_id then
-    self.user = { user_id = opts.user_id, id = "layer:///identities/" .. url_escape(opts.user_id) }
+    self.user = { user_id = opts.user_id, id = identity_id(opts.user_id) }
   end
   if opts.transport ~= "manual" then
     self._transport = core.transport(self._c, {
