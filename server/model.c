@@ -480,7 +480,10 @@ int w_announcement(jbuf *b, const char *uuid, const char *viewer)
     w_iso(b, sqlite3_column_int64(st, 0));
     jbuf_puts(b, ",\"received_at\":");
     w_iso(b, sqlite3_column_int64(st, 0));
+    /* A service sender: Layer's `name`, and the `display_name` SDKs read for any sender. */
     jbuf_puts(b, ",\"sender\":{\"id\":null,\"name\":");
+    w_str(b, col_text(st, 1));
+    jbuf_puts(b, ",\"display_name\":");
     w_str(b, col_text(st, 1));
     jbuf_puts(b, "},\"position\":");
     jbuf_int(b, sqlite3_column_int64(st, 3));

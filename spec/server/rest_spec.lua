@@ -319,6 +319,7 @@ describe("layer-server REST", function()
     assert.equal("Announcement", cr.body.object.type)
     assert.equal("maintenance", cr.body.data.parts[1].body)
     assert.equal("Ops", cr.body.data.sender.name)
+    assert.equal("Ops", cr.body.data.sender.display_name)
     local _, h, _, list = srv:request { path = "/announcements", token = tb }
     assert.equal("1", h["layer-count"])
     assert.equal(a.id, list[1].id)
