@@ -1583,6 +1583,8 @@ srv_conn *srv_user_conns(const char *user)
     return S.buckets[user_hash(user)];
 }
 
+static void presence_follow_sockets(srv_conn *c, int opened);
+
 void srv_conn_open(srv_conn *c)
 {
     c->hash = user_hash(c->user);
@@ -1594,11 +1596,13 @@ void srv_conn_open(srv_conn *c)
     c->prev = NULL;
     if (S.conns) S.conns->prev = c;
     S.conns = c;
+    presence_follow_sockets(c, 1);
 }
 
 void srv_conn_closed(srv_conn *c)
 {
     srv_pkt *p;
+    int was_open = c->next || c->prev || S.conns == c;
     if (c->prev) c->prev->next = c->next;
     else if (S.conns == c) S.conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -1610,6 +1614,7 @@ void srv_conn_closed(srv_conn *c)
     while ((p = srv_conn_pop(c)) != NULL) free(p);
     free(c->rx);
     c->rx = NULL;
+    if (was_open) presence_follow_sockets(c, 0);
 }
 
 void srv_tick(void)
@@ -1653,6 +1658,42 @@ static void ws_error(srv_conn *c, const char *method, const jv *rid, const char 
     srv_resp_free(&r);
 }
 
+/* Whether user has an open socket other than `except`. */
+static int user_online(const char *user, const srv_conn *except)
+{
+    srv_conn *o;
+    for (o = srv_user_conns(user); o; o = o->hnext)
+        if (o != except && strcmp(o->user, user) == 0) return 1;
+    return 0;
+}
+
+/* The status others see for a stored choice: `auto` is available while the user has a
+ * socket open (other than `except`) and offline otherwise; invisible shows offline. */
+static const char *presence_shown(const char *stored, const char *user, const srv_conn *except)
+{
+    if (!stored || strcmp(stored, "invisible") == 0) return "offline";
+    if (strcmp(stored, "auto") == 0) return user_online(user, except) ? "available" : "offline";
+    return stored;
+}
+
+static void presence_push(const char *user, const char *status);
+
+/* A user whose presence is auto goes offline with their last socket, and comes back
+ * with their first one; peers get the patch. */
+static void presence_follow_sockets(srv_conn *c, int opened)
+{
+    sqlite3_stmt *st;
+    if (S.stopping || !c->user[0] || user_online(c->user, c)) return;
+    if (!S.db || !(st = store_prep("SELECT presence FROM identities WHERE user_id=?"))) return;
+    bind_text(st, 1, c->user);
+    if (sqlite3_step(st) != SQLITE_ROW || !col_text(st, 0) || strcmp(col_text(st, 0), "auto")) return;
+    st = store_prep("UPDATE identities SET last_seen_ms=? WHERE user_id=?");
+    sqlite3_bind_int64(st, 1, srv_now_ms());
+    bind_text(st, 2, c->user);
+    sqlite3_step(st);
+    presence_push(c->user, opened ? "available" : "offline");
+}
+
 static void presence_sync(srv_conn *c, const jv *data, const jv *rid)
 {
     const jv *ids = data ? jv_get(data, "ids") : NULL;
@@ -1676,7 +1717,7 @@ static void presence_sync(srv_conn *c, const jv *data, const jv *rid)
         jbuf_puts(&b, ",\"url\":");
         w_url(&b, "identities", u);
         jbuf_puts(&b, "},\"data\":[{\"operation\":\"set\",\"property\":\"presence.status\",\"value\":");
-        w_str(&b, col_text(st, 0) ? col_text(st, 0) : "offline");
+        w_str(&b, presence_shown(col_text(st, 0), u, NULL));
         jbuf_puts(&b, "},{\"operation\":\"set\",\"property\":\"presence.last_seen_at\",\"value\":");
         w_iso(&b, sqlite3_column_int64(st, 1));
         jbuf_puts(&b, "}]}");
@@ -1781,10 +1822,10 @@ static void ws_request(srv_conn *c, const jv *body)
             const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
             if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
                 val->type == JV_STRING) {
-                const char *s = strcmp(val->u.s, "auto") == 0 ? "available" : val->u.s;
+                const char *s = val->u.s;
                 sqlite3_stmt *st;
-                if (strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") && strcmp(s, "offline") &&
-                    strcmp(s, "invisible")) {
+                if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
+                    strcmp(s, "offline") && strcmp(s, "invisible")) {
                     ws_error(c, m, rid, "invalid_property", 105, "unknown presence status");
                     return;
                 }
@@ -1793,7 +1834,7 @@ static void ws_request(srv_conn *c, const jv *body)
                 sqlite3_bind_int64(st, 2, srv_now_ms());
                 bind_text(st, 3, c->user);
                 sqlite3_step(st);
-                presence_push(c->user, s);
+                presence_push(c->user, presence_shown(s, c->user, NULL));
             }
         }
         ws_response(c, m, rid, 1, NULL, 0);

@@ -427,6 +427,7 @@ int main(int argc, char **argv)
     while (!stop_flag)
         if (lws_service(ctx, 0) < 0) break;
     if (S.log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
+    S.stopping = 1;
     lws_context_destroy(ctx);
     store_close();
     return 0;

@@ -88,6 +88,7 @@ typedef struct {
     int allow_unsigned;
     int64_t session_ttl_ms;
     int log_level;        /* 0 quiet, 1 errors, 2 requests, 3 debug */
+    int stopping; /* set while the server shuts down: no more fan-out */
     srv_conn *conns;
     srv_conn *buckets[4096];   /* connections by user, for fan-out */
     /* faults */

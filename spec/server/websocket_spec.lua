@@ -76,6 +76,32 @@ describe("layer-server websocket", function()
     w:close()
   end)
 
+  it("takes a user whose presence is auto offline when their last socket closes, and back with the next", function()
+    local tp, tq = srv:session("pres-p"), srv:session("pres-q")
+    local wq = assert(srv:ws(tq))
+    assert.is_true(wq:request("Conversation.create", { participants = { "pres-p", "pres-q" },
+      id = "layer:///conversations/" .. L.uuid() }).body.success)
+    local p1, p2 = assert(srv:ws(tp)), assert(srv:ws(tp))
+    assert.is_true(p1:request("Presence.update", { { operation = "set", property = "status", value = "auto" } }).body.success)
+    local function status_seen(value)
+      return wq:wait(function(p)
+        return p.type == "change" and p.body.object.id == "layer:///identities/pres-p" and p.body.data[1].value == value
+      end, 5)
+    end
+    assert.truthy(status_seen("available"))
+    p1:close()
+    -- one socket is still open: nothing changes; then the last one closes
+    p2:request("Presence.subscribe")
+    p2:close()
+    local off = assert(status_seen("offline"))
+    assert.equal("presence.status", off.body.data[1].property)
+    local sync = wq:request("Presence.sync", { ids = { "layer:///identities/pres-p" } })
+    assert.equal("offline", sync.body.data.changes[1].data[1].value)
+    local p3 = assert(srv:ws(tp))
+    assert.truthy(status_seen("available"))
+    p3:close(); wq:close()
+  end)
+
   it("creates conversations and messages over the socket with change packets to everyone, actor included", function()
     local wa = assert(srv:ws(ta, { protocol = "layer-3.0" }))
     local wa2 = assert(srv:ws(ta, { protocol = "layer-2.0" }))
