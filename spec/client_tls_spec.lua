@@ -39,7 +39,7 @@ local function get_error(opts)
   local c = layer.client(opts)
   local done, err
   c:request("GET", "/", function(_, e) done, err = true, e end)
-  local deadline = os.time() + 8
+  local deadline = os.time() + 15
   while not done and os.time() <= deadline do c:step(0.05) end
   c:close()
   assert.is_true(done, "the request never finished")
@@ -55,7 +55,7 @@ describe("client TLS", function()
   end)
 
   local function opts(extra)
-    local o = { url = "https://127.0.0.1:" .. port, app_id = "a", session_token = "t", backoff_base = 5 }
+    local o = { url = "https://127.0.0.1:" .. port, app_id = "a", session_token = "t", backoff_base = 30 }
     for k, v in pairs(extra or {}) do o[k] = v end
     return o
   end
@@ -66,7 +66,8 @@ describe("client TLS", function()
     assert.are.equal("transport_error", err.id)
     local text = tostring(err):lower()
     assert.is_truthy(text:find("tls", 1, true) or text:find("certificate", 1, true), text)
-    assert.is_true(os.time() - started < 5, "a refused certificate must not be retried")
+    -- a retry would wait backoff_base (30 s); the margin below it is for valgrind on a busy machine
+    assert.is_true(os.time() - started < 20, "a refused certificate must not be retried")
   end)
 
   it("accepts the server once its CA file is given", function()
