@@ -578,6 +578,26 @@ describe("client, manual transport", function()
     assert.is_false(kept.deleted)
   end)
 
+  it("hands every handler of a burst its whole message, even past max_messages_per_conversation", function()
+    local h = harness({ max_messages_per_conversation = 5 })
+    h:login()
+    h:create_conv()
+    local seen = {}
+    h.client:on("message", function(msg)
+      seen[#seen + 1] = { id = msg.id, position = msg.position, body = msg.parts and msg.parts[1] and msg.parts[1].body }
+    end)
+    for i = 1, 40 do h:create_msg(i) end -- one burst: all 40 queued before any handler runs
+    h:step()
+    assert.are.equal(40, #seen)
+    for i, m in ipairs(seen) do
+      assert.are.same({ id = msg_id(i), position = i, body = "m" .. i }, m)
+    end
+    seen = nil
+    collectgarbage() -- nothing references the old ones now: the bound holds again
+    for _ = 1, 20 do h:step() end -- idle steps sweep the cache a few slots at a time
+    assert.is_true(h.client:stats().messages <= 5, "bound restored: " .. h.client:stats().messages)
+  end)
+
   it("refuses unknown options and missing credentials", function()
     assert.has_error(function() layer.client({ transport = "manual", identity = function() end, colour = "red" }) end)
     assert.has_error(function() layer.client({ transport = "manual" }) end)

@@ -59,6 +59,7 @@ struct lc_cache {
     size_t n_retired;
     lp_result last;     /* change list of the last patch */
     size_t maintain_at; /* slot where lc_maintain resumes */
+    int keep_created;   /* a create's object outlives the bound until its event is pinned */
     char *ev_id;        /* the last event's id: packets die before events do */
     size_t ev_id_cap;
 };
@@ -318,11 +319,15 @@ static void unlink_entry(lc_cache *c, lc_entry *e)
     free(e);
 }
 
-static void enforce_conversation_bound(lc_cache *c, conv_index *x)
+/* keep: the entry just stored, which its event is about to pin; the bound
+ * stops there rather than evict it or anything newer. Pinned and kept entries
+ * stay, so the bound may be exceeded until lc_maintain finds them released. */
+static void enforce_conversation_bound(lc_cache *c, conv_index *x, const lc_entry *keep)
 {
     size_t max = c->limits.max_messages_per_conversation, i = 0;
     while (max && x->n > max && i < x->n) {
         lc_entry *e = x->msgs[i];
+        if (e == keep) return;
         if (e->pins) { i++; continue; }
         c->evicted++;
         if (x->n == 1) { /* unlinking frees x */
@@ -427,7 +432,7 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
     if (type == OBJ_MESSAGE && (cid = message_conversation(jv_root(doc))) != NULL) {
         conv_index *x = conv_get(c, cid, 1);
         e->position = message_position(jv_root(doc));
-        if (x && conv_insert(c, x, e)) enforce_conversation_bound(c, x);
+        if (x && conv_insert(c, x, e)) enforce_conversation_bound(c, x, c->keep_created ? e : NULL);
     }
     return e;
 }
@@ -644,6 +649,8 @@ void lc_stats_get(const lc_cache *c, lc_stats *out)
 
 /* ===== idle maintenance ===== */
 
+void lc_keep_created(lc_cache *c, int on) { c->keep_created = on != 0; }
+
 size_t lc_slots(const lc_cache *c) { return c->entries.cap; }
 
 size_t lc_maintain(lc_cache *c, size_t max_slots)
@@ -664,6 +671,11 @@ size_t lc_maintain(lc_cache *c, size_t max_slots)
             c->bytes += entry_bytes(e);
             done++;
         }
+        /* A conversation left over its bound by pinned messages shrinks once
+         * they are released; e may be freed here, so it is not used after. */
+        if (e && e->conv && c->limits.max_messages_per_conversation &&
+            e->conv->n > c->limits.max_messages_per_conversation)
+            enforce_conversation_bound(c, e->conv, NULL);
     }
     return done;
 }

@@ -61,6 +61,9 @@ typedef struct {
 
 lc_cache *lc_new(const lc_limits *limits); /* NULL limits: unbounded */
 void lc_free(lc_cache *c);
+/* For a cache whose creates become events: a created message is not evicted
+ * by max_messages_per_conversation before its event pins it. */
+void lc_keep_created(lc_cache *c, int on);
 
 /* Apply a change or operation packet. Returns 1 with ev filled, or 0 with a
  * message in err (a failed patch, or a packet the cache cannot apply).

@@ -1328,6 +1328,7 @@ ls_session *ls_new(const ls_config *cfg)
         free(s);
         return NULL;
     }
+    lc_keep_created(s->cache, 1); /* every create is dispatched with its object */
     return s;
 }
 
