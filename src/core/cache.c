@@ -190,6 +190,8 @@ lc_cache *lc_new(const lc_limits *limits)
     return c;
 }
 
+void lc_keep_created(lc_cache *c, int on) { c->keep_created = on != 0; }
+
 static void conv_free(conv_index *x)
 {
     free(x->msgs);
@@ -649,8 +651,6 @@ void lc_stats_get(const lc_cache *c, lc_stats *out)
 
 /* ===== idle maintenance ===== */
 
-void lc_keep_created(lc_cache *c, int on) { c->keep_created = on != 0; }
-
 size_t lc_slots(const lc_cache *c) { return c->entries.cap; }
 
 size_t lc_maintain(lc_cache *c, size_t max_slots)
@@ -673,9 +673,7 @@ size_t lc_maintain(lc_cache *c, size_t max_slots)
         }
         /* A conversation left over its bound by pinned messages shrinks once
          * they are released; e may be freed here, so it is not used after. */
-        if (e && e->conv && c->limits.max_messages_per_conversation &&
-            e->conv->n > c->limits.max_messages_per_conversation)
-            enforce_conversation_bound(c, e->conv, NULL);
+        if (e && e->conv) enforce_conversation_bound(c, e->conv, NULL);
     }
     return done;
 }
