@@ -538,6 +538,8 @@ int main(void)
     pump(L, 100);
     OK(e.texts == 1 && e.errored == 1 && e.closed == 0 && strstr(e.err, "too big"),
        "message over max_message: on_error (%s), no on_close", e.err);
+    OK(__atomic_load_n(&srv_peer_close_code, __ATOMIC_SEQ_CST) == 1009, "server saw close code 1009 (got %d)",
+       __atomic_load_n(&srv_peer_close_code, __ATOMIC_SEQ_CST));
     lt_ws_free(ws);
     free(e.last);
 

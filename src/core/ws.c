@@ -191,6 +191,17 @@ static void kill_wsi(lt_ws *ws)
     }
 }
 
+/* Close with a status of our own after a terminal error: the close frame
+ * goes out at the next WRITEABLE, unsent messages are dropped. */
+static void refuse_connection(lt_ws *ws, int status)
+{
+    ws->close_requested = 1;
+    ws->close_code = status;
+    ws->close_reason[0] = 0;
+    if (ws->wsi)
+        lws_callback_on_writable(ws->wsi);
+}
+
 /* ---- the lws protocol callback ------------------------------------------ */
 
 static int append_rx(lt_ws *ws, const void *in, size_t len)
@@ -279,8 +290,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
 
     case LWS_CALLBACK_CLIENT_RECEIVE: {
+        /* Never return -1 from here: lws 4.1.6 can corrupt its heap when a
+         * receive callback refuses data mid-buffer. Unwanted data is dropped
+         * and the close goes out from WRITEABLE (or kill_wsi's timeout). */
         if (!ws || ws->freed || ws->terminal)
-            return ws ? -1 : 0;
+            return 0;
         if (lws_is_first_fragment(wsi))
             ws->rx_binary = lws_frame_is_binary(wsi);
         int r = append_rx(ws, in, len);
@@ -288,10 +302,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             terminal_error(ws, r == -1 ? "message too big" : "out of memory");
             ws->state = LT_WS_CLOSED;
             ws->rxlen = 0;
-            lws_close_reason(wsi, r == -1 ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
-                                         : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                             NULL, 0);
-            return -1;
+            refuse_connection(ws, r == -1 ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
+                                          : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+            return 0;
         }
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
             queue_ev(S, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
@@ -308,7 +321,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (!ws || ws->freed)
             return -1;
-        if (ws->oq) {
+        if (ws->oq && !ws->terminal) {
             omsg *m = ws->oq;
             ws->oq = m->next;
             if (!ws->oq)
