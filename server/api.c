@@ -1629,15 +1629,16 @@ void srv_tick(void)
     }
 }
 
-static void ws_response(srv_conn *c, const char *method, const jv *rid, int ok, const char *data, size_t dlen)
+/* rid_json: the request_id as JSON text, or "" for null */
+static void ws_response_raw(srv_conn *c, const char *method, const char *rid_json, int ok, const char *data,
+                            size_t dlen)
 {
     jbuf b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"method\":");
     w_str(&b, method);
     jbuf_puts(&b, ",\"request_id\":");
-    if (rid && rid->type == JV_STRING && rid->len <= 128) jv_write(&b, rid);
-    else jbuf_puts(&b, "null");
+    jbuf_puts(&b, rid_json[0] ? rid_json : "null");
     jbuf_puts(&b, ",\"success\":");
     jbuf_puts(&b, ok ? "true" : "false");
     jbuf_puts(&b, ",\"data\":");
@@ -1647,6 +1648,63 @@ static void ws_response(srv_conn *c, const char *method, const jv *rid, int ok, 
     jbuf_putc(&b, 0);
     if (!b.oom) conn_send(c, "response", b.data);
     jbuf_free(&b);
+}
+
+/* The request_id as JSON text into out (n bytes); "" when absent or too long. */
+static void rid_text(const jv *rid, char *out, size_t n)
+{
+    jbuf r;
+    out[0] = 0;
+    if (!rid || rid->type != JV_STRING || rid->len > 128) return;
+    jbuf_init(&r);
+    jv_write(&r, rid);
+    if (!r.oom && r.len < n) {
+        memcpy(out, r.data, r.len);
+        out[r.len] = 0;
+    }
+    jbuf_free(&r);
+}
+
+static void ws_response(srv_conn *c, const char *method, const jv *rid, int ok, const char *data, size_t dlen)
+{
+    char rj[136];
+    rid_text(rid, rj, sizeof rj);
+    ws_response_raw(c, method, rj, ok, data, dlen);
+}
+
+/* Event.replay sends the log in batches while the socket's queue is short,
+ * so a large backlog never trips the per-socket limit, and answers once it
+ * has caught up with the log (live events of the user included). */
+#define REPLAY_QUEUE_LOW (1u << 20)
+#define REPLAY_BATCH 64
+
+void srv_replay_pump(srv_conn *c)
+{
+    int rows = 0;
+    sqlite3_stmt *st;
+    char d[64];
+    if (!c->replaying || c->close_pending) return;
+    while (c->qbytes < REPLAY_QUEUE_LOW) {
+        st = store_prep("SELECT seq, ts_ms, kind, op, otype, oid, data FROM events"
+                        " WHERE user_id=? AND ts_ms>=? AND seq>? ORDER BY seq LIMIT ?");
+        bind_text(st, 1, c->user);
+        sqlite3_bind_int64(st, 2, c->replay_from);
+        sqlite3_bind_int64(st, 3, c->replay_seq);
+        sqlite3_bind_int(st, 4, REPLAY_BATCH);
+        rows = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            c->replay_seq = sqlite3_column_int64(st, 0);
+            send_event(c, col_text(st, 2), col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
+                       sqlite3_column_int64(st, 1));
+            c->replay_count++;
+            rows++;
+        }
+        if (rows < REPLAY_BATCH) break;
+    }
+    if (rows >= REPLAY_BATCH || c->qbytes >= REPLAY_QUEUE_LOW) return; /* more after the queue drains */
+    c->replaying = 0;
+    snprintf(d, sizeof d, "{\"count\":%d}", c->replay_count);
+    ws_response_raw(c, "Event.replay", c->replay_rid, 1, d, strlen(d));
 }
 
 static void ws_error(srv_conn *c, const char *method, const jv *rid, const char *id, int code, const char *msg)
@@ -1758,7 +1816,8 @@ static void presence_push(const char *user, const char *status)
     for (i = 0; i < n; i++) {
         srv_conn *o;
         for (o = srv_user_conns(peers[i]); o; o = o->hnext)
-            if (strcmp(o->user, peers[i]) == 0) send_event(o, "change", "patch", "Identity", oid.data + 1, d.data);
+            if (strcmp(o->user, peers[i]) == 0)
+                send_event(o, "change", "patch", "Identity", oid.data + 1, d.data, srv_now_ms());
     }
     free_list(peers, n);
     jbuf_free(&d);
@@ -1783,23 +1842,20 @@ static void ws_request(srv_conn *c, const jv *body)
     } else if (strcmp(m, "Event.replay") == 0) {
         const jv *ts = data ? jv_get(data, "from_timestamp") : NULL;
         int64_t from;
-        sqlite3_stmt *st;
-        int n = 0;
-        char d[64];
         if (!ts || ts->type != JV_STRING || !srv_parse_iso(ts->u.s, &from)) {
             ws_error(c, m, rid, "invalid_property", 105, "data.from_timestamp must be an ISO-8601 UTC time");
             return;
         }
-        st = store_prep("SELECT kind, op, otype, oid, data FROM events WHERE user_id=? AND ts_ms>=?"
-                        " ORDER BY seq LIMIT 100000");
-        bind_text(st, 1, c->user);
-        sqlite3_bind_int64(st, 2, from);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            send_event(c, col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), col_text(st, 4));
-            n++;
+        if (c->replaying) {
+            ws_error(c, m, rid, "invalid_request", 107, "an Event.replay is already in progress on this socket");
+            return;
         }
-        snprintf(d, sizeof d, "{\"count\":%d}", n);
-        ws_response(c, m, rid, 1, d, strlen(d));
+        c->replaying = 1;
+        c->replay_from = from;
+        c->replay_seq = 0;
+        c->replay_count = 0;
+        rid_text(rid, c->replay_rid, sizeof c->replay_rid);
+        srv_replay_pump(c);
     } else if (strcmp(m, "Conversation.create") == 0 || strcmp(m, "Message.create") == 0) {
         srv_resp r;
         srv_resp_init(&r);

@@ -315,15 +315,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c->stall_until) return 0;
         /* Several packets per wakeup while the socket takes them: one poll
          * round per packet would cap fan-out throughput. */
-        do {
+        while (c->qhead && !lws_send_pipe_choked(wsi)) {
             pk = srv_conn_pop(c);
-            if (!pk) return 0;
             if (lws_write(wsi, pk->data + LWS_PRE, pk->len, LWS_WRITE_TEXT) < (int)pk->len) {
                 free(pk);
                 return -1;
             }
             free(pk);
-        } while (c->qhead && !lws_send_pipe_choked(wsi));
+        }
+        if (c->replaying) srv_replay_pump(c); /* the next batch, now that the queue has drained */
         if (c->qhead) lws_callback_on_writable(wsi);
         return 0;
     }

@@ -504,7 +504,7 @@ int w_announcement(jbuf *b, const char *uuid, const char *viewer)
 
 /* ---------- packets ---------- */
 
-static void conn_enqueue(srv_conn *c, const char *type, const char *body, size_t blen)
+static void conn_enqueue(srv_conn *c, const char *type, const char *body, size_t blen, int64_t ts_ms)
 {
     jbuf b;
     srv_pkt *p;
@@ -522,7 +522,7 @@ static void conn_enqueue(srv_conn *c, const char *type, const char *body, size_t
     jbuf_puts(&b, "\",\"counter\":");
     jbuf_int(&b, c->counter++);
     jbuf_puts(&b, ",\"timestamp\":");
-    w_iso(&b, srv_now_ms());
+    w_iso(&b, ts_ms);
     jbuf_puts(&b, ",\"body\":");
     jbuf_putn(&b, body, blen);
     jbuf_putc(&b, '}');
@@ -543,7 +543,7 @@ static void conn_enqueue(srv_conn *c, const char *type, const char *body, size_t
 
 void conn_send(srv_conn *c, const char *type, const char *body)
 {
-    conn_enqueue(c, type, body, strlen(body));
+    conn_enqueue(c, type, body, strlen(body), srv_now_ms());
 }
 
 srv_pkt *srv_conn_pop(srv_conn *c)
@@ -590,23 +590,39 @@ static void build_body(jbuf *b, int api, const char *kind, const char *op, const
     jbuf_putc(b, '}');
 }
 
-void send_event(srv_conn *c, const char *kind, const char *op, const char *otype, const char *oid, const char *data)
+void send_event(srv_conn *c, const char *kind, const char *op, const char *otype, const char *oid, const char *data,
+                int64_t ts_ms)
 {
     jbuf b;
     jbuf_init(&b);
     build_body(&b, c->api, kind, op, otype, oid, data);
-    if (!b.oom) conn_enqueue(c, kind, b.data, b.len);
+    if (!b.oom) conn_enqueue(c, kind, b.data, b.len, ts_ms);
     jbuf_free(&b);
 }
 
-/* Record a change in the user's event log and push it to their sockets. */
+/* Each recipient's events get strictly increasing timestamps (the clock, or
+ * one past the last logged one), so Event.replay from a timestamp is exact
+ * and two identical changes in one millisecond stay two packets. The last
+ * stamp is read from the log, so a restarted server continues it. */
+static int64_t next_event_ts(const char *user)
+{
+    int64_t now = srv_now_ms(), last = 0;
+    sqlite3_stmt *st = store_prep("SELECT MAX(ts_ms) FROM events WHERE user_id=?");
+    bind_text(st, 1, user);
+    if (sqlite3_step(st) == SQLITE_ROW) last = sqlite3_column_int64(st, 0);
+    return last >= now ? last + 1 : now;
+}
+
+/* Record a change in the user's event log and push it to their sockets
+ * (except those catching up through Event.replay: the log reaches them). */
 void emit(const char *user, const char *kind, const char *op, const char *otype, const char *oid, const char *data)
 {
     srv_conn *c;
+    int64_t ts = next_event_ts(user);
     sqlite3_stmt *st = store_prep(
         "INSERT INTO events(user_id, ts_ms, kind, op, otype, oid, data) VALUES(?,?,?,?,?,?,?)");
     bind_text(st, 1, user);
-    sqlite3_bind_int64(st, 2, srv_now_ms());
+    sqlite3_bind_int64(st, 2, ts);
     bind_text(st, 3, kind);
     bind_text(st, 4, op);
     bind_text(st, 5, otype);
@@ -614,7 +630,7 @@ void emit(const char *user, const char *kind, const char *op, const char *otype,
     bind_text(st, 7, data);
     sqlite3_step(st);
     for (c = srv_user_conns(user); c; c = c->hnext)
-        if (strcmp(c->user, user) == 0) send_event(c, kind, op, otype, oid, data);
+        if (strcmp(c->user, user) == 0 && !c->replaying) send_event(c, kind, op, otype, oid, data, ts);
 }
 
 static void object_id(char *out, size_t n, const char *otype, const char *uuid)

@@ -28,7 +28,9 @@ void conv_unread_recount(const char *conv, const char *viewer);
 int w_conversation(jbuf *b, const char *uuid, const char *viewer);
 int w_announcement(jbuf *b, const char *uuid, const char *viewer);
 void conn_send(srv_conn *c, const char *type, const char *body);
-void send_event(srv_conn *c, const char *kind, const char *op, const char *otype, const char *oid, const char *data);
+/* ts_ms: the event's logged time, so a replay re-sends the same timestamp */
+void send_event(srv_conn *c, const char *kind, const char *op, const char *otype, const char *oid, const char *data,
+                int64_t ts_ms);
 void emit(const char *user, const char *kind, const char *op, const char *otype, const char *oid, const char *data);
 void emit_conv(const char *user, const char *op, const char *uuid, const char *data);
 void emit_msg(const char *user, const char *op, const char *uuid, const char *data);

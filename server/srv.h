@@ -74,6 +74,13 @@ typedef struct srv_conn {
     int close_pending;
     srv_pkt *qhead, *qtail;
     size_t qbytes;
+    /* Event.replay in progress: the log is sent in batches as the queue
+     * drains, and live events wait in the log until it has caught up. */
+    int replaying;
+    int64_t replay_from;  /* from_timestamp, ms */
+    int64_t replay_seq;   /* last events.seq sent */
+    int replay_count;
+    char replay_rid[136]; /* request_id as JSON text; "" is null */
     char *rx;             /* fragment reassembly */
     size_t rx_len;
     int rx_bad;
@@ -119,6 +126,7 @@ void srv_conn_closed(srv_conn *c);
 int srv_ws_frame(srv_conn *c, const char *data, size_t len);
 void srv_tick(void);   /* periodic: release stalled sockets */
 srv_pkt *srv_conn_pop(srv_conn *c);
+void srv_replay_pump(srv_conn *c); /* queue the next replay batch, if the queue has room */
 srv_conn *srv_user_conns(const char *user); /* walk ->hnext, compare ->user */
 
 #endif

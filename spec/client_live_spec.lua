@@ -244,6 +244,48 @@ describe("layer.client with the local server", function()
     assert.is_true(bob:stats().gaps >= 1)
   end)
 
+  it("applies identical changes sent together: x, y, x leaves x, with nothing suppressed", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" }, metadata = { title = "start" } }) end)
+    local bob_conv
+    pump(all, function() bob_conv = bob:engine():object(conv.id); return bob_conv ~= nil end, 10, "bob's copy")
+    local titles = {}
+    bob:on("conversation.update", function(c, changes)
+      for _, ch in ipairs(changes) do
+        if ch.property == "metadata.title" or ch.property == "metadata" then titles[#titles + 1] = c.metadata.title end
+      end
+    end)
+    local suppressed0 = bob:stats().duplicates_suppressed
+    for round = 1, 5 do
+      local done = 0
+      titles = {}
+      -- three requests in flight at once: the server handles them in the same millisecond
+      for _, t in ipairs({ "x", "y", "x" }) do
+        alice:spawn(function() assert(conv:set_metadata("title", t)); done = done + 1 end)
+      end
+      pump(all, function() return done == 3 and #titles == 3 end, 10, "three title changes (round " .. round .. ")")
+      assert.are.equal("x", bob_conv.metadata.title)
+      local fresh = run(all, bob, function() return bob:request("GET", "/conversations/" .. conv.id:match("[^/]+$")) end)
+      assert.are.equal("x", fresh.metadata.title)
+      run(all, alice, function() return conv:set_metadata("title", "start") end)
+      pump(all, function() return #titles == 4 end, 10, "reset")
+    end
+    assert.are.equal(suppressed0, bob:stats().duplicates_suppressed)
+  end)
+
+  it("hands every identity.delete of a follow / unfollow / follow / unfollow to its handler", function()
+    server:admin("identities", { user_id = "dora", display_name = "Dora" })
+    local dora = assert(run(all, alice, function() return alice:identity("dora") end))
+    local deletes, creates = 0, 0
+    alice:on("identity.delete", function() deletes = deletes + 1 end)
+    alice:on("identity.create", function() creates = creates + 1 end)
+    for _ = 1, 2 do
+      assert(run(all, alice, function() return dora:follow() end))
+      assert(run(all, alice, function() return dora:unfollow() end))
+    end
+    pump(all, function() return deletes == 2 end, 10, "two identity.delete events")
+    assert.are.equal(0, alice:stats().duplicates_suppressed)
+  end)
+
   it("rides out 429 and 503 answers", function()
     server:admin("faults", { type = "http_error", status = 429, count = 2, seconds = 1 })
     local list, err = run(all, alice, function() return alice:conversations() end, 15)

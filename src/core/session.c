@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FINGERPRINTS 4096 /* per generation; two generations are kept */
+#define BAG_MAX 4096 /* fingerprints per bag: more packets at one timestamp than this, and a replay may repeat some */
 #define MAX_RETRIES 5
 #define TYPING_EXPIRY_MS 6000
 
@@ -62,10 +62,11 @@ typedef struct frame_out {
     struct frame_out *next;
 } frame_out;
 
+/* A multiset of packet fingerprints (body and timestamp), small and unordered. */
 typedef struct {
-    uint64_t *slots;
-    size_t count;
-} fp_set;
+    uint64_t *fps;
+    size_t n, cap;
+} fp_bag;
 
 struct ls_session {
     ls_config cfg;
@@ -81,7 +82,15 @@ struct ls_session {
     int64_t last_packet, last_sent;
     int64_t expected_counter; /* -1: anything goes (first packet of a connection is 0) */
     int saw_zero;
+    /* Replay cursor: the newest change timestamp applied, and the packets
+     * applied at exactly that time. Event.replay from the cursor re-sends
+     * those; they (and packets applied while the replay runs) are the only
+     * ones skipped as duplicates, once per copy seen. */
     char last_timestamp[48];
+    int64_t cursor_ms;
+    fp_bag at_cursor;
+    fp_bag overlap;
+    int64_t replay_from_ms;
     int replaying;
     uint64_t replay_packets;
     int attempt;
@@ -97,7 +106,6 @@ struct ls_session {
     ls_http_request *http, *http_tail;
     ls_event *events, *events_tail;
     size_t n_events;
-    fp_set fp_now, fp_old;
     ls_stats stats;
     int no_change_lists;
     unsigned interest; /* LS_INTEREST bits */
@@ -595,30 +603,41 @@ static uint64_t hash_value(const jv *v)
     }
 }
 
-static int fp_has(const fp_set *f, uint64_t fp)
+static void bag_put(fp_bag *b, uint64_t fp)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        uint64_t *nf;
+        if (cap > BAG_MAX) { /* full: forget the oldest half */
+            memmove(b->fps, b->fps + b->n / 2, (b->n - b->n / 2) * sizeof *b->fps);
+            b->n -= b->n / 2;
+        } else if ((nf = realloc(b->fps, cap * sizeof *nf))) {
+            b->fps = nf;
+            b->cap = cap;
+        } else {
+            return;
+        }
+    }
+    b->fps[b->n++] = fp;
+}
+
+/* Remove one copy of fp; 1 if there was one. */
+static int bag_take(fp_bag *b, uint64_t fp)
 {
     size_t i;
-    if (!f->slots) return 0;
-    for (i = fp & (2 * FINGERPRINTS - 1); f->slots[i]; i = (i + 1) & (2 * FINGERPRINTS - 1))
-        if (f->slots[i] == fp) return 1;
+    for (i = 0; i < b->n; i++)
+        if (b->fps[i] == fp) {
+            b->fps[i] = b->fps[--b->n];
+            return 1;
+        }
     return 0;
 }
 
-/* Two generations: the older one is dropped when the newer fills up. */
-static void fp_add(ls_session *s, uint64_t fp)
+static void bag_copy(fp_bag *dst, const fp_bag *src)
 {
     size_t i;
-    if (s->fp_now.count >= FINGERPRINTS) {
-        free(s->fp_old.slots);
-        s->fp_old = s->fp_now;
-        s->fp_now.slots = NULL;
-        s->fp_now.count = 0;
-    }
-    if (!s->fp_now.slots && !(s->fp_now.slots = calloc(2 * FINGERPRINTS, sizeof(uint64_t)))) return;
-    for (i = fp & (2 * FINGERPRINTS - 1); s->fp_now.slots[i]; i = (i + 1) & (2 * FINGERPRINTS - 1))
-        if (s->fp_now.slots[i] == fp) return;
-    s->fp_now.slots[i] = fp;
-    s->fp_now.count++;
+    dst->n = 0;
+    for (i = 0; i < src->n; i++) bag_put(dst, src->fps[i]);
 }
 
 /* ===== applying changes ===== */
@@ -926,9 +945,17 @@ static void request_replay(ls_session *s, int64_t now)
     if (ws_send_request(s, now, REQ_REPLAY, "Event.replay", NULL, jv_root(d))) {
         s->replaying = 1;
         s->replay_packets = 0;
+        s->replay_from_ms = s->cursor_ms;
+        bag_copy(&s->overlap, &s->at_cursor);
         s->stats.replays++;
     }
     jv_doc_free(d);
+}
+
+static void replay_end(ls_session *s)
+{
+    s->replaying = 0;
+    s->overlap.n = 0;
 }
 
 static uint64_t parse_request_id(const jv *v)
@@ -950,7 +977,7 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
         return;
     }
     if (r->kind == REQ_REPLAY) {
-        s->replaying = 0;
+        replay_end(s);
         if (!p->success) emit_error(s, p->error, "Event.replay failed");
         emit_simple(s, LS_EV_SYNCED, NULL, (double)s->replay_packets);
         ws_req_free(r);
@@ -972,18 +999,6 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
         event_push(s, ev);
     }
     ws_req_free(r);
-}
-
-/* Whether a change can produce an event anybody listens to: only those need
- * fingerprints to keep replayed duplicates from firing handlers twice. */
-static int observed(const ls_session *s, const pkt *p)
-{
-    if (p->type != PKT_CHANGE || p->has_from_position) return 1;
-    switch (p->change_op) {
-    case CHG_CREATE: return wanted(s, LS_EV_CREATE, p->object_type) || wanted(s, LS_EV_UPDATE, p->object_type);
-    case CHG_PATCH: return wanted(s, LS_EV_UPDATE, p->object_type);
-    default: return wanted(s, LS_EV_DELETE, p->object_type);
-    }
 }
 
 void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
@@ -1022,22 +1037,25 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
     switch (p.type) {
     case PKT_CHANGE:
     case PKT_OPERATION: {
+        uint64_t fp = jv_hash_word(hash_value(p.body), jv_hash_id(p.timestamp->u.s, p.timestamp->len));
+        int in_overlap = s->replaying && p.time_ms >= s->replay_from_ms;
         if (s->replaying) s->replay_packets++;
-        if (!observed(s, &p)) {
-            apply_change(s, now, &p); /* idempotent, and nobody would see an event */
-        } else {
-            uint64_t fp = jv_hash_word(hash_value(p.body), jv_hash_id(p.timestamp->u.s, p.timestamp->len));
-            if (!fp) fp = 1; /* 0 marks an empty slot */
-            if (fp_has(&s->fp_now, fp) || fp_has(&s->fp_old, fp)) {
-                s->stats.duplicates_suppressed++;
-            } else {
-                fp_add(s, fp);
-                apply_change(s, now, &p);
-            }
+        if (in_overlap && bag_take(&s->overlap, fp)) { /* the replay's copy of a packet already applied */
+            s->stats.duplicates_suppressed++;
+            break;
         }
-        if (p.timestamp->len < sizeof s->last_timestamp) {
-            memcpy(s->last_timestamp, p.timestamp->u.s, p.timestamp->len);
-            s->last_timestamp[p.timestamp->len] = '\0';
+        apply_change(s, now, &p);
+        if (in_overlap) bag_put(&s->overlap, fp); /* seen live: its replay copy is skipped */
+        if (p.time_ms > s->cursor_ms || !s->last_timestamp[0]) {
+            if (p.timestamp->len < sizeof s->last_timestamp) {
+                memcpy(s->last_timestamp, p.timestamp->u.s, p.timestamp->len);
+                s->last_timestamp[p.timestamp->len] = '\0';
+                s->cursor_ms = p.time_ms;
+                s->at_cursor.n = 0;
+                bag_put(&s->at_cursor, fp);
+            }
+        } else if (p.time_ms == s->cursor_ms) {
+            bag_put(&s->at_cursor, fp);
         }
         break;
     }
@@ -1062,7 +1080,7 @@ void ls_ws_opened(ls_session *s, int64_t now)
     s->saw_zero = 0;
     s->last_packet = now;
     s->keepalive_pending = 0;
-    s->replaying = 0;
+    replay_end(s);
     emit_simple(s, LS_EV_CONNECTED, NULL, s->connection);
     request_replay(s, now); /* after every reconnect, once anything was seen */
     /* resend what never got an answer; creates carry their own ids */
@@ -1078,7 +1096,7 @@ void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
 {
     ws_req **pp, *r;
     s->ws_open = 0;
-    s->replaying = 0;
+    replay_end(s);
     /* keepalive and replay requests die with the socket; app requests wait for the next one */
     for (pp = &s->ws_reqs; (r = *pp);) {
         if (r->kind != REQ_APP) {
@@ -1260,7 +1278,7 @@ void ls_tick(ls_session *s, int64_t now)
                 event_push(s, ev);
             }
         } else if (r->kind == REQ_REPLAY) {
-            s->replaying = 0;
+            replay_end(s);
         } else {
             s->keepalive_pending = 0;
         }
@@ -1361,8 +1379,8 @@ void ls_free(ls_session *s)
         s->typists = t->next;
         typist_free(t);
     }
-    free(s->fp_now.slots);
-    free(s->fp_old.slots);
+    free(s->at_cursor.fps);
+    free(s->overlap.fps);
     jv_doc_free(s->scratch);
     lc_free(s->cache);
     free(s->token);
