@@ -233,6 +233,47 @@ describe("layer.client with the local server", function()
     each_once(counts, 6)
   end)
 
+  -- 64 parts of 2 KB: a 131 KB packet; 140 of them exceed the server's 16 MiB socket queue
+  local function big_message(i)
+    local parts = {}
+    for k = 1, 64 do parts[k] = string.rep(string.char(65 + (i + k) % 26), 2048) end
+    return { parts = parts }
+  end
+
+  it("receives a backlog larger than the server's socket queue in one replay", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    local counts, total = count_messages(bob)
+    run(all, alice, function() return conv:send("before") end)
+    pump(all, function() return total.n == 1 end, 10, "first message")
+    server:admin("faults", { type = "close_sockets", user_id = "bob" })
+    for i = 1, 140 do run({ alice }, alice, function() return conv:send(big_message(i)) end) end
+    local replays0 = bob:stats().replays
+    pump(all, function() return total.n == 141 end, 60, "the whole backlog")
+    each_once(counts, 141)
+    assert.are.equal(1, bob:stats().replays - replays0)
+  end)
+
+  it("resumes an interrupted replay where it stopped, losing and repeating nothing", function()
+    local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
+    local counts, total = count_messages(bob)
+    run(all, alice, function() return conv:send("before") end)
+    pump(all, function() return total.n == 1 end, 10, "first message")
+    server:admin("faults", { type = "close_sockets", user_id = "bob" })
+    for i = 1, 60 do run({ alice }, alice, function() return conv:send(big_message(i)) end) end
+    -- cut the replay off once part of the backlog has arrived
+    local cut = false
+    bob:on("message", function()
+      if not cut and total.n >= 10 then
+        cut = true
+        server:admin("faults", { type = "close_sockets", user_id = "bob" })
+      end
+    end)
+    pump(all, function() return total.n == 61 end, 60, "the backlog after the cut")
+    assert.is_true(cut)
+    each_once(counts, 61)
+    assert.is_true(bob:stats().replays >= 2)
+  end)
+
   it("recovers skipped counters through Event.replay without duplicates", function()
     local conv = run(all, alice, function() return alice:create_conversation({ participants = { "bob" } }) end)
     local counts, total = count_messages(bob)

@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 #define WS_DEFAULT_CONNECT_MS 15000
 #define WS_CAP_OPEN_MS 250  /* lws timers we cannot see (no EXTERNAL_POLL) */
 #define WS_CAP_BUSY_MS 10   /* while connecting / closing */
+#define WS_READ_BUFFER 65536  /* bytes lws reads per socket per pass */
+#define WS_PASSES_PER_STEP 16 /* so at most 1 MiB per socket per step */
 
 enum { EV_OPEN, EV_TEXT, EV_BINARY, EV_CLOSE, EV_ERROR };
 
@@ -628,6 +631,25 @@ static void svc_on_fd(void *ud, int fd, uint32_t ev)
     /* Nothing to do per fd: lws_service polls its own table in svc_run. */
 }
 
+/* Whether a socket has unread input, or lws holds some (TLS records). */
+static int input_waiting(wsvc *S)
+{
+    struct pollfd p[16];
+    nfds_t n = 0;
+    for (lt_ws *ws = S->head; ws && n < 16; ws = ws->next)
+        if (ws->fd >= 0 && !ws->freed) {
+            p[n].fd = ws->fd;
+            p[n].events = POLLIN;
+            p[n].revents = 0;
+            n++;
+        }
+    if (n && poll(p, n, 0) > 0)
+        for (nfds_t i = 0; i < n; i++)
+            if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+                return 1;
+    return S->ctx && lws_service_adjust_timeout(S->ctx, 1, 0) == 0;
+}
+
 static void svc_run(void *ud)
 {
     wsvc *S = ud;
@@ -637,10 +659,14 @@ static void svc_run(void *ud)
         if (ws->need_connect && !ws->freed && ws->state == LT_WS_CONNECTING)
             start_lws(S, ws);
     }
-    if (S->head) {
+    /* A pass reads one buffer per socket: go on while input is waiting, so a
+     * host stepping once a frame is not held to 64 kB a frame. */
+    for (int pass = 0; S->head && pass < WS_PASSES_PER_STEP; pass++) {
         lws_service(S->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
         for (lt_ws *ws = S->head; ws; ws = ws->next)
             sync_fd(S, ws);
+        if (!input_waiting(S))
+            break;
     }
     dispatch(S);
     if (lt_loop_closing(S->L))
@@ -730,6 +756,7 @@ static wsvc *get_svc(lt_loop *L)
     /* One loop holds a socket or two, but lws sizes its fd tables from the
      * process limit: at ulimit -n 8448 that is ~200 KB per client. */
     info.fd_limit_per_thread = 64;
+    info.pt_serv_buf_size = WS_READ_BUFFER;
     S->ctx = lws_create_context(&info);
     if (!S->ctx) {
         free(S);
