@@ -199,9 +199,6 @@ static void do_sessions(const jv *body, srv_resp *r)
     char user[160];
     jv_doc *claims = NULL;
     const char *e;
-    static const char *fields[] = {"display_name", "avatar_url", "first_name", "last_name", NULL};
-    int i;
-    sqlite3_stmt *st;
     if (!tok) {
         err_resp(r, 422, "missing_property", 104, "identity_token is required", NULL);
         return;
@@ -214,20 +211,7 @@ static void do_sessions(const jv *body, srv_resp *r)
         auth_required(r, e);
         return;
     }
-    ensure_identity(user);
-    for (i = 0; fields[i]; i++) {
-        const jv *v = jv_get(jv_root(claims), fields[i]);
-        static const char *sql[] = {"UPDATE identities SET display_name=? WHERE user_id=?",
-                                    "UPDATE identities SET avatar_url=? WHERE user_id=?",
-                                    "UPDATE identities SET first_name=? WHERE user_id=?",
-                                    "UPDATE identities SET last_name=? WHERE user_id=?"};
-        if (v && v->type == JV_STRING) {
-            st = store_prep(sql[i]);
-            bind_text(st, 1, v->u.s);
-            bind_text(st, 2, user);
-            sqlite3_step(st);
-        }
-    }
+    identity_update(user, jv_root(claims), 0);
     jv_doc_free(claims);
     respond_new_session(user, r);
 }
@@ -1127,42 +1111,11 @@ static void admin(const srv_req *q, char **seg, int nseg, const jv *body, srv_re
         return;
     }
     if (strcmp(seg[1], "identities") == 0) {
-        static const char *f[] = {"display_name", "avatar_url", "first_name", "last_name", "email_address",
-                                  "phone_number", "public_key", "type"};
-        static const char *sql[] = {"UPDATE identities SET display_name=? WHERE user_id=?",
-                                    "UPDATE identities SET avatar_url=? WHERE user_id=?",
-                                    "UPDATE identities SET first_name=? WHERE user_id=?",
-                                    "UPDATE identities SET last_name=? WHERE user_id=?",
-                                    "UPDATE identities SET email_address=? WHERE user_id=?",
-                                    "UPDATE identities SET phone_number=? WHERE user_id=?",
-                                    "UPDATE identities SET public_key=? WHERE user_id=?",
-                                    "UPDATE identities SET type=? WHERE user_id=?"};
-        int i;
         if (!user[0]) {
             err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
             return;
         }
-        ensure_identity(user);
-        for (i = 0; i < 8; i++) {
-            const jv *fv = jv_get(body, f[i]);
-            if (fv && fv->type == JV_STRING) {
-                sqlite3_stmt *st = store_prep(sql[i]);
-                bind_text(st, 1, fv->u.s);
-                bind_text(st, 2, user);
-                sqlite3_step(st);
-            }
-        }
-        if ((v = jv_get(body, "metadata")) && v->type == JV_OBJECT) {
-            jbuf m;
-            sqlite3_stmt *st = store_prep("UPDATE identities SET metadata=? WHERE user_id=?");
-            jbuf_init(&m);
-            jv_write(&m, v);
-            jbuf_putc(&m, 0);
-            bind_text(st, 1, m.data);
-            bind_text(st, 2, user);
-            sqlite3_step(st);
-            jbuf_free(&m);
-        }
+        identity_update(user, body, 1);
         r->status = 201;
         w_full_identity(&r->body, user);
     } else if (strcmp(seg[1], "announcements") == 0) {

@@ -35,13 +35,18 @@ void emit(const char *user, const char *kind, const char *op, const char *otype,
 void emit_conv(const char *user, const char *op, const char *uuid, const char *data);
 void emit_msg(const char *user, const char *op, const char *uuid, const char *data);
 /* One change of a conversation or message (otype, uuid) for every member of conv. */
+void emit_members(const char *conv, const char *kind, const char *op, const char *otype, const char *uuid,
+                  const char *data);
 /* A read receipt's patch: to the other members of conv (NULL: none), and to the reader
  * with is_unread set false. */
 void emit_read_receipt(const char *conv, const char *reader, const char *otype, const char *uuid,
                        const char *status_patch);
-void emit_members(const char *conv, const char *kind, const char *op, const char *otype, const char *uuid,
-                  const char *data);
 void emit_conv_summary(const char *user, const char *conv, int with_last);
+
+/* identities.c: store the profile fields src sets (all of them, or only those an
+ * identity token may set) and push what changed as an Identity patch to the user,
+ * their followers and their conversation peers. Returns the fields changed. */
+int identity_update(const char *user, const jv *src, int all_fields);
 
 /* actions.c: mutations shared by REST and WebSocket */
 void act_conv_create(const char *user, const jv *data, srv_resp *r);

@@ -259,6 +259,73 @@ describe("layer-server websocket", function()
     wf:close()
   end)
 
+  it("stamps each recipient's events with strictly increasing timestamps, live and replayed alike", function()
+    local tg, th = srv:session("gil"), srv:session("hal")
+    local wg, wh = assert(srv:ws(tg)), assert(srv:ws(th))
+    local since = wh:request("Counter.read").timestamp
+    local cid = wg:request("Conversation.create", { participants = { "hal" }, distinct = false }).body.data.id
+    -- three patches in flight together: the server handles them within a millisecond
+    for i, t in ipairs({ "x", "y", "x" }) do
+      wg:send_json { type = "request", body = { method = "Message.create", request_id = "m" .. i, object_id = cid,
+        data = { parts = { { mime_type = "text/plain", body = t } } } } }
+    end
+    local live = {}
+    while true do -- the conversation, three messages and their conversation patches
+      local p = wh:wait(function(p) return p.type == "change" end, #live < 4 and 5 or 0.5)
+      if not p then break end
+      live[#live + 1] = p.timestamp
+    end
+    assert.is_true(#live >= 4)
+    for i = 2, #live do assert.is_true(live[i] > live[i - 1], live[i - 1] .. " then " .. live[i]) end
+    local wr = assert(srv:ws(th))
+    wr:send_json { type = "request", body = { method = "Event.replay", request_id = "rp", data = { from_timestamp = since } } }
+    local replayed = {}
+    while true do
+      local p = assert(wr:receive(5))
+      if p.type == "response" then break end
+      replayed[#replayed + 1] = p.timestamp
+    end
+    assert.same(live, replayed)
+    wg:close(); wh:close(); wr:close()
+  end)
+
+  it("pushes an identity's profile change to the user, followers and conversation peers only", function()
+    local tk, tl, tm, tn = srv:session("kim"), srv:session("lou"), srv:session("max"), srv:session("ned")
+    local wk, wl, wm, wn = assert(srv:ws(tk)), assert(srv:ws(tl)), assert(srv:ws(tm)), assert(srv:ws(tn))
+    wk:request("Conversation.create", { participants = { "lou" }, distinct = false })
+    assert(wl:wait(function(p) return p.type == "change" and p.body.object.type == "Conversation" end, 5))
+    assert.equal(204, (srv:request { method = "PUT", path = "/following/users/kim", token = tm }))
+    local since = wl:request("Counter.read").timestamp
+    srv:admin("identities", { user_id = "kim", display_name = "Kim K." })
+    local function profile_patch(p)
+      return p.type == "change" and p.body.object.type == "Identity" and p.body.object.id == "layer:///identities/kim"
+        and p.body.operation == "patch"
+    end
+    for _, w in ipairs({ wk, wl, wm }) do
+      local p = assert(w:wait(profile_patch, 5))
+      assert.same({ { operation = "set", property = "display_name", value = "Kim K." } }, p.body.data)
+    end
+    assert.is_nil((wn:wait(profile_patch, 0.5)))
+    -- the same value again changes nothing and pushes nothing
+    srv:admin("identities", { user_id = "kim", display_name = "Kim K." })
+    assert.is_nil((wl:wait(profile_patch, 0.5)))
+    -- new claims in an identity token at login are a change too
+    srv:login("kim", { display_name = "Kimberly" })
+    local p = assert(wl:wait(profile_patch, 5))
+    assert.equal("Kimberly", p.body.data[1].value)
+    -- and a peer who was away gets both by replay
+    local wr = assert(srv:ws(tl))
+    wr:send_json { type = "request", body = { method = "Event.replay", request_id = "rp", data = { from_timestamp = since } } }
+    local names = {}
+    while true do
+      local q = assert(wr:receive(5))
+      if q.type == "response" then break end
+      if profile_patch(q) then names[#names + 1] = q.body.data[1].value end
+    end
+    assert.same({ "Kim K.", "Kimberly" }, names)
+    for _, w in ipairs({ wk, wl, wm, wn, wr }) do w:close() end
+  end)
+
   it("answers unknown methods and malformed packets with error responses", function()
     local w = assert(srv:ws(ta))
     local r = w:request("Nope.method")

@@ -754,6 +754,21 @@ static void refetch(ls_session *s, int64_t now, pkt_object_type type, const char
     flush_rest(s, now);
 }
 
+/* An Identity patch touching more than presence: worth fetching the identity
+ * when it is not cached (presence alone would fetch every peer on every change). */
+static int profile_patch(const pkt *p)
+{
+    uint32_t i;
+    if (p->type != PKT_CHANGE || p->change_op != CHG_PATCH || p->object_type != OBJ_IDENTITY || !p->data ||
+        p->data->type != JV_ARRAY)
+        return 0;
+    for (i = 0; i < p->data->len; i++) {
+        const jv *prop = jv_get(&p->data->u.items[i], "property");
+        if (prop && prop->type == JV_STRING && !(prop->len >= 8 && !memcmp(prop->u.s, "presence", 8))) return 1;
+    }
+    return 0;
+}
+
 static void apply_change(ls_session *s, int64_t now, const pkt *p)
 {
     lc_event lev;
@@ -820,6 +835,10 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         break;
     default: /* LC_IGNORED: replayed delete or patch of an object we do not hold */
         if (ref) lc_unpin(s->cache, ref);
+        if (profile_patch(p)) { /* someone we talk to changed their name: fetch who they are now */
+            refetch(s, now, p->object_type, p->object_id->u.s, p->object_id->len);
+            return;
+        }
         s->stats.duplicates_suppressed++;
         return;
     }

@@ -148,7 +148,9 @@ static int l_index(lua_State *L)
     if (field) {
         int linked_conversation = type == OBJ_MESSAGE && klen == 12 && !memcmp(key, "conversation", 12);
         int linked_message = type == OBJ_CONVERSATION && klen == 12 && !memcmp(key, "last_message", 12);
-        if ((linked_conversation || linked_message) && push_linked(L, o, field)) return 1;
+        /* a cached sender is the live Identity: its profile follows Identity patches */
+        int linked_sender = type == OBJ_MESSAGE && klen == 6 && !memcmp(key, "sender", 6);
+        if ((linked_conversation || linked_message || linked_sender) && push_linked(L, o, field)) return 1;
         lconv_push(L, field);
         if (linked_conversation || linked_message)
             give_reference_methods(L, linked_conversation ? "ConversationRef" : "MessageRef");

@@ -1,0 +1,135 @@
+/*
+ * identities.c - profile changes of an identity. A change is stored, then
+ * pushed as an Identity patch to the user, their followers and everyone who
+ * shares a conversation with them, as Layer did (layer-websdk turns it into
+ * identities:change). The patches are logged, so Event.replay re-sends them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* store_prep keys statements by the literal's address: one literal per field. */
+static const struct {
+    const char *name, *get, *set;
+} fields[] = {
+    {"display_name", "SELECT display_name FROM identities WHERE user_id=?",
+     "UPDATE identities SET display_name=? WHERE user_id=?"},
+    {"avatar_url", "SELECT avatar_url FROM identities WHERE user_id=?",
+     "UPDATE identities SET avatar_url=? WHERE user_id=?"},
+    {"first_name", "SELECT first_name FROM identities WHERE user_id=?",
+     "UPDATE identities SET first_name=? WHERE user_id=?"},
+    {"last_name", "SELECT last_name FROM identities WHERE user_id=?",
+     "UPDATE identities SET last_name=? WHERE user_id=?"},
+    {"email_address", "SELECT email_address FROM identities WHERE user_id=?",
+     "UPDATE identities SET email_address=? WHERE user_id=?"},
+    {"phone_number", "SELECT phone_number FROM identities WHERE user_id=?",
+     "UPDATE identities SET phone_number=? WHERE user_id=?"},
+    {"public_key", "SELECT public_key FROM identities WHERE user_id=?",
+     "UPDATE identities SET public_key=? WHERE user_id=?"},
+    {"type", "SELECT type FROM identities WHERE user_id=?", "UPDATE identities SET type=? WHERE user_id=?"},
+};
+#define N_FIELDS (int)(sizeof fields / sizeof fields[0])
+#define N_TOKEN_FIELDS 4 /* an identity token's claims may set the first four */
+
+static void put_set_op(jbuf *ops, int *n, const char *property, const jv *value)
+{
+    jbuf_puts(ops, *n ? "," : "[");
+    jbuf_puts(ops, "{\"operation\":\"set\",\"property\":");
+    w_str(ops, property);
+    jbuf_puts(ops, ",\"value\":");
+    jv_write(ops, value);
+    jbuf_putc(ops, '}');
+    (*n)++;
+}
+
+/* The user, their followers and their conversation peers, once each. */
+static int audience(const char *user, char ***out)
+{
+    sqlite3_stmt *st = store_prep(
+        "SELECT ?1 UNION SELECT user_id FROM following WHERE target=?1"
+        " UNION SELECT m2.user_id FROM members m1 JOIN members m2 ON m2.conv=m1.conv AND m2.active=1"
+        " WHERE m1.user_id=?1 AND m1.active=1 LIMIT 100000");
+    char **v = NULL;
+    int n = 0;
+    bind_text(st, 1, user);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char **nv = realloc(v, sizeof *v * (size_t)(n + 1));
+        if (!nv || !(nv[n] = strdup(col_text(st, 0)))) {
+            v = nv ? nv : v;
+            break;
+        }
+        v = nv;
+        n++;
+    }
+    *out = v;
+    return n;
+}
+
+static void push_patch(const char *user, const char *ops)
+{
+    jbuf oid;
+    char **to;
+    int n, i;
+    jbuf_init(&oid);
+    w_identity_id(&oid, user);
+    jbuf_putc(&oid, 0);
+    if (oid.oom) {
+        jbuf_free(&oid);
+        return;
+    }
+    oid.data[oid.len - 2] = 0; /* drop the closing quote; +1 below skips the opening one */
+    n = audience(user, &to);
+    for (i = 0; i < n; i++) emit(to[i], "change", "patch", "Identity", oid.data + 1, ops);
+    free_list(to, n);
+    jbuf_free(&oid);
+}
+
+int identity_update(const char *user, const jv *src, int all_fields)
+{
+    jbuf ops;
+    int n = 0, i, limit = all_fields ? N_FIELDS : N_TOKEN_FIELDS;
+    const jv *meta = all_fields ? jv_get(src, "metadata") : NULL;
+    ensure_identity(user);
+    jbuf_init(&ops);
+    for (i = 0; i < limit; i++) {
+        const jv *v = jv_get(src, fields[i].name);
+        sqlite3_stmt *st;
+        int same;
+        if (!v || v->type != JV_STRING) continue;
+        st = store_prep(fields[i].get);
+        bind_text(st, 1, user);
+        same = sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) && strcmp(col_text(st, 0), v->u.s) == 0;
+        if (same) continue;
+        st = store_prep(fields[i].set);
+        bind_text(st, 1, v->u.s);
+        bind_text(st, 2, user);
+        sqlite3_step(st);
+        put_set_op(&ops, &n, fields[i].name, v);
+    }
+    if (meta && meta->type == JV_OBJECT) {
+        jbuf m;
+        sqlite3_stmt *st = store_prep("SELECT metadata FROM identities WHERE user_id=?");
+        int same;
+        jbuf_init(&m);
+        jv_write(&m, meta);
+        jbuf_putc(&m, 0);
+        bind_text(st, 1, user);
+        same = !m.oom && sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) && strcmp(col_text(st, 0), m.data) == 0;
+        if (!same && !m.oom) {
+            st = store_prep("UPDATE identities SET metadata=? WHERE user_id=?");
+            bind_text(st, 1, m.data);
+            bind_text(st, 2, user);
+            sqlite3_step(st);
+            put_set_op(&ops, &n, "metadata", meta);
+        }
+        jbuf_free(&m);
+    }
+    if (n) {
+        jbuf_putc(&ops, ']');
+        jbuf_putc(&ops, 0);
+        if (!ops.oom) push_patch(user, ops.data);
+    }
+    jbuf_free(&ops);
+    return n;
+}
