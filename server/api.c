@@ -86,6 +86,22 @@ int srv_ws_authorize(const char *token, char *user, size_t usz)
     return session_user(token, user, usz);
 }
 
+/* Close the sockets opened with a session token, or (token NULL) all of a user's.
+ * Nothing more is queued to them, and their requests are refused from now on. */
+static int close_session_sockets(const char *token, const char *user)
+{
+    srv_conn *c;
+    int n = 0;
+    for (c = S.conns; c; c = c->next)
+        if (token ? strcmp(c->token, token) == 0 : strcmp(c->user, user) == 0) {
+            c->close_pending = 1;
+            c->session_expires_ms = 0;
+            if (S.wake) S.wake(c);
+            n++;
+        }
+    return n;
+}
+
 /* Authorization: Layer session-token="<token>" */
 static int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t tsz)
 {
@@ -1215,13 +1231,7 @@ static void admin(const srv_req *q, char **seg, int nseg, const jv *body, srv_re
             sqlite3_step(st);
             n = sqlite3_changes(S.db);
             /* Sockets of an expired session go too: the client then validates, gets 401 and re-authenticates. */
-            for (c = S.conns; c; c = c->next) {
-                if ((tok && tok->type == JV_STRING && strcmp(c->token, tok->u.s) == 0) ||
-                    (!(tok && tok->type == JV_STRING) && strcmp(c->user, user) == 0)) {
-                    c->close_pending = 1;
-                    if (S.wake) S.wake(c);
-                }
-            }
+            close_session_sockets(tok && tok->type == JV_STRING ? tok->u.s : NULL, user);
         } else if (strcmp(t->u.s, "close_sockets") == 0 || strcmp(t->u.s, "skip_counter") == 0 ||
                    strcmp(t->u.s, "stall_socket") == 0) {
             if (!user[0]) {
@@ -1413,6 +1423,7 @@ void srv_handle_http(const srv_req *q, srv_resp *r)
         st = store_prep("DELETE FROM sessions WHERE token=?");
         bind_text(st, 1, seg[1]);
         sqlite3_step(st);
+        close_session_sockets(seg[1], NULL); /* logged out means no more packets, not just no new logins */
         ok_empty(r);
         goto done;
     }
@@ -1540,6 +1551,9 @@ static void presence_follow_sockets(srv_conn *c, int opened);
 
 void srv_conn_open(srv_conn *c)
 {
+    sqlite3_stmt *st = store_prep("SELECT expires_ms FROM sessions WHERE token=?");
+    bind_text(st, 1, c->token);
+    c->session_expires_ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     c->hash = user_hash(c->user);
     c->hprev = NULL;
     c->hnext = S.buckets[c->hash];
@@ -1577,6 +1591,10 @@ void srv_tick(void)
     for (c = S.conns; c; c = c->next) {
         if (c->stall_until && c->stall_until <= now) {
             c->stall_until = 0;
+            if (S.wake) S.wake(c);
+        }
+        if (!c->close_pending && c->session_expires_ms <= now) { /* the session ran out */
+            c->close_pending = 1;
             if (S.wake) S.wake(c);
         }
     }
@@ -1890,8 +1908,15 @@ static void ws_signal(srv_conn *c, const jv *body)
 int srv_ws_frame(srv_conn *c, const char *data, size_t len)
 {
     jv_error je;
-    jv_doc *d = jv_parse(data, len, &body_limits, &je);
+    jv_doc *d;
     const jv *root, *type, *body;
+    /* a frame already in flight when the session ended is not acted on */
+    if (c->close_pending || c->session_expires_ms <= srv_now_ms()) {
+        c->close_pending = 1;
+        if (S.wake) S.wake(c);
+        return 0;
+    }
+    d = jv_parse(data, len, &body_limits, &je);
     if (!d) return 1007; /* not JSON: invalid frame payload data */
     root = jv_root(d);
     type = jv_get(root, "type");

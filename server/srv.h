@@ -72,6 +72,7 @@ typedef struct srv_conn {
     int skip;             /* fault: counters to skip before the next packet */
     int64_t stall_until;  /* fault: hold output until this ms */
     int close_pending;
+    int64_t session_expires_ms; /* the socket closes then; a revoked session closes it at once */
     srv_pkt *qhead, *qtail;
     size_t qbytes;
     /* Event.replay in progress: the log is sent in batches as the queue
