@@ -14,6 +14,7 @@
 
 #define BAG_MAX 4096 /* fingerprints per bag: more packets at one timestamp than this, and a replay may repeat some */
 #define MAX_RETRIES 5
+#define MAX_REAUTHS 5 /* logins in a row answered by another 401 before giving up */
 #define TYPING_EXPIRY_MS 6000
 
 typedef enum { AUTH_NONE, AUTH_NONCE, AUTH_CHALLENGED, AUTH_SESSION, AUTH_OK } auth_state;
@@ -44,6 +45,7 @@ typedef struct rest_req {
     int raw;
     int attempts;
     int64_t retry_at;  /* -1: not waiting */
+    int64_t deadline;  /* an app request resolves by then, sent or not; -1: not set yet */
     int in_flight;
     pkt_object_type refetch_type;
     struct rest_req *next;
@@ -95,6 +97,11 @@ struct ls_session {
     uint64_t replay_packets;
     int attempt;
     int64_t reconnect_at; /* -1: none */
+    /* re-authentication after a 401: backs off when each login is answered
+     * with another 401, and gives up after MAX_REAUTHS */
+    int reauths;
+    int64_t reauth_at; /* -1: none pending */
+    char *reauth_nonce;
     int keepalive_pending;
 
     uint64_t next_id;
@@ -343,6 +350,7 @@ static rest_req *rest_new(ls_session *s, http_kind kind, const char *method, con
     r->content_type = content_type;
     r->authenticated = authenticated;
     r->retry_at = -1;
+    r->deadline = -1;
     if (!r->path || (body && !r->body)) {
         free(r->path);
         free(r->body);
@@ -374,6 +382,7 @@ static void flush_rest(ls_session *s, int64_t now)
 {
     rest_req *r;
     for (r = s->rest_reqs; r; r = r->next) {
+        if (r->kind == HTTP_APP && r->deadline < 0) r->deadline = now + s->cfg.request_timeout_ms;
         if (r->in_flight || (r->retry_at >= 0 && r->retry_at > now)) continue;
         if (r->authenticated && s->auth != AUTH_OK) continue;
         queue_http(s, r);
@@ -455,7 +464,8 @@ uint64_t ls_http(ls_session *s, int64_t now, const ls_http_spec *spec)
 
 /* ===== reconnecting ===== */
 
-static void schedule_reconnect(ls_session *s, int64_t now, const char *reason)
+/* The next delay of the exponential backoff reconnects and re-logins share. */
+static int64_t next_backoff(ls_session *s)
 {
     int64_t delay = s->cfg.backoff_base_ms;
     int i;
@@ -464,6 +474,12 @@ static void schedule_reconnect(ls_session *s, int64_t now, const char *reason)
     if (s->cfg.backoff_jitter > 0)
         delay += (int64_t)((double)delay * s->cfg.backoff_jitter * (double)(rng_next(s) % 10001) / 10000.0);
     s->attempt++;
+    return delay;
+}
+
+static void schedule_reconnect(ls_session *s, int64_t now, const char *reason)
+{
+    int64_t delay = next_backoff(s);
     s->reconnect_at = now + delay;
     s->stats.reconnects++;
     emit_simple(s, LS_EV_DISCONNECTED, reason, (double)delay);
@@ -477,18 +493,66 @@ static void drop_socket(ls_session *s, int64_t now, const char *reason)
     /* else: ls_ws_closed will schedule it */
 }
 
+/* Resolve an app request now, with an error of our own (status, Layer error JSON). */
+static void fail_rest(ls_session *s, rest_req *r, int status, const char *error_json)
+{
+    ls_event *ev = event_new(s, LS_EV_RESPONSE);
+    if (ev) {
+        jv_doc *d = jv_parse(error_json, strlen(error_json), NULL, NULL);
+        ev->request_id = r->id;
+        ev->success = 0;
+        ev->http_status = status;
+        if (d) event_value(ev, jv_root(d));
+        jv_doc_free(d);
+        event_push(s, ev);
+    }
+    rest_free(s, r);
+}
+
+/* The login a 401 asked for, once its backoff has passed. */
+static void start_reauth(ls_session *s, int64_t now)
+{
+    s->reauth_at = -1;
+    if (s->reauth_nonce) {
+        ls_event *ev = event_new(s, LS_EV_CHALLENGE);
+        event_text(ev, s->reauth_nonce, strlen(s->reauth_nonce));
+        event_push(s, ev);
+        free(s->reauth_nonce);
+        s->reauth_nonce = NULL;
+    } else {
+        start_nonce(s, now);
+    }
+}
+
 static void begin_reauth(ls_session *s, int64_t now, const char *nonce, size_t nonce_len)
 {
-    ls_event *ev;
+    rest_req *r, *next;
+    int64_t delay = 0;
     s->want_ws = 0;
-    if (!nonce) {
-        if (s->auth != AUTH_NONCE) start_nonce(s, now);
+    if (++s->reauths > MAX_REAUTHS) {
+        /* a server that refuses every session it issues: stop, tell once, and let
+         * the reconnect backoff decide when to log in again */
+        if (s->reauths == MAX_REAUTHS + 1)
+            emit_error(s, NULL, "re-authentication keeps failing: %d logins in a row were answered with 401; "
+                       "waiting requests fail and the client logs in again after the reconnect backoff",
+                       MAX_REAUTHS);
+        s->auth = AUTH_NONE;
+        for (r = s->rest_reqs; r; r = next) {
+            next = r->next;
+            if (r->kind == HTTP_APP && r->authenticated && !r->in_flight)
+                fail_rest(s, r, 401, "{\"id\":\"authentication_required\",\"code\":4,"
+                                     "\"message\":\"the server refused every new session\"}");
+        }
+        drop_socket(s, now, "authentication keeps failing");
         return;
     }
-    s->auth = AUTH_CHALLENGED;
-    ev = event_new(s, LS_EV_CHALLENGE);
-    event_text(ev, nonce, nonce_len);
-    event_push(s, ev);
+    /* the first re-login is immediate (a session that simply expired); then it backs off */
+    if (s->reauths > 1) delay = next_backoff(s);
+    free(s->reauth_nonce);
+    s->reauth_nonce = nonce ? dupn(nonce, nonce_len) : NULL;
+    s->auth = AUTH_CHALLENGED; /* nothing authenticated goes out meanwhile */
+    s->reauth_at = now + delay;
+    if (!delay) start_reauth(s, now);
 }
 
 /* ===== WebSocket requests ===== */
@@ -1164,7 +1228,6 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
             if (nonce && nonce->type == JV_STRING) begin_reauth(s, now, nonce->u.s, nonce->len);
             else begin_reauth(s, now, NULL, 0);
         }
-        r->attempts = 0;
         jv_doc_free(d);
         if (r->kind == HTTP_VALIDATE) rest_free(s, r);
         return;
@@ -1181,6 +1244,7 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         jv_doc_free(d);
         return;
     }
+    if (r->authenticated && status >= 200 && status < 300) s->reauths = 0; /* the session works */
     switch (r->kind) {
     case HTTP_NONCE: {
         const jv *nonce = root ? jv_get(root, "nonce") : NULL;
@@ -1310,6 +1374,16 @@ void ls_tick(ls_session *s, int64_t now)
             if (ws_send_request(s, now, REQ_KEEPALIVE, "Counter.read", NULL, NULL)) s->keepalive_pending = 1;
         }
     }
+    {
+        rest_req *rr, *next;
+        for (rr = s->rest_reqs; rr; rr = next) {
+            next = rr->next;
+            if (rr->kind == HTTP_APP && !rr->in_flight && rr->deadline >= 0 && now >= rr->deadline)
+                fail_rest(s, rr, 408, "{\"id\":\"request_timeout\",\"code\":8,"
+                                      "\"message\":\"no response in time (the client could not send it)\"}");
+        }
+    }
+    if (s->reauth_at >= 0 && now >= s->reauth_at) start_reauth(s, now);
     /* reconnect: validate the session first (PROTOCOL.md 3.6) */
     if (s->reconnect_at >= 0 && now >= s->reconnect_at && !s->ws_open) {
         s->reconnect_at = -1;
@@ -1340,8 +1414,11 @@ int64_t ls_next_deadline(const ls_session *s, int64_t now)
         if (!s->keepalive_pending) at = min_deadline(at, s->last_packet + s->cfg.keepalive_ms);
     }
     if (s->reconnect_at >= 0) at = min_deadline(at, s->reconnect_at);
-    for (rr = s->rest_reqs; rr; rr = rr->next)
+    for (rr = s->rest_reqs; rr; rr = rr->next) {
         if (rr->retry_at >= 0 && !rr->in_flight) at = min_deadline(at, rr->retry_at);
+        if (rr->deadline >= 0 && !rr->in_flight) at = min_deadline(at, rr->deadline);
+    }
+    if (s->reauth_at >= 0) at = min_deadline(at, s->reauth_at);
     for (t = s->typists; t; t = t->next) at = min_deadline(at, t->expires);
     if (at < 0) return -1;
     return at <= now ? 0 : at - now;
@@ -1359,6 +1436,7 @@ ls_session *ls_new(const ls_config *cfg)
     s->rng = s->cfg.random_seed ? s->cfg.random_seed : ((uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull) | 1;
     s->expected_counter = -1;
     s->reconnect_at = -1;
+    s->reauth_at = -1;
     s->interest = ~0u;
     s->cache = lc_new(&s->cfg.cache_limits);
     if (!s->cache) {
@@ -1374,6 +1452,7 @@ void ls_close(ls_session *s, int64_t now)
     s->closed = 1;
     s->want_ws = 0;
     s->reconnect_at = -1;
+    s->reauth_at = -1;
 }
 
 void ls_free(ls_session *s)
@@ -1398,6 +1477,7 @@ void ls_free(ls_session *s)
         s->typists = t->next;
         typist_free(t);
     }
+    free(s->reauth_nonce);
     free(s->at_cursor.fps);
     free(s->overlap.fps);
     jv_doc_free(s->scratch);
