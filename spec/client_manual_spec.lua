@@ -91,6 +91,27 @@ local function harness(opts)
 end
 
 describe("client, manual transport", function()
+  it("re-fetches an object once for a burst of failing patches, not once per packet", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    h:step()
+    h:take_http()
+    local errors = 0
+    h.client:on("error", function() errors = errors + 1 end)
+    for _ = 1, 20 do
+      h:change({ operation = "update", object = { type = "Conversation", id = CONV },
+        data = layer.array({ { operation = "add", property = "metadata.title", value = "x" } }) })
+    end
+    h:step()
+    local gets = 0
+    for _, r in ipairs(h:take_http()) do
+      if r.method == "GET" and r.path:find("/conversations/", 1, true) then gets = gets + 1 end
+    end
+    assert.are.equal(1, gets)
+    assert.is_true(errors >= 1)
+  end)
+
   it("logs in through the challenge, with the identity callback, and becomes ready", function()
     local h = harness()
     local seen = {}
@@ -543,10 +564,11 @@ describe("client, manual transport", function()
   it("stays within its memory bounds through a flood of 100,000 messages", function()
     local h = harness({ max_messages_per_conversation = 200, max_bytes = 2 * 1024 * 1024 })
     h:login()
-    local kept, seen = nil, 0
+    local kept, seen, recent = nil, 0, {}
     h.client:on("message", function(msg)
       seen = seen + 1
       if seen == 10 then kept = msg end -- Lua holds this one: it must survive eviction
+      if seen > 100000 - 2500 then recent[#recent + 1] = msg end -- and, for a while, more than the bound
     end)
     local convs = {}
     for c = 1, 10 do
@@ -568,7 +590,10 @@ describe("client, manual transport", function()
       end
     end
     h:step()
+    assert.is_true(h.client:stats().messages > 10 * 200, "held messages stay cached")
+    recent = nil
     collectgarbage()
+    h:step() -- released messages leave at the next step, not at the next arrival
     local st = h.client:stats()
     assert.are.equal(100000, seen)
     assert.is_true(peak <= 2 * 1024 * 1024, "peak " .. peak)

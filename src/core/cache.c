@@ -60,6 +60,7 @@ struct lc_cache {
     lp_result last;     /* change list of the last patch */
     size_t maintain_at; /* slot where lc_maintain resumes */
     int keep_created;   /* a create's object outlives the bound until its event is pinned */
+    int over_bound;     /* a released message sits in a conversation over its bound */
     char *ev_id;        /* the last event's id: packets die before events do */
     size_t ev_id_cap;
 };
@@ -323,7 +324,7 @@ static void unlink_entry(lc_cache *c, lc_entry *e)
 
 /* keep: the entry just stored, which its event is about to pin; the bound
  * stops there rather than evict it or anything newer. Pinned and kept entries
- * stay, so the bound may be exceeded until lc_maintain finds them released. */
+ * stay, so the bound may be exceeded until lc_settle finds them released. */
 static void enforce_conversation_bound(lc_cache *c, conv_index *x, const lc_entry *keep)
 {
     size_t max = c->limits.max_messages_per_conversation, i = 0;
@@ -678,6 +679,18 @@ size_t lc_maintain(lc_cache *c, size_t max_slots)
     return done;
 }
 
+void lc_settle(lc_cache *c)
+{
+    size_t i, max = c->limits.max_messages_per_conversation;
+    if (!c->over_bound) return;
+    c->over_bound = 0;
+    /* max >= 1 here, so trimming never empties (and frees) an index mid-walk */
+    for (i = 0; i < c->convs.cap; i++) {
+        conv_index *x = c->convs.slots[i];
+        if (x && x->n > max) enforce_conversation_bound(c, x, NULL);
+    }
+}
+
 /* ===== pins ===== */
 
 lc_ref *lc_pin(lc_cache *c, const char *id, size_t len)
@@ -694,6 +707,10 @@ void lc_unpin(lc_cache *c, lc_ref *r)
 {
     if (!r->pins || --r->pins) return;
     c->pinned--;
+    /* Trimming here could run inside a Lua __gc while a caller walks the
+     * conversation's array, so lc_settle does it. */
+    if (r->conv && c->limits.max_messages_per_conversation && r->conv->n > c->limits.max_messages_per_conversation)
+        c->over_bound = 1;
     if (r->deleted) { /* already out of the table: this was its last holder */
         if (r->newer) r->newer->older = r->older; else c->graveyard = r->older;
         if (r->older) r->older->newer = r->newer;

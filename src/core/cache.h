@@ -85,6 +85,11 @@ void lc_stats_get(const lc_cache *c, lc_stats *out);
 size_t lc_maintain(lc_cache *c, size_t max_slots);
 size_t lc_slots(const lc_cache *c);
 
+/* Bring conversations that pinned messages held over their bound back under
+ * it once those pins are gone. Cheap when nothing was released; the session
+ * calls it every tick. Never call it from inside a pin holder's release. */
+void lc_settle(lc_cache *c);
+
 /* Pinning: a pinned object is never evicted, and its ref stays valid after a
  * delete (lc_ref_deleted says so) until the last lc_unpin. Pins count. */
 lc_ref *lc_pin(lc_cache *c, const char *id, size_t len); /* NULL if not cached */

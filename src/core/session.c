@@ -812,6 +812,8 @@ static void refetch(ls_session *s, int64_t now, pkt_object_type type, const char
     snprintf(path, sizeof path, "/%s/%.*s", type == OBJ_CONVERSATION ? "conversations" : type == OBJ_MESSAGE ? "messages"
                                         : type == OBJ_ANNOUNCEMENT ? "announcements" : "identities",
              (int)(id + len - slash), slash);
+    for (r = s->rest_reqs; r; r = r->next) /* one fetch answers every packet of a burst */
+        if (r->kind == HTTP_REFETCH && strcmp(r->path, path) == 0) return;
     r = rest_new(s, HTTP_REFETCH, "GET", path, NULL, 0, NULL, 1);
     if (!r) return;
     r->refetch_type = type;
@@ -1340,6 +1342,7 @@ void ls_tick(ls_session *s, int64_t now)
 {
     ws_req **pp, *r;
     if (s->closed) return;
+    lc_settle(s->cache);
     /* request timeouts */
     for (pp = &s->ws_reqs; (r = *pp);) {
         if (r->deadline > now) {
