@@ -1017,21 +1017,6 @@ static void content_upload(const srv_req *q, const char *uuid, const char *key, 
     jbuf_puts(&r->body, "{}");
 }
 
-static int content_visible(const char *uuid, const char *user)
-{
-    char pat[64];
-    sqlite3_stmt *st = store_prep("SELECT 1 FROM content WHERE uuid=? AND owner=? AND complete=1");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, user);
-    if (sqlite3_step(st) == SQLITE_ROW) return 1;
-    snprintf(pat, sizeof pat, "%%layer:///content/%s%%", uuid);
-    st = store_prep("SELECT 1 FROM messages m JOIN members mb ON mb.conv=m.conv AND mb.user_id=? AND mb.active=1"
-                    " WHERE m.deleted=0 AND m.parts LIKE ? LIMIT 1");
-    bind_text(st, 1, user);
-    bind_text(st, 2, pat);
-    return sqlite3_step(st) == SQLITE_ROW;
-}
-
 static void content_refresh(const char *user, const char *uuid, srv_resp *r)
 {
     sqlite3_stmt *st;

@@ -22,6 +22,7 @@ void free_list(char **v, int n);
 void w_content(jbuf *b, const char *uuid, int64_t size);
 int w_message(jbuf *b, const char *uuid, const char *viewer);
 int msg_visible(const char *uuid, const char *viewer, char conv[37], int64_t *pos);
+int content_visible(const char *uuid, const char *user);
 int conv_last_message(const char *conv, const char *viewer, int64_t from, char out[37]);
 int64_t conv_unread(const char *conv, const char *viewer, int64_t from);
 void conv_unread_recount(const char *conv, const char *viewer);
