@@ -48,6 +48,8 @@ void emit_conv_summary(const char *user, const char *conv, int with_last);
  * identity token may set) and push what changed as an Identity patch to the user,
  * their followers and their conversation peers. Returns the fields changed. */
 int identity_update(const char *user, const jv *src, int all_fields);
+/* The first profile field an identity token may set that claims hold as anything but a string, or NULL. */
+const char *identity_token_bad_field(const jv *claims);
 
 /* actions.c: mutations shared by REST and WebSocket */
 void act_conv_create(const char *user, const jv *data, srv_resp *r);
