@@ -268,9 +268,10 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
             if (content->type != JV_OBJECT || !cid || cid->type != JV_STRING ||
                 !parse_layer_uuid(cid->u.s, cid->len, "content", u))
                 return "part content must carry a layer:///content/<uuid> id";
-            st = store_prep("SELECT size FROM content WHERE uuid=? AND complete=1 AND owner=?");
+            /* Content the sender may not see is refused exactly as an unknown id. */
+            if (!content_visible(u, user)) return "part content is unknown or not uploaded";
+            st = store_prep("SELECT size FROM content WHERE uuid=?");
             bind_text(st, 1, u);
-            bind_text(st, 2, user);
             if (sqlite3_step(st) != SQLITE_ROW) return "part content is unknown or not uploaded";
             jbuf_puts(out, ",\"content\":{\"id\":\"layer:///content/");
             jbuf_puts(out, u);
@@ -356,6 +357,13 @@ void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp
     bind_text(st, 4, user);
     sqlite3_bind_int64(st, 5, srv_now_ms());
     bind_text(st, 6, parts.data);
+    sqlite3_step(st);
+    /* From now on the content belongs to this message's conversation (see content_visible). */
+    st = store_prep("INSERT OR IGNORE INTO content_refs(content, msg)"
+                    " SELECT substr(json_extract(p.value, '$.content.id'), 18), ?1 FROM json_each(?2) p"
+                    " WHERE json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'");
+    bind_text(st, 1, uuid);
+    bind_text(st, 2, parts.data);
     sqlite3_step(st);
     jbuf_free(&parts);
     n = conv_members(conv, &mem);

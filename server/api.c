@@ -117,6 +117,35 @@ static int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t 
     return session_user(tok, user, usz);
 }
 
+/* RFC 7519 NumericDate claims: seconds since 1970, at most 9999-12-31T23:59:59Z. */
+#define MAX_NUMERIC_DATE 253402300799.0
+
+/* Refuses a time claim that is present but no NumericDate in range, an exp that is past and an
+ * nbf still to come; returns an error message or NULL. */
+static const char *check_time_claims(const jv *claims)
+{
+    static const struct {
+        const char *name, *bad;
+    } dates[] = {
+        {"exp", "identity_token claim exp must be a number of seconds since 1970 (0..253402300799)"},
+        {"nbf", "identity_token claim nbf must be a number of seconds since 1970 (0..253402300799)"},
+        {"iat", "identity_token claim iat must be a number of seconds since 1970 (0..253402300799)"},
+    };
+    double now = (double)srv_now_ms() / 1000.0, d;
+    const jv *v;
+    size_t i;
+    for (i = 0; i < sizeof dates / sizeof dates[0]; i++) {
+        v = jv_get(claims, dates[i].name);
+        if (!v) continue;
+        d = jv_to_double(v);
+        /* written so that NaN fails too */
+        if (!jv_is_number(v) || !(d >= 0.0 && d <= MAX_NUMERIC_DATE)) return dates[i].bad;
+    }
+    if ((v = jv_get(claims, "exp")) && jv_to_double(v) < now) return "identity_token has expired (exp)";
+    if ((v = jv_get(claims, "nbf")) && jv_to_double(v) > now) return "identity_token is not valid yet (nbf)";
+    return NULL;
+}
+
 /* HS256 JWT with prn and nce; returns an error message or NULL. */
 static const char *verify_identity_token(const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
 {
@@ -124,8 +153,8 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
     unsigned char hdr[1024], pay[4096], sig[64], mac[32];
     size_t hn, pn, sn;
     jv_doc *hd = NULL, *pd = NULL;
-    const jv *alg, *prn, *nce, *exp;
-    const char *err = NULL;
+    const jv *alg, *prn, *nce;
+    const char *err = NULL, *bad_field;
     sqlite3_stmt *st;
     int unsigned_ok;
 
@@ -160,17 +189,20 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
     }
     prn = jv_get(jv_root(pd), "prn");
     nce = jv_get(jv_root(pd), "nce");
-    exp = jv_get(jv_root(pd), "exp");
     if (!prn || prn->type != JV_STRING || !srv_valid_user_id(prn->u.s, prn->len) || prn->len >= usz) {
         err = "identity_token has no valid prn";
         goto out;
     }
-    if (exp && jv_is_number(exp) && jv_to_double(exp) * 1000.0 < (double)srv_now_ms()) {
-        err = "identity_token has expired";
-        goto out;
-    }
+    if ((err = check_time_claims(jv_root(pd))) != NULL) goto out;
     if (!nce || nce->type != JV_STRING) {
         err = "identity_token has no nce";
+        goto out;
+    }
+    if ((bad_field = identity_token_bad_field(jv_root(pd))) != NULL) {
+        /* one request at a time on the event loop, so a static buffer is safe */
+        static char msg[96];
+        snprintf(msg, sizeof msg, "identity_token claim %s must be a string", bad_field);
+        err = msg;
         goto out;
     }
     /* A nonce is good once, for ten minutes. */
@@ -1015,21 +1047,6 @@ static void content_upload(const srv_req *q, const char *uuid, const char *key, 
     sqlite3_step(st);
     r->status = 200;
     jbuf_puts(&r->body, "{}");
-}
-
-static int content_visible(const char *uuid, const char *user)
-{
-    char pat[64];
-    sqlite3_stmt *st = store_prep("SELECT 1 FROM content WHERE uuid=? AND owner=? AND complete=1");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, user);
-    if (sqlite3_step(st) == SQLITE_ROW) return 1;
-    snprintf(pat, sizeof pat, "%%layer:///content/%s%%", uuid);
-    st = store_prep("SELECT 1 FROM messages m JOIN members mb ON mb.conv=m.conv AND mb.user_id=? AND mb.active=1"
-                    " WHERE m.deleted=0 AND m.parts LIKE ? LIMIT 1");
-    bind_text(st, 1, user);
-    bind_text(st, 2, pat);
-    return sqlite3_step(st) == SQLITE_ROW;
 }
 
 static void content_refresh(const char *user, const char *uuid, srv_resp *r)

@@ -85,6 +85,16 @@ static void push_patch(const char *user, const char *ops)
     jbuf_free(&oid);
 }
 
+const char *identity_token_bad_field(const jv *claims)
+{
+    int i;
+    for (i = 0; i < N_TOKEN_FIELDS; i++) {
+        const jv *v = jv_get(claims, fields[i].name);
+        if (v && v->type != JV_STRING) return fields[i].name;
+    }
+    return NULL;
+}
+
 int identity_update(const char *user, const jv *src, int all_fields)
 {
     jbuf ops;

@@ -369,6 +369,31 @@ int msg_visible(const char *uuid, const char *viewer, char conv[37], int64_t *po
     return 1;
 }
 
+/* Rich content belongs to its uploader until a message carries it, then to the
+ * conversations of the messages that do: a user sees it through one of those
+ * messages they may see. Unknown and unfinished uploads are seen by nobody. */
+int content_visible(const char *uuid, const char *user)
+{
+    char owner[160];
+    int attached = 0;
+    sqlite3_stmt *st = store_prep("SELECT owner FROM content WHERE uuid=? AND complete=1");
+    bind_text(st, 1, uuid);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    snprintf(owner, sizeof owner, "%s", col_text(st, 0) ? col_text(st, 0) : "");
+    st = store_prep("SELECT msg FROM content_refs WHERE content=?");
+    bind_text(st, 1, uuid);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char msg[37];
+        attached = 1;
+        snprintf(msg, sizeof msg, "%s", col_text(st, 0) ? col_text(st, 0) : "");
+        if (msg_visible(msg, user, NULL, NULL)) {
+            sqlite3_reset(st);
+            return 1;
+        }
+    }
+    return !attached && strcmp(owner, user) == 0;
+}
+
 /* ---------- conversations ---------- */
 
 int conv_last_message(const char *conv, const char *viewer, int64_t from, char out[37])

@@ -22,6 +22,7 @@ void free_list(char **v, int n);
 void w_content(jbuf *b, const char *uuid, int64_t size);
 int w_message(jbuf *b, const char *uuid, const char *viewer);
 int msg_visible(const char *uuid, const char *viewer, char conv[37], int64_t *pos);
+int content_visible(const char *uuid, const char *user);
 int conv_last_message(const char *conv, const char *viewer, int64_t from, char out[37]);
 int64_t conv_unread(const char *conv, const char *viewer, int64_t from);
 void conv_unread_recount(const char *conv, const char *viewer);
@@ -47,6 +48,8 @@ void emit_conv_summary(const char *user, const char *conv, int with_last);
  * identity token may set) and push what changed as an Identity patch to the user,
  * their followers and their conversation peers. Returns the fields changed. */
 int identity_update(const char *user, const jv *src, int all_fields);
+/* The first profile field an identity token may set that claims hold as anything but a string, or NULL. */
+const char *identity_token_bad_field(const jv *claims);
 
 /* actions.c: mutations shared by REST and WebSocket */
 void act_conv_create(const char *user, const jv *data, srv_resp *r);

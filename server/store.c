@@ -37,21 +37,45 @@ static const char *schema =
     " deleted INTEGER DEFAULT 0, PRIMARY KEY(ann, user_id));"
     "CREATE TABLE IF NOT EXISTS content(uuid TEXT PRIMARY KEY, owner TEXT, mime TEXT, size INTEGER,"
     " upload_key TEXT, data BLOB, complete INTEGER DEFAULT 0);"
+    /* Which messages carry which content: attached content belongs to their conversations. */
+    "CREATE TABLE IF NOT EXISTS content_refs(content TEXT, msg TEXT, PRIMARY KEY(content, msg));"
     "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT, ts_ms INTEGER,"
     " kind TEXT, op TEXT, otype TEXT, oid TEXT, data TEXT);"
     "CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts_ms);"
     "CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER);";
 
+/* Databases written before content_refs existed: record the content their messages carry. */
+static const char *content_refs_backfill =
+    "INSERT OR IGNORE INTO content_refs(content, msg)"
+    " SELECT substr(json_extract(p.value, '$.content.id'), 18), m.uuid FROM messages m, json_each(m.parts) p"
+    " WHERE json_valid(m.parts) AND json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'";
+
+static int table_exists(const char *name)
+{
+    sqlite3_stmt *st;
+    int found;
+    if (sqlite3_prepare_v2(S.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
 int store_open(const char *path)
 {
     char *err = NULL;
+    int had_content_refs;
     if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         fprintf(stderr, "layer-server: cannot open database %s: %s\n", path, sqlite3_errmsg(S.db));
         return 0;
     }
     sqlite3_busy_timeout(S.db, 2000);
-    if (sqlite3_exec(S.db, schema, NULL, NULL, &err) != SQLITE_OK) {
+    had_content_refs = table_exists("content_refs");
+    if (sqlite3_exec(S.db, schema, NULL, NULL, &err) != SQLITE_OK ||
+        (!had_content_refs && sqlite3_exec(S.db, content_refs_backfill, NULL, NULL, &err) != SQLITE_OK)) {
         fprintf(stderr, "layer-server: schema: %s\n", err ? err : "?");
         sqlite3_free(err);
         return 0;

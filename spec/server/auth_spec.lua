@@ -70,6 +70,71 @@ describe("layer-server auth", function()
     assert.equal(201, (srv:request { method = "POST", path = "/sessions", body = { identity_token = jwt } }))
   end)
 
+  -- POST /sessions with an identity token whose claims are prn=bob, a fresh nonce and the raw JSON
+  -- members in extra (written as given, so they can hold what cjson would not write).
+  local function session_with_claims(extra)
+    local _, _, _, n = srv:request { method = "POST", path = "/nonces" }
+    local json = string.format('{"prn":"bob","nce":"%s"%s}', n.nonce, extra ~= "" and "," .. extra or "")
+    local st, _, body, j = srv:request { method = "POST", path = "/sessions",
+      body = { identity_token = L.jwt_raw(json), app_id = "x" } }
+    return st, j, body, n.nonce
+  end
+
+  it("refuses time claims that are not a NumericDate in range, and an nbf still to come", function()
+    local now = os.time()
+    local not_dates = { '"2001-01-01T00:00:00Z"', '"' .. (now + 600) .. '"', "true", "false", "null", "{}", "[]",
+      "[" .. (now + 600) .. "]", "-1", "-0.5", "1e999", "-1e999", "1e300", "253402300800", "9223372036854775808" }
+    for _, claim in ipairs { "exp", "nbf", "iat" } do
+      for _, v in ipairs(not_dates) do
+        local st, j, body, nonce = session_with_claims('"' .. claim .. '":' .. v)
+        assert.equal(401, st, claim .. "=" .. v .. " was accepted: " .. tostring(body))
+        assert.equal("authentication_required", j.id)
+        assert.equal(4, j.code)
+        assert.truthy(j.data.nonce)
+        assert.truthy(j.message:find(claim, 1, true), j.message)
+        -- a refused token does not use up its nonce
+        local ok = L.jwt { prn = "bob", nce = nonce }
+        assert.equal(201, (srv:request { method = "POST", path = "/sessions", body = { identity_token = ok } }))
+      end
+    end
+    local st, j = session_with_claims('"nbf":' .. (now + 3600))
+    assert.equal(401, st)
+    assert.truthy(j.message:find("nbf", 1, true), j.message)
+    assert.equal(401, (session_with_claims('"exp":' .. (now - 10))))
+  end)
+
+  it("refuses claims it reads that have the wrong type", function()
+    local claims = { "prn", "nce", "display_name", "avatar_url", "first_name", "last_name" }
+    for _, claim in ipairs(claims) do
+      for _, v in ipairs { "42", "true", "null", "{}", '["x"]' } do
+        local _, _, _, n = srv:request { method = "POST", path = "/nonces" }
+        local t = { prn = '"bob"', nce = '"' .. n.nonce .. '"' }
+        t[claim] = v
+        local parts = {}
+        for k, val in pairs(t) do parts[#parts + 1] = '"' .. k .. '":' .. val end
+        local st, _, body, j = srv:request { method = "POST", path = "/sessions",
+          body = { identity_token = L.jwt_raw("{" .. table.concat(parts, ",") .. "}") } }
+        assert.equal(401, st, claim .. "=" .. v .. " was accepted: " .. tostring(body))
+        assert.equal("authentication_required", j.id)
+        assert.truthy(j.message:find(claim, 1, true), j.message)
+      end
+    end
+  end)
+
+  it("keeps accepting valid time and profile claims", function()
+    local now = os.time()
+    for _, extra in ipairs {
+      "",
+      string.format('"iat":%d,"exp":%d', now, now + 600),
+      string.format('"iat":%d.25,"exp":%d.5,"nbf":%d', now, now + 600, now - 10),
+      string.format('"nbf":%d,"iat":0', now),
+      '"display_name":"Bob B","avatar_url":"http://x/a.png","first_name":"Bob","last_name":"B","iss":42,"sub":true',
+    } do
+      local st, _, body = session_with_claims(extra)
+      assert.equal(201, st, extra .. ": " .. tostring(body))
+    end
+  end)
+
   it("answers 401 with a fresh nonce for missing, bad and expired sessions", function()
     for _, tok in ipairs { false, "deadbeef" } do
       local st, _, _, j = srv:request { path = "/conversations", token = tok or nil }

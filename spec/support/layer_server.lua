@@ -189,8 +189,13 @@ local function hmac_b64url(secret, data)
 end
 
 function M.jwt(claims, secret, alg)
+  return M.jwt_raw(cjson.encode(claims), secret, alg)
+end
+
+-- A JWT over claims_json as given (for claims cjson cannot write, e.g. 1e999).
+function M.jwt_raw(claims_json, secret, alg)
   local header = M.b64url(cjson.encode { typ = "JWT", alg = alg or "HS256", cty = "layer-eit;v=1" })
-  local payload = M.b64url(cjson.encode(claims))
+  local payload = M.b64url(claims_json)
   if alg == "none" then return header .. "." .. payload .. "." end
   return header .. "." .. payload .. "." .. hmac_b64url(secret or M.SECRET, header .. "." .. payload)
 end
