@@ -32,13 +32,14 @@ LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 
 OUT = $(BUILD)/$(LUA)
 CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c src/core/session.c \
-    src/core/loop.c src/core/http.c src/core/ws.c src/core/proxy.c src/core/resolve.c src/core/driver.c
+    src/core/loop.c src/core/http.c src/core/ws.c src/core/proxy.c src/core/resolve.c src/core/driver.c \
+    src/core/state.c
 CORE_HDR = $(wildcard src/core/*.h)
 BIND_SRC = $(wildcard src/lua/*.c)
 BIND_HDR = $(wildcard src/lua/*.h)
 MODULE = $(OUT)/layer/core.so
-MODULE_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcurl libwebsockets)
-MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl libwebsockets libcrypto) -lm -lpthread
+MODULE_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcurl libwebsockets sqlite3)
+MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl libwebsockets libcrypto sqlite3) -lm -lpthread
 
 BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"

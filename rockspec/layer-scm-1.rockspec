@@ -19,11 +19,12 @@ dependencies = {
   "lua >= 5.1, < 5.5",
 }
 -- REST over libcurl, the WebSocket over libwebsockets, HS256 development
--- tokens over OpenSSL's libcrypto.
+-- tokens over OpenSSL's libcrypto, the optional state file over SQLite.
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
 build = {
   type = "builtin",
@@ -40,6 +41,7 @@ build = {
         "src/core/proxy.c",
         "src/core/resolve.c",
         "src/core/session.c",
+        "src/core/state.c",
         "src/core/ws.c",
         "src/lua/compat.c",
         "src/lua/lcache.c",
@@ -51,16 +53,18 @@ build = {
         "src/lua/lpacket.c",
         "src/lua/lpatch.c",
         "src/lua/ltransport.c",
+        "src/lua/lstate.c",
         "src/lua/scratch.c",
       },
-      incdirs = { "src/core", "src/lua", "$(CURL_INCDIR)", "$(LIBWEBSOCKETS_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(LIBWEBSOCKETS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-      libraries = { "curl", "websockets", "crypto", "m", "pthread" },
+      incdirs = { "src/core", "src/lua", "$(CURL_INCDIR)", "$(LIBWEBSOCKETS_INCDIR)", "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(LIBWEBSOCKETS_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)" },
+      libraries = { "curl", "websockets", "crypto", "sqlite3", "m", "pthread" },
       defines = { "_GNU_SOURCE" },
     },
     layer = "lua/layer/init.lua",
     ["layer.client"] = "lua/layer/client.lua",
     ["layer.dev"] = "lua/layer/dev.lua",
+    ["layer.state"] = "lua/layer/state.lua",
   },
   copy_directories = { "docs", "examples" },
 }

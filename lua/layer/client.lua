@@ -3,6 +3,7 @@
 -- handlers as coroutines so request methods can return their results, and
 -- gives conversations, messages and identities their methods.
 local core = require "layer.core"
+local state_file = require "layer.state"
 
 local Client = {}
 Client.__index = Client
@@ -232,6 +233,7 @@ end
 
 function Client:_resume(co, ...)
   local ok, first = coroutine.resume(co, ...)
+  if self._state and first ~= WAIT then self._state:detach(co) end -- returned, raised or left
   if not ok then
     local where = self._ours[co]
     self._ours[co] = nil
@@ -258,6 +260,8 @@ function Client:_run(where, fn, a, b, c, d)
     co = coroutine.create(runner_body)
   end
   self._ours[co] = where
+  local change = self._change
+  if change and where ~= "spawn" and where ~= "callback" then self._state:attach(co, change) end
   self:_resume(co, fn, a, b, c, d)
 end
 
@@ -315,6 +319,7 @@ function Client:_await(id, convert, callback, level)
 end
 
 function Client:_resolve(ev)
+  if self._state then self._state:resolved(ev) end
   local waiter = self._waiting[ev.request_id]
   if not waiter then return end
   self._waiting[ev.request_id] = nil
@@ -352,15 +357,26 @@ end
 
 function Client:_rest(method, path, body, convert, callback, content_type)
   self:_check_open(4)
+  local create_id = self._state and method == "POST" and type(body) == "table" and body.id
   if type(body) == "table" then body = core.json_encode(body) end
   local id = self._c:rest_request(method, path, body, content_type)
+  if create_id then self._state:sent(id, create_id, method, path, body) end
   return self:_await(id, convert or identity, callback, 4)
 end
 
 function Client:_ws(method, object_id, data, convert, callback)
   self:_check_open(4)
   local id = self._c:ws_request(method, object_id, data)
+  if self._state and data and data.id and method:find("%.create$") then
+    self._state:sent(id, data.id, method, object_id, core.json_encode(data))
+  end
   return self:_await(id, convert or identity, callback, 4)
+end
+
+-- A client-chosen id for a create: derived from the change a handler runs
+-- for when there is a state file, random otherwise.
+function Client:_new_id(kind)
+  return self._state and self._state:derived_id(kind) or ("layer:///" .. kind .. "/" .. core.uuid())
 end
 
 -- Multi-step methods: run fn straight away inside a client coroutine, else in
@@ -464,7 +480,7 @@ function Client:create_conversation(opts, callback)
     participants[i] = p
   end
   local body = {
-    id = opts.id or ("layer:///conversations/" .. core.uuid()),
+    id = opts.id or self:_new_id("conversations"),
     participants = participants,
     distinct = opts.distinct ~= false,
     metadata = opts.metadata or {},
@@ -545,7 +561,7 @@ function Client:_conversation_methods()
 
   function M.send(conv, content, callback)
     local data = message_parts(content)
-    data.id = data.id or ("layer:///messages/" .. core.uuid())
+    data.id = data.id or client:_new_id("messages")
     check_uuid(data.id, "messages")
     local uploads = {}
     for i, p in ipairs(data.parts) do
@@ -735,8 +751,17 @@ end
 function Client:_handle(name, object_type, object, extra, ev)
   if object_type then -- create / update / delete, positional (the hot path)
     local event = OBJECT_EVENT[object_type][name]
+    local state, change = self._state, nil
+    if state then
+      change = state:change_started()
+      self._change = change
+    end
     if extra == nil then self:_emit(event, object) else self:_emit(event, object, extra) end
     if object_type == "Message" and name == "create" then self:_emit("message", object) end
+    if change then
+      self._change = nil
+      state:change_dispatched(change)
+    end
   elseif name == "response" then
     self:_resolve(ev)
   elseif name == "challenge" then
@@ -820,6 +845,7 @@ function Client:step(timeout, budget)
       error(err, 0)
     end
   end
+  if self._state and not self._closed then self._state:save() end
   if self._closing then
     self:_teardown()
   else
@@ -867,6 +893,7 @@ function Client:_teardown()
   self._closed = true
   self._closing = false
   if self._transport then self._transport:close() end
+  if self._state then self._state:close() end
   self._c:close()
   self._waiting = {}
 end
@@ -883,7 +910,7 @@ function Client:engine() return self._c end
 local OPTION_NAMES = { "url", "websocket_url", "app_id", "identity", "session_token", "user_id", "api_version",
   "keepalive", "dead_after", "request_timeout", "backoff_base", "backoff_cap", "backoff_jitter",
   "max_messages_per_conversation", "max_bytes", "max_events_per_step", "transport", "ca_file", "ca_path",
-  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout" }
+  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout", "state", "catch_up" }
 
 local function new(opts)
   assert(type(opts) == "table", "layer.client{url=..., app_id=..., identity=function(nonce) ... end} expected")
@@ -924,6 +951,12 @@ local function new(opts)
       insecure = opts.insecure == true, proxy = opts.proxy, connect_timeout = opts.connect_timeout,
       request_timeout = opts.request_timeout,
     })
+  end
+  if opts.state then
+    self._state = state_file.open(self, opts.state, opts.catch_up)
+    self._state:resend()
+  else
+    assert(opts.catch_up == nil, "catch_up needs a state file (the state option)")
   end
   self._c:start(opts.session_token)
   return self

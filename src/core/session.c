@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BAG_MAX 4096 /* fingerprints per bag: more packets at one timestamp than this, and a replay may repeat some */
 #define MAX_RETRIES 5
@@ -70,6 +71,12 @@ typedef struct {
     size_t n, cap;
 } fp_bag;
 
+typedef struct {
+    uint64_t seq;
+    int64_t ms;
+    uint64_t fp;
+} cursor_mark;
+
 struct ls_session {
     ls_config cfg;
     lc_cache *cache;
@@ -93,6 +100,14 @@ struct ls_session {
     fp_bag at_cursor;
     fp_bag overlap;
     int64_t replay_from_ms;
+    /* durable cursor: applied changes not yet finished by the host wait in
+     * marks (oldest first); finished ones fold into durable_ms/durable */
+    int track_cursor;
+    uint64_t change_seq, applying_seq, applying_fp;
+    cursor_mark *marks;
+    size_t marks_head, marks_n, marks_cap;
+    int64_t durable_ms;
+    fp_bag durable;
     int replaying;
     uint64_t replay_packets;
     int attempt;
@@ -160,6 +175,8 @@ static ls_event *event_new(ls_session *s, ls_event_type type)
     ls_event *ev = calloc(1, sizeof *ev);
     if (!ev) return NULL;
     ev->type = type;
+    ev->change_seq = s->applying_seq;
+    ev->change_fp = s->applying_fp;
     return ev;
 }
 
@@ -1037,6 +1054,97 @@ static void request_replay(ls_session *s, int64_t now)
     jv_doc_free(d);
 }
 
+/* ===== the durable cursor ===== */
+
+/* The same rule as the replay cursor: a newer time starts a new bag. */
+static void cursor_fold(int64_t *ms, fp_bag *bag, int64_t at, uint64_t fp)
+{
+    if (at > *ms) {
+        *ms = at;
+        bag->n = 0;
+        bag_put(bag, fp);
+    } else if (at == *ms) {
+        bag_put(bag, fp);
+    }
+}
+
+static void mark_change(ls_session *s, int64_t ms, uint64_t fp)
+{
+    cursor_mark *m;
+    if (s->marks_head + s->marks_n == s->marks_cap) {
+        if (s->marks_head > s->marks_n) { /* mostly consumed: slide down */
+            memmove(s->marks, s->marks + s->marks_head, s->marks_n * sizeof *m);
+            s->marks_head = 0;
+        } else {
+            size_t cap = s->marks_cap ? s->marks_cap * 2 : 64;
+            cursor_mark *nm = realloc(s->marks, cap * sizeof *nm);
+            if (!nm) { /* cannot wait for it: count it finished now */
+                cursor_fold(&s->durable_ms, &s->durable, ms, fp);
+                return;
+            }
+            s->marks = nm;
+            s->marks_cap = cap;
+        }
+    }
+    m = &s->marks[s->marks_head + s->marks_n++];
+    m->seq = s->change_seq;
+    m->ms = ms;
+    m->fp = fp;
+}
+
+void ls_track_cursor(ls_session *s) { s->track_cursor = 1; }
+
+uint64_t ls_oldest_queued_change(const ls_session *s)
+{
+    const ls_event *ev;
+    for (ev = s->events; ev; ev = ev->next)
+        if (ev->change_seq) return ev->change_seq;
+    return 0;
+}
+
+int ls_finish_changes(ls_session *s, uint64_t below)
+{
+    int moved = 0;
+    while (s->marks_n && (!below || s->marks[s->marks_head].seq < below)) {
+        const cursor_mark *m = &s->marks[s->marks_head++];
+        s->marks_n--;
+        cursor_fold(&s->durable_ms, &s->durable, m->ms, m->fp);
+        moved = 1;
+    }
+    if (!s->marks_n) s->marks_head = 0;
+    return moved;
+}
+
+void ls_durable_cursor(const ls_session *s, ls_cursor *out)
+{
+    out->ms = s->durable_ms;
+    out->fps = s->durable.fps;
+    out->n = s->durable.n;
+}
+
+static void format_timestamp(char *out, size_t len, int64_t ms)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+int ls_restore_cursor(ls_session *s, const ls_cursor *c)
+{
+    size_t i;
+    if (c->ms <= 0) return 1;
+    s->cursor_ms = s->durable_ms = c->ms;
+    format_timestamp(s->last_timestamp, sizeof s->last_timestamp, c->ms);
+    s->at_cursor.n = s->durable.n = 0;
+    for (i = 0; i < c->n; i++) {
+        bag_put(&s->at_cursor, c->fps[i]);
+        bag_put(&s->durable, c->fps[i]);
+    }
+    return s->at_cursor.n == c->n && s->durable.n == c->n;
+}
+
 static void replay_end(ls_session *s)
 {
     s->replaying = 0;
@@ -1129,7 +1237,13 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
             s->stats.duplicates_suppressed++;
             break;
         }
+        if (s->track_cursor) {
+            s->applying_seq = ++s->change_seq;
+            s->applying_fp = fp;
+            mark_change(s, p.time_ms, fp);
+        }
         apply_change(s, now, &p);
+        s->applying_seq = s->applying_fp = 0;
         if (in_overlap) bag_put(&s->overlap, fp); /* seen live: its replay copy is skipped */
         if (p.time_ms > s->cursor_ms || !s->last_timestamp[0]) {
             if (p.timestamp->len < sizeof s->last_timestamp) {
@@ -1483,6 +1597,8 @@ void ls_free(ls_session *s)
     }
     free(s->reauth_nonce);
     free(s->at_cursor.fps);
+    free(s->durable.fps);
+    free(s->marks);
     free(s->overlap.fps);
     jv_doc_free(s->scratch);
     lc_free(s->cache);

@@ -79,6 +79,8 @@ typedef struct ls_event {
     ls_change *changes;
     size_t n_changes;
     lc_ref *ref;             /* the object, pinned; NULL for non-object events */
+    uint64_t change_seq;     /* the change packet behind it, with ls_track_cursor; else 0 */
+    uint64_t change_fp;      /* that packet's fingerprint: stable across replays */
     jv_doc *doc;             /* owns text, value and changes (created on first use) */
     char id_buf[112];        /* short ids live here, saving an allocation per event */
     struct ls_event *next;
@@ -90,6 +92,27 @@ typedef struct ls_event {
 ls_event *ls_next_event(ls_session *s);
 void ls_event_free(ls_session *s, ls_event *ev);
 size_t ls_pending_events(const ls_session *s);
+
+/* ----- the durable cursor (for a state file) -----
+ * The replay cursor moves as packets are applied; the durable cursor moves
+ * only over changes whose events the host says it has finished with, so a
+ * host that saves it and crashes sees again just the unfinished ones. */
+typedef struct {
+    int64_t ms;              /* newest finished change's time; 0: none yet */
+    const uint64_t *fps;     /* fingerprints of the finished changes at ms */
+    size_t n;
+} ls_cursor;
+
+void ls_track_cursor(ls_session *s);
+/* The oldest change still queued as an event, or 0. */
+uint64_t ls_oldest_queued_change(const ls_session *s);
+/* Fold in every applied change with seq < below (0: all applied). 1 if the
+ * durable cursor moved. */
+int ls_finish_changes(ls_session *s, uint64_t below);
+void ls_durable_cursor(const ls_session *s, ls_cursor *out);
+/* Start from a saved cursor: the next connection replays from it and skips
+ * the saved fingerprints once each. 0 if out of memory. */
+int ls_restore_cursor(ls_session *s, const ls_cursor *c);
 
 /* ----- outputs for the transport ----- */
 

@@ -15,6 +15,7 @@
 #include "scratch.h"
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,7 @@ typedef struct {
     lobject_owner owner; /* objects point here; cache NULL once closed */
     ls_session *s;
     int64_t manual_now;  /* -1: real monotonic clock */
+    uint64_t last_seq, last_fp; /* the change behind the last event handed out */
 } lclient;
 
 static int64_t monotonic_ms(void)
@@ -488,6 +490,8 @@ static int l_next_event(lua_State *L)
     int n = 1;
     if (!ls_pending_events(c->s)) return 0;
     ev = ls_next_event(c->s);
+    c->last_seq = ev->change_seq;
+    c->last_fp = ev->change_fp;
     lua_settop(L, 1);
     lua_pushstring(L, event_names[ev->type]);
     if (ev->type == LS_EV_CREATE || ev->type == LS_EV_UPDATE || ev->type == LS_EV_DELETE) {
@@ -512,6 +516,88 @@ static int l_next_event(lua_State *L)
     }
     ls_event_free(c->s, ev);
     return n;
+}
+
+/* ----- the durable cursor, for a state file (client.lua's state.lua) ----- */
+
+static int l_track_cursor(lua_State *L)
+{
+    ls_track_cursor(check_client(L)->s);
+    return 0;
+}
+
+/* client:last_change() -> seq, fingerprint (16 hex digits) of the change
+ * behind the last event next_event returned; nothing if none */
+static int l_last_change(lua_State *L)
+{
+    lclient *c = check_client(L);
+    char hex[17];
+    if (!c->last_seq) return 0;
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)c->last_fp);
+    lua_pushnumber(L, (lua_Number)c->last_seq);
+    lua_pushstring(L, hex);
+    return 2;
+}
+
+/* client:finish_changes([below]) -> moved: changes before seq below (all if
+ * absent), and the oldest still queued as an event, are not finished */
+static int l_finish_changes(lua_State *L)
+{
+    lclient *c = check_client(L);
+    uint64_t below = (uint64_t)luaL_optnumber(L, 2, 0), queued = ls_oldest_queued_change(c->s);
+    if (queued && (!below || queued < below)) below = queued;
+    lua_pushboolean(L, ls_finish_changes(c->s, below));
+    return 1;
+}
+
+/* client:durable_cursor() -> ms, fingerprints (16 hex digits each, concatenated) */
+static int l_durable_cursor(lua_State *L)
+{
+    lclient *c = check_client(L);
+    ls_cursor cur;
+    luaL_Buffer b;
+    size_t i;
+    ls_durable_cursor(c->s, &cur);
+    lua_pushnumber(L, (lua_Number)cur.ms);
+    luaL_buffinit(L, &b);
+    for (i = 0; i < cur.n; i++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)cur.fps[i]);
+        luaL_addlstring(&b, hex, 16);
+    }
+    luaL_pushresult(&b);
+    return 2;
+}
+
+static int l_restore_cursor(lua_State *L)
+{
+    lclient *c = check_client(L);
+    lua_Number ms = luaL_checknumber(L, 2);
+    size_t len, i;
+    const char *hex = luaL_checklstring(L, 3, &len);
+    ls_cursor cur;
+    uint64_t *fps;
+    int ok;
+    if (len % 16) return luaL_argerror(L, 3, "fingerprints are 16 hex digits each");
+    fps = malloc((len / 16 + 1) * sizeof *fps);
+    if (!fps) return luaL_error(L, "not enough memory");
+    for (i = 0; i < len / 16; i++) {
+        char part[17], *end;
+        memcpy(part, hex + i * 16, 16);
+        part[16] = '\0';
+        fps[i] = (uint64_t)strtoull(part, &end, 16);
+        if (*end) {
+            free(fps);
+            return luaL_argerror(L, 3, "fingerprints are 16 hex digits each");
+        }
+    }
+    cur.ms = (int64_t)ms;
+    cur.fps = fps;
+    cur.n = len / 16;
+    ok = ls_restore_cursor(c->s, &cur);
+    free(fps);
+    if (!ok) return luaL_error(L, "not enough memory");
+    return 0;
 }
 
 /* client:interest(mask): which object events to build (LS_INTEREST bits,
@@ -582,6 +668,8 @@ static const luaL_Reg methods[] = {
     {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
     {"typing", l_typing}, {"http", l_http}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
     {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact}, {"change_lists", l_change_lists}, {"interest", l_interest},
+    {"track_cursor", l_track_cursor}, {"last_change", l_last_change}, {"finish_changes", l_finish_changes},
+    {"durable_cursor", l_durable_cursor}, {"restore_cursor", l_restore_cursor},
     {NULL, NULL},
 };
 

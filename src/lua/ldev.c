@@ -10,6 +10,7 @@
 #include "scratch.h"
 
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -35,13 +36,23 @@ int layer_l_clock(lua_State *L)
     return 1;
 }
 
-/* layer.uuid() -> "2d6c...-....-4...-[89ab]...-............" (version 4) */
+/* layer.uuid() -> "2d6c...-....-4...-[89ab]...-............" (version 4);
+ * layer.uuid(name) -> the same uuid for the same name (SHA-256 based, version
+ * 5 layout), so a re-run handler issues the ids it issued the first time */
 int layer_l_uuid(lua_State *L)
 {
-    unsigned char b[16];
+    unsigned char b[SHA256_DIGEST_LENGTH];
     char text[37];
-    if (!random_bytes(b, sizeof b)) return luaL_error(L, "the system random source failed");
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    int version = 0x40;
+    if (lua_isnoneornil(L, 1)) {
+        if (!random_bytes(b, 16)) return luaL_error(L, "the system random source failed");
+    } else {
+        size_t len;
+        const char *name = luaL_checklstring(L, 1, &len);
+        SHA256((const unsigned char *)name, len, b);
+        version = 0x50;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0F) | version);
     b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
     snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);

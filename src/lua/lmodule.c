@@ -95,6 +95,7 @@ static const luaL_Reg functions[] = {
     {"transport", layer_l_transport_new},
     {"dev_token", layer_l_dev_token},
     {"clock", layer_l_clock},
+    {"state", layer_l_state_open},
     {NULL, NULL},
 };
 
@@ -104,6 +105,7 @@ int luaopen_layer_core(lua_State *L)
     layer_cache_open(L);
     layer_client_open(L);
     layer_transport_open(L);
+    layer_state_open(L);
     luaL_newmetatable(L, LAYER_ARRAY_MT);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name");
