@@ -796,6 +796,10 @@ end
 -- or {events = n, ms = m} to also stop after m milliseconds of handler time.
 function Client:step(timeout, budget)
   if self._closed then return nil, "closed" end
+  if self._c:closed() then -- the engine was closed under us (client:engine():close())
+    self:_teardown()
+    return nil, "closed"
+  end
   local transport = self._transport
   if transport then transport:service(self, timeout or 0) end
   self._c:tick()
@@ -822,7 +826,7 @@ function Client:step(timeout, budget)
   end
   if self._closing then
     self:_teardown()
-  else
+  elseif not self._closed then -- a request's continuation may have closed the client just now
     if transport then transport:pump(self) end
     if n == 0 then self._c:compact(64) end -- idle: repack patched objects a little at a time
   end
@@ -837,6 +841,7 @@ end
 
 function Client:timeout()
   if self._closed then return nil end
+  if self._c:closed() then return 0 end -- the next step notices and closes
   if self._c:pending() > 0 then return 0 end
   local t = self._c:deadline()
   if self._transport then

@@ -51,6 +51,12 @@ ls_session *lclient_session(lua_State *L, int idx)
     return c->s;
 }
 
+int lclient_is_open(lua_State *L, int idx)
+{
+    lclient *c = (lclient *)layer_testudata(L, idx, CLIENT_MT);
+    return c && c->s;
+}
+
 static double opt_num(lua_State *L, int t, const char *k, double dflt)
 {
     double v = dflt;

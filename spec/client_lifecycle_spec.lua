@@ -1,0 +1,126 @@
+-- spec/client_lifecycle_spec.lua - the client's lifecycle edges: closing from a
+-- handler, a closed engine under its transport, servers that cannot be reached,
+-- errors in spawned functions, unknown event names, integer counts and error
+-- values that behave like strings.
+local layer = require "layer"
+local core = require "layer.core"
+local srv = require "support.layer_server"
+local socket = require "socket"
+
+local APP = "layer:///apps/staging/00000000-0000-0000-0000-000000000001"
+
+local function identity_for(user)
+  return function(nonce) return layer.dev_token({ secret = srv.SECRET, user_id = user, nonce = nonce }) end
+end
+
+local function client_for(url, extra)
+  local opts = { url = url, app_id = APP, identity = identity_for("alice"), backoff_base = 0.2, backoff_cap = 1,
+    backoff_jitter = 0 }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return layer.client(opts)
+end
+
+-- Step clients until done() or `seconds`; returns whether done() held.
+local function pump(clients, done, seconds)
+  local deadline = socket.gettime() + seconds
+  while socket.gettime() < deadline do
+    if done() then return true end
+    for _, c in ipairs(clients) do
+      if not c:closed() then c:step(0.005) end
+    end
+  end
+  return done()
+end
+
+-- Run fn, raising if it is still running after `seconds` (so a loop that never ends fails).
+local function within(seconds, fn)
+  local deadline = socket.gettime() + seconds
+  debug.sethook(function()
+    if socket.gettime() > deadline then
+      debug.sethook()
+      error("still running after " .. seconds .. " s", 2)
+    end
+  end, "", 1000)
+  local ok, err = pcall(fn)
+  debug.sethook()
+  if not ok then error(err, 0) end
+end
+
+-- A port nothing listens on.
+local function closed_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+-- Records error, disconnected, reconnecting and log events.
+local function watch(c)
+  local seen = { errors = {}, disconnects = {}, logs = {}, reconnects = 0 }
+  c:on("error", function(e) seen.errors[#seen.errors + 1] = tostring(e) end)
+  c:on("disconnected", function(reason) seen.disconnects[#seen.disconnects + 1] = reason end)
+  c:on("reconnecting", function() seen.reconnects = seen.reconnects + 1 end)
+  c:on("log", function(level, text) seen.logs[#seen.logs + 1] = tostring(level) .. " " .. tostring(text) end)
+  return seen
+end
+
+local function any_match(list, pattern)
+  for _, s in ipairs(list) do
+    if tostring(s):lower():find(pattern) then return true end
+  end
+  return false
+end
+
+-- An integer: a Lua integer on 5.3/5.4, a whole number on 5.1.
+local function is_count(v)
+  if math.type then return math.type(v) == "integer" end
+  return type(v) == "number" and v % 1 == 0
+end
+
+describe("client lifecycle", function()
+  local server, clients
+  before_each(function() clients = {} end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:close() end
+    if server then server:stop() end
+    server = nil
+  end)
+
+  describe("closing", function()
+    it("closes from a handler after a request returned, and run() returns", function()
+      server = srv.start({ lifetime = 60 })
+      local c = client_for(server.base)
+      clients[#clients + 1] = c
+      local conv, err
+      c:on("ready", function()
+        conv, err = c:create_conversation({ participants = { "alice", "bob" } })
+        c:close()
+      end)
+      within(10, function() c:run() end)
+      assert.is_nil(err)
+      assert.is_truthy(conv)
+      assert.is_true(c:closed())
+      assert.are.same({ nil, "closed" }, { c:step(0) })
+    end)
+
+    it("treats a closed engine as a closed client instead of reading freed memory", function()
+      local c = client_for("http://127.0.0.1:" .. closed_port())
+      clients[#clients + 1] = c
+      c:step(0)
+      c:engine():close()
+      assert.are.same({ nil, "closed" }, { c:step(0) })
+      assert.is_true(c:closed())
+    end)
+
+    it("refuses to drive a transport whose engine was closed", function()
+      local engine = core.client({})
+      local transport = core.transport(engine, { url = "http://127.0.0.1:" .. closed_port() })
+      engine:start()
+      engine:close()
+      assert.has_error(function() transport:service(nil, 0) end, "attempt to use a transport whose engine is closed")
+      assert.has_error(function() transport:pump() end, "attempt to use a transport whose engine is closed")
+      transport:close()
+    end)
+  end)
+
+end)
