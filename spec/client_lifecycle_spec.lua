@@ -123,4 +123,54 @@ describe("client lifecycle", function()
     end)
   end)
 
+  describe("an unreachable server", function()
+    it("says at once that the connection was refused, while retrying", function()
+      local c = client_for("http://127.0.0.1:" .. closed_port())
+      clients[#clients + 1] = c
+      local seen = watch(c)
+      local t0 = socket.gettime()
+      assert.is_true(pump({ c }, function() return #seen.errors > 0 and #seen.disconnects > 0 end, 3),
+        "no error/disconnected event within 3 s")
+      assert.is_true(socket.gettime() - t0 < 1.5, "took " .. (socket.gettime() - t0) .. " s")
+      assert.is_true(any_match(seen.errors, "refused"), table.concat(seen.errors, " | "))
+      assert.is_true(any_match(seen.disconnects, "refused"), table.concat(seen.disconnects, " | "))
+      assert.is_true(any_match(seen.logs, "refused"), table.concat(seen.logs, " | "))
+      -- and it keeps trying
+      assert.is_true(pump({ c }, function() return seen.reconnects >= 2 end, 5), "no reconnect attempts")
+      assert.is_true(#seen.disconnects >= 2)
+    end)
+
+    it("says at once that the host name was not found", function()
+      local c = client_for("http://no-such-host.invalid:7480")
+      clients[#clients + 1] = c
+      local seen = watch(c)
+      assert.is_true(pump({ c }, function() return #seen.errors > 0 and #seen.disconnects > 0 end, 3),
+        "no error/disconnected event within 3 s")
+      assert.is_true(any_match(seen.errors, "not found"), table.concat(seen.errors, " | "))
+      assert.is_true(any_match(seen.disconnects, "not found"), table.concat(seen.disconnects, " | "))
+    end)
+
+    it("says at once that TLS failed", function()
+      -- a server that answers a TLS hello with plain HTTP
+      local listener = assert(socket.bind("127.0.0.1", 0))
+      listener:settimeout(0)
+      local _, port = listener:getsockname()
+      local c = client_for("https://127.0.0.1:" .. port)
+      clients[#clients + 1] = c
+      local seen = watch(c)
+      local ok = pump({ c }, function()
+        local peer = listener:accept()
+        if peer then
+          peer:send("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+          peer:close()
+        end
+        return #seen.errors > 0 and #seen.disconnects > 0
+      end, 3)
+      listener:close()
+      assert.is_true(ok, "no error/disconnected event within 3 s")
+      assert.is_true(any_match(seen.errors, "tls"), table.concat(seen.errors, " | "))
+      assert.is_true(any_match(seen.disconnects, "tls"), table.concat(seen.disconnects, " | "))
+    end)
+  end)
+
 end)

@@ -732,6 +732,10 @@ for type_name, kind in pairs({ Conversation = "conversation", Message = "message
   OBJECT_EVENT[type_name] = { create = kind .. ".create", update = kind .. ".update", delete = kind .. ".delete" }
 end
 
+-- As LS_ERROR_TRANSPORT and LS_LOG_* in session.h.
+local ERROR_TRANSPORT = 1
+local LOG_LEVEL = { "error", "warn", "info" }
+
 function Client:_handle(name, object_type, object, extra, ev)
   if object_type then -- create / update / delete, positional (the hot path)
     local event = OBJECT_EVENT[object_type][name]
@@ -764,10 +768,10 @@ function Client:_handle(name, object_type, object, extra, ev)
     self:_emit("typing", self._c:object(ev.id) or ev.id, v.sender, v.action)
   elseif name == "error" then
     local err = make_error(ev.value, nil, ev.text)
-    if not ev.value then err.id = "client_error" end
+    if not ev.value and ev.number ~= ERROR_TRANSPORT then err.id = "client_error" end
     if self:_has("error") then self:_emit("error", err) else self:_emit("log", "error", tostring(err)) end
   elseif name == "log" then
-    self:_emit("log", ev.number, ev.text)
+    self:_emit("log", LOG_LEVEL[ev.number] or "info", ev.text)
   end
 end
 
