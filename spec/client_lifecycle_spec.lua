@@ -173,4 +173,58 @@ describe("client lifecycle", function()
     end)
   end)
 
+  describe("errors in spawned functions", function()
+    local function manual()
+      local c = layer.client({ transport = "manual", manual_clock = 1000, app_id = "layer:///apps/staging/test",
+        identity = identity_for("alice") })
+      clients[#clients + 1] = c
+      return c
+    end
+
+    it("raises from spawn when the function fails before waiting and no error handler exists", function()
+      local c = manual()
+      assert.has_error(function() c:spawn(function() error("boom in spawn") end) end)
+      local ok, err = pcall(c.spawn, c, function() error("boom again") end)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("boom again", 1, true))
+      -- nothing left over for the next step
+      assert.is_true(c:step(0))
+    end)
+
+    it("raises from the outer spawn for a nested spawn that failed", function()
+      local c = manual()
+      local ok, err = pcall(c.spawn, c, function()
+        c:spawn(function() error("nested boom") end) -- inside a client coroutine: held, not raised here
+      end)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("nested boom", 1, true))
+      assert.is_true(c:step(0))
+    end)
+
+    it("raises from the step that resumed a function which then failed", function()
+      local c = manual()
+      local got
+      c:spawn(function()
+        got = { c:request("GET", "/conversations") }
+        error("late boom")
+      end)
+      c:engine():set_time(1000 + 60) -- past request_timeout: the request resolves with an error
+      local ok, err = pcall(c.step, c, 0)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("late boom", 1, true))
+      assert.are.equal("request_timeout", got[2].id)
+      assert.is_true(c:step(0))
+    end)
+
+    it("goes to the error handlers when there are some", function()
+      local c = manual()
+      local got
+      c:on("error", function(e) got = e end)
+      c:spawn(function() error("handled boom") end)
+      assert.is_truthy(got)
+      assert.are.equal("handler_error", got.id)
+      assert.is_truthy(got.message:find("handled boom", 1, true))
+    end)
+  end)
+
 end)

@@ -261,11 +261,21 @@ function Client:_run(where, fn, a, b, c, d)
   self:_resume(co, fn, a, b, c, d)
 end
 
+-- Without error handlers, an error raised before fn first waits is raised by
+-- spawn itself when called from plain code (no step() would see it soon);
+-- inside a step or a client coroutine the step raises it.
 function Client:spawn(fn, ...)
   local n = select("#", ...)
-  if n <= 4 then return self:_run("spawn", fn, ...) end
-  local args = { ... }
-  return self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
+  if n <= 4 then
+    self:_run("spawn", fn, ...)
+  else
+    local args = { ... }
+    self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
+  end
+  if self._raise and not self._stepping then
+    local co = coroutine.running()
+    if not (co and self._ours[co]) then self:_raise_pending() end
+  end
 end
 
 function Client:_has(name)
@@ -796,6 +806,16 @@ end
 ---------------------------------------------------------------------------
 -- The loop.
 
+-- Raise a handler error held for the caller of step() (or spawn).
+function Client:_raise_pending()
+  local err = self._raise
+  if not err then return end
+  self._raise = nil
+  self._stepping = false
+  if self._closing then self:_teardown() end
+  error(err, 0)
+end
+
 -- One pass: I/O, timers, then handlers within the budget: a number of events,
 -- or {events = n, ms = m} to also stop after m milliseconds of handler time.
 function Client:step(timeout, budget)
@@ -804,6 +824,8 @@ function Client:step(timeout, budget)
     self:_teardown()
     return nil, "closed"
   end
+  self:_raise_pending()
+  self._stepping = true
   local transport = self._transport
   if transport then transport:service(self, timeout or 0) end
   self._c:tick()
@@ -821,19 +843,16 @@ function Client:step(timeout, budget)
     if not name then break end
     n = n + 1
     self:_handle(name, object_type, object, extra, ev)
-    if self._raise then
-      local err = self._raise
-      self._raise = nil
-      if self._closing then self:_teardown() end
-      error(err, 0)
-    end
+    self:_raise_pending()
   end
+  self._stepping = false
   if self._closing then
     self:_teardown()
   elseif not self._closed then -- a request's continuation may have closed the client just now
     if transport then transport:pump(self) end
     if n == 0 then self._c:compact(64) end -- idle: repack patched objects a little at a time
   end
+  self:_raise_pending()
   return true
 end
 
