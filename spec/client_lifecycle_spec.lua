@@ -227,4 +227,29 @@ describe("client lifecycle", function()
     end)
   end)
 
+  describe("event names", function()
+    it("refuses an unknown event name and lists the known ones", function()
+      local c = client_for("http://127.0.0.1:1")
+      clients[#clients + 1] = c
+      local ok, err = pcall(c.on, c, "no.such.event", function() end)
+      assert.is_false(ok)
+      assert.is_truthy(err:find("unknown event", 1, true), err)
+      assert.is_truthy(err:find("no.such.event", 1, true), err)
+      assert.is_truthy(err:find("message.create", 1, true), err)
+      assert.is_truthy(err:find("disconnected", 1, true), err)
+      assert.is_false(pcall(c.once, c, "redy", function() end))
+      assert.is_false(pcall(c.off, c, "mesage"))
+      -- every documented name is accepted
+      for _, name in ipairs({ "ready", "connected", "disconnected", "reconnecting", "synced", "message",
+        "conversation.create", "conversation.update", "conversation.delete", "conversation.truncate",
+        "conversation.mark_read", "message.create", "message.update", "message.delete", "identity.create",
+        "identity.update", "identity.delete", "announcement.create", "announcement.update", "announcement.delete",
+        "typing", "error", "log" }) do
+        local fn = function() end
+        c:on(name, fn)
+        assert.is_true(c:off(name, fn))
+      end
+    end)
+  end)
+
 end)

@@ -110,8 +110,25 @@ end
 ---------------------------------------------------------------------------
 -- Handlers: on / once / off, dispatched as coroutines.
 
+-- Every event the client emits (docs/client.md "Events"); other names are typos.
+local EVENT_NAMES = { "ready", "connected", "disconnected", "reconnecting", "synced", "message",
+  "conversation.create", "conversation.update", "conversation.delete", "conversation.truncate",
+  "conversation.mark_read", "message.create", "message.update", "message.delete", "identity.create",
+  "identity.update", "identity.delete", "announcement.create", "announcement.update", "announcement.delete",
+  "typing", "error", "log" }
+local KNOWN_EVENT = {}
+for _, name in ipairs(EVENT_NAMES) do KNOWN_EVENT[name] = true end
+
+local function check_event_name(name, level)
+  if type(name) ~= "string" then error("event name expected, got " .. type(name), level + 1) end
+  if not KNOWN_EVENT[name] then
+    error(("layer.client: unknown event %q; known events: %s"):format(name, table.concat(EVENT_NAMES, ", ")),
+      level + 1)
+  end
+end
+
 function Client:on(name, fn)
-  assert(type(name) == "string", "event name expected")
+  check_event_name(name, 2)
   assert(type(fn) == "function" or (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call),
     "handler function expected")
   local list = self._handlers[name]
@@ -173,6 +190,7 @@ function Client:_update_interest()
 end
 
 function Client:once(name, fn)
+  check_event_name(name, 2)
   self:on(name, fn)
   local list = self._handlers[name]
   list[#list].once = true
@@ -181,6 +199,7 @@ end
 
 -- Removing during dispatch is safe: entries are marked, then compacted.
 function Client:off(name, fn)
+  check_event_name(name, 2)
   local list = self._handlers[name]
   if not list then return false end
   local found = false
