@@ -252,4 +252,33 @@ describe("client lifecycle", function()
     end)
   end)
 
+  describe("counts", function()
+    it("are integers: page.total, stats(), reconnecting and synced", function()
+      server = srv.start({ lifetime = 60 })
+      local c = client_for(server.base, { backoff_base = 0.1 })
+      clients[#clients + 1] = c
+      local ready, attempts, replayed = false, {}, {}
+      c:on("ready", function() ready = true end)
+      c:on("reconnecting", function(n) attempts[#attempts + 1] = n end)
+      c:on("synced", function(n) replayed[#replayed + 1] = n end)
+      assert.is_true(pump({ c }, function() return ready end, 10), "not ready")
+      local page, done
+      c:spawn(function()
+        assert(c:create_conversation({ participants = { "alice", "bob" } }))
+        page = c:conversations()
+        done = true
+      end)
+      assert.is_true(pump({ c }, function() return done end, 10), "no page")
+      assert.is_true(is_count(page.total), "page.total " .. tostring(page.total))
+      assert.are.equal(1, page.total)
+      for k, v in pairs(c:stats()) do
+        assert.is_true(is_count(v), "stats()." .. k .. " = " .. tostring(v))
+      end
+      server:admin("faults", { type = "close_sockets", user_id = "alice" })
+      assert.is_true(pump({ c }, function() return #attempts > 0 and #replayed > 0 end, 10), "no reconnect")
+      assert.is_true(is_count(attempts[1]), "reconnecting " .. tostring(attempts[1]))
+      assert.is_true(is_count(replayed[1]), "synced " .. tostring(replayed[1]))
+    end)
+  end)
+
 end)
