@@ -281,4 +281,60 @@ describe("client lifecycle", function()
     end)
   end)
 
+  describe("error values", function()
+    local err = require("layer.client").make_error({ id = "not_found", code = 102, message = "no such thing" }, 404)
+
+    it("keep their fields", function()
+      assert.are.equal("not_found", err.id)
+      assert.are.equal(102, err.code)
+      assert.are.equal(404, err.http_status)
+      assert.is_true(layer.is_error(err))
+    end)
+
+    it("concatenate like strings, on either side", function()
+      local text = tostring(err)
+      assert.is_truthy(text:find("no such thing", 1, true))
+      assert.are.equal("failed: " .. text, "failed: " .. err)
+      assert.are.equal(text, err .. "")
+      assert.are.equal(text .. " (again)", err .. " (again)")
+      assert.are.equal("[" .. text .. "]", "[" .. err .. "]")
+      assert.are.equal(text .. text, err .. err)
+    end)
+
+    it("raise with their fields", function()
+      local ok, raised = pcall(error, err)
+      assert.is_false(ok)
+      assert.are.equal(err, raised)
+    end)
+
+    -- busted replaces the global assert, so the interpreter's own runs in a child process
+    local interpreter = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local function uncaught(code)
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write('local err = require("layer.client").make_error({ id = "not_found", message = "no such thing" }, 404)\n',
+        code, "\n")
+      f:close()
+      local p = assert(io.popen(interpreter .. " " .. script .. " 2>&1"))
+      local out = p:read("*a")
+      p:close()
+      os.remove(script)
+      return out
+    end
+
+    it("print their message when raised uncaught, where the interpreter allows it", function()
+      local out = uncaught("error(err)")
+      if _VERSION == "Lua 5.1" and not jit then -- the 5.1 interpreter prints only strings (docs/client.md)
+        assert.is_truthy(out:find("error object is not a string", 1, true), out)
+      else
+        assert.is_truthy(out:find("no such thing", 1, true), out)
+      end
+      out = uncaught("assert(nil, err)")
+      if _VERSION >= "Lua 5.3" or jit then
+        assert.is_truthy(out:find("no such thing", 1, true), out)
+      else -- PUC 5.1 and 5.2: assert takes string messages only (docs/client.md)
+        assert.is_truthy(out:find("string expected", 1, true), out)
+      end
+    end)
+  end)
 end)

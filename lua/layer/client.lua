@@ -20,6 +20,8 @@ function Error.__tostring(e)
   local where = e.http_status and (" (HTTP " .. e.http_status .. ")") or ""
   return ("layer error %s%s: %s"):format(tostring(e.id), where, tostring(e.message))
 end
+-- So "failed: " .. err and err .. "" read as the message, as with a string error.
+function Error.__concat(a, b) return tostring(a) .. tostring(b) end
 
 local RETRYABLE_IDS = { service_unavailable = true, rate_limit_exceeded = true, request_timeout = true,
   transport_error = true }
