@@ -1249,12 +1249,13 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
     /* an expired session: re-authenticate, then this request goes again */
     if (status == 401 && r->authenticated) {
         const jv *nonce = root ? jv_get(jv_get(root, "data"), "nonce") : NULL;
+        int validate = r->kind == HTTP_VALIDATE; /* read now: a reauth that gives up frees app requests, r too */
         if (s->auth == AUTH_OK) {
             if (nonce && nonce->type == JV_STRING) begin_reauth(s, now, nonce->u.s, nonce->len);
             else begin_reauth(s, now, NULL, 0);
         }
         jv_doc_free(d);
-        if (r->kind == HTTP_VALIDATE) rest_free(s, r);
+        if (validate) rest_free(s, r);
         return;
     }
     /* a login step that cannot reach the server is retried by the reconnect
