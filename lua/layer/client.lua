@@ -21,6 +21,8 @@ function Error.__tostring(e)
   local where = e.http_status and (" (HTTP " .. e.http_status .. ")") or ""
   return ("layer error %s%s: %s"):format(tostring(e.id), where, tostring(e.message))
 end
+-- So "failed: " .. err and err .. "" read as the message, as with a string error.
+function Error.__concat(a, b) return tostring(a) .. tostring(b) end
 
 local RETRYABLE_IDS = { service_unavailable = true, rate_limit_exceeded = true, request_timeout = true,
   transport_error = true }
@@ -111,8 +113,25 @@ end
 ---------------------------------------------------------------------------
 -- Handlers: on / once / off, dispatched as coroutines.
 
+-- Every event the client emits (docs/client.md "Events"); other names are typos.
+local EVENT_NAMES = { "ready", "connected", "disconnected", "reconnecting", "synced", "message",
+  "conversation.create", "conversation.update", "conversation.delete", "conversation.truncate",
+  "conversation.mark_read", "message.create", "message.update", "message.delete", "identity.create",
+  "identity.update", "identity.delete", "announcement.create", "announcement.update", "announcement.delete",
+  "typing", "error", "log" }
+local KNOWN_EVENT = {}
+for _, name in ipairs(EVENT_NAMES) do KNOWN_EVENT[name] = true end
+
+local function check_event_name(name, level)
+  if type(name) ~= "string" then error("event name expected, got " .. type(name), level + 1) end
+  if not KNOWN_EVENT[name] then
+    error(("layer.client: unknown event %q; known events: %s"):format(name, table.concat(EVENT_NAMES, ", ")),
+      level + 1)
+  end
+end
+
 function Client:on(name, fn)
-  assert(type(name) == "string", "event name expected")
+  check_event_name(name, 2)
   assert(type(fn) == "function" or (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call),
     "handler function expected")
   local list = self._handlers[name]
@@ -174,6 +193,7 @@ function Client:_update_interest()
 end
 
 function Client:once(name, fn)
+  check_event_name(name, 2)
   self:on(name, fn)
   local list = self._handlers[name]
   list[#list].once = true
@@ -182,6 +202,7 @@ end
 
 -- Removing during dispatch is safe: entries are marked, then compacted.
 function Client:off(name, fn)
+  check_event_name(name, 2)
   local list = self._handlers[name]
   if not list then return false end
   local found = false
@@ -265,11 +286,21 @@ function Client:_run(where, fn, a, b, c, d)
   self:_resume(co, fn, a, b, c, d)
 end
 
+-- Without error handlers, an error raised before fn first waits is raised by
+-- spawn itself when called from plain code (no step() would see it soon);
+-- inside a step or a client coroutine the step raises it.
 function Client:spawn(fn, ...)
   local n = select("#", ...)
-  if n <= 4 then return self:_run("spawn", fn, ...) end
-  local args = { ... }
-  return self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
+  if n <= 4 then
+    self:_run("spawn", fn, ...)
+  else
+    local args = { ... }
+    self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
+  end
+  if self._raise and not self._stepping then
+    local co = coroutine.running()
+    if not (co and self._ours[co]) then self:_raise_pending() end
+  end
 end
 
 function Client:_has(name)
@@ -748,6 +779,10 @@ for type_name, kind in pairs({ Conversation = "conversation", Message = "message
   OBJECT_EVENT[type_name] = { create = kind .. ".create", update = kind .. ".update", delete = kind .. ".delete" }
 end
 
+-- As LS_ERROR_TRANSPORT and LS_LOG_* in session.h.
+local ERROR_TRANSPORT = 1
+local LOG_LEVEL = { "error", "warn", "info" }
+
 function Client:_handle(name, object_type, object, extra, ev)
   if object_type then -- create / update / delete, positional (the hot path)
     local event = OBJECT_EVENT[object_type][name]
@@ -789,10 +824,10 @@ function Client:_handle(name, object_type, object, extra, ev)
     self:_emit("typing", self._c:object(ev.id) or ev.id, v.sender, v.action)
   elseif name == "error" then
     local err = make_error(ev.value, nil, ev.text)
-    if not ev.value then err.id = "client_error" end
+    if not ev.value and ev.number ~= ERROR_TRANSPORT then err.id = "client_error" end
     if self:_has("error") then self:_emit("error", err) else self:_emit("log", "error", tostring(err)) end
   elseif name == "log" then
-    self:_emit("log", ev.number, ev.text)
+    self:_emit("log", LOG_LEVEL[ev.number] or "info", ev.text)
   end
 end
 
@@ -817,10 +852,26 @@ end
 ---------------------------------------------------------------------------
 -- The loop.
 
+-- Raise a handler error held for the caller of step() (or spawn).
+function Client:_raise_pending()
+  local err = self._raise
+  if not err then return end
+  self._raise = nil
+  self._stepping = false
+  if self._closing then self:_teardown() end
+  error(err, 0)
+end
+
 -- One pass: I/O, timers, then handlers within the budget: a number of events,
 -- or {events = n, ms = m} to also stop after m milliseconds of handler time.
 function Client:step(timeout, budget)
   if self._closed then return nil, "closed" end
+  if self._c:closed() then -- the engine was closed under us (client:engine():close())
+    self:_teardown()
+    return nil, "closed"
+  end
+  self:_raise_pending()
+  self._stepping = true
   local transport = self._transport
   if transport then transport:service(self, timeout or 0) end
   self._c:tick()
@@ -838,20 +889,17 @@ function Client:step(timeout, budget)
     if not name then break end
     n = n + 1
     self:_handle(name, object_type, object, extra, ev)
-    if self._raise then
-      local err = self._raise
-      self._raise = nil
-      if self._closing then self:_teardown() end
-      error(err, 0)
-    end
+    self:_raise_pending()
   end
+  self._stepping = false
   if self._state and not self._closed then self._state:save() end
   if self._closing then
     self:_teardown()
-  else
+  elseif not self._closed then -- a request's continuation may have closed the client just now
     if transport then transport:pump(self) end
     if n == 0 then self._c:compact(64) end -- idle: repack patched objects a little at a time
   end
+  self:_raise_pending()
   return true
 end
 
@@ -863,6 +911,7 @@ end
 
 function Client:timeout()
   if self._closed then return nil end
+  if self._c:closed() then return 0 end -- the next step notices and closes
   if self._c:pending() > 0 then return 0 end
   local t = self._c:deadline()
   if self._transport then

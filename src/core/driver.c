@@ -12,6 +12,7 @@
 #include "loop.h"
 #include "ws.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,27 @@ static void forget_http(ld_driver *d, pending_http *p)
     free(p);
 }
 
+/* What went wrong, in words a user can act on: "connection refused", "host
+ * name not found", "TLS failure", then libcurl's own message. */
+static void describe_failure(const lt_http_resp *resp, char *out, size_t n)
+{
+    const char *what;
+    const char *detail = resp->error_msg ? resp->error_msg : "";
+    switch (resp->error) {
+    case LT_HTTP_EDNS: what = "host name not found"; break;
+    case LT_HTTP_ECONNECT:
+        what = resp->os_errno == ECONNREFUSED ? "connection refused"
+               : resp->os_errno ? strerror(resp->os_errno) : "could not connect";
+        break;
+    case LT_HTTP_ETIMEOUT: what = "timed out"; break;
+    case LT_HTTP_ETLS: what = "TLS failure"; break;
+    case LT_HTTP_ETOOBIG: what = "response too large"; break;
+    case LT_HTTP_EPROTO: what = "broken HTTP exchange"; break;
+    default: what = "transport error"; break;
+    }
+    snprintf(out, n, "%s (%s)", what, detail);
+}
+
 static void on_http(const lt_http_resp *resp, void *ud)
 {
     pending_http *p = ud;
@@ -147,7 +169,7 @@ static void on_http(const lt_http_resp *resp, void *ud)
         char msg[300];
         /* a refused certificate will be refused again: no point retrying (status -1) */
         int status = resp->error == LT_HTTP_ETLS ? -1 : 0;
-        snprintf(msg, sizeof msg, "%s: %s", lt_http_strerror(resp->error), resp->error_msg ? resp->error_msg : "");
+        describe_failure(resp, msg, sizeof msg);
         ls_http_response(d->s, lt_now_ms(), p->session_id, status, NULL, -1, msg, strlen(msg));
     } else {
         ls_http_response(d->s, lt_now_ms(), p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"),

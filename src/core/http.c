@@ -245,7 +245,10 @@ static void report(hsvc *S, hreq *r)
         resp.body = r->body ? r->body : "";
         resp.body_len = r->len;
     } else {
+        long os_errno = 0;
         resp.error = r->oom ? LT_HTTP_EOTHER : map_error(r);
+        curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+        resp.os_errno = (int)os_errno;
         resp.error_msg = r->oom ? "out of memory"
                          : r->toobig ? "response body too large"
                          : r->errbuf[0] ? r->errbuf

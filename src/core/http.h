@@ -53,6 +53,7 @@ typedef struct lt_http_resp {
     lt_http_err error;
     const char *error_msg; /* NULL when error == LT_HTTP_OK */
     int curl_code;         /* raw CURLcode, for logs */
+    int os_errno;          /* errno of a failed connect (ECONNREFUSED...), else 0 */
     const void *priv_;     /* header store */
 } lt_http_resp;
 

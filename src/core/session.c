@@ -494,12 +494,34 @@ static int64_t next_backoff(ls_session *s)
     return delay;
 }
 
-static void schedule_reconnect(ls_session *s, int64_t now, const char *reason)
+static int64_t schedule_reconnect(ls_session *s, int64_t now, const char *reason)
 {
     int64_t delay = next_backoff(s);
     s->reconnect_at = now + delay;
     s->stats.reconnects++;
     emit_simple(s, LS_EV_DISCONNECTED, reason, (double)delay);
+    return delay;
+}
+
+/* A login step could not reach the server (refused, no such host, TLS...):
+ * say so at once in an error, the disconnect reason and the log; the
+ * reconnect backoff retries the login. */
+static void login_unreachable(ls_session *s, int64_t now, const char *step, const char *why, size_t why_len)
+{
+    char reason[360], line[420];
+    int64_t delay;
+    ls_event *ev;
+    snprintf(reason, sizeof reason, "cannot reach the server: %.*s", (int)(why_len > 300 ? 300 : why_len),
+             why ? why : "transport error");
+    if ((ev = event_new(s, LS_EV_ERROR)) != NULL) {
+        snprintf(line, sizeof line, "%s failed: %s", step, reason);
+        event_text(ev, line, strlen(line));
+        ev->number = LS_ERROR_TRANSPORT;
+        event_push(s, ev);
+    }
+    delay = schedule_reconnect(s, now, reason);
+    snprintf(line, sizeof line, "%s; retrying in %.1f s", reason, (double)delay / 1000.0);
+    emit_simple(s, LS_EV_LOG, line, LS_LOG_WARN);
 }
 
 /* The socket should go away now; a reconnect follows after the backoff. */
@@ -1326,6 +1348,7 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
     rest_req *r;
     jv_doc *d = NULL;
     const jv *root = NULL;
+    int unreachable_login;
     for (r = s->rest_reqs; r && r->id != id; r = r->next) {}
     if (!r) return;
     r->in_flight = 0;
@@ -1349,7 +1372,10 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         if (validate) rest_free(s, r);
         return;
     }
-    if ((status == 429 || retryable_status(status)) && r->attempts < MAX_RETRIES && !s->closed) {
+    /* a login step that cannot reach the server is retried by the reconnect
+     * backoff, loudly (login_unreachable), not silently here */
+    unreachable_login = status == 0 && (r->kind == HTTP_NONCE || r->kind == HTTP_SESSION || r->kind == HTTP_VALIDATE);
+    if (!unreachable_login && (status == 429 || retryable_status(status)) && r->attempts < MAX_RETRIES && !s->closed) {
         int64_t wait = s->cfg.backoff_base_ms;
         int i;
         for (i = 1; i < r->attempts; i++) wait *= 2;
@@ -1372,9 +1398,12 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
             event_push(s, ev);
         } else {
             s->auth = AUTH_NONE;
-            if (status == 0) emit_error(s, NULL, "POST /nonces failed: %.*s", (int)(body_len > 300 ? 300 : body_len), body ? body : "");
-            else emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
-            schedule_reconnect(s, now, "authentication failed");
+            if (status == 0) {
+                login_unreachable(s, now, "POST /nonces", body, body_len);
+            } else {
+                emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
+                schedule_reconnect(s, now, "authentication failed");
+            }
         }
         break;
     }
@@ -1389,15 +1418,20 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
             emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
         } else {
             s->auth = AUTH_NONE;
-            emit_error(s, error_object(d), "POST /sessions failed with status %d: the identity token was refused",
-                       status);
-            schedule_reconnect(s, now, "authentication failed");
+            if (status == 0) {
+                login_unreachable(s, now, "POST /sessions", body, body_len);
+            } else {
+                emit_error(s, error_object(d), "POST /sessions failed with status %d: the identity token was refused",
+                           status);
+                schedule_reconnect(s, now, "authentication failed");
+            }
         }
         break;
     }
     case HTTP_VALIDATE:
         if (status >= 200 && status < 300) s->want_ws = 1;
-        else schedule_reconnect(s, now, status ? "session validation failed" : "server unreachable");
+        else if (status == 0) login_unreachable(s, now, "session validation", body, body_len);
+        else schedule_reconnect(s, now, "session validation failed");
         break;
     case HTTP_REFETCH:
         if (status == 200 && root && root->type == JV_OBJECT) {

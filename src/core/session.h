@@ -56,9 +56,13 @@ typedef enum {
     LS_EV_MARK_READ,     /* id: conversation, number: messages marked */
     LS_EV_TYPING,        /* id: conversation, value: {action, sender} */
     LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status, number: Layer-Count or -1 */
-    LS_EV_ERROR,         /* text: message; value: error object when there is one */
-    LS_EV_LOG            /* text: message; number: level */
+    LS_EV_ERROR,         /* text: message; value: error object when there is one; number: LS_ERROR_* */
+    LS_EV_LOG            /* text: message; number: LS_LOG_* level */
 } ls_event_type;
+
+/* What an LS_EV_ERROR without a value is about. */
+enum { LS_ERROR_CLIENT = 0, LS_ERROR_TRANSPORT = 1 /* the server could not be reached */ };
+enum { LS_LOG_ERROR = 1, LS_LOG_WARN = 2, LS_LOG_INFO = 3 };
 
 /* One changed top-level property: the engine's lp_change, with values
  * copied into the event's own document. */

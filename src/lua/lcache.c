@@ -80,7 +80,7 @@ static int l_get_json(lua_State *L) { return push_object(L, lconv_push_json_text
 
 static void set_size(lua_State *L, const char *k, size_t v)
 {
-    lua_pushnumber(L, (lua_Number)v);
+    lua_pushinteger(L, (lua_Integer)v); /* a count: an integer on Lua 5.3+ */
     lua_setfield(L, -2, k);
 }
 
@@ -111,7 +111,7 @@ static int l_compact(lua_State *L)
 {
     lc_cache *c = check_cache(L);
     size_t slots = (size_t)luaL_optnumber(L, 2, (lua_Number)lc_slots(c));
-    lua_pushnumber(L, (lua_Number)lc_maintain(c, slots));
+    lua_pushinteger(L, (lua_Integer)lc_maintain(c, slots));
     return 1;
 }
 

@@ -53,6 +53,21 @@ ls_session *lclient_session(lua_State *L, int idx)
     return c->s;
 }
 
+/* Whole numbers (counts, attempts, Layer-Count) as Lua integers on 5.3+. */
+static void push_count(lua_State *L, double v)
+{
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, (lua_Number)v);
+}
+
+int lclient_is_open(lua_State *L, int idx)
+{
+    lclient *c = (lclient *)layer_testudata(L, idx, CLIENT_MT);
+    return c && c->s;
+}
+
 static double opt_num(lua_State *L, int t, const char *k, double dflt)
 {
     double v = dflt;
@@ -461,7 +476,7 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
         lconv_push(L, ev->value);
         lua_setfield(L, -2, "value");
     }
-    lua_pushnumber(L, (lua_Number)ev->number);
+    push_count(L, ev->number);
     lua_setfield(L, -2, "number");
     if (ev->type == LS_EV_RESPONSE) {
         lua_pushnumber(L, (lua_Number)ev->request_id);
@@ -627,7 +642,7 @@ static int l_pending(lua_State *L)
 
 static void set_count(lua_State *L, const char *k, double v)
 {
-    lua_pushnumber(L, (lua_Number)v);
+    push_count(L, v);
     lua_setfield(L, -2, k);
 }
 
@@ -655,7 +670,7 @@ static int l_compact(lua_State *L)
 {
     lclient *c = check_client(L);
     size_t slots = (size_t)luaL_optnumber(L, 2, (lua_Number)lc_slots(c->owner.cache));
-    lua_pushnumber(L, (lua_Number)lc_maintain(c->owner.cache, slots));
+    lua_pushinteger(L, (lua_Integer)lc_maintain(c->owner.cache, slots));
     return 1;
 }
 

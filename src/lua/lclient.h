@@ -13,6 +13,9 @@ LAYER_HIDDEN_BEGIN
 /* The engine of the client userdata at idx (raises if closed or not one). */
 ls_session *lclient_session(lua_State *L, int idx);
 
+/* Whether the value at idx is a client userdata that is not closed. */
+int lclient_is_open(lua_State *L, int idx);
+
 LAYER_HIDDEN_END
 
 #endif

@@ -22,6 +22,20 @@ static ld_driver *check(lua_State *L)
     return t->d;
 }
 
+/* The driver, for methods that reach into the engine: refused once the
+ * engine is closed, since the driver would read the session it freed. */
+static ld_driver *check_engine(lua_State *L)
+{
+    ld_driver *d = check(L);
+    int open;
+    layer_getuservalue(L, 1);
+    lua_getfield(L, -1, "engine");
+    open = lclient_is_open(L, -1);
+    lua_pop(L, 2);
+    if (!open) luaL_error(L, "attempt to use a transport whose engine is closed");
+    return d;
+}
+
 static const char *opt_str(lua_State *L, int t, const char *k)
 {
     const char *v;
@@ -68,7 +82,7 @@ int layer_l_transport_new(lua_State *L)
 /* transport:service(client, timeout_seconds) */
 static int l_service(lua_State *L)
 {
-    ld_driver *d = check(L);
+    ld_driver *d = check_engine(L);
     double timeout = luaL_optnumber(L, 3, 0);
     ld_service(d, timeout < 0 ? -1 : (int)(timeout * 1000));
     return 0;
@@ -76,7 +90,7 @@ static int l_service(lua_State *L)
 
 static int l_pump(lua_State *L)
 {
-    ld_pump(check(L));
+    ld_pump(check_engine(L));
     return 0;
 }
 
