@@ -22,6 +22,7 @@ STRICT ?= -Werror
 PKG_CONFIG ?= pkg-config
 
 ifeq ($(LUA),jit)
+  # OpenResty's LuaJIT 2.1 (libluajit2-5.1-dev; scripts/install-deps says why)
   LUA_PC = luajit
   LUA_BIN = luajit
 else
