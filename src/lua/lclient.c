@@ -241,7 +241,7 @@ static int l_take_http(lua_State *L)
     lclient *c = check_client(L);
     ls_http_request *r = ls_take_http(c->s);
     if (!r) return 0;
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushnumber(L, (lua_Number)r->id);
     lua_setfield(L, -2, "id");
     lua_pushstring(L, r->method);
@@ -255,6 +255,10 @@ static int l_take_http(lua_State *L)
     if (r->content_type) {
         lua_pushstring(L, r->content_type);
         lua_setfield(L, -2, "content_type");
+    }
+    if (r->headers) { /* rich content's Upload-* lines, for transports written in Lua */
+        lua_pushstring(L, r->headers);
+        lua_setfield(L, -2, "headers");
     }
     lua_pushboolean(L, r->authenticated);
     lua_setfield(L, -2, "authenticated");
