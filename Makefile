@@ -46,7 +46,7 @@ BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
 
 .DEFAULT_GOAL := all
-.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation
+.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation ngx-module
 
 # Parts of the tree add their own targets (and TEST_DEPS) here.
 -include fuzz/fuzz.mk
@@ -61,11 +61,20 @@ $(MODULE): $(CORE_SRC) $(CORE_HDR) $(BIND_SRC) $(BIND_HDR)
 	$(CC) -std=gnu99 $(CFLAGS) $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
 	    -Isrc/core $(LUA_CFLAGS) $(MODULE_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ $(MODULE_LIBS)
 
+# nginx's Lua module runs OpenResty's LuaJIT and no sanitizer runtime, so the
+# module it loads is a plain LuaJIT build whatever CC and CFLAGS say.
+NGX_MODULE = $(BUILD)/ngx/layer/core.so
+ngx-module: $(NGX_MODULE)
+$(NGX_MODULE): $(CORE_SRC) $(CORE_HDR) $(BIND_SRC) $(BIND_HDR)
+	@mkdir -p $(dir $@)
+	cc -std=gnu99 -O2 -g $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
+	    -Isrc/core $(shell $(PKG_CONFIG) --cflags luajit) $(MODULE_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ $(MODULE_LIBS)
+
 # The core must stay free of Lua: the server links it as well.
 check-core-isolation:
 	@! grep -n 'lua\.h\|lauxlib\.h\|lualib\.h' src/core/*.c src/core/*.h
 
-test: all check-core-isolation $(TEST_DEPS)
+test: all check-core-isolation ngx-module $(TEST_DEPS)
 	$(LUA_ENV) $(LUA_BIN) $(BUSTED) $(BUSTED_ARGS) spec
 
 test-all:

@@ -273,6 +273,8 @@ end
 -- Run fn(a, b, c, d) on one of the client's coroutines: inside it request
 -- methods return their results directly.
 function Client:_run(where, fn, a, b, c, d)
+  local host = self._host
+  if host then return self:_run_hosted(host, where, fn, a, b, c, d) end
   local pool = self._pool
   local co = pool[#pool]
   if co then
@@ -286,6 +288,25 @@ function Client:_run(where, fn, a, b, c, d)
   self:_resume(co, fn, a, b, c, d)
 end
 
+-- A host with threads of its own (OpenResty: lua/layer/ngx.lua) runs each handler
+-- on a new thread of the caller's context, where requests park the thread until
+-- their response. nginx binds a coroutine to the request that created it: one of
+-- the pool's, made in a timer and resumed from a content handler (or the other
+-- way round), killed the worker with SIGSEGV.
+local traceback = debug and debug.traceback or function(e) return e end
+
+function Client:_run_hosted(host, where, fn, a, b, c, d)
+  local change = where ~= "spawn" and where ~= "callback" and self._change or nil
+  local state = self._state
+  host.spawn(function()
+    local co = coroutine.running()
+    if change then state:attach(co, change) end
+    local ok, err = xpcall(function() return fn(a, b, c, d) end, traceback)
+    if state then state:detach(co) end
+    if not ok then self:_fail(err, where) end
+  end)
+end
+
 -- Without error handlers, an error raised before fn first waits is raised by
 -- spawn itself when called from plain code (no step() would see it soon);
 -- inside a step or a client coroutine the step raises it.
@@ -297,7 +318,7 @@ function Client:spawn(fn, ...)
     local args = { ... }
     self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
   end
-  if self._raise and not self._stepping then
+  if self._raise and not self._stepping and not self._host then -- a host's loop reports it
     local co = coroutine.running()
     if not (co and self._ours[co]) then self:_raise_pending() end
   end
@@ -346,6 +367,13 @@ function Client:_await(id, convert, callback, level)
     self._waiting[id] = waiter
     return coroutine.yield(WAIT)
   end
+  local host = self._host
+  if host and host.can_wait() then
+    waiter.parked = host.park()
+    self._waiting[id] = waiter
+    if self._transport and self._transport.wake then self._transport:wake() end -- send it now
+    return waiter.parked:wait()
+  end
   error("layer: call this from an event handler or client:spawn, or pass a callback as the last argument", level or 3)
 end
 
@@ -362,6 +390,8 @@ function Client:_resolve(ev)
   end
   if waiter.co then
     self:_resume(waiter.co, results[1], results[2])
+  elseif waiter.parked then
+    waiter.parked:wake(results[1], results[2])
   else
     self:_run("callback", waiter.callback, results[1], results[2])
   end
@@ -415,7 +445,7 @@ end
 function Client:_async(callback, fn, level)
   local co = coroutine.running()
   if callback == nil then
-    if co and self._ours[co] then return fn() end
+    if (co and self._ours[co]) or (self._host and self._host.can_wait()) then return fn() end
     error("layer: call this from an event handler or client:spawn, or pass a callback as the last argument", level or 3)
   end
   assert(type(callback) == "function", "callback function expected")
@@ -944,7 +974,12 @@ function Client:_teardown()
   if self._transport then self._transport:close() end
   if self._state then self._state:close() end
   self._c:close()
+  local waiting = self._waiting
   self._waiting = {}
+  -- Parked host threads would wait forever: they get an error now.
+  for _, waiter in pairs(waiting) do
+    if waiter.parked then waiter.parked:wake(nil, make_error({ id = "closed", message = "the client is closed" })) end
+  end
 end
 
 Client.__close = Client.close -- local client <close> = layer.client{...} on Lua 5.4
@@ -994,7 +1029,14 @@ local function new(opts)
   if opts.user_id then
     self.user = { user_id = opts.user_id, id = identity_id(opts.user_id) }
   end
-  if opts.transport ~= "manual" then
+  -- Inside OpenResty handlers run on nginx light threads, whatever the transport.
+  local ngx_ = rawget(_G, "ngx")
+  if type(ngx_) == "table" and type(ngx_.thread) == "table" and ngx_.get_phase then
+    self._host = require("layer.ngx").host
+  end
+  if type(opts.transport) == "function" then -- a transport written in Lua (layer.ngx)
+    self._transport = opts.transport(self, opts)
+  elseif opts.transport ~= "manual" then
     self._transport = core.transport(self._c, {
       url = opts.url, websocket_url = opts.websocket_url, ca_file = opts.ca_file, ca_path = opts.ca_path,
       insecure = opts.insecure == true, proxy = opts.proxy, connect_timeout = opts.connect_timeout,
