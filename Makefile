@@ -10,6 +10,7 @@
 #   make deps            install the Debian 12 packages everything needs
 #   make check           everything CI runs; prints "N passed, N failed" last
 #   make demo            the decoder / patch / cache demo (examples/demo.lua)
+#   make check-openresty the OpenResty example in nginx, with its latency against the C transport
 #
 # LuaRocks does not use this file: rockspec/ builds with the builtin backend.
 
@@ -46,7 +47,7 @@ BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
 
 .DEFAULT_GOAL := all
-.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation ngx-module
+.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation ngx-module check-openresty
 
 # Parts of the tree add their own targets (and TEST_DEPS) here.
 -include fuzz/fuzz.mk
@@ -108,6 +109,12 @@ $(BUILD)/examples/embed_host: examples/embed_host.c
 
 embed: all server examples
 	$(LUA_ENV) $(BUILD)/examples/embed_host examples/embed_frame.lua 5
+
+# The OpenResty example against the local server, timed against the C transport.
+OPENRESTY_N ?= 200
+check-openresty: all server ngx-module
+	$(MAKE) --no-print-directory all LUA=jit
+	$(LUA_ENV) lua5.4 scripts/check-openresty.lua $(OPENRESTY_N)
 
 # The README's main command: the local server, an echo bot and a person.
 run: all server
