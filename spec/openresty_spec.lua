@@ -29,6 +29,17 @@ local function bot_http(make_client)
   }
   server {
     listen 127.0.0.1:{{port}};
+    location /refuse { content_by_lua_block {
+      local layer_ngx = require "layer.ngx"
+      local base = { url = os.getenv("LAYER_URL"), session_token = "t", user_id = "u" }
+      for _, extra in ipairs({ { proxy = "http://127.0.0.1:1" }, { ca_file = "/x.pem" }, { url = "ftp://x" } }) do
+        local o = {}
+        for k, v in pairs(base) do o[k] = v end
+        for k, v in pairs(extra) do o[k] = v end
+        local ok, err = pcall(layer_ngx.client, o)
+        ngx.say(ok and "accepted" or tostring(err))
+      end
+    } }
     location /spawn { content_by_lua_block {
       package.loaded.spec_bot:spawn(function() end)
       ngx.say("spawned")
@@ -203,6 +214,19 @@ describe("openresty", function()
     local status, body = web:get("/send")
     assert.are.equal(200, status)
     assert.is_truthy(body:match("^layer:///messages/"), body)
+    assert.are.equal(0, web:crashes())
+  end)
+
+  it("refuses, with a clear error, options cosockets cannot honour", function()
+    start([[require("layer.ngx").client(opts)]])
+    local status, body = web:get("/refuse")
+    assert.are.equal(200, status)
+    local lines = {}
+    for line in body:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(3, #lines, body)
+    assert.is_truthy(lines[1]:find("proxy option is not supported", 1, true), lines[1])
+    assert.is_truthy(lines[2]:find("lua_ssl_trusted_certificate", 1, true), lines[2])
+    assert.is_truthy(lines[3]:find("url (http:// or https://) is required", 1, true), lines[3])
     assert.are.equal(0, web:crashes())
   end)
 

@@ -297,6 +297,7 @@ function Transport:pump()
       ws = { state = "connecting" }
       self.ws = ws
       ws.thread = spawn(self.run_ws, self, ws)
+      if ws.state == "closed" then ws.thread = nil end -- it failed at once
     end
   elseif ws then -- the engine gave up on this socket (dead, or closing)
     self:drop_ws(ws)
@@ -344,10 +345,21 @@ function Transport:connect(u, timeout_ms)
   return sock
 end
 
+-- A request the engine gave up never comes back: whatever goes wrong here
+-- still answers it.
 function Transport:http(r)
+  local ok, err = pcall(self.exchange, self, r)
+  if not ok and not self.closed then
+    self.engine:http_response(r.id, -1, "transport error (" .. tostring(err) .. ")")
+    self:wake()
+  end
+end
+
+function Transport:exchange(r)
   local e = self.engine
   local url = r.path:match("^https?://") and r.path or (self.base .. r.path)
   local u = parse_url(url)
+  if not u then error("not an http(s) URL: " .. url:sub(1, 80), 0) end
   local lines = {
     ("%s %s HTTP/1.1"):format(r.method, u.path),
     "Host: " .. u.host .. ((u.port == (u.tls and 443 or 80)) and "" or (":" .. u.port)),
@@ -404,6 +416,19 @@ end
 
 -- Open the WebSocket, then read it until it closes or the loop drops it.
 function Transport:run_ws(ws)
+  local ok, err = pcall(self.read_ws, self, ws)
+  if not ok and ws.state ~= "closed" then
+    if self.ws == ws then self.ws = nil end
+    ws.state = "closed"
+    if ws.sock then ws.sock:close() end
+    if not self.closed then
+      self.engine:ws_closed("WebSocket error: " .. tostring(err))
+      self:wake()
+    end
+  end
+end
+
+function Transport:read_ws(ws)
   local e = self.engine
   local function gone(reason)
     if self.ws == ws then self.ws = nil end
