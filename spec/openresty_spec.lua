@@ -217,6 +217,29 @@ describe("openresty", function()
     assert.are.equal(0, web:crashes())
   end)
 
+  it("reconnects its WebSocket after the server closes it, and answers again", function()
+    start([[require("layer.ngx").client(opts)]])
+    local ada = person(srv, "ada")
+    local answers, ready = {}, false
+    ada:on("ready", function() ready = true end)
+    ada:on("message", function(msg)
+      if msg.sender.user_id == "ngx-bot" then answers[#answers + 1] = msg:text() end
+    end)
+    assert.is_true(step_until({ ada }, function() return ready end))
+    local status, body = web:get("/send?to=ada&text=first")
+    assert.are.equal(200, status, body)
+    local conv_id = layer.json_decode(body).conversation
+    assert.is_true(step_until({ ada }, function() return answers[1] == "first" end))
+    local _, _, _, j = srv:admin("faults", { type = "close_sockets", user_id = "ngx-bot" })
+    assert.are.equal(1, j.affected)
+    ada:spawn(function() assert(ada:conversation(conv_id):send("after the close")) end)
+    assert.is_true(step_until({ ada }, function() return answers[2] == "echo: after the close" end, 15),
+      "no answer after the close; nginx log:\n" .. web:error_log())
+    assert.are.equal(0, web:crashes())
+    assert.are.same({}, web:lua_errors())
+    ada:close()
+  end)
+
   it("refuses, with a clear error, options cosockets cannot honour", function()
     start([[require("layer.ngx").client(opts)]])
     local status, body = web:get("/refuse")
