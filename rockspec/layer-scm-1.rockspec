@@ -65,6 +65,7 @@ build = {
     ["layer.client"] = "lua/layer/client.lua",
     ["layer.dev"] = "lua/layer/dev.lua",
     ["layer.state"] = "lua/layer/state.lua",
+    ["layer.ngx"] = "lua/layer/ngx.lua", -- OpenResty only (needs its ngx, bit and ngx.semaphore)
   },
   copy_directories = { "docs", "examples" },
 }
