@@ -1,4 +1,4 @@
--- spec/server/limits_spec.lua - layer-server against resource abuse over real sockets: slow or half-open requests and too many connections from one address.
+-- spec/server/limits_spec.lua - layer-server against resource abuse over real sockets: slow or half-open requests, too many connections from one address, and conversation metadata that would grow without bound.
 local L = require("support.layer_server")
 local socket = require("socket")
 
@@ -140,5 +140,145 @@ describe("layer-server under slow and crowding clients", function()
     close_all(held)
     socket.sleep(0.3)
     assert.equal(204, (srv:request { path = "/ping" }))
+  end)
+end)
+
+describe("layer-server conversation bounds", function()
+  local srv, ta, tb
+  setup(function()
+    srv = L.start { log_level = "error" }
+    ta, tb = srv:session("alice"), srv:session("bob")
+  end)
+  teardown(function()
+    if srv then srv:stop_checked() end
+  end)
+
+  local function create(body, token)
+    return srv:request { method = "POST", path = "/conversations", token = token or ta, body = body }
+  end
+
+  local function new_conv()
+    local st, _, body, j = create { participants = { "bob" }, distinct = false, metadata = { title = "t" } }
+    assert.equal(201, st, body)
+    return j.id:match("([%x%-]+)$")
+  end
+
+  local function patch(cid, body, token)
+    return srv:request { method = "PATCH", path = "/conversations/" .. cid, token = token or ta,
+      content_type = "application/vnd.layer-patch+json", body = body, timeout = 30 }
+  end
+
+  local function get(cid, token)
+    local st, _, _, j = srv:request { path = "/conversations/" .. cid, token = token or ta }
+    return st, j
+  end
+
+  local function assert_422(st, j, pattern)
+    assert.equal(422, st)
+    assert.equal("invalid_property", j.id)
+    assert.equal(105, j.code)
+    assert.matches(pattern, j.message)
+  end
+
+  local function peak_rss_kb()
+    local f = assert(io.open("/proc/" .. srv.pid .. "/status"))
+    local t = f:read("*a")
+    f:close()
+    return tonumber(t:match("VmHWM:%s*(%d+)"))
+  end
+
+  -- n set operations adding new keys, tag keeps each patch's keys distinct
+  local function key_ops(tag, n)
+    local ops = {}
+    for i = 1, n do
+      ops[i] = string.format('{"operation":"set","property":"metadata.k%s%04d","value":"%04d"}', tag, i, i)
+    end
+    return "[" .. table.concat(ops, ",") .. "]"
+  end
+
+  it("refuses four patches of 4,000 new keys each with 422, at a memory cost bounded by their size", function()
+    local cid = new_conv()
+    local before = peak_rss_kb()
+    for p = 1, 4 do
+      local body = key_ops(p, 4000)
+      assert.is_true(#body < 256 * 1024)
+      local st, _, _, j = patch(cid, body)
+      assert_422(st, j, "metadata")
+    end
+    -- four bodies of 250 KB; copying the keys for each added key took 1.5 GB here
+    assert.is_true(peak_rss_kb() - before < 64 * 1024, "peak RSS grew by " .. (peak_rss_kb() - before) .. " kB")
+    local st, c = get(cid)
+    assert.equal(200, st)
+    assert.same({ title = "t" }, c.metadata) -- a refused patch changes nothing
+  end)
+
+  it("accepts metadata up to 1,024 keys and refuses the key beyond", function()
+    local cid = new_conv()
+    local st = patch(cid, key_ops("a", 1023)) -- with title: 1,024 keys
+    assert.equal(204, st)
+    local st2, _, _, j = patch(cid, '[{"operation":"set","property":"metadata.one_more","value":"x"}]')
+    assert_422(st2, j, "1024 keys")
+    -- replacing a key is no new key
+    assert.equal(204, (patch(cid, '[{"operation":"set","property":"metadata.title","value":"u"}]')))
+    local _, c = get(cid)
+    assert.equal("u", c.metadata.title)
+    assert.is_nil(c.metadata.one_more)
+  end)
+
+  it("bounds metadata bytes on create and on patch", function()
+    local big = string.rep("x", 40 * 1024)
+    local st, _, _, j = create { participants = { "bob" }, distinct = false, metadata = { a = big, b = big } }
+    assert_422(st, j, "64 KiB")
+    local cid = new_conv()
+    assert.equal(204, (patch(cid, '[{"operation":"set","property":"metadata.a","value":"' .. big .. '"}]')))
+    local st2, _, _, j2 = patch(cid, '[{"operation":"set","property":"metadata.b","value":"' .. big .. '"}]')
+    assert_422(st2, j2, "64 KiB")
+    local _, c = get(cid)
+    assert.is_nil(c.metadata.b)
+  end)
+
+  it("bounds metadata nesting on create, on WebSocket create and on patch", function()
+    local deep = "v"
+    for _ = 1, 9 do deep = { d = deep } end
+    local st, _, _, j = create { participants = { "bob" }, distinct = false, metadata = { x = deep } }
+    assert_422(st, j, "deeper than 8")
+    local w = assert(srv:ws(ta))
+    local r = w:request("Conversation.create", { participants = { "bob" }, distinct = false, metadata = { x = deep } })
+    assert.is_false(r.body.success)
+    assert.equal("invalid_property", r.body.data.id)
+    w:close()
+    local cid = new_conv()
+    local path = "metadata" .. string.rep(".d", 9)
+    local st2, _, _, j2 = patch(cid, '[{"operation":"set","property":"' .. path .. '","value":"v"}]')
+    assert_422(st2, j2, "deeper than 8")
+    assert.equal(204, (patch(cid, '[{"operation":"set","property":"metadata' .. string.rep(".d", 8) .. '","value":"v"}]')))
+  end)
+
+  it("refuses a conversation left with no participants, on create and on patch", function()
+    local st, _, _, j = create { participants = {}, distinct = false }
+    assert_422(st, j, "participants")
+    local cid = new_conv()
+    local st2, _, _, j2 = patch(cid, '[{"operation":"set","property":"participants","value":[]}]')
+    assert_422(st2, j2, "participants")
+    local st3, _, _, j3 = patch(cid, '[{"operation":"remove","property":"participants","id":"layer:///identities/alice"},' ..
+      '{"operation":"remove","property":"participants","id":"layer:///identities/bob"}]')
+    assert_422(st3, j3, "participants")
+    local st4, c = get(cid)
+    assert.equal(200, st4)
+    assert.equal(2, #c.participants)
+    assert.equal(200, (get(cid, tb)))
+  end)
+
+  it("survives the last participant leaving a distinct conversation", function()
+    local st, _, body, c = create { participants = { "bob" }, distinct = true, metadata = { x = "last" } }
+    assert.is_true(st == 201 or st == 200, body)
+    local cid = c.id:match("([%x%-]+)$")
+    assert.equal(204, (srv:request { method = "DELETE", path = "/conversations/" .. cid .. "?mode=my_devices&leave=true", token = tb }))
+    assert.equal(204, (srv:request { method = "DELETE", path = "/conversations/" .. cid .. "?mode=my_devices&leave=true", token = ta }))
+    assert.is_true(srv:alive())
+    -- the same distinct create now makes a new conversation
+    local st2, _, _, c2 = create { participants = { "bob" }, distinct = true, metadata = { x = "last" } }
+    assert.equal(201, st2)
+    assert.are_not.equal(c.id, c2.id)
   end)
 end)
