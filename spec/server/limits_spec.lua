@@ -223,6 +223,11 @@ describe("layer-server conversation bounds", function()
     local _, c = get(cid)
     assert.equal("u", c.metadata.title)
     assert.is_nil(c.metadata.one_more)
+    local n = 0
+    for _ in pairs(c.metadata) do n = n + 1 end
+    assert.equal(1024, n)
+    assert.equal("0001", c.metadata.ka0001)
+    assert.equal("1023", c.metadata.ka1023)
   end)
 
   it("bounds metadata bytes on create and on patch", function()
