@@ -126,6 +126,33 @@ describe("layer-server under slow and crowding clients", function()
     for i = 2, #held do held[i]:close() end
   end)
 
+  it("counts out every kind of closed connection, so an address is never locked out", function()
+    srv = L.start { log_level = "error", args = "--max-conns-per-ip 4 --request-timeout 1" }
+    local ta = srv:session("alice")
+    for _ = 1, 3 do
+      assert.equal(204, (srv:request { path = "/ping" }))                              -- answered, closed
+      assert.equal(413, (srv:request { method = "POST", path = "/conversations", token = ta,
+        body = string.rep(" ", 300 * 1024) }))                                          -- body too large
+      local w = assert(srv:ws(ta)); w:close()                                           -- WebSocket
+      assert.is_nil(srv:ws("not-a-session"))                                            -- refused upgrade
+      local c = assert(connect_from("127.0.0.1", srv.port))                             -- abandoned mid-body
+      c:send("POST /conversations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+      c:close()
+      local k = assert(connect_from("127.0.0.1", srv.port))                             -- keep-alive, twice
+      k:send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+      k:settimeout(2)
+      assert.matches("^HTTP/1%.1 204", k:receive("*l"))
+      k:close()
+    end
+    local slow = half_open("127.0.0.1", srv.port, 2)                                    -- closed by the timeout
+    for _, c in ipairs(slow) do assert.is_true(closed_by_server(c, 4)) end
+    close_all(slow)
+    socket.sleep(0.3)
+    local held = half_open("127.0.0.1", srv.port, 3)
+    assert.equal(204, (srv:request { path = "/ping" })) -- the 4th of 4 slots is still free
+    close_all(held)
+  end)
+
   it("keeps a WebSocket within the per-address count after its upgrade", function()
     srv = L.start { log_level = "error", args = "--max-conns-per-ip 3" }
     local ta = srv:session("alice") -- one short request, closed again
