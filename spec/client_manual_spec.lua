@@ -112,6 +112,27 @@ describe("client, manual transport", function()
     assert.is_true(errors >= 1)
   end)
 
+  it("pays for a failing patch of 10,000 operations in proportion to its size", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    h:step()
+    h:take_http()
+    h.client:on("error", function() end)
+    local before = h.client:stats().bytes
+    local ops = {}
+    for i = 1, 9999 do ops[i] = { operation = "set", property = ("metadata.k%05d"):format(i), value = "v" } end
+    ops[10000] = { operation = "add", property = "metadata.title", value = "x" } -- fails: title is a string
+    local packet = h:change({ operation = "update", object = { type = "Conversation", id = CONV }, data = layer.array(ops) })
+    h:step()
+    -- each added key copied the whole members array: 1.2 GB held for a 600 kB packet
+    local grown = h.client:stats().bytes - before
+    assert.is_true(grown < 4 * #packet, ("cache grew by %d bytes for a %d-byte packet"):format(grown, #packet))
+    local conv = h.client:conversation(CONV)
+    assert.are.equal("t", conv.metadata.title) -- and the failed patch changed nothing
+    assert.is_nil(conv.metadata.k00001)
+  end)
+
   it("logs in through the challenge, with the identity callback, and becomes ready", function()
     local h = harness()
     local seen = {}
