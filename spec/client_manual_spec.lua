@@ -148,6 +148,24 @@ describe("client, manual transport", function()
     assert.is_truthy(body.identity_token:match("^[%w_-]+%.[%w_-]+%.[%w_-]+$"))
   end)
 
+  it("gives a conversation's participants as the live Identities it holds", function()
+    local h = harness()
+    h:login()
+    h:change({ operation = "create", object = { type = "Identity", id = "layer:///identities/alice" }, data = {
+      id = "layer:///identities/alice", user_id = "alice", display_name = "Alice" } })
+    h:create_conv()
+    h:step()
+    local conv = h.client:engine():object(CONV)
+    local alice = conv.participants[1]
+    assert.are.equal("userdata", type(alice))
+    assert.are.equal("Identity", alice.object_type)
+    h:change({ operation = "patch", object = { type = "Identity", id = "layer:///identities/alice" },
+      data = layer.array({ { operation = "set", property = "display_name", value = "Alice B." } }) })
+    h:step()
+    assert.are.equal("Alice B.", conv.participants[1].display_name)
+    assert.are.equal("Alice B.", alice.display_name)
+  end)
+
   it("hands objects to handlers as userdata with live fields", function()
     local h = harness()
     h:login()
