@@ -9,7 +9,8 @@ const forkUser = require('./fork_user');
 const [, , base, secret, adminToken, scenario] = process.argv;
 const step = (s) => console.log('interop: ' + s);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const idOf = (userId) => 'layer:///identities/' + encodeURIComponent(userId);
+// layer-websdk's strictEncodeURI, which it gives its own user after login: encodeURIComponent, and !~'() as %XX too.
+const idOf = (userId) => 'layer:///identities/' + encodeURIComponent(userId).replace(/[!~'()]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 
 // POST /admin/<path>, as a test harness changes an identity behind the users' backs.
 function admin(path, body) {
@@ -82,26 +83,29 @@ async function presence(start) {
   step('bob went offline when his last socket closed, not before');
 }
 
-// jane doe, a*b and josé use layer-websdk; the spec's Lua client (luaUser) joins the chat.
+// jane doe, a*b, josé and o'brien use layer-websdk; the spec's Lua client (luaUser) joins the chat.
 async function ids(start, luaUser) {
-  const names = ['jane doe', 'a*b', 'josé'];
-  const [jane, star, jose] = names.map((n) => start(n));
-  await Promise.all([jane.ready, star.ready, jose.ready]);
-  const me = [await jane.call('connect'), await star.call('connect'), await jose.call('connect')];
-  assert.deepStrictEqual(me.map((m) => m.user),
-    ['layer:///identities/jane%20doe', 'layer:///identities/a*b', 'layer:///identities/jos%C3%A9']);
-  assert.deepStrictEqual(me.map((m) => m.displayName), ['JANE DOE', 'A*B', 'JOSÉ']);
-  step('users "jane doe", "a*b" and "josé" logged in');
+  const names = ['jane doe', 'a*b', 'josé', "o'brien"];
+  const sdk = names.map((n) => start(n));
+  const [jane, star, jose, obrien] = sdk;
+  await Promise.all(sdk.map((u) => u.ready));
+  const me = [];
+  for (const u of sdk) me.push(await u.call('connect'));
+  assert.deepStrictEqual(me.map((m) => m.user), ['layer:///identities/jane%20doe', 'layer:///identities/a*b',
+    'layer:///identities/jos%C3%A9', 'layer:///identities/o%27brien']);
+  assert.deepStrictEqual(me.map((m) => m.displayName), ['JANE DOE', 'A*B', 'JOSÉ', "O'BRIEN"]);
+  step('users "jane doe", "a*b", "josé" and "o\'brien" logged in');
 
   const all = names.concat([luaUser]);
   const conv = await jane.call('createConversation', { participants: all.slice(1) });
-  for (const u of [star, jose]) {
+  for (const [i, u] of sdk.entries()) {
     const c = await u.call('waitConversation', { id: conv.id });
     assert.deepStrictEqual(c.participants, all.slice().sort());
     assert.deepStrictEqual(c.participantIds, all.map(idOf).sort());
+    assert.ok(c.participantIds.includes(me[i].user), names[i] + ' finds their own identity among the participants');
   }
   const m1 = await jane.call('send', { conversation: conv.id, body: 'hola from jane' });
-  for (const u of [star, jose]) {
+  for (const u of [star, jose, obrien]) {
     await u.call('waitMessage', { id: m1.id, body: 'hola from jane' });
     const got = await u.call('waitMessageText', { body: 'hola from jane' });
     assert.deepStrictEqual(got.sender, { id: idOf('jane doe'), userId: 'jane doe', displayName: 'JANE DOE', status: got.sender.status });
@@ -109,10 +113,14 @@ async function ids(start, luaUser) {
   const m2 = await star.call('send', { conversation: conv.id, body: 'hi from a*b' });
   await jane.call('waitMessage', { id: m2.id, body: 'hi from a*b' });
   await jose.call('waitMessage', { id: m2.id, body: 'hi from a*b' });
+  const m3 = await obrien.call('send', { conversation: conv.id, body: "hi from o'brien" });
+  await jane.call('waitMessage', { id: m3.id, body: "hi from o'brien" });
+  assert.deepStrictEqual((await obrien.call('waitMessageText', { body: "hi from o'brien" })).sender.id, me[3].user,
+    "o'brien's own message comes from o'brien's own identity");
   step('the SDK users chat in a conversation with the Lua user');
 
   // the Lua client answers in the group and opens a 1:1 conversation with josé
-  for (const u of [jane, star, jose]) {
+  for (const u of sdk) {
     const got = await u.call('waitMessageText', { body: 'hello from ' + luaUser });
     assert.strictEqual(got.conversation, conv.id);
     assert.deepStrictEqual(got.sender, { id: idOf(luaUser), userId: luaUser, displayName: 'Zoë L.', status: got.sender.status });
@@ -124,7 +132,7 @@ async function ids(start, luaUser) {
   step('the Lua user\'s messages reached the SDK users, and josé answered in the 1:1 conversation');
 
   const errs = [];
-  for (const u of [jane, star, jose]) errs.push(...(await u.call('status')).errors);
+  for (const u of sdk) errs.push(...(await u.call('status')).errors);
   assert.deepStrictEqual(errs, [], 'no send errors reported by the SDK');
 }
 

@@ -111,10 +111,10 @@ describe("layer-websdk 3.4.18 interop", function()
     assert(ok, err)
   end)
 
-  it("lets SDK users with spaces, '*' and non-ASCII letters in their ids chat with each other and a Lua client", function()
+  it("lets SDK users with spaces, '*', ', ( ) and non-ASCII letters in their ids chat with each other and a Lua client", function()
     if not needs_sdk() then return end
     local srv = L.start { lifetime = 60 }
-    local lua_user = "zoë lua"
+    local lua_user = "zoë (lua)"
     local zoe = layer.client {
       url = srv.base, app_id = "layer:///apps/staging/00000000-0000-0000-0000-000000000003",
       identity = function(nonce)
@@ -149,17 +149,18 @@ describe("layer-websdk 3.4.18 interop", function()
       local out = read_file(out_file) or ""
       assert.equal(0, node_exit(), out)
       for _, step in ipairs {
-        'users "jane doe", "a*b" and "josé" logged in',
+        'users "jane doe", "a*b", "josé" and "o\'brien" logged in',
         "the SDK users chat in a conversation with the Lua user",
         "the Lua user's messages reached the SDK users, and josé answered in the 1:1 conversation",
       } do
         assert.truthy(out:find(step, 1, true), "missing step: " .. step .. "\n" .. out)
       end
       assert(pump_until(function() return seen["bien, " .. lua_user] end, 5), "josé's answer did not reach the Lua client")
-      assert.equal("layer:///identities/zo%C3%AB%20lua", zoe.user.id)
+      assert.equal("layer:///identities/zo%C3%AB%20%28lua%29", zoe.user.id)
       local group = seen["hola from jane"].conversation
       assert.same({ sender = "jane doe", sender_id = "layer:///identities/jane%20doe", conversation = group }, seen["hola from jane"])
       assert.same({ sender = "a*b", sender_id = "layer:///identities/a*b", conversation = group }, seen["hi from a*b"])
+      assert.same({ sender = "o'brien", sender_id = "layer:///identities/o%27brien", conversation = group }, seen["hi from o'brien"])
       local answer = seen["bien, " .. lua_user]
       assert.same({ "josé", "layer:///identities/jos%C3%A9" }, { answer.sender, answer.sender_id })
       assert.equal(seen["¿qué tal, josé?"].conversation, answer.conversation)
