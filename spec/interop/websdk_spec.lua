@@ -32,15 +32,23 @@ end
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs spec/interop/identities.js for one scenario; returns its output after checking it passed every step.
-local function identities_js(srv, scenario, steps, extra)
-  local out, code = run(string.format("timeout 60 node %s/identities.js %s %s %s %s %s", DIR, srv.base, L.SECRET, L.ADMIN,
-    scenario, extra or ""))
+local function identities_js(srv, scenario, steps)
+  local out, code = run(string.format("timeout 60 node %s/identities.js %s %s %s %s", DIR, srv.base, L.SECRET, L.ADMIN,
+    scenario))
   assert.equal(0, code, out)
   assert.truthy(out:find("INTEROP OK", 1, true), out)
   for _, step in ipairs(steps) do
     assert.truthy(out:find(step, 1, true), "missing step: " .. step .. "\n" .. out)
   end
   return out
+end
+
+-- Stops the server, then fails with the test's error, or if the server had died meanwhile.
+local function finish(srv, ok, err)
+  local alive = srv:alive()
+  srv:stop()
+  assert(ok, err)
+  assert(alive, "layer-server died during the test; log: " .. srv.log)
 end
 
 describe("layer-websdk 3.4.18 interop", function()
@@ -96,8 +104,7 @@ describe("layer-websdk 3.4.18 interop", function()
       "an admin profile change reached identities:change of the peer and of the user themself",
       "a new display_name claim at login reached identities:change",
     })
-    srv:stop()
-    assert(ok, err)
+    finish(srv, ok, err)
   end)
 
   it("shows an SDK user (presence auto) offline to peers when their last socket closes, not before", function()
@@ -107,8 +114,7 @@ describe("layer-websdk 3.4.18 interop", function()
       "bob (presence auto) shows available to alice",
       "bob went offline when his last socket closed, not before",
     })
-    srv:stop()
-    assert(ok, err)
+    finish(srv, ok, err)
   end)
 
   it("lets SDK users with spaces, '*', ', ( ) and non-ASCII letters in their ids chat with each other and a Lua client", function()
@@ -121,7 +127,8 @@ describe("layer-websdk 3.4.18 interop", function()
         return layer.dev_token { secret = L.SECRET, user_id = lua_user, nonce = nonce, display_name = "Zoë L." }
       end,
     }
-    local errors, seen = {}, {}
+    local errors, seen, is_ready = {}, {}, false
+    zoe:once("ready", function() is_ready = true end)
     zoe:on("error", function(e) errors[#errors + 1] = tostring(e) end)
     zoe:on("message", function(msg)
       local text = msg:text()
@@ -140,7 +147,7 @@ describe("layer-websdk 3.4.18 interop", function()
       return done()
     end
     local ok, err = pcall(function()
-      assert(pump_until(function() return zoe.user ~= nil and zoe.user.id ~= nil end, 10), "the Lua client did not log in")
+      assert(pump_until(function() return is_ready end, 10), "the Lua client did not get ready")
       -- The SDK users run in the background while this process steps the Lua client.
       os.execute(string.format("(timeout 60 node %s/identities.js %s %s %s ids %s > %s 2>&1; echo $? > %s) &",
         DIR, srv.base, L.SECRET, L.ADMIN, shell_quote(lua_user), out_file, rc_file))
@@ -167,9 +174,8 @@ describe("layer-websdk 3.4.18 interop", function()
       assert.same({}, errors)
     end)
     zoe:close()
-    srv:stop()
     os.remove(out_file)
     os.remove(rc_file)
-    assert(ok, err)
+    finish(srv, ok, err)
   end)
 end)
