@@ -64,7 +64,7 @@ describe("layer.client with the local server", function()
     local jane, jose, star = new_client(server, "jane doe"), new_client(server, "josé"), new_client(server, "a*b")
     for _, c in ipairs({ jane, jose, star }) do all[#all + 1] = c end
     ready({ jane, jose, star })
-    -- identity ids are encoded as layer-websdk encodes them (encodeURIComponent)
+    -- identity ids are encoded as layer-websdk encodes its own user (strictEncodeURI)
     assert.are.equal("layer:///identities/jane%20doe", jane.user.id)
     assert.are.equal("layer:///identities/jos%C3%A9", jose.user.id)
     assert.are.equal("layer:///identities/a*b", star.user.id)
@@ -84,6 +84,26 @@ describe("layer.client with the local server", function()
     end
     local ident = assert(run(all, jose, function() return jose:identity("a*b") end))
     assert.are.equal("layer:///identities/a*b", ident.id)
+  end)
+
+  it("gives a user with ', (, ), ~ and ! in their id the one identity id the server and layer-websdk use", function()
+    local ob = new_client(server, "o'brien (~ok!)")
+    all[#all + 1] = ob
+    ready({ ob })
+    assert.are.equal("layer:///identities/o%27brien%20%28%7Eok%21%29", ob.user.id)
+    local got
+    ob:on("message", function(msg) got = msg end)
+    local conv = assert(run(all, alice, function()
+      return alice:create_conversation({ participants = { "o'brien (~ok!)" } })
+    end))
+    assert(run(all, alice, function() return conv:send("hi") end))
+    pump(all, function() return got ~= nil end, 10, "the message")
+    -- the server's keys are the client's own id, so the user finds themself
+    assert.is_not_nil(got.recipient_status[ob.user.id])
+    local ids = {}
+    for _, p in ipairs(got.conversation.participants) do ids[#ids + 1] = p.id end
+    table.sort(ids)
+    assert.are.same({ "layer:///identities/alice", ob.user.id }, ids)
   end)
 
   it("logs in through the challenge and knows its user", function()
