@@ -63,12 +63,20 @@ describe("layer-websdk 3.4.18 interop", function()
     if ready and run("node --version") == nil then ready, why = false, "node not found" end
   end)
 
-  it("two SDK users chat, patch metadata, send receipts, delete, and catch up by Event.replay", function()
-    if not ready then
-      io.stderr:write("\n\n*** INTEROP TEST SKIPPED: npm could not install layer-websdk@3.4.18 ***\n" .. tostring(why) .. "\n\n")
-      pending("npm install failed: interop with layer-websdk NOT verified")
-      return
+  -- Without the SDK the proof fails; skipping it takes LAYER_SKIP_INTEROP=1, said out loud.
+  local function needs_sdk()
+    if ready then return true end
+    if os.getenv("LAYER_SKIP_INTEROP") == "1" then
+      io.stderr:write("\n*** INTEROP SKIPPED (LAYER_SKIP_INTEROP=1): layer-websdk NOT verified ***\n")
+      pending("LAYER_SKIP_INTEROP=1: interop with layer-websdk NOT verified")
+      return false
     end
+    error("layer-websdk@3.4.18 could not be installed (npm), so interop is NOT verified; " ..
+      "set LAYER_SKIP_INTEROP=1 to skip it knowingly: " .. tostring(why), 0)
+  end
+
+  it("two SDK users chat, patch metadata, send receipts, delete, and catch up by Event.replay", function()
+    if not needs_sdk() then return end
     local srv = L.start { lifetime = 120 }
     local ok, err = pcall(function()
       local out, code = run(string.format("timeout 90 node %s/run.js %s %s", DIR, srv.base, L.SECRET))
@@ -90,12 +98,6 @@ describe("layer-websdk 3.4.18 interop", function()
     assert(ok, err)
   end)
 
-  local function needs_sdk()
-    if ready then return true end
-    io.stderr:write("\n\n*** INTEROP TEST SKIPPED: npm could not install layer-websdk@3.4.18 ***\n" .. tostring(why) .. "\n\n")
-    pending("npm install failed: interop with layer-websdk NOT verified")
-    return false
-  end
 
   it("delivers profile changes (admin endpoint, new token claims) to the SDK's identities:change", function()
     if not needs_sdk() then return end
