@@ -38,8 +38,9 @@ describe("the README's echo bot", function()
     f:write(code)
     f:close()
     -- the bot runs in its own directory: the spec's relative search paths made absolute
+    local here = io.popen("pwd"):read("*l") -- not $PWD, which make -C leaves stale
     local function absolute(paths)
-      return (paths:gsub("[^;]+", function(t) return t:sub(1, 1) == "/" and t or (os.getenv("PWD") .. "/" .. t) end))
+      return (paths:gsub("[^;]+", function(t) return t:sub(1, 1) == "/" and t or (here .. "/" .. t) end))
     end
     local function start()
       local p = assert(io.popen(("cd '%s' && LUA_PATH=%q LUA_CPATH=%q timeout 60 %s bot.lua >>bot.log 2>&1 & echo $!")
