@@ -42,9 +42,9 @@ local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 -- it if the game dies without killing it.
 local function start_peer(url, secret, lifetime)
   local log = os.tmpname()
-  local cmd = ("echo $$; exec env LUA_PATH=%s LUA_CPATH=%s LAYER_SECRET=%s timeout %d luajit %s %s %s >%s 2>&1"):format(
+  local cmd = ("echo $$; exec env LUA_PATH=%s LUA_CPATH=%s LAYER_SECRET=%s timeout %d luajit -e %s %s %s %s >%s 2>&1"):format(
     quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), quote(cpath .. ";;"), quote(secret), lifetime,
-    quote(root .. "/examples/echo_bot.lua"), quote(url), PEER, quote(log))
+    quote("io.stdout:setvbuf('line')"), quote(root .. "/examples/echo_bot.lua"), quote(url), PEER, quote(log))
   local handle = assert(io.popen(cmd, "r"))
   local pid = tonumber(handle:read("*l"))
   assert(pid, "the echo bot did not start")
@@ -132,14 +132,17 @@ end
 -- CI: a "hello" each second until the bot answers (it logs in alongside the
 -- game), then N timed pings, each sent when the previous echo arrived.
 local function ci_update(now)
+  if ci.finishing then return end
   if now > ci.deadline then
     print(("love: CI run timed out after %d s with %d of %d round trips (%s)"):format(
       CI_DEADLINE, #ci.ms, ci.count, status))
-    love.event.quit(1)
+    local f = io.open(peer.log, "rb")
+    if f then print("love: the echo bot's log:\n" .. f:read("*a")) f:close() end
     ci.finishing = true
+    love.event.quit(1)
     return
   end
-  if not conv or ci.finishing then return end
+  if not conv then return end
   if not ci.warm then
     if now >= ci.next_hello then
       send("hello")
@@ -173,10 +176,10 @@ function love.load(args)
     end
   end
   if ci then
-    -- CI has nobody to close LÖVE's error screen: print the error and quit.
+    local print_error = love.errorhandler -- conf.lua's: print and quit
     love.errorhandler = function(msg)
-      print(debug.traceback("love: error: " .. tostring(msg), 2))
       shutdown()
+      return print_error(msg)
     end
     ci.deadline = love.timer.getTime() + CI_DEADLINE
   end
