@@ -2,7 +2,7 @@
 -- local Layer server and the echo bot (examples/echo_bot.lua, its own process),
 -- logs in, pumps the client once a frame with client:step(0, {events = 50, ms = 2})
 -- and draws the messages; type and press Return to send. From the repository
--- root, after `make LUA=jit server`:
+-- root, after `make LUA=jit all server`:
 --   love examples/love
 --   love examples/love --ci 20 --out build/love
 -- --ci N: send N messages one after another, print the round-trip latency
