@@ -42,7 +42,7 @@ local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 -- it if the game dies without killing it.
 local function start_peer(url, secret, lifetime)
   local log = os.tmpname()
-  local cmd = ("echo $$; exec env LUA_PATH=%s LUA_CPATH=%s LAYER_SECRET=%s timeout %d luajit -e %s %s %s %s >%s 2>&1"):format(
+  local cmd = ("echo $$; exec env LUA_PATH=%s LUA_CPATH=%s LAYER_SECRET=%s LAYER_STATE=:memory: timeout %d luajit -e %s %s %s %s >%s 2>&1"):format(
     quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), quote(cpath .. ";;"), quote(secret), lifetime,
     quote("io.stdout:setvbuf('line')"), quote(root .. "/examples/echo_bot.lua"), quote(url), PEER, quote(log))
   local handle = assert(io.popen(cmd, "r"))
