@@ -6,45 +6,15 @@
 local layer = require "layer"
 local srv = require "support.layer_server"
 
-local APP = "layer:///apps/staging/00000000-0000-0000-0000-000000000001"
+local live = require "support.live"
 
-local function new_client(server, user, extra)
-  local opts = {
-    url = server.base, app_id = APP, backoff_base = 0.1, backoff_cap = 1, backoff_jitter = 0.1,
-    identity = function(nonce)
-      return layer.dev_token({ secret = srv.SECRET, user_id = user, nonce = nonce, display_name = user:upper() })
-    end,
-  }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  local c = layer.client(opts)
-  c.errors = {}
-  c:on("error", function(e) c.errors[#c.errors + 1] = tostring(e) end)
-  return c
-end
-
--- Step every client until done() or the time limit; fail with a message on timeout.
-local function pump(clients, done, seconds, what)
-  local deadline = os.time() + (seconds or 10)
-  while not done() do
-    if os.time() > deadline then error("timed out waiting for " .. (what or "a condition"), 2) end
-    for _, c in ipairs(clients) do
-      if not c:closed() then c:step(0.005) end
-    end
-  end
-end
+local APP = live.APP
+local new_client, pump, run = live.client, live.pump, live.run
 
 local function ready(clients)
   local n = 0
   for _, c in ipairs(clients) do c:once("ready", function() n = n + 1 end) end
   pump(clients, function() return n == #clients end, 10, "ready")
-end
-
--- Run fn as a client coroutine and pump until it returns.
-local function run(clients, c, fn, seconds)
-  local finished, results = false, nil
-  c:spawn(function() results = { fn() }; finished = true end)
-  pump(clients, function() return finished end, seconds or 10, "a request")
-  return (table.unpack or unpack)(results)
 end
 
 describe("layer.client with the local server", function()

@@ -2,11 +2,9 @@
 -- kill -9 at any moment and started again on the same file answers every
 -- message exactly once, counted on the server; a first start can catch up;
 -- a second process on the same file is refused.
-local layer = require "layer"
 local srv = require "support.layer_server"
 local socket = require "socket"
 
-local APP = "layer:///apps/staging/00000000-0000-0000-0000-000000000001"
 local LUA = arg and arg[-1] or "lua5.4"
 
 local function tmpname()
@@ -19,31 +17,8 @@ local function remove_state(path)
   for _, suffix in ipairs({ "", "-wal", "-shm", "-journal" }) do os.remove(path .. suffix) end
 end
 
-local function new_client(server, user, extra)
-  local opts = {
-    url = server.base, app_id = APP, backoff_base = 0.1, backoff_cap = 1, backoff_jitter = 0.1,
-    identity = function(nonce) return layer.dev_token({ secret = srv.SECRET, user_id = user, nonce = nonce }) end,
-  }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return layer.client(opts)
-end
-
-local function pump(clients, done, seconds, what)
-  local deadline = socket.gettime() + (seconds or 10)
-  while not done() do
-    if socket.gettime() > deadline then error("timed out waiting for " .. (what or "a condition"), 2) end
-    for _, c in ipairs(clients) do
-      if not c:closed() then c:step(0.005) end
-    end
-  end
-end
-
-local function run(clients, c, fn, seconds)
-  local finished, results = false, nil
-  c:spawn(function() results = { fn() }; finished = true end)
-  pump(clients, function() return finished end, seconds or 10, "a request")
-  return (table.unpack or unpack)(results)
-end
+local live = require "support.live"
+local new_client, pump, run = live.client, live.pump, live.run
 
 -- The bot as its own process: returns its pid.
 local function start_bot(server, state, log, catch_up)
