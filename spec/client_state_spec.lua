@@ -86,6 +86,21 @@ describe("a client with a state file", function()
     new_client(server, "bot", { state = state }):close() -- free again once closed
   end)
 
+  it("refuses a file that is not a state file, or cannot be opened, with the reason", function()
+    local f = assert(io.open(state, "w"))
+    f:write(("not sqlite "):rep(100))
+    f:close()
+    local ok, err = pcall(new_client, server, "bot", { state = state })
+    assert.is_false(ok)
+    assert.matches("state file " .. state .. ".*file is not a database", tostring(err))
+    ok, err = pcall(new_client, server, "bot", { state = "/nonexistent-dir/bot.db" })
+    assert.is_false(ok)
+    assert.matches("state file /nonexistent%-dir/bot.db: cannot open", tostring(err))
+    ok, err = pcall(new_client, server, "bot", { state = "bot.db", catch_up = "soon" })
+    assert.is_false(ok)
+    assert.matches("catch_up is a number of seconds", tostring(err), 1, true)
+  end)
+
   it("refuses catch_up without a state file", function()
     assert.has_error(function() new_client(server, "bot", { catch_up = 60 }) end,
       "catch_up needs a state file (the state option)")
