@@ -47,7 +47,7 @@ BUSTED = /usr/bin/busted
 LUA_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(OUT)/?.so;;" LAYER_BUILD="$(BUILD)"
 
 .DEFAULT_GOAL := all
-.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation ngx-module check-openresty
+.PHONY: all test test-all check run demo examples embed asan fuzz bench deps clean check-core-isolation rock-build ngx-module check-openresty
 
 # Parts of the tree add their own targets (and TEST_DEPS) here.
 -include fuzz/fuzz.mk
@@ -70,6 +70,15 @@ $(NGX_MODULE): $(CORE_SRC) $(CORE_HDR) $(BIND_SRC) $(BIND_HDR)
 	@mkdir -p $(dir $@)
 	cc -std=gnu99 -O2 -g $(WARN) $(STRICT) -fPIC -fvisibility=hidden -shared \
 	    -Isrc/core $(shell $(PKG_CONFIG) --cflags luajit) $(MODULE_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $@ $(MODULE_LIBS)
+
+# LuaRocks builds through this (rockspec/, build type "command"): the Lua
+# headers and flags are the ones LuaRocks was asked for, not pkg-config's.
+ROCK_OUT = build/rock
+rock-build:
+	@mkdir -p $(ROCK_OUT)/layer
+	$(CC) -std=gnu99 $(ROCK_CFLAGS) -fPIC -fvisibility=hidden $(ROCK_LIBFLAG) \
+	    -Isrc/core -I$(ROCK_LUA_INCDIR) $(MODULE_CFLAGS) $(CORE_SRC) $(BIND_SRC) -o $(ROCK_OUT)/layer/core.so $(MODULE_LIBS)
+	$(MAKE) --no-print-directory server BUILD=$(ROCK_OUT) CFLAGS="$(ROCK_CFLAGS)"
 
 # The core must stay free of Lua: the server links it as well.
 check-core-isolation:

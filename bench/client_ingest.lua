@@ -20,6 +20,7 @@
 -- c.unread_message_count (BENCH_HANDLERS=changes: update handlers also take the
 -- change list and read its length). Time is os.clock() (process CPU), median of alternating rounds.
 -- RSS is measured in a fresh child process per path (`--rss ours|lua`).
+-- BENCH_STATE=1 runs ours with a state file (the `state` option).
 
 local layer = require "layer"
 local cjson = require "cjson"
@@ -81,8 +82,18 @@ local ON_CONVERSATION_UPDATE = HANDLERS == "changes" and on_conversation_changes
 ---------------------------------------------------------------------------
 -- Ours: a manual-transport client that starts authenticated (session_token) with its socket open.
 
+-- BENCH_STATE=1: the client keeps a state file (one SQLite transaction per step).
+local STATE = os.getenv("BENCH_STATE") == "1"
+local state_files = {}
+
 local function ours_new()
-  local client = layer.client({ transport = "manual", manual_clock = 1000, session_token = "bench" })
+  local state
+  if STATE then
+    state = os.tmpname()
+    os.remove(state)
+    state_files[#state_files + 1] = state
+  end
+  local client = layer.client({ transport = "manual", manual_clock = 1000, session_token = "bench", state = state })
   local engine = client:engine()
   assert(engine:ws_wanted(), "the engine should want its socket")
   engine:ws_opened()
@@ -311,3 +322,6 @@ print(string.format("target no more bytes/message, heap counters: %s (ours %.0f 
   per(ours_c_busy + math.max(0, ours_lua_bytes))))
 print(string.format("target no more bytes/message, RSS growth:    %s (ours %.0f vs %.0f)",
   rss_ours <= rss_lua and "MET" or "MISSED", per(rss_ours), per(rss_lua)))
+for _, f in ipairs(state_files) do
+  for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(f .. suffix) end
+end

@@ -13,6 +13,9 @@ local client = layer.client({
   url = url,
   app_id = "layer:///apps/staging/echo-bot",
   identity = dev.identity(os.getenv("LAYER_SECRET") or "dev-secret", user_id, { display_name = "Echo Bot" }),
+  -- killed and restarted, the bot answers what arrived meanwhile, and nothing twice
+  -- (LAYER_STATE=:memory: keeps nothing, for a throwaway bot)
+  state = os.getenv("LAYER_STATE") or (user_id .. ".db"),
 })
 
 client:on("ready", function() print(("echo bot %s is listening on %s"):format(client.user.user_id, url)) end)

@@ -1,5 +1,5 @@
--- layer-scm-1.rockspec: builds the layer module with LuaRocks' builtin backend.
--- From a checkout: luarocks make rockspec/layer-scm-1.rockspec
+-- layer-scm-1.rockspec: builds the layer module and the local server with LuaRocks.
+-- From a checkout: luarocks --lua-version=5.4 make rockspec/layer-scm-1.rockspec
 package = "layer"
 version = "scm-1"
 source = {
@@ -21,51 +21,28 @@ dependencies = {
 -- REST over libcurl, the WebSocket over libwebsockets, HS256 development
 -- tokens over OpenSSL's libcrypto, the optional state file over SQLite.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" }, -- Debian keeps curl.h under a multiarch directory; pkg-config finds it
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
+-- Built by the Makefile's rock-build target, so one source list serves both
+-- and the rock also carries the local server (bin/layer-server), which
+-- layer.dev.start_server finds next to the installed module.
 build = {
-  type = "builtin",
-  modules = {
-    ["layer.core"] = {
-      sources = {
-        "src/core/cache.c",
-        "src/core/driver.c",
-        "src/core/http.c",
-        "src/core/json.c",
-        "src/core/loop.c",
-        "src/core/packet.c",
-        "src/core/patch.c",
-        "src/core/proxy.c",
-        "src/core/resolve.c",
-        "src/core/session.c",
-        "src/core/state.c",
-        "src/core/ws.c",
-        "src/lua/compat.c",
-        "src/lua/lcache.c",
-        "src/lua/lclient.c",
-        "src/lua/lconv.c",
-        "src/lua/ldev.c",
-        "src/lua/lmodule.c",
-        "src/lua/lobject.c",
-        "src/lua/lpacket.c",
-        "src/lua/lpatch.c",
-        "src/lua/ltransport.c",
-        "src/lua/lstate.c",
-        "src/lua/scratch.c",
-      },
-      incdirs = { "src/core", "src/lua", "$(CURL_INCDIR)", "$(LIBWEBSOCKETS_INCDIR)", "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(LIBWEBSOCKETS_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)" },
-      libraries = { "curl", "websockets", "crypto", "sqlite3", "m", "pthread" },
-      defines = { "_GNU_SOURCE" },
+  type = "command",
+  build_command = [[$(MAKE) --no-print-directory rock-build ROCK_LUA_INCDIR="$(LUA_INCDIR)" ]] ..
+    [[ROCK_CFLAGS="$(CFLAGS)" ROCK_LIBFLAG="$(LIBFLAG)" CC="$(CC)"]],
+  install = {
+    lib = { ["layer.core"] = "build/rock/layer/core.so" },
+    lua = {
+      layer = "lua/layer/init.lua",
+      ["layer.client"] = "lua/layer/client.lua",
+      ["layer.dev"] = "lua/layer/dev.lua",
+      ["layer.state"] = "lua/layer/state.lua",
+      ["layer.ngx"] = "lua/layer/ngx.lua", -- OpenResty only (needs its ngx, bit and ngx.semaphore)
     },
-    layer = "lua/layer/init.lua",
-    ["layer.client"] = "lua/layer/client.lua",
-    ["layer.dev"] = "lua/layer/dev.lua",
-    ["layer.state"] = "lua/layer/state.lua",
-    ["layer.ngx"] = "lua/layer/ngx.lua", -- OpenResty only (needs its ngx, bit and ngx.semaphore)
+    bin = { ["layer-server"] = "build/rock/layer-server" },
   },
   copy_directories = { "docs", "examples" },
 }

@@ -8,6 +8,12 @@
 
 #define MAX_PARTICIPANTS 25
 #define MAX_PART_CHARS 2048
+/* What one conversation's metadata may hold (docs/protocol.md §6), so that
+ * no create or patch within the body limit makes a conversation that costs
+ * every later read, patch and change packet without bound. */
+#define MAX_META_BYTES (64 * 1024) /* as stored: compact JSON */
+#define MAX_META_KEYS 1024         /* object members, at every level */
+#define MAX_META_DEPTH 8           /* the metadata object itself is level 1 */
 
 void err_resp(srv_resp *r, int status, const char *id, int code, const char *msg, const char *data)
 {
@@ -38,7 +44,7 @@ static char *participant_key(char **users, int n)
     char **sorted = malloc(sizeof *sorted * (size_t)(n ? n : 1));
     int i;
     if (!sorted) return NULL;
-    memcpy(sorted, users, sizeof *sorted * (size_t)n);
+    if (n) memcpy(sorted, users, sizeof *sorted * (size_t)n); /* nobody left: users is NULL */
     qsort(sorted, (size_t)n, sizeof *sorted, cmp_str);
     jbuf_init(&b);
     for (i = 0; i < n; i++) {
@@ -72,6 +78,27 @@ int participant_user_jv(const jv *p, char *out, size_t osz)
     if ((id = jv_get(p, "id")) && id->type == JV_STRING) return parse_identity(id->u.s, id->len, out, osz);
     if ((id = jv_get(p, "user_id")) && id->type == JV_STRING) return parse_identity(id->u.s, id->len, out, osz);
     return 0;
+}
+
+/* Counts v's object members into *keys; 0 once past a limit. */
+static int meta_walk(const jv *v, int level, long *keys)
+{
+    uint32_t i;
+    if (v->type != JV_OBJECT && v->type != JV_ARRAY) return 1;
+    if (level > MAX_META_DEPTH) return 0;
+    if (v->type == JV_OBJECT && (*keys += v->len) > MAX_META_KEYS) return 0;
+    for (i = 0; i < v->len; i++)
+        if (!meta_walk(v->type == JV_OBJECT ? &v->u.members[i].value : &v->u.items[i], level + 1, keys)) return 0;
+    return 1;
+}
+
+const char *metadata_over_limits(const jv *meta, size_t json_bytes)
+{
+    long keys = 0;
+    if (json_bytes > MAX_META_BYTES) return "metadata over 64 KiB (as JSON)";
+    if (!meta_walk(meta, 1, &keys))
+        return keys > MAX_META_KEYS ? "metadata over 1024 keys" : "metadata nests deeper than 8 levels";
+    return NULL;
 }
 
 static int add_unique(char ***v, int *n, const char *u)
@@ -115,6 +142,10 @@ void act_conv_create(const char *user, const jv *data, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "participants must be an array", NULL);
         return;
     }
+    if (parts->len == 0) {
+        err_resp(r, 422, "invalid_property", 105, "participants must name at least one identity", NULL);
+        return;
+    }
     dist = jv_get(data, "distinct");
     if (dist && dist->type != JV_TRUE && dist->type != JV_FALSE && dist->type != JV_NULL) {
         err_resp(r, 422, "invalid_property", 105, "distinct must be a boolean", NULL);
@@ -152,6 +183,15 @@ void act_conv_create(const char *user, const jv *data, srv_resp *r)
     jbuf_init(&mb);
     if (meta && meta->type == JV_OBJECT) jv_write(&mb, meta);
     else jbuf_puts(&mb, "{}");
+    if (meta && meta->type == JV_OBJECT) {
+        const char *over = metadata_over_limits(meta, mb.len);
+        if (over) {
+            err_resp(r, 422, "invalid_property", 105, over, NULL);
+            jbuf_free(&mb);
+            free_list(users, n);
+            return;
+        }
+    }
     jbuf_putc(&mb, 0);
 
     /* Deduplication: the same create sent twice. */

@@ -520,9 +520,21 @@ static void patch_conversation(const char *user, const char *conv, const srv_req
         err_resp(r, 422, "invalid_property", 105, "a conversation has at most 25 participants", NULL);
         goto out;
     }
-    store_begin();
+    if (nn == 0) { /* nobody could see it, nor delete it */
+        err_resp(r, 422, "invalid_property", 105,
+                 "participants cannot become empty: leave or delete the conversation instead", NULL);
+        goto out;
+    }
     jv_write(&out, nm);
+    {
+        const char *over = metadata_over_limits(nm, out.len);
+        if (over) {
+            err_resp(r, 422, "invalid_property", 105, over, NULL);
+            goto out;
+        }
+    }
     jbuf_putc(&out, 0);
+    store_begin();
     {
         sqlite3_stmt *st = store_prep("UPDATE conversations SET metadata=? WHERE uuid=?");
         bind_text(st, 1, out.data);

@@ -6,12 +6,20 @@
 #include <signal.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <libwebsockets.h>
 #include "srv.h"
 
-typedef struct {
+typedef struct pss pss_t;
+struct pss {
     srv_conn conn;   /* first: S.wake gets a srv_conn* that is this struct */
     int is_ws;
+    struct lws *wsi;
+    /* While a body is awaited: its deadline, on the list tick() checks. */
+    int64_t body_deadline;
+    pss_t *bnext, *bprev;
+    int in_body_list;
     srv_req *req;
     char *body;
     size_t body_len, body_cap, body_max;
@@ -19,7 +27,7 @@ typedef struct {
     size_t sent;
     int headers_done;
     int64_t t0;
-} pss_t;
+};
 
 static volatile sig_atomic_t stop_flag;
 static int64_t deadline_ms;
@@ -27,6 +35,104 @@ static pid_t watch_pid;
 static struct lws_context *ctx;
 static lws_sorted_usec_list_t tick_sul;
 static char pending_user[160], pending_token[80];
+
+/* Slow clients. lws gives a connection request_timeout seconds from accept
+ * to the end of its request head (timeout_secs_ah_idle), but restarts its
+ * body timer at every chunk: the body's deadline is kept here, whole. */
+static int request_timeout_s = 10;
+static pss_t *body_waiters;
+
+/* Connections per peer address: one address may hold at most this many of
+ * the 4096 connections (and header slots) the server serves at once. */
+static int max_conns_per_ip = 64;
+typedef struct peer {
+    struct peer *next;
+    uint32_t addr; /* IPv4, network order; IPv6 is disabled */
+    int conns;
+} peer;
+static peer *peers[1024];
+
+static peer **peer_slot(uint32_t addr)
+{
+    peer **pp = &peers[(addr * 2654435761u) >> 22];
+    while (*pp && (*pp)->addr != addr) pp = &(*pp)->next;
+    return pp;
+}
+
+static int peer_conns(uint32_t addr)
+{
+    peer *e = *peer_slot(addr);
+    return e ? e->conns : 0;
+}
+
+/* The connection's address is kept in the wsi's opaque pointer (never 0:
+ * 0.0.0.0 is not a peer), so its close counts it out. */
+static void peer_opened(struct lws *wsi)
+{
+    struct sockaddr_in sa;
+    socklen_t n = sizeof sa;
+    peer **pp, *e;
+    if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&sa, &n) != 0 || sa.sin_family != AF_INET ||
+        sa.sin_addr.s_addr == 0)
+        return;
+    pp = peer_slot(sa.sin_addr.s_addr);
+    if (!*pp) {
+        if (!(e = calloc(1, sizeof *e))) return;
+        e->addr = sa.sin_addr.s_addr;
+        *pp = e;
+    }
+    (*pp)->conns++;
+    lws_set_opaque_user_data(wsi, (void *)(uintptr_t)sa.sin_addr.s_addr);
+}
+
+static void peer_closed(struct lws *wsi)
+{
+    uint32_t addr = (uint32_t)(uintptr_t)lws_get_opaque_user_data(wsi);
+    peer **pp, *e;
+    if (!addr) return;
+    lws_set_opaque_user_data(wsi, NULL);
+    pp = peer_slot(addr);
+    if (!(e = *pp)) return;
+    if (--e->conns <= 0) {
+        *pp = e->next;
+        free(e);
+    }
+}
+
+static void body_wait(pss_t *p)
+{
+    if (p->in_body_list) return;
+    p->body_deadline = srv_now_ms() + (int64_t)request_timeout_s * 1000;
+    p->bprev = NULL;
+    p->bnext = body_waiters;
+    if (body_waiters) body_waiters->bprev = p;
+    body_waiters = p;
+    p->in_body_list = 1;
+}
+
+static void body_done(pss_t *p)
+{
+    if (!p->in_body_list) return;
+    if (p->bprev) p->bprev->bnext = p->bnext;
+    else body_waiters = p->bnext;
+    if (p->bnext) p->bnext->bprev = p->bprev;
+    p->bnext = p->bprev = NULL;
+    p->in_body_list = 0;
+}
+
+/* Closes connections whose body is overdue. */
+static void reap_slow_bodies(void)
+{
+    int64_t now = srv_now_ms();
+    pss_t *p = body_waiters, *next;
+    for (; p; p = next) {
+        next = p->bnext;
+        if (now < p->body_deadline) continue;
+        body_done(p);
+        if (S.log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
+        lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+    }
+}
 
 static void on_signal(int sig)
 {
@@ -37,6 +143,7 @@ static void on_signal(int sig)
 static void tick(lws_sorted_usec_list_t *sul)
 {
     srv_tick();
+    reap_slow_bodies();
     if (deadline_ms && srv_now_ms() >= deadline_ms) stop_flag = 1;
     if (watch_pid > 1 && kill(watch_pid, 0) != 0) stop_flag = 1;
     lws_sul_schedule(ctx, 0, sul, tick, 100 * LWS_US_PER_MS);
@@ -62,6 +169,7 @@ static void log_request(pss_t *p)
 static void http_reset(pss_t *p)
 {
     int i;
+    body_done(p);
     if (p->req) {
         for (i = 0; i < p->req->nargs; i++) free(p->req->args[i]);
         free(p->req);
@@ -96,6 +204,7 @@ static void custom_hdr(struct lws *wsi, char *dst, int len, const char *name)
 
 static int run_request(struct lws *wsi, pss_t *p)
 {
+    body_done(p);
     p->resp = calloc(1, sizeof *p->resp);
     if (!p->resp) return -1;
     srv_resp_init(p->resp);
@@ -113,6 +222,7 @@ static int begin_http(struct lws *wsi, pss_t *p, const char *uri)
     char buf[1024], cl[32];
     static const int map[] = {M_GET, M_POST, M_OPTIONS, M_PUT, M_PATCH, M_DELETE, 0, M_HEAD};
     http_reset(p);
+    p->wsi = wsi;
     p->t0 = srv_now_ms();
     p->req = calloc(1, sizeof *p->req);
     if (!p->req) return -1;
@@ -142,7 +252,10 @@ static int begin_http(struct lws *wsi, pss_t *p, const char *uri)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    if (cl[0] && atoll(cl) > 0) return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    if (cl[0] && atoll(cl) > 0) { /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+        body_wait(p);
+        return 0;
+    }
     return run_request(wsi, p);
 }
 
@@ -252,6 +365,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (p && !p->is_ws) http_reset(p);
         return 0;
 
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+        const struct lws_filter_network_conn_args *f = user;
+        const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
+        if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
+        if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
+        if (S.log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
+        return 1;
+    }
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        peer_opened(wsi);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        peer_closed(wsi);
+        if (p && !p->is_ws) body_done(p);
+        return 0;
+
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         const struct lws_protocols *pr = lws_get_protocol(wsi);
         char buf[256];
@@ -352,7 +481,8 @@ static void usage(void)
             "usage: layer-server [--port 7480] [--bind 127.0.0.1] [--db layer.db|:memory:]\n"
             "                    [--identity-secret SECRET] [--admin-token TOKEN] [--allow-unsigned]\n"
             "                    [--log-level quiet|error|info|debug] [--max-lifetime SECONDS]\n"
-            "                    [--session-ttl SECONDS] [--base-url URL] [--parent-pid PID]\n");
+            "                    [--session-ttl SECONDS] [--base-url URL] [--parent-pid PID]\n"
+            "                    [--request-timeout SECONDS] [--max-conns-per-ip N]\n");
 }
 
 int main(int argc, char **argv)
@@ -378,13 +508,15 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--max-lifetime") == 0) lifetime = atof(v);
         else if (strcmp(a, "--session-ttl") == 0) S.session_ttl_ms = (int64_t)(atof(v) * 1000);
         else if (strcmp(a, "--base-url") == 0) base = v;
+        else if (strcmp(a, "--request-timeout") == 0) request_timeout_s = atoi(v);
+        else if (strcmp(a, "--max-conns-per-ip") == 0) max_conns_per_ip = atoi(v);
         else if (strcmp(a, "--parent-pid") == 0) { watch_pid = (pid_t)atoi(v); parent_given = 1; }
         else if (strcmp(a, "--log-level") == 0) {
             S.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
         } else { usage(); return 2; }
         i++;
     }
-    if (port < 0 || port > 65535) { usage(); return 2; }
+    if (port < 0 || port > 65535 || request_timeout_s < 1 || max_conns_per_ip < 0) { usage(); return 2; }
     if (!S.secret[0]) srv_random_hex(S.secret, 32); /* nothing verifies without --identity-secret */
     srv_random_hex(S.content_key, 32);
     if (!parent_given) watch_pid = getppid();
@@ -405,9 +537,13 @@ int main(int argc, char **argv)
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
     info.max_http_header_data = 8192;
-    info.max_http_header_pool = 64;
+    /* A header slot for every connection (allocated on demand, ~9 kB each):
+     * a fixed pool of 64 let 64 half-open connections starve everyone else.
+     * What bounds them now is the per-address cap and request_timeout. */
     info.fd_limit_per_thread = 4096;
+    info.max_http_header_pool2 = info.fd_limit_per_thread;
     info.timeout_secs = 30;
+    info.timeout_secs_ah_idle = (unsigned)request_timeout_s;
     ctx = lws_create_context(&info);
     if (!ctx) {
         fprintf(stderr, "layer-server: cannot listen on %s:%d\n", bind_addr, port);

@@ -55,6 +55,8 @@ const char *identity_token_bad_field(const jv *claims);
 void act_conv_create(const char *user, const jv *data, srv_resp *r);
 void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp *r);
 void update_pkey_pub(const char *conv);
+/* Why metadata (json_bytes as compact JSON) exceeds what a conversation may hold, or NULL. */
+const char *metadata_over_limits(const jv *meta, size_t json_bytes);
 int participant_user_jv(const jv *p, char *out, size_t osz);
 void err_resp(srv_resp *r, int status, const char *id, int code, const char *msg, const char *data);
 #endif

@@ -112,14 +112,14 @@ int srv_valid_user_id(const char *s, size_t n)
     return jv_utf8_valid(s, n, NULL);
 }
 
-/* encodeURIComponent's rule, byte for byte as layer-websdk builds identity ids:
- * letters, digits and -_.!~*'() stay; every other byte is %XX. */
+/* layer-websdk's strictEncodeURI, the id it gives its own user after login (it says
+ * Layer's server encodes so): letters, digits and -_.* stay; every other byte is %XX. */
 void srv_url_encode(jbuf *b, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-_.!~*'()", c)) {
+            strchr("-_.*", c)) {
             jbuf_putc(b, (char)c);
         } else {
             char t[4];

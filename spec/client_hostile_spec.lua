@@ -6,19 +6,15 @@ local layer = require "layer"
 local hostile = require "support.hostile_server"
 local socket = require "socket"
 
-local APP = "layer:///apps/staging/00000000-0000-0000-0000-000000000001"
 
+local live = require "support.live"
+
+-- A client whose identity callback hands out a fake token (the hostile server reads none).
 local function client_for(server, extra)
-  local opts = {
-    url = server.base, app_id = APP, backoff_base = 0.1, backoff_cap = 1, backoff_jitter = 0,
-    request_timeout = 2,
-    identity = function(nonce) return "identity-token-for-" .. nonce end,
-  }
+  local opts = { backoff_jitter = 0, request_timeout = 2,
+    identity = function(nonce) return "identity-token-for-" .. nonce end }
   for k, v in pairs(extra or {}) do opts[k] = v end
-  local c = layer.client(opts)
-  c.errors = {}
-  c:on("error", function(e) c.errors[#c.errors + 1] = tostring(e) end)
-  return c
+  return live.client(server, "hostile", opts)
 end
 
 -- Start a REST request as a coroutine; returns a table filled when it resolves.

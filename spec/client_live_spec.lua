@@ -6,45 +6,15 @@
 local layer = require "layer"
 local srv = require "support.layer_server"
 
-local APP = "layer:///apps/staging/00000000-0000-0000-0000-000000000001"
+local live = require "support.live"
 
-local function new_client(server, user, extra)
-  local opts = {
-    url = server.base, app_id = APP, backoff_base = 0.1, backoff_cap = 1, backoff_jitter = 0.1,
-    identity = function(nonce)
-      return layer.dev_token({ secret = srv.SECRET, user_id = user, nonce = nonce, display_name = user:upper() })
-    end,
-  }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  local c = layer.client(opts)
-  c.errors = {}
-  c:on("error", function(e) c.errors[#c.errors + 1] = tostring(e) end)
-  return c
-end
-
--- Step every client until done() or the time limit; fail with a message on timeout.
-local function pump(clients, done, seconds, what)
-  local deadline = os.time() + (seconds or 10)
-  while not done() do
-    if os.time() > deadline then error("timed out waiting for " .. (what or "a condition"), 2) end
-    for _, c in ipairs(clients) do
-      if not c:closed() then c:step(0.005) end
-    end
-  end
-end
+local APP = live.APP
+local new_client, pump, run = live.client, live.pump, live.run
 
 local function ready(clients)
   local n = 0
   for _, c in ipairs(clients) do c:once("ready", function() n = n + 1 end) end
   pump(clients, function() return n == #clients end, 10, "ready")
-end
-
--- Run fn as a client coroutine and pump until it returns.
-local function run(clients, c, fn, seconds)
-  local finished, results = false, nil
-  c:spawn(function() results = { fn() }; finished = true end)
-  pump(clients, function() return finished end, seconds or 10, "a request")
-  return (table.unpack or unpack)(results)
 end
 
 describe("layer.client with the local server", function()
@@ -64,7 +34,7 @@ describe("layer.client with the local server", function()
     local jane, jose, star = new_client(server, "jane doe"), new_client(server, "josé"), new_client(server, "a*b")
     for _, c in ipairs({ jane, jose, star }) do all[#all + 1] = c end
     ready({ jane, jose, star })
-    -- identity ids are encoded as layer-websdk encodes them (encodeURIComponent)
+    -- identity ids are encoded as layer-websdk encodes its own user (strictEncodeURI)
     assert.are.equal("layer:///identities/jane%20doe", jane.user.id)
     assert.are.equal("layer:///identities/jos%C3%A9", jose.user.id)
     assert.are.equal("layer:///identities/a*b", star.user.id)
@@ -84,6 +54,26 @@ describe("layer.client with the local server", function()
     end
     local ident = assert(run(all, jose, function() return jose:identity("a*b") end))
     assert.are.equal("layer:///identities/a*b", ident.id)
+  end)
+
+  it("gives a user with ', (, ), ~ and ! in their id the one identity id the server and layer-websdk use", function()
+    local ob = new_client(server, "o'brien (~ok!)")
+    all[#all + 1] = ob
+    ready({ ob })
+    assert.are.equal("layer:///identities/o%27brien%20%28%7Eok%21%29", ob.user.id)
+    local got
+    ob:on("message", function(msg) got = msg end)
+    local conv = assert(run(all, alice, function()
+      return alice:create_conversation({ participants = { "o'brien (~ok!)" } })
+    end))
+    assert(run(all, alice, function() return conv:send("hi") end))
+    pump(all, function() return got ~= nil end, 10, "the message")
+    -- the server's keys are the client's own id, so the user finds themself
+    assert.is_not_nil(got.recipient_status[ob.user.id])
+    local ids = {}
+    for _, p in ipairs(got.conversation.participants) do ids[#ids + 1] = p.id end
+    table.sort(ids)
+    assert.are.same({ "layer:///identities/alice", ob.user.id }, ids)
   end)
 
   it("logs in through the challenge and knows its user", function()

@@ -112,6 +112,27 @@ describe("client, manual transport", function()
     assert.is_true(errors >= 1)
   end)
 
+  it("pays for a failing patch of 10,000 operations in proportion to its size", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    h:step()
+    h:take_http()
+    h.client:on("error", function() end)
+    local before = h.client:stats().bytes
+    local ops = {}
+    for i = 1, 9999 do ops[i] = { operation = "set", property = ("metadata.k%05d"):format(i), value = "v" } end
+    ops[10000] = { operation = "add", property = "metadata.title", value = "x" } -- fails: title is a string
+    local packet = h:change({ operation = "update", object = { type = "Conversation", id = CONV }, data = layer.array(ops) })
+    h:step()
+    -- each added key copied the whole members array: 1.2 GB held for a 600 kB packet
+    local grown = h.client:stats().bytes - before
+    assert.is_true(grown < 4 * #packet, ("cache grew by %d bytes for a %d-byte packet"):format(grown, #packet))
+    local conv = h.client:conversation(CONV)
+    assert.are.equal("t", conv.metadata.title) -- and the failed patch changed nothing
+    assert.is_nil(conv.metadata.k00001)
+  end)
+
   it("logs in through the challenge, with the identity callback, and becomes ready", function()
     local h = harness()
     local seen = {}
@@ -125,6 +146,24 @@ describe("client, manual transport", function()
     local body = layer.json_decode(h.session_request.body)
     assert.are.equal("layer:///apps/staging/test", body.app_id)
     assert.is_truthy(body.identity_token:match("^[%w_-]+%.[%w_-]+%.[%w_-]+$"))
+  end)
+
+  it("gives a conversation's participants as the live Identities it holds", function()
+    local h = harness()
+    h:login()
+    h:change({ operation = "create", object = { type = "Identity", id = "layer:///identities/alice" }, data = {
+      id = "layer:///identities/alice", user_id = "alice", display_name = "Alice" } })
+    h:create_conv()
+    h:step()
+    local conv = h.client:engine():object(CONV)
+    local alice = conv.participants[1]
+    assert.are.equal("userdata", type(alice))
+    assert.are.equal("Identity", alice.object_type)
+    h:change({ operation = "patch", object = { type = "Identity", id = "layer:///identities/alice" },
+      data = layer.array({ { operation = "set", property = "display_name", value = "Alice B." } }) })
+    h:step()
+    assert.are.equal("Alice B.", conv.participants[1].display_name)
+    assert.are.equal("Alice B.", alice.display_name)
   end)
 
   it("hands objects to handlers as userdata with live fields", function()
@@ -585,6 +624,10 @@ describe("client, manual transport", function()
         parts = layer.array({ { body = ("message number %d with some text"):format(i), mime_type = "text/plain" } }) } })
       if i % 1000 == 0 then
         h:step()
+        -- what the handlers were given is garbage now; once collected, the
+        -- next tick brings the cache back under its bound
+        collectgarbage()
+        h.client:step(0)
         local st = h.client:stats()
         if st.bytes > peak then peak = st.bytes end
       end

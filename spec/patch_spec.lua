@@ -265,3 +265,41 @@ describe("interplay with lua-cjson", function()
     assert.are.equal(2, #result.b)
   end)
 end)
+
+describe("patch growth in place", function()
+  -- Objects and arrays a patch has copied grow in their spare slots: every
+  -- later version must still read right, and the input must stay untouched.
+  it("agrees with a plain Lua model over interleaved appends, deletes and nested objects", function()
+    local input = { metadata = { keep = "k" }, tags = A { "t0" } }
+    local before = layer.json_encode(input)
+    local ops, want = {}, { keep = "k" }
+    local tags = { "t0" }
+    for i = 1, 300 do
+      ops[#ops + 1] = op("set", "metadata.k" .. i, i)
+      want["k" .. i] = i
+      ops[#ops + 1] = op("set", "metadata.o" .. (i % 70) .. ".n" .. i, i) -- 70 nested objects, each grown again
+      want["o" .. (i % 70)] = want["o" .. (i % 70)] or {}
+      want["o" .. (i % 70)]["n" .. i] = i
+      ops[#ops + 1] = op("add", "tags", "t" .. i)
+      tags[#tags + 1] = "t" .. i
+      if i % 7 == 0 then
+        ops[#ops + 1] = op("delete", "metadata.k" .. (i - 3))
+        want["k" .. (i - 3)] = nil
+        ops[#ops + 1] = op("remove", "tags", "t" .. (i - 5))
+        for j, t in ipairs(tags) do if t == "t" .. (i - 5) then table.remove(tags, j) break end end
+      end
+      if i % 11 == 0 then
+        ops[#ops + 1] = op("set", "metadata.keep", "k" .. i)
+        want.keep = "k" .. i
+      end
+    end
+    for _, opts in ipairs { {}, { changes = false } } do
+      local result = assert(layer.patch(input, ops, opts))
+      assert.are.same(want, result.metadata)
+      local got = {}
+      for i = 1, #result.tags do got[i] = result.tags[i] end
+      assert.are.same(tags, got)
+      assert.are.equal(before, layer.json_encode(input))
+    end
+  end)
+end)

@@ -64,10 +64,10 @@ local function url_escape(s)
   return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
--- A user's identity id, encoded exactly as layer-websdk does it (encodeURIComponent:
--- letters, digits and -_.!~*'() stay), so one user never has two ids.
+-- A user's identity id, encoded exactly as the server and layer-websdk (strictEncodeURI, for its
+-- own user) do it: letters, digits and -_.* stay, so one user never has two ids.
 local function identity_id(user_id)
-  return "layer:///identities/" .. user_id:gsub("[^%w%-_%.!~%*'%(%)]", function(c) return ("%%%02X"):format(c:byte()) end)
+  return "layer:///identities/" .. user_id:gsub("[^%w%-_%.%*]", function(c) return ("%%%02X"):format(c:byte()) end)
 end
 
 local function check_user_id(user_id, level)

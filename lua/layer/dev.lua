@@ -1,13 +1,27 @@
 -- layer.dev: development helpers. start_server() runs the local Layer server
--- (build/layer-server, or $LAYER_SERVER) on 127.0.0.1 for offline bots, demos
+-- ($LAYER_SERVER, build/layer-server, or the one the rock installed) on 127.0.0.1 for offline bots, demos
 -- and tests; it stops with the returned handle or after max_lifetime seconds.
 local dev = {}
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
+-- $LAYER_SERVER, a checkout's build/, the bin/ of the LuaRocks tree the
+-- module came from, then PATH.
 local function find_binary()
   local candidates = { (os.getenv("LAYER_BUILD") or "build") .. "/layer-server" }
   if os.getenv("LAYER_SERVER") then table.insert(candidates, 1, os.getenv("LAYER_SERVER")) end
+  local module
+  for template in package.cpath:gmatch("[^;]+") do -- package.searchpath, which 5.1 lacks
+    local path = template:gsub("%?", "layer/core")
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      module = path
+      break
+    end
+  end
+  local tree = module and module:match("^(.*)/lib/lua/[^/]+/layer/core%.so$")
+  if tree then candidates[#candidates + 1] = tree .. "/bin/layer-server" end
   for _, path in ipairs(candidates) do
     local f = io.open(path, "rb")
     if f then

@@ -23,8 +23,10 @@ end
 -- Open (or create) the file at path for client; catch_up (seconds) sets the
 -- cursor of a file that has none, so a first start replays that much.
 local function open(client, path, catch_up)
-  assert(type(path) == "string" and path ~= "", "state must be a file name")
-  assert(catch_up == nil or (type(catch_up) == "number" and catch_up >= 0), "catch_up is a number of seconds")
+  if type(path) ~= "string" or path == "" then error("layer.client: state must be a file name", 4) end
+  if catch_up ~= nil and (type(catch_up) ~= "number" or catch_up < 0) then
+    error("layer.client: catch_up is a number of seconds", 4)
+  end
   local file, err = core.state(path)
   if not file then error("layer.client: " .. err, 4) end
   local self = setmetatable({

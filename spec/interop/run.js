@@ -1,35 +1,10 @@
 // spec/interop/run.js - drives two layer-websdk users (separate processes) against layer-server and checks what the SDK reports.
 'use strict';
-const { fork } = require('child_process');
-const path = require('path');
 const assert = require('assert');
+const forkUser = require('./fork_user');
 
 const [, , base, secret] = process.argv;
-const env = Object.assign({}, process.env, { NODE_PATH: path.join(__dirname, 'node', 'node_modules') });
-
-function user(name) {
-  const child = fork(path.join(__dirname, 'user.js'), [name, base, secret], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  let seq = 0;
-  const waiting = new Map();
-  let readyResolve;
-  const ready = new Promise((r) => { readyResolve = r; });
-  child.on('message', (m) => {
-    if (m.ready) return readyResolve();
-    const w = waiting.get(m.seq);
-    waiting.delete(m.seq);
-    if (m.ok) w.resolve(m.result); else w.reject(new Error(name + ': ' + m.error));
-  });
-  child.on('exit', (code) => { for (const w of waiting.values()) w.reject(new Error(name + ' exited ' + code)); });
-  return {
-    child,
-    ready,
-    call(cmd, args) {
-      seq += 1;
-      const s = seq;
-      return new Promise((resolve, reject) => { waiting.set(s, { resolve, reject }); child.send({ seq: s, cmd, args }); });
-    },
-  };
-}
+const user = (name) => forkUser(name, base, secret);
 
 const step = (s) => console.log('interop: ' + s);
 

@@ -12,12 +12,15 @@ global.getNativeSupport = (n) => ({
 const crypto = require('crypto');
 const layer = require('layer-websdk');
 
-const [, , userId, base, secret] = process.argv;
+const [, , userId, base, secret, displayName] = process.argv;
 const b64u = (b) => Buffer.from(b).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
 function identityToken(nonce) {
   const now = Math.floor(Date.now() / 1000);
   const h = b64u(JSON.stringify({ typ: 'JWT', alg: 'HS256', cty: 'layer-eit;v=1' }));
-  const p = b64u(JSON.stringify({ prn: userId, nce: nonce, iat: now, exp: now + 600, display_name: userId.toUpperCase() }));
+  // layer-websdk reads the payload with atob (bytes as Latin-1), so non-ASCII claims go as \u escapes.
+  const claims = JSON.stringify({ prn: userId, nce: nonce, iat: now, exp: now + 600, display_name: displayName || userId.toUpperCase() })
+    .replace(/[\u0080-\uffff]/g, (ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0'));
+  const p = b64u(claims);
   return h + '.' + p + '.' + b64u(crypto.createHmac('sha256', secret).update(h + '.' + p).digest());
 }
 
@@ -28,11 +31,14 @@ const client = new layer.Client({
   telemetryEnabled: false,
   logLevel: process.env.INTEROP_DEBUG ? layer.Constants.LOG.DEBUG : layer.Constants.LOG.ERROR,
 });
-const seen = { challenges: 0, synced: 0, errors: [] };
+const seen = { challenges: 0, synced: 0, errors: [], identityChanges: [] };
 client.on('challenge', (evt) => { seen.challenges++; evt.callback(identityToken(evt.nonce)); });
 client.socketManager.on('synced', () => { seen.synced++; });
 client.on('messages:sent-error', (e) => seen.errors.push(String(e.error && e.error.message)));
 client.on('conversations:sent-error', (e) => seen.errors.push(String(e.error && e.error.message)));
+client.on('identities:change', (e) => {
+  for (const c of e.changes) seen.identityChanges.push({ id: e.target.id, property: c.property, newValue: c.newValue });
+});
 
 function waitFor(what, fn, ms) {
   return new Promise((resolve, reject) => {
@@ -51,6 +57,8 @@ const once = (obj, ok, bad) => new Promise((resolve, reject) => {
   if (bad) obj.once(bad, (e) => reject(new Error(bad + ': ' + (e.error && e.error.message))));
 });
 const text = (m) => m && !m.isDestroyed && m.parts && m.parts[0] && m.parts[0].body;
+const identityInfo = (i) => i && { id: i.id, userId: i.userId, displayName: i.displayName, status: i.status };
+const messageInfo = (m) => ({ id: m.id, conversation: m.conversationId, body: text(m), sender: identityInfo(m.sender) });
 
 const commands = {
   async connect() {
@@ -58,6 +66,21 @@ const commands = {
     await once(client, 'ready');
     await waitFor('socket open', () => client.socketManager.isOpen);
     return { user: client.user.id, displayName: client.user.displayName, challenges: seen.challenges };
+  },
+  async me() { return identityInfo(client.user); },
+  async identity({ id }) { return identityInfo(client.getIdentity(id)); },
+  // An identities:change event seen (now or later) for identity id: property set to newValue.
+  async waitIdentityChange({ id, property, newValue }) {
+    await waitFor(id + ' ' + property + ' -> ' + newValue, () => seen.identityChanges.some((c) =>
+      c.id === id && c.property === property && String(c.newValue) === String(newValue)));
+    return identityInfo(client.getIdentity(id));
+  },
+  async identityChanges({ id }) { return seen.identityChanges.filter((c) => c.id === id); },
+  // A message with this text in any conversation (for senders whose ids the caller does not know).
+  async waitMessageText({ body }) {
+    const m = await waitFor('a message "' + body + '"', () =>
+      Object.values(client._models.messages).find((x) => text(x) === body));
+    return messageInfo(m);
   },
   async createConversation({ participants, metadata }) {
     const conv = client.createConversation({ participants, distinct: true, metadata });
@@ -67,7 +90,7 @@ const commands = {
   },
   async waitConversation({ id }) {
     const c = await waitFor('conversation ' + id, () => client.getConversation(id));
-    return { participants: c.participants.map((p) => p.userId).sort() };
+    return { participants: c.participants.map((p) => p.userId).sort(), participantIds: c.participants.map((p) => p.id).sort() };
   },
   async send({ conversation, body }) {
     const conv = client.getConversation(conversation);

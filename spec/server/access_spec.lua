@@ -171,7 +171,8 @@ describe("layer-server content access across restarts", function()
     srv:stop()
 
     -- as an older server left it: no record of which messages carry which content
-    assert.is_true(os.execute("sqlite3 '" .. db .. "' 'DROP TABLE IF EXISTS content_refs'") == true)
+    local dropped = os.execute("sqlite3 '" .. db .. "' 'DROP TABLE IF EXISTS content_refs'")
+    assert.is_true(dropped == true or dropped == 0, "the sqlite3 tool failed") -- 5.1 returns 0
     srv = L.start { db = db, log_level = "error" }
     assert.equal(200, (srv:request { path = path, token = tb }))
     assert.equal(404, (srv:request { path = path, token = srv:session("mallory") }))

@@ -32,6 +32,21 @@ describe("layer-server auth", function()
     assert.same({}, j.metadata)
   end)
 
+  it("writes identity ids as layer-websdk's strictEncodeURI does (only letters, digits and -_.* stay)", function()
+    local tok = srv:login("o'brien (~ok!)")
+    local want = "o%27brien%20%28%7Eok%21%29"
+    -- the path may use either encoding; the answer uses the one layer-websdk gives its own user
+    for _, path in ipairs({ "/identities/" .. want, "/identities/o'brien%20(~ok!)" }) do
+      local st, _, body, j = srv:request { path = path, token = tok }
+      assert.equal(200, st, body)
+      assert.equal("layer:///identities/" .. want, j.id)
+      assert.equal(srv.base .. "/identities/" .. want, j.url)
+      assert.equal("o'brien (~ok!)", j.user_id)
+    end
+    local _, _, _, star = srv:request { path = "/identities/a*b.c-d_e%C3%A9", token = srv:login("a*b.c-d_e\195\169") }
+    assert.equal("layer:///identities/a*b.c-d_e%C3%A9", star.id)
+  end)
+
   it("rejects a replayed identity token (nonce used once)", function()
     local _, _, _, n = srv:request { method = "POST", path = "/nonces" }
     local jwt = L.jwt { prn = "bob", nce = n.nonce, iat = os.time(), exp = os.time() + 600 }

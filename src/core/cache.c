@@ -682,6 +682,8 @@ size_t lc_maintain(lc_cache *c, size_t max_slots)
 void lc_settle(lc_cache *c)
 {
     size_t i, max = c->limits.max_messages_per_conversation;
+    /* what pins kept over the byte bound when it was stored may go now */
+    if (c->limits.max_bytes && total_bytes(c) > c->limits.max_bytes) enforce_byte_bound(c, NULL);
     if (!c->over_bound) return;
     c->over_bound = 0;
     /* max >= 1 here, so trimming never empties (and frees) an index mid-walk */

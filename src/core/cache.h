@@ -85,8 +85,8 @@ void lc_stats_get(const lc_cache *c, lc_stats *out);
 size_t lc_maintain(lc_cache *c, size_t max_slots);
 size_t lc_slots(const lc_cache *c);
 
-/* Bring conversations that pinned messages held over their bound back under
- * it once those pins are gone. Cheap when nothing was released; the session
+/* Bring the cache, and conversations, that pinned objects held over their
+ * bounds back under them once those pins are gone. Cheap when nothing was released; the session
  * calls it every tick. Never call it from inside a pin holder's release. */
 void lc_settle(lc_cache *c);
 

@@ -5,6 +5,8 @@
  * path and shares everything else with the previous version. That gives
  * atomicity for free (the input object is never touched), old values for the
  * change list without cloning, and O(depth x width) work per operation.
+ * Arrays this call allocated are edited in place and grow by doubling, so a
+ * patch that adds n keys to one object allocates O(n), not O(n^2).
  * Rule numbers (P1, W2, V3, ...) refer to docs/layer-patch.md.
  */
 #include "patch.h"
@@ -30,6 +32,12 @@ typedef struct {
     size_t n_paths, cap_paths;
 } tracked;
 
+/* An array allocated by this call, and how many slots it has. */
+typedef struct {
+    const void *ptr;
+    uint32_t cap;
+} fresh_array;
+
 typedef struct {
     jv_doc *doc;
     const lp_options *opt;
@@ -43,9 +51,10 @@ typedef struct {
     lp_registration *regs;
     size_t n_regs, cap_regs;
     /* Arrays allocated by this call: nobody else can see them yet, so later
-     * operations of the same patch may edit them in place. */
-    const void *fresh[32];
-    int n_fresh;
+     * operations of the same patch may edit them in place, and append into
+     * their spare slots. An open-addressing set, by pointer (power-of-two size). */
+    fresh_array *fresh;
+    size_t n_fresh, cap_fresh;
     /* lp_options.in_place: members replaced where they were, and what they
      * held, to put back if a later operation fails. When the log is full,
      * object_with copies as it otherwise does. */
@@ -57,17 +66,56 @@ typedef struct {
     int n_undo;
 } ctx;
 
-static void mark_fresh(ctx *c, const void *p)
+static size_t fresh_hash(const void *p, size_t mask)
 {
-    if (p && c->n_fresh < (int)(sizeof c->fresh / sizeof c->fresh[0])) c->fresh[c->n_fresh++] = p;
+    return (size_t)(((uint64_t)(uintptr_t)p >> 3) * 0x9E3779B97F4A7C15ull >> 32) & mask;
 }
 
-static int is_fresh(const ctx *c, const void *p)
+static fresh_array *find_fresh(const ctx *c, const void *p)
 {
-    int i;
-    for (i = c->n_fresh - 1; i >= 0; i--)
-        if (c->fresh[i] == p) return 1;
-    return 0;
+    size_t i;
+    if (!p || !c->cap_fresh) return NULL;
+    for (i = fresh_hash(p, c->cap_fresh - 1); c->fresh[i].ptr; i = (i + 1) & (c->cap_fresh - 1))
+        if (c->fresh[i].ptr == p) return &c->fresh[i];
+    return NULL;
+}
+
+/* Without memory for the set, p is simply not fresh: it will be copied. */
+static void mark_fresh(ctx *c, const void *p, uint32_t cap)
+{
+    size_t i;
+    if (!p) return;
+    if ((c->n_fresh + 1) * 2 > c->cap_fresh) {
+        size_t ncap = c->cap_fresh ? c->cap_fresh * 2 : 64, j;
+        fresh_array *nf = calloc(ncap, sizeof *nf);
+        if (!nf) return;
+        for (j = 0; j < c->cap_fresh; j++) {
+            if (!c->fresh[j].ptr) continue;
+            for (i = fresh_hash(c->fresh[j].ptr, ncap - 1); nf[i].ptr; i = (i + 1) & (ncap - 1)) {}
+            nf[i] = c->fresh[j];
+        }
+        free(c->fresh);
+        c->fresh = nf;
+        c->cap_fresh = ncap;
+    }
+    for (i = fresh_hash(p, c->cap_fresh - 1); c->fresh[i].ptr; i = (i + 1) & (c->cap_fresh - 1))
+        if (c->fresh[i].ptr == p) break;
+    if (!c->fresh[i].ptr) c->n_fresh++;
+    c->fresh[i].ptr = p;
+    c->fresh[i].cap = cap;
+}
+
+static int is_fresh(const ctx *c, const void *p) { return find_fresh(c, p) != NULL; }
+
+/* Slots for an array of n elements that grows by one: exactly n for a copy
+ * of a shared array (most patches add one key), doubling once this call has
+ * already grown it (a patch adding many). */
+static uint32_t grown_cap(const fresh_array *f, uint32_t n)
+{
+    uint32_t cap;
+    if (!f) return n;
+    cap = n < 4 ? 8 : n * 2;
+    return cap < n ? n : cap; /* overflow: uint32 lengths cannot exceed it anyway */
 }
 
 /* Whether slot may be overwritten in place, logging its value for undo. */
@@ -299,17 +347,24 @@ static int depth_of(const jv *v)
  * key's member index in obj, or -1. */
 static int object_with(ctx *c, const jv *obj, long at, const char *key, size_t klen, const jv *value, jv *out)
 {
-    uint32_t n = obj->len + (at < 0 ? 1 : 0);
+    uint32_t n = obj->len + (at < 0 ? 1 : 0), cap = n;
     jv_member *m;
+    fresh_array *f;
     if (at >= 0 && may_overwrite(c, obj->u.members, &((jv_member *)obj->u.members)[at].value)) {
         ((jv_member *)obj->u.members)[at].value = *value;
         *out = *obj;
         return 1;
     }
-    m = jv_alloc(c->doc, (size_t)n * sizeof *m);
-    if (!m) return oom(c);
-    mark_fresh(c, m);
-    if (obj->len) memcpy(m, obj->u.members, obj->len * sizeof *m);
+    f = at < 0 ? find_fresh(c, obj->u.members) : NULL;
+    if (f && f->cap >= n) { /* a spare slot past the end: no version of obj can see it */
+        m = (jv_member *)obj->u.members;
+    } else {
+        cap = grown_cap(f, n);
+        m = jv_alloc(c->doc, (size_t)cap * sizeof *m);
+        if (!m) return oom(c);
+        mark_fresh(c, m, cap);
+        if (obj->len) memcpy(m, obj->u.members, obj->len * sizeof *m);
+    }
     if (at < 0) {
         m[obj->len].key = jv_intern(c->doc, key, klen, 1);
         if (!m[obj->len].key) return oom(c);
@@ -336,7 +391,7 @@ static int object_without(ctx *c, const jv *obj, long at, jv *out)
     if (obj->len > 1) {
         m = jv_alloc(c->doc, (size_t)(obj->len - 1) * sizeof *m);
         if (!m) return oom(c);
-        mark_fresh(c, m);
+        mark_fresh(c, m, obj->len - 1);
         memcpy(m, obj->u.members, (size_t)at * sizeof *m);
         memcpy(m + at, obj->u.members + at + 1, (size_t)(obj->len - (uint32_t)at - 1) * sizeof *m);
     }
@@ -347,10 +402,17 @@ static int object_without(ctx *c, const jv *obj, long at, jv *out)
 
 static int array_with_appended(ctx *c, const jv *arr, const jv *value, jv *out)
 {
-    jv *items = jv_alloc(c->doc, (size_t)(arr->len + 1) * sizeof *items);
-    if (!items) return oom(c);
-    mark_fresh(c, items);
-    if (arr->len) memcpy(items, arr->u.items, arr->len * sizeof *items);
+    fresh_array *f = find_fresh(c, arr->u.items);
+    jv *items;
+    if (f && f->cap > arr->len) {
+        items = (jv *)arr->u.items;
+    } else {
+        uint32_t cap = grown_cap(f, arr->len + 1);
+        items = jv_alloc(c->doc, (size_t)cap * sizeof *items);
+        if (!items) return oom(c);
+        mark_fresh(c, items, cap);
+        if (arr->len) memcpy(items, arr->u.items, arr->len * sizeof *items);
+    }
     items[arr->len] = *value;
     *out = *arr;
     out->len = arr->len + 1;
@@ -371,7 +433,7 @@ static int array_without(ctx *c, const jv *arr, uint32_t at, jv *out)
     if (arr->len > 1) {
         items = jv_alloc(c->doc, (size_t)(arr->len - 1) * sizeof *items);
         if (!items) return oom(c);
-        mark_fresh(c, items);
+        mark_fresh(c, items, arr->len - 1);
         memcpy(items, arr->u.items, at * sizeof *items);
         memcpy(items + at, arr->u.items + at + 1, (arr->len - at - 1) * sizeof *items);
     }
@@ -658,6 +720,7 @@ static void ctx_free(ctx *c)
     for (i = 0; i < c->n_tracks; i++) free(c->tracks[i].paths);
     free(c->tracks);
     free(c->regs);
+    free(c->fresh);
 }
 
 int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt, lp_result *out, lp_error *err)

@@ -134,6 +134,19 @@ static void give_parts_methods(lua_State *L)
     lua_settop(L, parts);
 }
 
+/* A conversation's participants: the cached Identity for each one the cache
+ * holds (so names follow Identity patches), the plain {id, user_id} otherwise. */
+static void push_participants(lua_State *L, lobject *o, const jv *list)
+{
+    size_t i;
+    lua_createtable(L, (int)list->len, 0);
+    for (i = 0; i < list->len; i++) {
+        const jv *p = &list->u.items[i];
+        if (!push_linked(L, o, p)) lconv_push(L, p);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+}
+
 /* Data fields first (the hot path: handlers read fields), then the two
  * synthetic fields, then the methods the Lua layer installed per type. */
 static int l_index(lua_State *L)
@@ -151,6 +164,10 @@ static int l_index(lua_State *L)
         /* a cached sender is the live Identity: its profile follows Identity patches */
         int linked_sender = type == OBJ_MESSAGE && klen == 6 && !memcmp(key, "sender", 6);
         if ((linked_conversation || linked_message || linked_sender) && push_linked(L, o, field)) return 1;
+        if (type == OBJ_CONVERSATION && field->type == JV_ARRAY && klen == 12 && !memcmp(key, "participants", 12)) {
+            push_participants(L, o, field);
+            return 1;
+        }
         lconv_push(L, field);
         if (linked_conversation || linked_message)
             give_reference_methods(L, linked_conversation ? "ConversationRef" : "MessageRef");
