@@ -45,7 +45,9 @@ function M.start(opts)
   assert(os.execute("mkdir -p " .. sh_quote(prefix .. "/logs") .. " " .. sh_quote(prefix .. "/conf")))
   local port = opts.port or M.free_port()
   local port2 = M.free_port() -- for a second server block: {{port2}}
-  local cwd = os.getenv("PWD") or "."
+  local pwd = io.popen("pwd") -- not $PWD: make -C leaves it at the caller's directory
+  local cwd = pwd:read("*l")
+  pwd:close()
   local env_lines = {}
   for k in pairs(opts.env or {}) do env_lines[#env_lines + 1] = "env " .. k .. ";" end
   local conf = table.concat({
