@@ -40,6 +40,7 @@ local function bot_http(make_client)
         ngx.say(ok and "accepted" or tostring(err))
       end
     } }
+    location /threads { content_by_lua_block { ngx.say(require("layer.ngx").tracked_threads()) } }
     location /spawn { content_by_lua_block {
       package.loaded.spec_bot:spawn(function() end)
       ngx.say("spawned")
@@ -237,6 +238,29 @@ describe("openresty", function()
       "no answer after the close; nginx log:\n" .. web:error_log())
     assert.are.equal(0, web:crashes())
     assert.are.same({}, web:lua_errors())
+    ada:close()
+  end)
+
+  it("reaps the light threads of finished handlers and requests, so a long-lived loop does not pile them up", function()
+    start([[require("layer.ngx").client(opts)]])
+    local ada = person(srv, "ada")
+    local answers, ready = 0, false
+    ada:on("ready", function() ready = true end)
+    ada:on("message", function(msg)
+      if msg.sender.user_id == "ngx-bot" and msg:text():find("^echo: ") then answers = answers + 1 end
+    end)
+    assert.is_true(step_until({ ada }, function() return ready end))
+    local status, body = web:get("/send?to=ada&text=start")
+    assert.are.equal(200, status, body)
+    local conv_id = layer.json_decode(body).conversation
+    assert.is_true(step_until({ ada }, function() return ada:conversation(conv_id) ~= nil end))
+    for i = 1, 60 do
+      ada:spawn(function() assert(ada:conversation(conv_id):send("n" .. i)) end)
+      assert.is_true(step_until({ ada }, function() return answers == i end), "no answer to n" .. i)
+    end
+    -- each answer took a handler thread (126 tracked after 60 when nothing reaped them)
+    local threads = tonumber((select(2, web:get("/threads"))))
+    assert.is_true(threads < 10, threads .. " threads tracked after 60 answers")
     ada:close()
   end)
 

@@ -70,6 +70,13 @@ local function spawn(fn, ...)
   return t
 end
 
+-- Light threads started and not yet reaped, over all parents (for tests).
+function M.tracked_threads()
+  local n = 0
+  for _, kids in pairs(children) do n = n + #kids end
+  return n
+end
+
 M.host = {
   can_wait = function() return CAN_WAIT[ngx.get_phase()] == true end,
   park = function() return setmetatable({ sema = semaphore.new(0) }, Parked) end,
