@@ -264,6 +264,47 @@ describe("openresty", function()
     ada:close()
   end)
 
+  it("reads chunked, close-delimited and kept-alive HTTP responses on its cosockets", function()
+    web = N.start({ http = [[
+  init_worker_by_lua_block {
+    package.loaded.spec_fake = require("layer.ngx").client({ url = "http://127.0.0.1:{{port}}/fake",
+      session_token = "t", user_id = "u", backoff_base = 30 })
+  }
+  server {
+    listen 127.0.0.1:{{port}};
+    location /fake/chunked { content_by_lua_block {
+      ngx.header["Content-Type"] = "application/json"
+      ngx.print('{"parts": ["one", ')
+      ngx.flush(true)
+      ngx.print('"two"]}')
+    } }
+    location /fake/close {
+      chunked_transfer_encoding off;
+      content_by_lua_block { ngx.header["Content-Type"] = "application/json"; ngx.print('{"closed": true}') }
+    }
+    location /fake/length { content_by_lua_block {
+      ngx.header["Content-Type"] = "application/json"
+      ngx.header["Content-Length"] = 13
+      ngx.print('{"length": 1}')
+    } }
+    location /check { content_by_lua_block {
+      local c = package.loaded.spec_fake
+      local out = {}
+      for _, path in ipairs({ "/chunked", "/close", "/length", "/length", "/chunked" }) do
+        local v, err = c:request("GET", path)
+        out[#out + 1] = v and require("cjson").encode(v) or ("error: " .. tostring(err))
+      end
+      ngx.say(table.concat(out, "\n"))
+    } }
+  }
+]] })
+    local status, body = web:get("/check")
+    assert.are.equal(200, status, body)
+    assert.are.equal(table.concat({ '{"parts":["one","two"]}', '{"closed":true}', '{"length":1}', '{"length":1}',
+      '{"parts":["one","two"]}' }, "\n") .. "\n", body)
+    assert.are.equal(0, web:crashes())
+  end)
+
   it("refuses, with a clear error, options cosockets cannot honour", function()
     start([[require("layer.ngx").client(opts)]])
     local status, body = web:get("/refuse")
