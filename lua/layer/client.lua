@@ -333,6 +333,8 @@ end
 -- Requests: straight-line inside handlers, callbacks outside.
 
 function Client:_await(id, convert, callback, level)
+  -- queued outside a step: a host loop waiting on pollfd() steps to send it
+  if not self._stepping and self._transport then self._transport:wake() end
   local waiter = { convert = convert }
   if callback ~= nil then
     assert(type(callback) == "function", "callback function expected")
