@@ -109,8 +109,14 @@ describe("layer.client under cqueues", function()
   it("lets a handler sleep with cqueues: the yield reaches the controller and comes back", function()
     local c = new_client(server, "alice")
     local ticks, slept, ticks_during, sent = 0, nil, nil, nil
+    local listed_during_sleep = false
     c:on("ready", function()
       local t0, before = cqueues.monotime(), ticks
+      c:spawn(function() -- the client goes on meanwhile: this request completes during the sleep
+        cqueues.sleep(0.02)
+        assert(c:conversations())
+        listed_during_sleep = slept == nil
+      end)
       cqueues.sleep(0.2)
       slept, ticks_during = cqueues.monotime() - t0, ticks - before
       local conv = assert(c:create_conversation({ participants = { "bob" } }))
@@ -127,6 +133,7 @@ describe("layer.client under cqueues", function()
     assert.are.same({ true }, result)
     assert.is_true(slept >= 0.19, "slept " .. tostring(slept))
     assert.is_true(ticks_during >= 3, "other coroutines ran " .. tostring(ticks_during) .. " times")
+    assert.is_true(listed_during_sleep)
     assert.are.equal("after a cqueues sleep", sent)
   end)
 
@@ -191,6 +198,19 @@ describe("layer.client under cqueues", function()
     end)
     assert.are.same({ true }, result)
     assert.are.same({ nil, "client_closed" }, got)
+  end)
+
+  it("raises when the coroutine that runs step() calls a request method, which would wait forever", function()
+    local c = new_client(server, "alice")
+    local cq, ok, err = cqueues.new(), nil, nil
+    cq:wrap(function()
+      c:step(0)
+      ok, err = pcall(c.conversations, c)
+      c:close()
+    end)
+    assert.is_true((cq:loop()))
+    assert.is_false(ok)
+    assert.matches("would wait forever", err)
   end)
 end)
 

@@ -269,13 +269,17 @@ local function running_coroutine()
 end
 
 -- Where a handler's foreign yield (anything but WAIT/DONE: cqueues.sleep,
--- a lua-http call, a luv wait) goes depends on what runs the step:
---   * a host coroutine (cqueues): the yield goes up through every client
---     coroutine in between to that host's scheduler, and what it resumes us
---     with goes back down to the handler;
+-- a lua-http call, a luv wait) goes depends on what runs the step
+-- (docs/client.md "Waiting the host's way"):
+--   * a cqueues coroutine: a cqueues coroutine of the handler's own carries
+--     it to the controller and back (_carry), so the step goes on;
+--   * another host coroutine: the yield goes up through every client
+--     coroutine in between to that host coroutine's resumer, and what it
+--     resumes us with goes back down to the handler;
 --   * plain code (a luv callback, a luasocket loop): the handler is parked,
 --     left suspended for whoever it waits on to resume it (a luv callback).
--- _roots remembers, per client coroutine, which of the two its chain has.
+-- _roots remembers, per client coroutine, the host coroutine (or false for
+-- plain code) at the bottom of the resumes that run it.
 function Client:_resume(co, ...)
   local running = running_coroutine()
   local root = false
@@ -289,10 +293,17 @@ end
 
 function Client:_resumed(co, root, ok, first, ...)
   if ok and first ~= WAIT and first ~= DONE and coroutine.status(co) == "suspended" then
+    local cqueues = package.loaded.cqueues
+    if root and cqueues and cqueues.running and root ~= self._carriers[co] and cqueues.running() then
+      -- In a cqueues controller the handler gets a cqueues coroutine of its
+      -- own to carry its waits, so this step goes on with other events.
+      cqueues.running():wrap(function(...) return self:_carry(co, ...) end, first, ...)
+      return
+    end
     if root then -- pass it up, then hand the answer back down
       return self:_resumed(co, root, coroutine.resume(co, coroutine.yield(first, ...)))
     end
-    self._parked[co] = self._ours[co] or "spawn" -- still attached to its change
+    self._parked[co] = true -- still attached to its change, if any
     return
   end
   if self._state and first ~= WAIT then self._state:detach(co) end -- returned, raised or left
@@ -306,6 +317,16 @@ function Client:_resumed(co, root, ok, first, ...)
   elseif coroutine.status(co) == "dead" then
     self._ours[co] = nil
   end
+end
+
+-- The cqueues coroutine that carries a handler's waits until it next waits on
+-- the client (or ends): it yields what the handler yielded to the controller.
+function Client:_carry(co, ...)
+  local carrier = running_coroutine()
+  self._carriers[co] = carrier
+  self._roots[co] = carrier
+  self:_resumed(co, carrier, coroutine.resume(co, coroutine.yield(...)))
+  if self._carriers[co] == carrier then self._carriers[co] = nil end
 end
 
 -- A parked handler that its host resumed has returned.
@@ -1080,6 +1101,7 @@ local function new(opts)
   local self = setmetatable({
     _opts = opts, _handlers = {}, _stale = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
     _roots = setmetatable({}, { __mode = "k" }), _parked = setmetatable({}, { __mode = "k" }), _hosts = {},
+    _carriers = setmetatable({}, { __mode = "k" }),
   }, Client)
   self._runner_body = runner_body_for(self)
   self._c = core.client({
