@@ -410,7 +410,7 @@ local NOT_HERE = "layer: call this from an event handler, client:spawn or a coro
 
 function Client:_await(id, convert, callback, level)
   -- queued outside a step: a host loop waiting on pollfd() steps to send it
-  if not self._stepping and self._transport then self._transport:wake() end
+  if not self._stepping and self._transport and not self._closed then self._transport:wake() end
   local waiter = { convert = convert }
   if callback ~= nil then
     assert(type(callback) == "function", "callback function expected")
