@@ -43,8 +43,9 @@ describe("the README's echo bot", function()
       return (paths:gsub("[^;]+", function(t) return t:sub(1, 1) == "/" and t or (here .. "/" .. t) end))
     end
     local function start()
+      local lua = LUA:find("/", 1, true) and LUA:sub(1, 1) ~= "/" and (here .. "/" .. LUA) or LUA -- build/asan/lua-asan
       local p = assert(io.popen(("cd '%s' && LUA_PATH=%q LUA_CPATH=%q timeout 60 %s bot.lua >>bot.log 2>&1 & echo $!")
-        :format(dir, absolute(package.path), absolute(package.cpath), LUA)))
+        :format(dir, absolute(package.path), absolute(package.cpath), lua)))
       local pid = tonumber(p:read("*l"))
       p:close()
       return pid

@@ -245,15 +245,67 @@ end
 -- resume, so a handler call costs a resume rather than a new coroutine.
 local DONE = setmetatable({}, { __tostring = function() return "layer: handler finished" end })
 
-local function runner_body(fn, a, b, c, d)
-  while true do
-    fn(a, b, c, d)
-    fn, a, b, c, d = coroutine.yield(DONE)
+-- A runner parked by a foreign yield (below) may be finished by the host's own
+-- resume: it then settles itself and ends, since nobody would take its DONE.
+local function runner_body_for(client)
+  return function(fn, a, b, c, d)
+    while true do
+      fn(a, b, c, d)
+      local co = coroutine.running()
+      if client._parked[co] then
+        client:_finished_abroad(co)
+        return
+      end
+      fn, a, b, c, d = coroutine.yield(DONE)
+    end
   end
 end
 
+-- The coroutine running now, or nil on the main thread (5.1 and 5.2+ alike).
+local function running_coroutine()
+  local co, main = coroutine.running()
+  if main then return nil end
+  return co
+end
+
+-- Where a handler's foreign yield (anything but WAIT/DONE: cqueues.sleep,
+-- a lua-http call, a luv wait) goes depends on what runs the step
+-- (docs/client.md "Waiting the host's way"):
+--   * a cqueues coroutine: a cqueues coroutine of the handler's own carries
+--     it to the controller and back (_carry), so the step goes on;
+--   * another host coroutine: the yield goes up through every client
+--     coroutine in between to that host coroutine's resumer, and what it
+--     resumes us with goes back down to the handler;
+--   * plain code (a luv callback, a luasocket loop): the handler is parked,
+--     left suspended for whoever it waits on to resume it (a luv callback).
+-- _roots remembers, per client coroutine, the host coroutine (or false for
+-- plain code) at the bottom of the resumes that run it.
 function Client:_resume(co, ...)
-  local ok, first = coroutine.resume(co, ...)
+  local running = running_coroutine()
+  local root = false
+  if running then
+    if self._ours[running] then root = self._roots[running] or false else root = running end
+  end
+  self._roots[co] = root
+  self._parked[co] = nil
+  return self:_resumed(co, root, coroutine.resume(co, ...))
+end
+
+function Client:_resumed(co, root, ok, first, ...)
+  if ok and first ~= WAIT and first ~= DONE and coroutine.status(co) == "suspended" then
+    local cqueues = package.loaded.cqueues
+    if root and cqueues and cqueues.running and root ~= self._carriers[co] and cqueues.running() then
+      -- In a cqueues controller the handler gets a cqueues coroutine of its
+      -- own to carry its waits, so this step goes on with other events.
+      cqueues.running():wrap(function(...) return self:_carry(co, ...) end, first, ...)
+      return
+    end
+    if root then -- pass it up, then hand the answer back down
+      return self:_resumed(co, root, coroutine.resume(co, coroutine.yield(first, ...)))
+    end
+    self._parked[co] = true -- still attached to its change, if any
+    return
+  end
   if self._state and first ~= WAIT then self._state:detach(co) end -- returned, raised or left
   if not ok then
     local where = self._ours[co]
@@ -264,23 +316,45 @@ function Client:_resume(co, ...)
     if #pool < 32 then pool[#pool + 1] = co else self._ours[co] = nil end
   elseif coroutine.status(co) == "dead" then
     self._ours[co] = nil
-  elseif first ~= WAIT then
-    self._ours[co] = nil
-    self:_fail("a layer handler yielded something other than a layer request; use client:spawn for other coroutines")
+  end
+end
+
+-- The cqueues coroutine that carries a handler's waits until it next waits on
+-- the client (or ends): it yields what the handler yielded to the controller.
+function Client:_carry(co, ...)
+  local carrier = running_coroutine()
+  self._carriers[co] = carrier
+  self._roots[co] = carrier
+  self:_resumed(co, carrier, coroutine.resume(co, coroutine.yield(...)))
+  if self._carriers[co] == carrier then self._carriers[co] = nil end
+end
+
+-- A parked handler that its host resumed has returned.
+function Client:_finished_abroad(co)
+  self._parked[co] = nil
+  self._ours[co] = nil
+  if self._state then self._state:detach(co) end
+end
+
+-- A parked handler that raised under its host's resume (the host got the
+-- error): let its change go.
+function Client:_sweep_parked()
+  for co in pairs(self._parked) do
+    if coroutine.status(co) == "dead" then self:_finished_abroad(co) end
   end
 end
 
 -- Run fn(a, b, c, d) on one of the client's coroutines: inside it request
 -- methods return their results directly.
 function Client:_run(where, fn, a, b, c, d)
-  local host = self._host
-  if host then return self:_run_hosted(host, where, fn, a, b, c, d) end
+  local threads = self._threads
+  if threads then return self:_run_threaded(threads, where, fn, a, b, c, d) end
   local pool = self._pool
   local co = pool[#pool]
   if co then
     pool[#pool] = nil
   else
-    co = coroutine.create(runner_body)
+    co = coroutine.create(self._runner_body)
   end
   self._ours[co] = where
   local change = self._change
@@ -295,10 +369,10 @@ end
 -- way round), killed the worker with SIGSEGV.
 local traceback = debug and debug.traceback or function(e) return e end
 
-function Client:_run_hosted(host, where, fn, a, b, c, d)
+function Client:_run_threaded(threads, where, fn, a, b, c, d)
   local change = where ~= "spawn" and where ~= "callback" and self._change or nil
   local state = self._state
-  host.spawn(function()
+  threads.spawn(function()
     local co = coroutine.running()
     if change then state:attach(co, change) end
     local ok, err = xpcall(function() return fn(a, b, c, d) end, traceback)
@@ -318,7 +392,7 @@ function Client:spawn(fn, ...)
     local args = { ... }
     self:_run("spawn", function() return fn(unpack(args, 1, n)) end)
   end
-  if self._raise and not self._stepping and not self._host then -- a host's loop reports it
+  if self._raise and not self._stepping and not self._threads then -- their loop reports it
     local co = coroutine.running()
     if not (co and self._ours[co]) then self:_raise_pending() end
   end
@@ -353,7 +427,11 @@ end
 ---------------------------------------------------------------------------
 -- Requests: straight-line inside handlers, callbacks outside.
 
+local NOT_HERE = "layer: call this from an event handler, client:spawn or a coroutine, or pass a callback as the last argument"
+
 function Client:_await(id, convert, callback, level)
+  -- queued outside a step: a host loop waiting on pollfd() steps to send it
+  if not self._stepping and self._transport and not self._closed then self._transport:wake() end
   local waiter = { convert = convert }
   if callback ~= nil then
     assert(type(callback) == "function", "callback function expected")
@@ -361,20 +439,48 @@ function Client:_await(id, convert, callback, level)
     self._waiting[id] = waiter
     return id
   end
-  local co = coroutine.running()
+  local co = running_coroutine()
   if co and self._ours[co] then
     waiter.co = co
     self._waiting[id] = waiter
     return coroutine.yield(WAIT)
   end
-  local host = self._host
-  if host and host.can_wait() then
-    waiter.parked = host.park()
+  local threads = self._threads
+  if threads and threads.can_wait() then
+    waiter.parked = threads.park()
     self._waiting[id] = waiter
-    if self._transport and self._transport.wake then self._transport:wake() end -- send it now
+    -- its loop may be waiting inside step(), where the wake above is skipped
+    if self._transport and self._transport.wake then self._transport:wake() end
     return waiter.parked:wait()
   end
-  error("layer: call this from an event handler or client:spawn, or pass a callback as the last argument", level or 3)
+  if not co then error(NOT_HERE, level or 3) end
+  return self:_host_wait(id, waiter, co, level)
+end
+
+-- A request from a coroutine of the host's waits the host's way: on a
+-- cqueues condition inside a cqueues controller, else by yielding to the
+-- coroutine's resumer and being resumed with the results (luv: the response
+-- comes from the step a luv callback runs).
+function Client:_host_wait(id, waiter, co, level)
+  if co == self._step_coroutine then
+    error("layer: a request from the coroutine that runs step() would wait forever; use a callback or client:spawn",
+      (level or 3) + 1)
+  end
+  self._waiting[id] = waiter
+  self._hosts[waiter] = true
+  local cqueues = package.loaded.cqueues
+  if cqueues and cqueues.running and cqueues.running() then
+    local cond = require("cqueues.condition").new()
+    waiter.wake = function() cond:signal() end
+    while not waiter.results do cond:wait() end
+  else
+    waiter.wake = function() -- a resume from inside step(): its errors are the step's
+      local ok, err = coroutine.resume(co)
+      if not ok then self:_fail(debug and debug.traceback and debug.traceback(co, tostring(err)) or err, "callback") end
+    end
+    while not waiter.results do coroutine.yield(WAIT) end
+  end
+  return waiter.results[1], waiter.results[2]
 end
 
 function Client:_resolve(ev)
@@ -392,6 +498,10 @@ function Client:_resolve(ev)
     self:_resume(waiter.co, results[1], results[2])
   elseif waiter.parked then
     waiter.parked:wake(results[1], results[2])
+  elseif waiter.wake then
+    self._hosts[waiter] = nil
+    waiter.results = results
+    waiter.wake()
   else
     self:_run("callback", waiter.callback, results[1], results[2])
   end
@@ -443,10 +553,10 @@ end
 -- Multi-step methods: run fn straight away inside a client coroutine, else in
 -- a new one that hands fn's results to the callback.
 function Client:_async(callback, fn, level)
-  local co = coroutine.running()
   if callback == nil then
-    if (co and self._ours[co]) or (self._host and self._host.can_wait()) then return fn() end
-    error("layer: call this from an event handler or client:spawn, or pass a callback as the last argument", level or 3)
+    -- a client coroutine, a host's, or a light thread of nginx's: fn's requests wait there
+    if running_coroutine() or (self._threads and self._threads.can_wait()) then return fn() end
+    error(NOT_HERE, level or 3)
   end
   assert(type(callback) == "function", "callback function expected")
   self:_check_open(level)
@@ -901,7 +1011,9 @@ function Client:step(timeout, budget)
     return nil, "closed"
   end
   self:_raise_pending()
+  if next(self._parked) then self:_sweep_parked() end
   self._stepping = true
+  self._step_coroutine = running_coroutine()
   local transport = self._transport
   if transport then transport:service(self, timeout or 0) end
   self._c:tick()
@@ -952,6 +1064,7 @@ function Client:timeout()
 end
 
 function Client:pollfd()
+  if self._closed then return nil end
   return self._transport and self._transport:pollfd() or nil
 end
 function Client:events() return "r" end
@@ -971,14 +1084,27 @@ function Client:_teardown()
   if self._closed then return end
   self._closed = true
   self._closing = false
-  if self._transport then self._transport:close() end
+  local cqueues = package.loaded.cqueues
+  if self._transport then
+    -- A cqueues controller that polled the fd would fail on it once closed
+    -- ("unable to update event disposition: Bad file descriptor").
+    if cqueues and cqueues.cancel then cqueues.cancel(self._transport:pollfd()) end
+    self._transport:close()
+  end
   if self._state then self._state:close() end
   self._c:close()
   local waiting = self._waiting
   self._waiting = {}
-  -- Parked host threads would wait forever: they get an error now.
+  -- Parked light threads (nginx) would wait forever: they get an error now.
   for _, waiter in pairs(waiting) do
-    if waiter.parked then waiter.parked:wake(nil, make_error({ id = "closed", message = "the client is closed" })) end
+    if waiter.parked then waiter.parked:wake(nil, make_error({ id = "client_closed", message = "the client was closed" })) end
+  end
+  -- Host coroutines waiting on a request would wait forever: they get an error.
+  local hosts = self._hosts
+  self._hosts = {}
+  for waiter in pairs(hosts) do
+    waiter.results = { nil, make_error({ id = "client_closed", message = "the client was closed" }) }
+    waiter.wake()
   end
 end
 
@@ -1010,7 +1136,10 @@ local function new(opts)
   assert(opts.identity == nil or type(opts.identity) == "function", "identity must be a function(nonce) -> token")
   local self = setmetatable({
     _opts = opts, _handlers = {}, _stale = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
+    _roots = setmetatable({}, { __mode = "k" }), _parked = setmetatable({}, { __mode = "k" }), _hosts = {},
+    _carriers = setmetatable({}, { __mode = "k" }),
   }, Client)
+  self._runner_body = runner_body_for(self)
   self._c = core.client({
     api_version = opts.api_version, keepalive = opts.keepalive, dead_after = opts.dead_after,
     request_timeout = opts.request_timeout, backoff_base = opts.backoff_base, backoff_cap = opts.backoff_cap,
@@ -1032,7 +1161,7 @@ local function new(opts)
   -- Inside OpenResty handlers run on nginx light threads, whatever the transport.
   local ngx_ = rawget(_G, "ngx")
   if type(ngx_) == "table" and type(ngx_.thread) == "table" and ngx_.get_phase then
-    self._host = require("layer.ngx").host
+    self._threads = require("layer.ngx").threads
   end
   if type(opts.transport) == "function" then -- a transport written in Lua (layer.ngx)
     self._transport = opts.transport(self, opts)

@@ -4,7 +4,7 @@
 --     written here, TLS by sslhandshake) whose loop runs on one ngx.timer; it
 --     never sleeps to poll: the loop waits on a semaphore that socket reads,
 --     responses and new requests post.
---   * M.host: what layer.client uses inside nginx whatever the transport:
+--   * M.threads: what layer.client uses inside nginx whatever the transport:
 --     handlers run on light threads of the caller's context, and a request
 --     made from any handler, timer or light thread parks that thread on a
 --     semaphore until its response, so results come back in straight-line code.
@@ -19,7 +19,7 @@ local bxor, band, rshift = bit.bxor, bit.band, bit.rshift
 local M = {}
 
 ---------------------------------------------------------------------------
--- The host: threads and parking.
+-- Threads and parking.
 
 -- Phases where a light thread may wait (ngx.semaphore's own list).
 local CAN_WAIT = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
@@ -77,7 +77,7 @@ function M.tracked_threads()
   return n
 end
 
-M.host = {
+M.threads = {
   can_wait = function() return CAN_WAIT[ngx.get_phase()] == true end,
   park = function() return setmetatable({ sema = semaphore.new(0) }, Parked) end,
   -- init_worker cannot start light threads: a zero timer is a context of its own.

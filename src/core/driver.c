@@ -124,6 +124,7 @@ void ld_free(ld_driver *d)
 
 int ld_fd(const ld_driver *d) { return lt_loop_fd(d->loop); }
 int ld_timeout_ms(ld_driver *d) { return lt_loop_timeout_ms(d->loop); }
+void ld_wake(ld_driver *d) { lt_loop_wake(d->loop); }
 
 /* ===== HTTP ===== */
 

@@ -31,6 +31,7 @@ void ld_free(ld_driver *d);
 
 int ld_fd(const ld_driver *d);          /* stable epoll fd for external loops */
 int ld_timeout_ms(ld_driver *d);        /* -1: nothing scheduled by the transport */
+void ld_wake(ld_driver *d);             /* makes ld_fd readable: work queued outside a pass */
 /* One pass of I/O (waits up to timeout_ms; 0 never blocks), then moves the
  * engine's outputs onto the transport. */
 void ld_service(ld_driver *d, int timeout_ms);

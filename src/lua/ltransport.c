@@ -1,7 +1,7 @@
 /*
  * ltransport.c - layer.core.transport(engine, options): the driver (driver.c)
  * as a userdata, with the methods layer.client's loop calls: service, pump,
- * pollfd, timeout, close. It keeps its engine alive and is closed first.
+ * pollfd, wake, timeout, close. It keeps its engine alive and is closed first.
  */
 #include "bindings.h"
 #include "driver.h"
@@ -100,6 +100,14 @@ static int l_pollfd(lua_State *L)
     return 1;
 }
 
+/* transport:wake(): a request queued outside step() makes the fd readable,
+ * so a host loop waiting on it steps and sends it. */
+static int l_wake(lua_State *L)
+{
+    ld_wake(check(L));
+    return 0;
+}
+
 static int l_timeout(lua_State *L)
 {
     int ms = ld_timeout_ms(check(L));
@@ -117,7 +125,7 @@ static int l_close(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"service", l_service}, {"pump", l_pump}, {"pollfd", l_pollfd}, {"timeout", l_timeout}, {"close", l_close},
+    {"service", l_service}, {"pump", l_pump}, {"pollfd", l_pollfd}, {"wake", l_wake}, {"timeout", l_timeout}, {"close", l_close},
     {NULL, NULL},
 };
 
