@@ -22,6 +22,7 @@ local function bot_http(make_client)
     package.loaded.spec_bot = bot
     bot:on("message", function(msg)
       if msg.sender.user_id ~= "ngx-bot" then
+        if msg:text():find("^nap ") then ngx.sleep(0.2) end -- nginx's own wait, in a handler
         local reply, err = msg.conversation:send("echo: " .. msg:text())
         if not reply then ngx.log(ngx.ERR, "could not answer: ", tostring(err)) end
       end
@@ -303,6 +304,31 @@ describe("openresty", function()
     assert.are.equal(table.concat({ '{"parts":["one","two"]}', '{"closed":true}', '{"length":1}', '{"length":1}',
       '{"parts":["one","two"]}' }, "\n") .. "\n", body)
     assert.are.equal(0, web:crashes())
+  end)
+
+  it("lets handlers wait nginx's way (ngx.sleep) without holding up other handlers", function()
+    start([[require("layer.ngx").client(opts)]])
+    local ada = person(srv, "ada")
+    local answers, ready = {}, false
+    ada:on("ready", function() ready = true end)
+    ada:on("message", function(msg)
+      if msg.sender.user_id == "ngx-bot" then answers[msg:text()] = socket.gettime() end
+    end)
+    assert.is_true(step_until({ ada }, function() return ready end))
+    local status, body = web:get("/send?to=ada&text=start")
+    assert.are.equal(200, status, body)
+    local conv_id = layer.json_decode(body).conversation
+    assert.is_true(step_until({ ada }, function() return ada:conversation(conv_id) ~= nil end))
+    local t0 = socket.gettime()
+    ada:spawn(function()
+      assert(ada:conversation(conv_id):send("nap 1"))
+      assert(ada:conversation(conv_id):send("nap 2"))
+    end)
+    assert.is_true(step_until({ ada }, function() return answers["echo: nap 1"] and answers["echo: nap 2"] end))
+    -- one after the other would take 0.4 s
+    assert.is_true(answers["echo: nap 2"] - t0 < 0.35, ("second answer after %.3f s"):format(answers["echo: nap 2"] - t0))
+    assert.are.same({}, web:lua_errors())
+    ada:close()
   end)
 
   it("refuses, with a clear error, options cosockets cannot honour", function()
