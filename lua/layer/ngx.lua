@@ -384,7 +384,9 @@ function Transport:exchange(r)
   local request = concat(lines, "\r\n") .. "\r\n\r\n" .. body
 
   local status, headers, text, failure, failure_status
-  for _ = 1, 2 do -- a kept-alive connection the server closed meanwhile gets one retry
+  -- A kept-alive connection the server closed meanwhile fails before any answer
+  -- comes back: that, and only that, gets one retry on a new connection.
+  for _ = 1, 2 do
     local sock, err, fstatus = self:connect(u, self.request_ms)
     if not sock then
       failure, failure_status = err, fstatus
@@ -408,9 +410,10 @@ function Transport:exchange(r)
       err = err or headers
     end
     sock:close()
+    local answered = status ~= nil
     status = nil
     failure, failure_status = (err == "timeout" and "timed out" or "broken HTTP exchange") .. " (" .. tostring(err) .. ")", 0
-    if not reused then break end
+    if not reused or answered or err == "timeout" then break end
   end
   if self.closed then return end
   if status then
