@@ -95,7 +95,8 @@ local ngx_port = free_port()
 local ngx_log, ngx_out, cbot_out = tmp .. "-nginx.log", tmp .. "-nginx.out", tmp .. "-cbot.out"
 local ngx_pid = start_bg({ LAYER_URL = server.url, LAYER_SECRET = server.secret, LAYER_NGX_LOG = ngx_log,
   LAYER_BUILD = build }, "examples/openresty/run " .. ngx_port .. " 90", ngx_out)
-local cbot_pid = start_bg({ LAYER_SECRET = server.secret, LUA_PATH = "lua/?.lua;lua/?/init.lua;;",
+-- its state file goes to a temporary name, not into the checkout
+local cbot_pid = start_bg({ LAYER_SECRET = server.secret, LAYER_STATE = tmp .. "-cbot.db", LUA_PATH = "lua/?.lua;lua/?/init.lua;;",
   LUA_CPATH = build .. "/jit/?.so;;" }, "timeout 90 luajit examples/echo_bot.lua " .. server.url .. " c-bot", cbot_out)
 
 local ada = layer.client({ url = server.url, app_id = "layer:///apps/staging/openresty-check",
@@ -233,6 +234,7 @@ os.remove(tmp)
 os.remove(ngx_log)
 os.remove(ngx_out)
 os.remove(cbot_out)
+for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(tmp .. "-cbot.db" .. suffix) end
 if #failures > 0 then
   print(#failures .. " failures")
   os.exit(1)
