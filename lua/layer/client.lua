@@ -251,9 +251,8 @@ local function runner_body_for(client)
   return function(fn, a, b, c, d)
     while true do
       fn(a, b, c, d)
-      local co = coroutine.running()
-      if client._parked[co] then
-        client:_finished_abroad(co)
+      if client._n_parked > 0 and client._parked[coroutine.running()] then
+        client:_finished_abroad(coroutine.running())
         return
       end
       fn, a, b, c, d = coroutine.yield(DONE)
@@ -280,19 +279,43 @@ end
 --     left suspended for whoever it waits on to resume it (a luv callback).
 -- _roots remembers, per client coroutine, the host coroutine (or false for
 -- plain code) at the bottom of the resumes that run it.
+-- (The hot path, a handler resumed from plain code that returns, writes no
+-- table but the pool.)
 function Client:_resume(co, ...)
-  local running = running_coroutine()
+  local running, main = coroutine.running()
   local root = false
-  if running then
+  if running and not main then
     if self._ours[running] then root = self._roots[running] or false else root = running end
   end
-  self._roots[co] = root
-  self._parked[co] = nil
+  local roots = self._roots
+  if (roots[co] or false) ~= root then roots[co] = root or nil end
+  if self._n_parked > 0 then self:_unpark(co) end
   return self:_resumed(co, root, coroutine.resume(co, ...))
 end
 
+function Client:_park(co)
+  if not self._parked[co] then
+    self._parked[co] = true
+    self._n_parked = self._n_parked + 1
+  end
+end
+
+function Client:_unpark(co)
+  if self._parked[co] then
+    self._parked[co] = nil
+    self._n_parked = self._n_parked - 1
+  end
+end
+
 function Client:_resumed(co, root, ok, first, ...)
-  if ok and first ~= WAIT and first ~= DONE and coroutine.status(co) == "suspended" then
+  if first == DONE then -- the handler returned (a yield, so ok)
+    if self._state then self._state:detach(co) end
+    local pool = self._pool
+    if #pool < 32 then pool[#pool + 1] = co else self._ours[co] = nil end
+    return
+  end
+  if ok and first == WAIT then return end -- waits on a request of ours: its response resumes it
+  if ok and coroutine.status(co) == "suspended" then
     local cqueues = package.loaded.cqueues
     if root and cqueues and cqueues.running and root ~= self._carriers[co] and cqueues.running() then
       -- In a cqueues controller the handler gets a cqueues coroutine of its
@@ -303,17 +326,14 @@ function Client:_resumed(co, root, ok, first, ...)
     if root then -- pass it up, then hand the answer back down
       return self:_resumed(co, root, coroutine.resume(co, coroutine.yield(first, ...)))
     end
-    self._parked[co] = true -- still attached to its change, if any
+    self:_park(co) -- still attached to its change, if any
     return
   end
-  if self._state and first ~= WAIT then self._state:detach(co) end -- returned, raised or left
+  if self._state then self._state:detach(co) end -- raised or left
   if not ok then
     local where = self._ours[co]
     self._ours[co] = nil
     self:_fail(debug and debug.traceback and debug.traceback(co, tostring(first)) or first, where)
-  elseif first == DONE then
-    local pool = self._pool
-    if #pool < 32 then pool[#pool + 1] = co else self._ours[co] = nil end
   elseif coroutine.status(co) == "dead" then
     self._ours[co] = nil
   end
@@ -331,7 +351,7 @@ end
 
 -- A parked handler that its host resumed has returned.
 function Client:_finished_abroad(co)
-  self._parked[co] = nil
+  self:_unpark(co)
   self._ours[co] = nil
   if self._state then self._state:detach(co) end
 end
@@ -1136,7 +1156,7 @@ local function new(opts)
   assert(opts.identity == nil or type(opts.identity) == "function", "identity must be a function(nonce) -> token")
   local self = setmetatable({
     _opts = opts, _handlers = {}, _stale = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
-    _roots = setmetatable({}, { __mode = "k" }), _parked = setmetatable({}, { __mode = "k" }), _hosts = {},
+    _roots = setmetatable({}, { __mode = "k" }), _parked = setmetatable({}, { __mode = "k" }), _n_parked = 0, _hosts = {},
     _carriers = setmetatable({}, { __mode = "k" }),
   }, Client)
   self._runner_body = runner_body_for(self)
