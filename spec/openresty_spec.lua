@@ -82,6 +82,17 @@ local function step_until(clients, pred, seconds)
   return false
 end
 
+-- Ada, logged in, hands record() every message the nginx bot sends her.
+local function ada_hearing(srv, record)
+  local ada, ready = person(srv, "ada"), false
+  ada:on("ready", function() ready = true end)
+  ada:on("message", function(msg)
+    if msg.sender.user_id == "ngx-bot" then record(msg) end
+  end)
+  assert.is_true(step_until({ ada }, function() return ready end))
+  return ada
+end
+
 describe("openresty", function()
   local srv, web
   after_each(function()
@@ -109,13 +120,8 @@ describe("openresty", function()
 
   it("sends from a content handler in straight-line code, and the timer-driven bot answers", function()
     start([[require("layer.ngx").client(opts)]])
-    local ada = person(srv, "ada")
-    local answers, ready = {}, false
-    ada:on("ready", function() ready = true end)
-    ada:on("message", function(msg)
-      if msg.sender.user_id == "ngx-bot" then answers[#answers + 1] = msg:text() end
-    end)
-    assert.is_true(step_until({ ada }, function() return ready end))
+    local answers = {}
+    local ada = ada_hearing(srv, function(msg) answers[#answers + 1] = msg:text() end)
     local status, body = web:get("/send?to=ada&text=hi%20from%20nginx")
     assert.are.equal(200, status, body)
     local sent = layer.json_decode(body)
@@ -221,13 +227,8 @@ describe("openresty", function()
 
   it("reconnects its WebSocket after the server closes it, and answers again", function()
     start([[require("layer.ngx").client(opts)]])
-    local ada = person(srv, "ada")
-    local answers, ready = {}, false
-    ada:on("ready", function() ready = true end)
-    ada:on("message", function(msg)
-      if msg.sender.user_id == "ngx-bot" then answers[#answers + 1] = msg:text() end
-    end)
-    assert.is_true(step_until({ ada }, function() return ready end))
+    local answers = {}
+    local ada = ada_hearing(srv, function(msg) answers[#answers + 1] = msg:text() end)
     local status, body = web:get("/send?to=ada&text=first")
     assert.are.equal(200, status, body)
     local conv_id = layer.json_decode(body).conversation
@@ -244,13 +245,8 @@ describe("openresty", function()
 
   it("reaps the light threads of finished handlers and requests, so a long-lived loop does not pile them up", function()
     start([[require("layer.ngx").client(opts)]])
-    local ada = person(srv, "ada")
-    local answers, ready = 0, false
-    ada:on("ready", function() ready = true end)
-    ada:on("message", function(msg)
-      if msg.sender.user_id == "ngx-bot" and msg:text():find("^echo: ") then answers = answers + 1 end
-    end)
-    assert.is_true(step_until({ ada }, function() return ready end))
+    local answers = 0
+    local ada = ada_hearing(srv, function(msg) if msg:text():find("^echo: ") then answers = answers + 1 end end)
     local status, body = web:get("/send?to=ada&text=start")
     assert.are.equal(200, status, body)
     local conv_id = layer.json_decode(body).conversation
@@ -308,13 +304,8 @@ describe("openresty", function()
 
   it("lets handlers wait nginx's way (ngx.sleep) without holding up other handlers", function()
     start([[require("layer.ngx").client(opts)]])
-    local ada = person(srv, "ada")
-    local answers, ready = {}, false
-    ada:on("ready", function() ready = true end)
-    ada:on("message", function(msg)
-      if msg.sender.user_id == "ngx-bot" then answers[msg:text()] = socket.gettime() end
-    end)
-    assert.is_true(step_until({ ada }, function() return ready end))
+    local answers = {}
+    local ada = ada_hearing(srv, function(msg) answers[msg:text()] = socket.gettime() end)
     local status, body = web:get("/send?to=ada&text=start")
     assert.are.equal(200, status, body)
     local conv_id = layer.json_decode(body).conversation
