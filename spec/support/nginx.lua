@@ -48,12 +48,18 @@ function M.start(opts)
   local pwd = io.popen("pwd") -- not $PWD: make -C leaves it at the caller's directory
   local cwd = pwd:read("*l")
   pwd:close()
+  -- Started as root, nginx runs its workers as nobody, who may not enter the
+  -- checkout (a fresh clone in a 0700 mktemp directory, or /root): keep root.
+  local id = io.popen("id -u")
+  local as_root = id:read("*l") == "0"
+  id:close()
   local env_lines = {}
   for k in pairs(opts.env or {}) do env_lines[#env_lines + 1] = "env " .. k .. ";" end
   local conf = table.concat({
     "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
     "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
     "worker_processes 1;",
+    as_root and "user root;" or "",
     "daemon off;",
     "pid logs/nginx.pid;",
     "error_log logs/error.log info;",
