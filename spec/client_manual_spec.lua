@@ -148,6 +148,32 @@ describe("client, manual transport", function()
     assert.is_truthy(body.identity_token:match("^[%w_-]+%.[%w_-]+%.[%w_-]+$"))
   end)
 
+  it("keeps a change that arrived before the answer to the create it follows", function()
+    local h = harness()
+    h:login()
+    local sent
+    h.client:on("conversation.create", function(conv) sent = conv:send("quick") end)
+    h:create_conv()
+    h:step()
+    local frames = h:take_frames()
+    local req
+    for _, f in ipairs(frames) do if f.type == "request" then req = f.body end end
+    local id = req.data.id
+    local created = { id = id, position = 1, conversation = { id = CONV }, parts = req.data.parts,
+      sender = { id = "layer:///identities/alice", user_id = "alice" },
+      recipient_status = { ["layer:///identities/alice"] = "read", ["layer:///identities/bob"] = "sent" } }
+    -- the peer reads it so fast that its receipt comes in the same read as the answer
+    h:change({ operation = "create", object = { type = "Message", id = id }, data = created })
+    h:push("response", { request_id = req.request_id, method = req.method, success = true, data = created })
+    h:change({ operation = "patch", object = { type = "Message", id = id }, data = layer.array({
+      { operation = "set", property = "recipient_status.layer:///identities/bob", value = "read" } }) })
+    h:step()
+    h:step()
+    assert.are.equal(id, sent.id)
+    assert.are.equal("read", sent.recipient_status["layer:///identities/bob"])
+    assert.are.equal("read", h.client:engine():object(id).recipient_status["layer:///identities/bob"])
+  end)
+
   it("gives a conversation's participants as the live Identities it holds", function()
     local h = harness()
     h:login()

@@ -650,6 +650,18 @@ function Client:_put(type_name)
   end
 end
 
+-- What a create answers with: the cached object when changes have already
+-- put it there, since a change that followed the create (a quick read
+-- receipt) may have been applied before this answer is dispatched.
+function Client:_put_created(type_name)
+  local put = self:_put(type_name)
+  return function(value)
+    local cached = type(value) == "table" and type(value.id) == "string" and self._c:object(value.id)
+    if cached and not cached.deleted then return cached end
+    return put(value)
+  end
+end
+
 function Client:_put_list(type_name)
   return function(list, ev)
     local out = {}
@@ -677,7 +689,7 @@ function Client:create_conversation(opts, callback)
     metadata = opts.metadata or {},
   }
   check_uuid(body.id, "conversations")
-  local put = self:_put("Conversation")
+  local put = self:_put_created("Conversation")
   return self:_rest("POST", "/conversations", body, put, callback)
 end
 
@@ -760,7 +772,7 @@ function Client:_conversation_methods()
     end
     if #uploads == 0 then
       -- over the socket, with a client-chosen id: a resend after a reconnect is deduplicated
-      return client:_ws("Message.create", conv.id, data, client:_put("Message"), callback)
+      return client:_ws("Message.create", conv.id, data, client:_put_created("Message"), callback)
     end
     -- parts over 2 KB go up as rich content first
     return client:_async(callback, function()
@@ -771,7 +783,7 @@ function Client:_conversation_methods()
         data.parts[i] = { mime_type = p.mime_type or "application/octet-stream", content = content }
       end
       local id = client._c:ws_request("Message.create", conv.id, data)
-      return client:_await(id, client:_put("Message"), nil, 4)
+      return client:_await(id, client:_put_created("Message"), nil, 4)
     end, 3)
   end
 
