@@ -4,111 +4,18 @@
 -- gives conversations, messages and identities their methods.
 local core = require "layer.core"
 local state_file = require "layer.state"
+local errors = require "layer.errors"
+local ids = require "layer.ids"
+
+local Error, make_error, is_error = errors.Error, errors.make_error, errors.is_error
+local check_uuid, check_user_id, identity_id = ids.check_uuid, ids.check_user_id, ids.identity_id
+local query, token_user = ids.query, ids.token_user
 
 local Client = {}
 Client.__index = Client
 
 local unpack = table.unpack or unpack
 local WAIT = setmetatable({}, { __tostring = function() return "layer: waiting for a response" end })
-local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
-
----------------------------------------------------------------------------
--- Typed errors: failures come back as nil, err with these fields.
-
-local Error = {}
-Error.__index = Error
-function Error.__tostring(e)
-  local where = e.http_status and (" (HTTP " .. e.http_status .. ")") or ""
-  return ("layer error %s%s: %s"):format(tostring(e.id), where, tostring(e.message))
-end
--- So "failed: " .. err and err .. "" read as the message, as with a string error.
-function Error.__concat(a, b) return tostring(a) .. tostring(b) end
-
-local RETRYABLE_IDS = { service_unavailable = true, rate_limit_exceeded = true, request_timeout = true,
-  transport_error = true }
-
-local function make_error(body, http_status, text)
-  local e = setmetatable({}, Error)
-  if type(body) == "table" then
-    e.id, e.code, e.message, e.url, e.data = body.id, body.code, body.message, body.url, body.data
-  end
-  if http_status == 0 then http_status = nil end
-  e.http_status = http_status
-  e.id = e.id or (http_status and "http_error" or "transport_error")
-  e.message = e.message or text or ("HTTP status " .. tostring(http_status))
-  e.retryable = RETRYABLE_IDS[e.id] or http_status == 429 or (http_status ~= nil and http_status >= 500) or false
-  if type(e.data) == "table" and tonumber(e.data.retry_after) then e.retry_after = tonumber(e.data.retry_after) end
-  return e
-end
-
-local function is_error(v) return getmetatable(v) == Error end
-
----------------------------------------------------------------------------
--- Identifiers. Nothing reaches a URL unchecked (PROTOCOL.md 2).
-
-local function uuid_of(id, kind)
-  if type(id) ~= "string" then return nil end
-  local u = id:match("^layer:///" .. kind .. "/(" .. UUID .. ")$") or id:match("^(" .. UUID .. ")$")
-  return u
-end
-
-local function check_uuid(id, kind, level)
-  local u = uuid_of(id, kind)
-  if not u then
-    error(("expected a %s id (layer:///%s/<uuid>), got %q"):format(kind:sub(1, -2), kind, tostring(id)), level or 3)
-  end
-  return u
-end
-
-local function url_escape(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
-
--- A user's identity id, encoded exactly as the server and layer-websdk (strictEncodeURI, for its
--- own user) do it: letters, digits and -_.* stay, so one user never has two ids.
-local function identity_id(user_id)
-  return "layer:///identities/" .. user_id:gsub("[^%w%-_%.%*]", function(c) return ("%%%02X"):format(c:byte()) end)
-end
-
-local function check_user_id(user_id, level)
-  if type(user_id) ~= "string" or user_id == "" or user_id:find("[%c]") then
-    error("expected a user id (a non-empty string without control characters), got " .. tostring(user_id), level or 3)
-  end
-  return url_escape(user_id)
-end
-
-local function query(params)
-  local parts = {}
-  for _, kv in ipairs(params) do
-    if kv[2] ~= nil then parts[#parts + 1] = kv[1] .. "=" .. url_escape(tostring(kv[2])) end
-  end
-  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
-end
-
-local function base64url_decode(s)
-  local abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-  local bits, out = {}, {}
-  for i = 1, #s do
-    local v = abc:find(s:sub(i, i), 1, true)
-    if not v then return nil end
-    v = v - 1
-    for b = 5, 0, -1 do bits[#bits + 1] = math.floor(v / 2 ^ b) % 2 end
-  end
-  for i = 1, #bits - 7, 8 do
-    local byte = 0
-    for b = 0, 7 do byte = byte * 2 + bits[i + b] end
-    out[#out + 1] = string.char(byte)
-  end
-  return table.concat(out)
-end
-
--- The user id (prn) inside an identity token, so client.user is known.
-local function token_user(token)
-  local payload = type(token) == "string" and token:match("^[^.]+%.([^.]+)%.")
-  local text = payload and base64url_decode(payload)
-  local claims = text and core.json_decode(text)
-  return type(claims) == "table" and type(claims.prn) == "string" and claims.prn or nil
-end
 
 ---------------------------------------------------------------------------
 -- Handlers: on / once / off, dispatched as coroutines.
