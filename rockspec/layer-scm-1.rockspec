@@ -40,6 +40,7 @@ build = {
       ["layer.client"] = "lua/layer/client.lua",
       ["layer.errors"] = "lua/layer/errors.lua",
       ["layer.ids"] = "lua/layer/ids.lua",
+      ["layer.requests"] = "lua/layer/requests.lua",
       ["layer.scheduler"] = "lua/layer/scheduler.lua",
       ["layer.dev"] = "lua/layer/dev.lua",
       ["layer.state"] = "lua/layer/state.lua",
