@@ -1,290 +1,38 @@
--- layer.client: the public client. The C engine (layer.core.client) does the
--- protocol and the cache; this file turns its events into handler calls, runs
--- handlers as coroutines so request methods can return their results, and
--- gives conversations, messages and identities their methods.
+-- layer.client: the public client: its options, its construction and its
+-- loop (step, run, timeout, close). The C engine (layer.core.client) does the
+-- protocol and the cache; this file turns the engine's events into handler
+-- calls. The rest of Client is mixed in from files of one job each:
+-- layer.scheduler (handlers and the coroutines they run on), layer.requests
+-- (requests and their results), and one file per object type
+-- (layer.conversation, .message, .identity, .announcement, .part).
 local core = require "layer.core"
 local state_file = require "layer.state"
 local errors = require "layer.errors"
 local ids = require "layer.ids"
-
-local Error, make_error, is_error = errors.Error, errors.make_error, errors.is_error
-local check_uuid, check_user_id, identity_id = ids.check_uuid, ids.check_user_id, ids.identity_id
-local query, token_user = ids.query, ids.token_user
-
 local scheduler = require "layer.scheduler"
 local requests = require "layer.requests"
+local conversation = require "layer.conversation"
+local message = require "layer.message"
+local identity = require "layer.identity"
+local announcement = require "layer.announcement"
+local part = require "layer.part"
 
+local Error, make_error, is_error = errors.Error, errors.make_error, errors.is_error
+local identity_id, token_user = ids.identity_id, ids.token_user
 local running_coroutine, runner_body_for = scheduler.running_coroutine, scheduler.runner_body_for
 
 local Client = {}
 Client.__index = Client
 -- Copied in, so a method call on the hot dispatch path costs one lookup, as before.
-for name, fn in pairs(scheduler.methods) do Client[name] = fn end
-for name, fn in pairs(requests.methods) do Client[name] = fn end
-local nothing = requests.nothing
-
-function Client:_part_methods()
-  local client = self
-  local Part = {}
-  Part.__index = Part
-  -- part:download([callback]) -> data: the body of an inline part, or the rich content
-  function Part.download(part, callback)
-    return client:_async(callback, function()
-      local content = part.content
-      if type(content) ~= "table" then return part.body end
-      local url = content.download_url
-      if type(url) == "string" and url:match("^https?://") then
-        local data = client:_http({ method = "GET", url = url, raw = true })
-        if data then return data end
-      end
-      -- expired or missing: ask for a fresh URL (authenticated, so only on our own server)
-      local refresh = content.refresh_url
-      if type(refresh) ~= "string" or not client:_same_origin(refresh) then
-        return nil, make_error({ id = "invalid_response", message = "the part has no usable download or refresh URL" })
-      end
-      local fresh, err = client:_http({ method = "GET", url = refresh, authenticated = true })
-      if not fresh then return nil, err end
-      if type(fresh.download_url) ~= "string" then
-        return nil, make_error({ id = "invalid_response", message = "refresh gave no download_url" })
-      end
-      return client:_http({ method = "GET", url = fresh.download_url, raw = true })
-    end, 4)
-  end
-  return Part
+for _, mixin in ipairs({ scheduler, requests }) do
+  for name, fn in pairs(mixin.methods) do Client[name] = fn end
 end
-
----------------------------------------------------------------------------
--- Client methods.
-
-function Client:create_conversation(opts, callback)
-  assert(type(opts) == "table", "create_conversation{participants=..., distinct=..., metadata=...} expected")
-  local participants = core.array()
-  for i, p in ipairs(opts.participants or {}) do
-    if type(p) == "userdata" then p = p.id end
-    assert(type(p) == "string" and p ~= "", "participants are user ids, identity ids or Identity objects")
-    participants[i] = p
-  end
-  local body = {
-    id = opts.id or self:_new_id("conversations"),
-    participants = participants,
-    distinct = opts.distinct ~= false,
-    metadata = opts.metadata or {},
-  }
-  check_uuid(body.id, "conversations")
-  local put = self:_put("Conversation")
-  return self:_rest("POST", "/conversations", body, put, callback)
-end
-
-function Client:conversations(opts, callback)
-  if type(opts) == "function" then opts, callback = nil, opts end
-  opts = opts or {}
-  if opts.from_id then check_uuid(opts.from_id, "conversations") end
-  assert(opts.sort_by == nil or opts.sort_by == "created_at" or opts.sort_by == "last_message",
-    "sort_by is created_at or last_message")
-  local path = "/conversations" .. query({ { "page_size", opts.page_size }, { "from_id", opts.from_id },
-    { "sort_by", opts.sort_by } })
-  return self:_rest("GET", path, nil, self:_put_list("Conversation"), callback)
-end
-
-function Client:conversation(id, callback)
-  return self:_cached_or_fetch("conversations", "Conversation", id, callback)
-end
-
-function Client:message(id, callback)
-  return self:_cached_or_fetch("messages", "Message", id, callback)
-end
-
-function Client:identity(user_id, callback)
-  local path = "/identities/" .. check_user_id(user_id)
-  return self:_rest("GET", path, nil, self:_put("Identity"), callback)
-end
-
-function Client:follow(user_id, callback)
-  return self:_rest("PUT", "/following/users/" .. check_user_id(user_id), nil, nothing, callback)
-end
-
-function Client:unfollow(user_id, callback)
-  return self:_rest("DELETE", "/following/users/" .. check_user_id(user_id), nil, nothing, callback)
-end
-
-function Client:announcements(callback)
-  return self:_rest("GET", "/announcements", nil, self:_put_list("Announcement"), callback)
+for _, mixin in ipairs({ conversation, message, identity, announcement }) do
+  for name, fn in pairs(mixin.client_methods) do Client[name] = fn end
 end
 
 ---------------------------------------------------------------------------
 -- Object methods (installed per client into the C object metatable).
-
-local function message_parts(content)
-  if type(content) == "string" then
-    return { parts = core.array({ { body = content, mime_type = "text/plain" } }) }
-  end
-  assert(type(content) == "table", "send(text) or send{parts=..., notification=..., id=...} expected")
-  local parts = core.array()
-  for i, p in ipairs(content.parts or {}) do
-    if type(p) == "string" then p = { body = p, mime_type = "text/plain" } end
-    assert(type(p) == "table" and (p.body or p.content), "each part needs a body or content")
-    parts[i] = p
-  end
-  assert(#parts > 0, "a message needs at least one part")
-  return { parts = parts, notification = content.notification, id = content.id }
-end
-
-function Client:_conversation_methods()
-  local client = self
-  local M = {}
-
-  function M.send(conv, content, callback)
-    local data = message_parts(content)
-    data.id = data.id or client:_new_id("messages")
-    check_uuid(data.id, "messages")
-    local uploads = {}
-    for i, p in ipairs(data.parts) do
-      if p.body and #p.body > 2048 then uploads[#uploads + 1] = i end
-    end
-    if #uploads == 0 then
-      -- over the socket, with a client-chosen id: a resend after a reconnect is deduplicated
-      return client:_ws("Message.create", conv.id, data, client:_put("Message"), callback)
-    end
-    -- parts over 2 KB go up as rich content first
-    return client:_async(callback, function()
-      for _, i in ipairs(uploads) do
-        local p = data.parts[i]
-        local content, err = client:_upload(p.mime_type or "application/octet-stream", p.body)
-        if not content then return nil, err end
-        data.parts[i] = { mime_type = p.mime_type or "application/octet-stream", content = content }
-      end
-      local id = client._c:ws_request("Message.create", conv.id, data)
-      return client:_await(id, client:_put("Message"), nil, 4)
-    end, 3)
-  end
-
-  function M.messages(conv, opts, callback)
-    if type(opts) == "function" then opts, callback = nil, opts end
-    opts = opts or {}
-    if opts.from_id then check_uuid(opts.from_id, "messages") end
-    local path = "/conversations/" .. check_uuid(conv.id, "conversations") ..
-      "/messages" .. query({ { "page_size", opts.page_size }, { "from_id", opts.from_id } })
-    return client:_rest("GET", path, nil, client:_put_list("Message"), callback)
-  end
-
-  function M.cached_messages(conv)
-    return client._c:messages(conv.id)
-  end
-
-  local function patch(conv, ops, callback)
-    local path = "/conversations/" .. check_uuid(conv.id, "conversations")
-    return client:_rest("PATCH", path, core.array(ops), nothing, callback, "application/vnd.layer-patch+json")
-  end
-
-  -- A Layer-Patch path below metadata: "a.b" is nested; a dot inside a key is "a\\.b".
-  local function check_path(p)
-    assert(type(p) == "string" and p ~= "", "metadata path expected")
-    return p
-  end
-
-  function M.set_metadata(conv, path, value, callback)
-    assert(type(value) == "string" or type(value) == "table", "metadata values are strings or tables")
-    return patch(conv, { { operation = "set", property = "metadata." .. check_path(path), value = value } }, callback)
-  end
-
-  function M.delete_metadata(conv, path, callback)
-    return patch(conv, { { operation = "delete", property = "metadata." .. check_path(path) } }, callback)
-  end
-
-  local function participant_ops(operation, list)
-    local ops = {}
-    for _, p in ipairs(list) do
-      if type(p) == "userdata" then p = p.id end
-      assert(type(p) == "string" and p ~= "", "participants are user ids, identity ids or Identity objects")
-      local id = p:match("^layer:///identities/") and p or identity_id(p)
-      ops[#ops + 1] = { operation = operation, property = "participants", id = id }
-    end
-    return ops
-  end
-
-  function M.add_participants(conv, list, callback)
-    return patch(conv, participant_ops("add", list), callback)
-  end
-
-  function M.remove_participants(conv, list, callback)
-    return patch(conv, participant_ops("remove", list), callback)
-  end
-
-  function M.delete(conv, opts, callback)
-    if type(opts) == "function" then opts, callback = nil, opts end
-    opts = opts or {}
-    local mode = opts.mode or "all_participants"
-    assert(mode == "all_participants" or mode == "my_devices", "mode is all_participants or my_devices")
-    local path = "/conversations/" .. check_uuid(conv.id, "conversations") ..
-      query({ { "mode", mode }, { "leave", opts.leave and "true" or nil } })
-    return client:_rest("DELETE", path, nil, nothing, callback)
-  end
-
-  function M.mark_all_read(conv, callback)
-    local last = conv.last_message
-    local position = type(last) == "userdata" and last.position or (type(last) == "table" and last.position) or nil
-    if not position then
-      local cached = client._c:messages(conv.id)
-      position = #cached > 0 and cached[#cached].position or 0
-    end
-    local path = "/conversations/" .. check_uuid(conv.id, "conversations") .. "/mark_all_read"
-    return client:_rest("POST", path, { position = position }, nothing, callback)
-  end
-
-  function M.typing(conv, state)
-    assert(state == "started" or state == "paused" or state == "finished", "typing state is started, paused or finished")
-    return client._c:typing(conv.id, state)
-  end
-
-  return M
-end
-
-function Client:_message_methods()
-  local client = self
-  local M = {}
-  local function receipt(msg, kind, callback)
-    local path = "/messages/" .. check_uuid(msg.id, "messages", 4) .. "/receipts"
-    return client:_rest("POST", path, { type = kind }, nothing, callback)
-  end
-  function M.mark_read(msg, callback) return receipt(msg, "read", callback) end
-  function M.mark_delivered(msg, callback) return receipt(msg, "delivery", callback) end
-  function M.delete(msg, opts, callback)
-    if type(opts) == "function" then opts, callback = nil, opts end
-    local mode = (opts and opts.mode) or "all_participants"
-    assert(mode == "all_participants" or mode == "my_devices", "mode is all_participants or my_devices")
-    local path = "/messages/" .. check_uuid(msg.id, "messages") .. query({ { "mode", mode } })
-    return client:_rest("DELETE", path, nil, nothing, callback)
-  end
-  function M.text(msg)
-    local out = {}
-    for _, p in ipairs(msg.parts or {}) do
-      if type(p.body) == "string" and (p.mime_type or ""):match("^text/") then out[#out + 1] = p.body end
-    end
-    return table.concat(out, "\n")
-  end
-  return M
-end
-
-function Client:_announcement_methods()
-  local client = self
-  local M = {}
-  function M.mark_read(a, callback)
-    local path = "/announcements/" .. check_uuid(a.id, "announcements") .. "/receipts"
-    return client:_rest("POST", path, { type = "read" }, nothing, callback)
-  end
-  function M.delete(a, callback)
-    return client:_rest("DELETE", "/announcements/" .. check_uuid(a.id, "announcements"), nil, nothing, callback)
-  end
-  return M
-end
-
-function Client:_identity_methods()
-  local client = self
-  return {
-    follow = function(ident, callback) return client:follow(ident.user_id, callback) end,
-    unfollow = function(ident, callback) return client:unfollow(ident.user_id, callback) end,
-  }
-end
 
 -- The metatable of a reference to an object the cache does not hold yet (a
 -- message's conversation after a restart): the type's methods work at once, and
@@ -550,14 +298,14 @@ local function new(opts)
     max_bytes = opts.max_bytes, manual_clock = opts.manual_clock, random_seed = opts.random_seed,
   })
   self:_update_interest() -- no handlers yet: no object events, no change lists
-  local conversation_methods, message_methods = self:_conversation_methods(), self:_message_methods()
+  local conversation_methods, message_methods = conversation.methods(self), message.methods(self)
   self._c:set_methods("Conversation", conversation_methods)
   self._c:set_methods("Message", message_methods)
   self._c:set_methods("ConversationRef", self:_reference_methods("Conversation", conversation_methods))
   self._c:set_methods("MessageRef", self:_reference_methods("Message", message_methods))
-  self._c:set_methods("Identity", self:_identity_methods())
-  self._c:set_methods("Part", self:_part_methods())
-  self._c:set_methods("Announcement", self:_announcement_methods())
+  self._c:set_methods("Identity", identity.methods(self))
+  self._c:set_methods("Part", part.methods(self))
+  self._c:set_methods("Announcement", announcement.methods(self))
   if opts.user_id then
     self.user = { user_id = opts.user_id, id = identity_id(opts.user_id) }
   end
