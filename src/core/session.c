@@ -29,6 +29,7 @@ typedef struct ws_req {
     size_t frame_len;
     int64_t deadline;
     int sent_on;       /* connection number it was last sent on */
+    struct ls_event *reply; /* REQ_APP: made with the request, see take_reply */
     struct ws_req *next;
 } ws_req;
 
@@ -49,6 +50,7 @@ typedef struct rest_req {
     int64_t deadline;  /* an app request resolves by then, sent or not; -1: not set yet */
     int in_flight;
     pkt_object_type refetch_type;
+    struct ls_event *reply; /* HTTP_APP: made with the request, see take_reply */
     struct rest_req *next;
 } rest_req;
 
@@ -245,6 +247,56 @@ static void emit_error(ls_session *s, const jv *error, const char *fmt, ...)
     event_push(s, ev);
 }
 
+/* A request's answer event is allocated when the request is made, so that
+ * running out of memory later cannot lose the answer a caller waits for. */
+static ls_event *reply_new(void)
+{
+    ls_event *ev = calloc(1, sizeof *ev);
+    if (ev) ev->type = LS_EV_RESPONSE;
+    return ev;
+}
+
+static ls_event *take_reply(ls_session *s, ls_event **slot, uint64_t request_id)
+{
+    ls_event *ev = *slot;
+    *slot = NULL;
+    if (!ev) return NULL;
+    ev->change_seq = s->applying_seq;
+    ev->change_fp = s->applying_fp;
+    ev->request_id = request_id;
+    return ev;
+}
+
+/* The answer's body could not be copied: it fails, saying why. */
+static void reply_out_of_memory(ls_event *ev)
+{
+    ev->success = 0;
+    ev->value = NULL;
+    ev->text = "out of memory"; /* static: event_free frees only ev->doc */
+    ev->text_len = 13;
+}
+
+static void reply_value(ls_event *ev, const jv *v)
+{
+    event_value(ev, v);
+    if (v && !ev->value) reply_out_of_memory(ev);
+}
+
+static void reply_text(ls_event *ev, const char *text, size_t len)
+{
+    event_text(ev, text, len);
+    if (text && !ev->text) reply_out_of_memory(ev);
+}
+
+/* The answer to a request the engine makes itself, from a Layer error JSON text. */
+static void reply_error_json(ls_event *ev, const char *error_json, size_t len)
+{
+    jv_doc *d = jv_parse(error_json, len, NULL, NULL);
+    if (d) reply_value(ev, jv_root(d));
+    else reply_out_of_memory(ev);
+    jv_doc_free(d);
+}
+
 ls_event *ls_next_event(ls_session *s)
 {
     ls_event *ev = s->events;
@@ -368,9 +420,11 @@ static rest_req *rest_new(ls_session *s, http_kind kind, const char *method, con
     r->authenticated = authenticated;
     r->retry_at = -1;
     r->deadline = -1;
-    if (!r->path || (body && !r->body)) {
+    if (kind == HTTP_APP) r->reply = reply_new();
+    if (!r->path || (body && !r->body) || (kind == HTTP_APP && !r->reply)) {
         free(r->path);
         free(r->body);
+        free(r->reply);
         free(r);
         return NULL;
     }
@@ -391,6 +445,7 @@ static void rest_free(ls_session *s, rest_req *r)
     free(r->path);
     free(r->body);
     free(r->headers);
+    ls_event_free(s, r->reply);
     free(r);
 }
 
@@ -535,14 +590,11 @@ static void drop_socket(ls_session *s, int64_t now, const char *reason)
 /* Resolve an app request now, with an error of our own (status, Layer error JSON). */
 static void fail_rest(ls_session *s, rest_req *r, int status, const char *error_json)
 {
-    ls_event *ev = event_new(s, LS_EV_RESPONSE);
+    ls_event *ev = take_reply(s, &r->reply, r->id);
     if (ev) {
-        jv_doc *d = jv_parse(error_json, strlen(error_json), NULL, NULL);
-        ev->request_id = r->id;
         ev->success = 0;
         ev->http_status = status;
-        if (d) event_value(ev, jv_root(d));
-        jv_doc_free(d);
+        reply_error_json(ev, error_json, strlen(error_json));
         event_push(s, ev);
     }
     rest_free(s, r);
@@ -605,6 +657,10 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
     if (s->closed) return 0;
     r = calloc(1, sizeof *r);
     if (!r) return 0;
+    if (kind == REQ_APP && !(r->reply = reply_new())) {
+        free(r);
+        return 0;
+    }
     r->id = ++s->next_id;
     r->kind = kind;
     r->deadline = now + s->cfg.request_timeout_ms;
@@ -625,6 +681,7 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
     jbuf_puts(&b, "}}");
     if (b.oom) {
         jbuf_free(&b);
+        free(r->reply);
         free(r);
         return 0;
     }
@@ -660,6 +717,7 @@ static ws_req *take_ws_req(ls_session *s, uint64_t id)
 static void ws_req_free(ws_req *r)
 {
     free(r->frame);
+    ls_event_free(NULL, r->reply); /* never pinned: no session needed */
     free(r);
 }
 
@@ -1198,18 +1256,17 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
         ws_req_free(r);
         return;
     }
-    ev = event_new(s, LS_EV_RESPONSE);
+    ev = take_reply(s, &r->reply, r->id);
     if (ev) {
         const jv *eid = p->error ? jv_get(p->error, "id") : NULL;
-        ev->request_id = r->id;
         ev->success = p->success;
         /* A create that already happened (a resend) succeeded: seed 004. */
         if (!p->success && eid && eid->type == JV_STRING && eid->len == 9 && !memcmp(eid->u.s, "id_in_use", 9) &&
             jv_get(p->error, "data")) {
             ev->success = 1;
-            event_value(ev, jv_get(p->error, "data"));
+            reply_value(ev, jv_get(p->error, "data"));
         } else {
-            event_value(ev, p->success ? p->data : p->error);
+            reply_value(ev, p->success ? p->data : p->error);
         }
         event_push(s, ev);
     }
@@ -1452,28 +1509,25 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         }
         break;
     case HTTP_APP: {
-        ls_event *ev = event_new(s, LS_EV_RESPONSE);
+        ls_event *ev = take_reply(s, &r->reply, r->id);
         if (ev) {
-            ev->request_id = r->id;
             ev->http_status = status;
             ev->number = (double)layer_count;
             ev->success = status >= 200 && status < 300;
             if (status == 0) {
-                event_text(ev, body ? body : "transport error", body ? body_len : 15);
+                reply_text(ev, body ? body : "transport error", body ? body_len : 15);
             } else if (r->raw && ev->success) {
-                event_text(ev, body ? body : "", body ? body_len : 0);
+                reply_text(ev, body ? body : "", body ? body_len : 0);
             } else if (!root && body_len && ev->success) {
                 /* a 2xx that is not JSON is not a Layer answer */
                 static const char not_json[] =
                     "{\"id\":\"invalid_response\",\"code\":0,\"message\":\"the server answered with a body that is not JSON\"}";
-                jv_doc *e = jv_parse(not_json, sizeof not_json - 1, NULL, NULL);
                 ev->success = 0;
-                if (e) event_value(ev, jv_root(e));
-                jv_doc_free(e);
+                reply_error_json(ev, not_json, sizeof not_json - 1);
             } else if (root) {
-                event_value(ev, root);
+                reply_value(ev, root);
             } else if (body_len && !ev->success) {
-                event_text(ev, body, body_len);
+                reply_text(ev, body, body_len);
             }
             event_push(s, ev);
         }
@@ -1500,16 +1554,13 @@ void ls_tick(ls_session *s, int64_t now)
         }
         *pp = r->next;
         if (r->kind == REQ_APP) {
-            ls_event *ev = event_new(s, LS_EV_RESPONSE);
+            ls_event *ev = take_reply(s, &r->reply, r->id);
             if (ev) {
                 static const char timeout_error[] =
                     "{\"id\":\"request_timeout\",\"code\":8,\"message\":\"no response in time\"}";
-                jv_doc *d = jv_parse(timeout_error, sizeof timeout_error - 1, NULL, NULL);
-                ev->request_id = r->id;
                 ev->success = 0;
                 ev->http_status = 408;
-                if (d) event_value(ev, jv_root(d));
-                jv_doc_free(d);
+                reply_error_json(ev, timeout_error, sizeof timeout_error - 1);
                 event_push(s, ev);
             }
         } else if (r->kind == REQ_REPLAY) {
