@@ -7,18 +7,17 @@
  * it feeds frames and HTTP responses and takes what should be sent, with a
  * clock it sets itself; tests and cosocket transports use that mode.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c99 */
 #include "bindings.h"
 #include "lclient.h"
 #include "lconv.h"
 #include "lobject.h"
+#include "loop.h"
 #include "scratch.h"
 #include "session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define CLIENT_MT "layer.client_core"
 
@@ -30,14 +29,7 @@ typedef struct {
     uint64_t last_seq, last_fp; /* the change behind the last event handed out */
 } lclient;
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_of(const lclient *c) { return c->manual_now >= 0 ? c->manual_now : monotonic_ms(); }
+static int64_t now_of(const lclient *c) { return c->manual_now >= 0 ? c->manual_now : lt_now_ms(); }
 
 static lclient *check_client(lua_State *L)
 {
