@@ -1260,7 +1260,7 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
     if (ev) {
         const jv *eid = p->error ? jv_get(p->error, "id") : NULL;
         ev->success = p->success;
-        /* A create that already happened (a resend) succeeded: seed 004. */
+        /* A create that already happened (a resend) succeeded. */
         if (!p->success && eid && eid->type == JV_STRING && eid->len == 9 && !memcmp(eid->u.s, "id_in_use", 9) &&
             jv_get(p->error, "data")) {
             ev->success = 1;
