@@ -1399,6 +1399,125 @@ static const jv *error_object(jv_doc *d) { return d && jv_root(d)->type == JV_OB
 
 static int retryable_status(int status) { return status == 0 || status == 408 || status == 502 || status == 503 || status == 504; }
 
+/* An HTTP answer, as the per-kind handlers below read it. */
+typedef struct {
+    int status;       /* 0: the transport failed */
+    jv_doc *doc;      /* the parsed body, or NULL */
+    const jv *root;   /* its root, or NULL */
+    const char *body; /* the raw body */
+    size_t body_len;
+    int64_t layer_count; /* the Layer-Count header, -1 when absent */
+} http_answer;
+
+static int answer_ok(const http_answer *a) { return a->status >= 200 && a->status < 300; }
+
+static void answer_nonce(ls_session *s, int64_t now, const http_answer *a)
+{
+    const jv *nonce = a->root ? jv_get(a->root, "nonce") : NULL;
+    if (answer_ok(a) && nonce && nonce->type == JV_STRING) {
+        ls_event *ev = event_new(s, LS_EV_CHALLENGE);
+        s->auth = AUTH_CHALLENGED;
+        event_text(ev, nonce->u.s, nonce->len);
+        event_push(s, ev);
+    } else {
+        s->auth = AUTH_NONE;
+        if (a->status == 0) {
+            login_unreachable(s, now, "POST /nonces", a->body, a->body_len);
+        } else {
+            emit_error(s, error_object(a->doc), "POST /nonces failed with status %d", a->status);
+            schedule_reconnect(s, now, "authentication failed");
+        }
+    }
+}
+
+static void answer_session(ls_session *s, int64_t now, const http_answer *a)
+{
+    const jv *token = a->root ? jv_get(a->root, "session_token") : NULL;
+    if (answer_ok(a) && token && token->type == JV_STRING) {
+        free(s->token);
+        s->token = dupn(token->u.s, token->len);
+        s->auth = AUTH_OK;
+        s->want_ws = 1;
+        s->reconnect_at = -1;
+        emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
+    } else {
+        s->auth = AUTH_NONE;
+        if (a->status == 0) {
+            login_unreachable(s, now, "POST /sessions", a->body, a->body_len);
+        } else {
+            emit_error(s, error_object(a->doc), "POST /sessions failed with status %d: the identity token was refused",
+                       a->status);
+            schedule_reconnect(s, now, "authentication failed");
+        }
+    }
+}
+
+static void answer_validate(ls_session *s, int64_t now, const http_answer *a)
+{
+    if (answer_ok(a)) s->want_ws = 1;
+    else if (a->status == 0) login_unreachable(s, now, "session validation", a->body, a->body_len);
+    else schedule_reconnect(s, now, "session validation failed");
+}
+
+static void answer_refetch(ls_session *s, int64_t now, const rest_req *r, const http_answer *a)
+{
+    if (a->status == 200 && a->root && a->root->type == JV_OBJECT) {
+        pkt fake;
+        const jv *obj_id = jv_get(a->root, "id");
+        memset(&fake, 0, sizeof fake);
+        if (obj_id && obj_id->type == JV_STRING) {
+            /* treat the fetched object as a create: the diff becomes an update event */
+            fake.type = PKT_CHANGE;
+            fake.change_op = CHG_CREATE;
+            fake.object_type = r->refetch_type;
+            fake.object_id = obj_id;
+            fake.data = a->root;
+            apply_change(s, now, &fake);
+        }
+    } else if (a->status == 404) {
+        emit_error(s, error_object(a->doc), "re-fetch of %s: not found", r->path);
+    }
+}
+
+static void answer_app(ls_session *s, rest_req *r, const http_answer *a)
+{
+    ls_event *ev = take_reply(s, &r->reply, r->id);
+    if (!ev) return;
+    ev->http_status = a->status;
+    ev->number = (double)a->layer_count;
+    ev->success = answer_ok(a);
+    if (a->status == 0) {
+        reply_text(ev, a->body ? a->body : "transport error", a->body ? a->body_len : 15);
+    } else if (r->raw && ev->success) {
+        reply_text(ev, a->body ? a->body : "", a->body ? a->body_len : 0);
+    } else if (!a->root && a->body_len && ev->success) {
+        /* a 2xx that is not JSON is not a Layer answer */
+        static const char not_json[] =
+            "{\"id\":\"invalid_response\",\"code\":0,\"message\":\"the server answered with a body that is not JSON\"}";
+        ev->success = 0;
+        reply_error_json(ev, not_json, sizeof not_json - 1);
+    } else if (a->root) {
+        reply_value(ev, a->root);
+    } else if (a->body_len && !ev->success) {
+        reply_text(ev, a->body, a->body_len);
+    }
+    event_push(s, ev);
+}
+
+/* How long a failed request waits before it goes again: doubling per attempt
+ * (at most MAX_RETRIES of them), or what a 429's Retry-After asks. */
+static int64_t request_retry_delay(const ls_session *s, const rest_req *r, int status, const char *retry_after)
+{
+    int64_t wait = s->cfg.backoff_base_ms;
+    int i;
+    for (i = 1; i < r->attempts; i++) wait *= 2;
+    if (status == 429 && retry_after) {
+        double secs = atof(retry_after);
+        if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
+    }
+    return wait;
+}
+
 void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after,
                       int64_t layer_count, const char *body, size_t body_len)
 {
@@ -1433,106 +1552,20 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
      * backoff, loudly (login_unreachable), not silently here */
     unreachable_login = status == 0 && (r->kind == HTTP_NONCE || r->kind == HTTP_SESSION || r->kind == HTTP_VALIDATE);
     if (!unreachable_login && (status == 429 || retryable_status(status)) && r->attempts < MAX_RETRIES && !s->closed) {
-        int64_t wait = s->cfg.backoff_base_ms;
-        int i;
-        for (i = 1; i < r->attempts; i++) wait *= 2;
-        if (status == 429 && retry_after) {
-            double secs = atof(retry_after);
-            if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
-        }
-        r->retry_at = now + wait;
+        r->retry_at = now + request_retry_delay(s, r, status, retry_after);
         jv_doc_free(d);
         return;
     }
     if (r->authenticated && status >= 200 && status < 300) s->reauths = 0; /* the session works */
-    switch (r->kind) {
-    case HTTP_NONCE: {
-        const jv *nonce = root ? jv_get(root, "nonce") : NULL;
-        if (status >= 200 && status < 300 && nonce && nonce->type == JV_STRING) {
-            ls_event *ev = event_new(s, LS_EV_CHALLENGE);
-            s->auth = AUTH_CHALLENGED;
-            event_text(ev, nonce->u.s, nonce->len);
-            event_push(s, ev);
-        } else {
-            s->auth = AUTH_NONE;
-            if (status == 0) {
-                login_unreachable(s, now, "POST /nonces", body, body_len);
-            } else {
-                emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
-                schedule_reconnect(s, now, "authentication failed");
-            }
+    {
+        const http_answer a = {status, d, root, body, body_len, layer_count};
+        switch (r->kind) {
+        case HTTP_NONCE: answer_nonce(s, now, &a); break;
+        case HTTP_SESSION: answer_session(s, now, &a); break;
+        case HTTP_VALIDATE: answer_validate(s, now, &a); break;
+        case HTTP_REFETCH: answer_refetch(s, now, r, &a); break;
+        case HTTP_APP: answer_app(s, r, &a); break;
         }
-        break;
-    }
-    case HTTP_SESSION: {
-        const jv *token = root ? jv_get(root, "session_token") : NULL;
-        if (status >= 200 && status < 300 && token && token->type == JV_STRING) {
-            free(s->token);
-            s->token = dupn(token->u.s, token->len);
-            s->auth = AUTH_OK;
-            s->want_ws = 1;
-            s->reconnect_at = -1;
-            emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
-        } else {
-            s->auth = AUTH_NONE;
-            if (status == 0) {
-                login_unreachable(s, now, "POST /sessions", body, body_len);
-            } else {
-                emit_error(s, error_object(d), "POST /sessions failed with status %d: the identity token was refused",
-                           status);
-                schedule_reconnect(s, now, "authentication failed");
-            }
-        }
-        break;
-    }
-    case HTTP_VALIDATE:
-        if (status >= 200 && status < 300) s->want_ws = 1;
-        else if (status == 0) login_unreachable(s, now, "session validation", body, body_len);
-        else schedule_reconnect(s, now, "session validation failed");
-        break;
-    case HTTP_REFETCH:
-        if (status == 200 && root && root->type == JV_OBJECT) {
-            pkt fake;
-            const jv *obj_id = jv_get(root, "id");
-            memset(&fake, 0, sizeof fake);
-            if (obj_id && obj_id->type == JV_STRING) {
-                /* treat the fetched object as a create: the diff becomes an update event */
-                fake.type = PKT_CHANGE;
-                fake.change_op = CHG_CREATE;
-                fake.object_type = r->refetch_type;
-                fake.object_id = obj_id;
-                fake.data = root;
-                apply_change(s, now, &fake);
-            }
-        } else if (status == 404) {
-            emit_error(s, error_object(d), "re-fetch of %s: not found", r->path);
-        }
-        break;
-    case HTTP_APP: {
-        ls_event *ev = take_reply(s, &r->reply, r->id);
-        if (ev) {
-            ev->http_status = status;
-            ev->number = (double)layer_count;
-            ev->success = status >= 200 && status < 300;
-            if (status == 0) {
-                reply_text(ev, body ? body : "transport error", body ? body_len : 15);
-            } else if (r->raw && ev->success) {
-                reply_text(ev, body ? body : "", body ? body_len : 0);
-            } else if (!root && body_len && ev->success) {
-                /* a 2xx that is not JSON is not a Layer answer */
-                static const char not_json[] =
-                    "{\"id\":\"invalid_response\",\"code\":0,\"message\":\"the server answered with a body that is not JSON\"}";
-                ev->success = 0;
-                reply_error_json(ev, not_json, sizeof not_json - 1);
-            } else if (root) {
-                reply_value(ev, root);
-            } else if (body_len && !ev->success) {
-                reply_text(ev, body, body_len);
-            }
-            event_push(s, ev);
-        }
-        break;
-    }
     }
     jv_doc_free(d);
     rest_free(s, r);
