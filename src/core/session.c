@@ -6,6 +6,7 @@
  * until the driver takes them.
  */
 #include "session.h"
+#include "strcopy.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,16 +139,6 @@ struct ls_session {
 
 /* ===== small utilities ===== */
 
-static char *dupn(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *dup0(const char *s) { return s ? dupn(s, strlen(s)) : NULL; }
 
 static uint64_t rng_next(ls_session *s)
 {
@@ -324,7 +315,7 @@ size_t ls_pending_events(const ls_session *s) { return s->n_events; }
 static void queue_frame(ls_session *s, const char *text, size_t len, int64_t now)
 {
     frame_out *f = calloc(1, sizeof *f);
-    if (!f || !(f->text = dupn(text, len))) {
+    if (!f || !(f->text = str_dupn(text, len))) {
         free(f);
         return;
     }
@@ -353,12 +344,12 @@ static void queue_http(ls_session *s, rest_req *r)
     if (!h) return;
     h->id = r->id;
     h->method = r->method;
-    h->path = dup0(r->path);
-    if (r->body) h->body = dupn(r->body, r->body_len);
+    h->path = str_dup0(r->path);
+    if (r->body) h->body = str_dupn(r->body, r->body_len);
     h->body_len = r->body_len;
     h->content_type = r->content_type;
     h->authenticated = r->authenticated;
-    if (r->headers) h->headers = dup0(r->headers);
+    if (r->headers) h->headers = str_dup0(r->headers);
     if (!h->path || (r->body && !h->body) || (r->headers && !h->headers)) {
         ls_http_request_free(h);
         return;
@@ -413,8 +404,8 @@ static rest_req *rest_new(ls_session *s, http_kind kind, const char *method, con
     r->id = ++s->next_id;
     r->kind = kind;
     r->method = method;
-    r->path = dup0(path);
-    if (body) r->body = dupn(body, body_len);
+    r->path = str_dup0(path);
+    if (body) r->body = str_dupn(body, body_len);
     r->body_len = body_len;
     r->content_type = content_type;
     r->authenticated = authenticated;
@@ -475,7 +466,7 @@ void ls_start(ls_session *s, int64_t now, const char *session_token)
     s->closed = 0;
     if (session_token && *session_token) {
         free(s->token);
-        s->token = dup0(session_token);
+        s->token = str_dup0(session_token);
         s->auth = AUTH_OK;
         s->want_ws = 1;
         emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
@@ -491,7 +482,7 @@ void ls_answer_challenge(ls_session *s, int64_t now, const char *identity_token,
     if (s->closed) return;
     if (app_id) {
         free(s->app_id);
-        s->app_id = dup0(app_id);
+        s->app_id = str_dup0(app_id);
     }
     jbuf_init(&b);
     jbuf_puts(&b, "{\"identity_token\":");
@@ -526,7 +517,7 @@ uint64_t ls_http(ls_session *s, int64_t now, const ls_http_spec *spec)
                  spec->authenticated);
     if (!r) return 0;
     r->raw = spec->raw;
-    if (spec->headers && !(r->headers = dup0(spec->headers))) {
+    if (spec->headers && !(r->headers = str_dup0(spec->headers))) {
         rest_free(s, r);
         return 0;
     }
@@ -640,7 +631,7 @@ static void begin_reauth(ls_session *s, int64_t now, const char *nonce, size_t n
     /* the first re-login is immediate (a session that simply expired); then it backs off */
     if (s->reauths > 1) delay = next_backoff(s);
     free(s->reauth_nonce);
-    s->reauth_nonce = nonce ? dupn(nonce, nonce_len) : NULL;
+    s->reauth_nonce = nonce ? str_dupn(nonce, nonce_len) : NULL;
     s->auth = AUTH_CHALLENGED; /* nothing authenticated goes out meanwhile */
     s->reauth_at = now + delay;
     if (!delay) start_reauth(s, now);
@@ -1060,8 +1051,8 @@ static void typing_signal(ls_session *s, int64_t now, const pkt *p)
     if (!t) {
         t = calloc(1, sizeof *t);
         if (!t) return;
-        t->conversation = dup0(p->object_id->u.s);
-        t->identity = dup0(sender_id->u.s);
+        t->conversation = str_dup0(p->object_id->u.s);
+        t->identity = str_dup0(sender_id->u.s);
         if (!t->conversation || !t->identity) {
             typist_free(t);
             return;
@@ -1435,7 +1426,7 @@ static void answer_session(ls_session *s, int64_t now, const http_answer *a)
     const jv *token = a->root ? jv_get(a->root, "session_token") : NULL;
     if (answer_ok(a) && token && token->type == JV_STRING) {
         free(s->token);
-        s->token = dupn(token->u.s, token->len);
+        s->token = str_dupn(token->u.s, token->len);
         s->auth = AUTH_OK;
         s->want_ws = 1;
         s->reconnect_at = -1;

@@ -25,6 +25,7 @@
 
 #include "proxy.h"
 #include "resolve.h"
+#include "strcopy.h"
 
 #define WS_DEFAULT_MAX_MSG ((size_t)1 << 20)
 #define WS_DEFAULT_CONNECT_MS 15000
@@ -776,16 +777,6 @@ static wsvc *get_svc(lt_loop *L)
 
 /* ---- URL parsing --------------------------------------------------------- */
 
-static char *dupn(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static int parse_url(lt_ws *ws, const char *url)
 {
     const char *p;
@@ -826,7 +817,7 @@ static int parse_url(lt_ws *ws, const char *url)
     }
     if (*q && *q != '/' && *q != '?')
         return -1;
-    ws->host = dupn(hs, (size_t)(he - hs));
+    ws->host = str_dupn(hs, (size_t)(he - hs));
     size_t plen = strcspn(q, "#");
     if (*q == '?') { /* "ws://h?x" means path "/?x" */
         ws->path = malloc(plen + 2);
@@ -836,7 +827,7 @@ static int parse_url(lt_ws *ws, const char *url)
             ws->path[plen + 1] = 0;
         }
     } else {
-        ws->path = plen ? dupn(q, plen) : strdup("/");
+        ws->path = plen ? str_dupn(q, plen) : strdup("/");
     }
     char hh[300];
     int v6 = *p == '[';
@@ -854,7 +845,7 @@ static char *opt_dup(const char *s, int *oom)
 {
     if (!s)
         return NULL;
-    char *d = strdup(s);
+    char *d = str_dup0(s);
     if (!d)
         *oom = 1;
     return d;
