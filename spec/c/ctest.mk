@@ -1,14 +1,17 @@
-# spec/c/ctest.mk - C tests of the transport layer (loop, http, ws), included by the top Makefile.
+# spec/c/ctest.mk - C tests of the core (the transport: loop, http, ws; the session under
+# allocation failure), included by the top Makefile.
 #
 #   make ctest            build and run every spec/c/test_*.c, printing TAP
 #   make ctest-valgrind   the same under valgrind (leaks and errors fail the run)
 
 CTEST_SRC = $(wildcard spec/c/test_*.c)
 CTEST_BIN = $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CTEST_SRC))
-CTEST_CORE = src/core/loop.c src/core/http.c src/core/ws.c src/core/proxy.c src/core/resolve.c
-CTEST_PKGS = libcurl libwebsockets
+# The whole core, from the Makefile's one list (the session tests need more
+# than the transport).
+CTEST_CORE = $(CORE_SRC)
+CTEST_PKGS = libcurl libwebsockets sqlite3
 CTEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CTEST_PKGS))
-CTEST_LIBS = $(shell $(PKG_CONFIG) --libs $(CTEST_PKGS)) -lpthread
+CTEST_LIBS = $(shell $(PKG_CONFIG) --libs $(CTEST_PKGS)) -lm -lpthread
 VALGRIND ?= valgrind
 CTEST_VALGRIND = $(VALGRIND) -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
     --num-callers=60 --suppressions=spec/c/valgrind.supp

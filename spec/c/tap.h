@@ -33,7 +33,7 @@ static int tap_done(void)
     return tap_failed ? 1 : 0;
 }
 
-static double tap_now(void)
+static inline double tap_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -41,14 +41,14 @@ static double tap_now(void)
 }
 
 /* Time budgets stretch under valgrind (LT_TEST_SLOW=1), which is ~20x slower. */
-static double tap_slow(void)
+static inline double tap_slow(void)
 {
     const char *v = getenv("LT_TEST_SLOW");
     return v && *v ? 10.0 : 1.0;
 }
 
 /* Every test binary kills itself if it hangs (slower under valgrind). */
-static void tap_watchdog(unsigned secs)
+static inline void tap_watchdog(unsigned secs)
 {
     const char *v = getenv("LT_TEST_SLOW");
     alarm(v && *v ? secs * 4 : secs);

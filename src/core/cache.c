@@ -505,7 +505,7 @@ static size_t truncate_messages(lc_cache *c, const jv *conversation_id, double p
     return removed;
 }
 
-/* recipient_status.<id with dots and backslashes escaped> = "read" */
+/* recipient_status.<id, escaped by lp_escape_segment> = "read" */
 static size_t mark_read(lc_cache *c, const jv *conversation_id, double position, const jv *identity, char *err,
                         size_t err_len)
 {
@@ -514,14 +514,10 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
     jv_doc *ops_doc;
     jbuf path;
     size_t i, n, marked = 0;
-    uint32_t k;
     if (!iid || iid->type != JV_STRING || !x) return 0;
     jbuf_init(&path);
     jbuf_puts(&path, "recipient_status.");
-    for (k = 0; k < iid->len; k++) {
-        if (iid->u.s[k] == '.' || iid->u.s[k] == '\\') jbuf_putc(&path, '\\');
-        jbuf_putc(&path, iid->u.s[k]);
-    }
+    lp_escape_segment(&path, iid->u.s, iid->len);
     ops_doc = jv_doc_new(256);
     if (!ops_doc || path.oom) {
         jv_doc_free(ops_doc);

@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "loop.h"
+#include "strcopy.h"
 #include "ws.h"
 
 #include <errno.h>
@@ -37,17 +38,6 @@ struct ld_driver {
 };
 
 int64_t ld_now_ms(void) { return lt_now_ms(); }
-
-static char *dup0(const char *s)
-{
-    char *d;
-    size_t n;
-    if (!s) return NULL;
-    n = strlen(s);
-    if (!(d = malloc(n + 1))) return NULL;
-    memcpy(d, s, n + 1);
-    return d;
-}
 
 /* "http://h:p/base/" -> "http://h:p/base" ; ws base from http base */
 static char *trim_slash(char *s)
@@ -80,11 +70,11 @@ ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len)
         return NULL;
     }
     d->s = s;
-    d->base = trim_slash(dup0(o->url));
-    d->ws_base = o->websocket_url ? trim_slash(dup0(o->websocket_url)) : (d->base ? ws_from_http(d->base) : NULL);
-    d->ca_file = dup0(o->ca_file);
-    d->ca_path = dup0(o->ca_path);
-    d->proxy = dup0(o->proxy);
+    d->base = trim_slash(str_dup0(o->url));
+    d->ws_base = o->websocket_url ? trim_slash(str_dup0(o->websocket_url)) : (d->base ? ws_from_http(d->base) : NULL);
+    d->ca_file = str_dup0(o->ca_file);
+    d->ca_path = str_dup0(o->ca_path);
+    d->proxy = str_dup0(o->proxy);
     d->insecure = o->insecure;
     d->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 15000;
     d->request_timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 60000;
@@ -211,7 +201,7 @@ static void send_http(ld_driver *d, ls_http_request *r)
         snprintf(ctype, sizeof ctype, "Content-Type: %s", r->content_type);
         headers[nh++] = ctype;
     }
-    if (r->headers && (extra = dup0(r->headers)) != NULL) {
+    if (r->headers && (extra = str_dup0(r->headers)) != NULL) {
         char *line = extra, *nl;
         while (line && *line && nh < sizeof headers / sizeof headers[0]) {
             nl = strchr(line, '\n');

@@ -35,7 +35,7 @@ typedef struct hreq {
 } hreq;
 
 typedef struct {
-    lt_loop *L;
+    lt_loop *loop;
     int slot;
     CURLM *multi;
     int64_t deadline; /* curl's timer, -1 = none */
@@ -59,12 +59,12 @@ static void hreq_free(hreq *r)
     free(r);
 }
 
-static void unlink_req(hsvc *S, hreq *r)
+static void unlink_req(hsvc *svc, hreq *r)
 {
     if (r->prev)
         r->prev->next = r->next;
     else
-        S->head = r->next;
+        svc->head = r->next;
     if (r->next)
         r->next->prev = r->prev;
     r->prev = r->next = NULL;
@@ -74,20 +74,20 @@ static void unlink_req(hsvc *S, hreq *r)
 
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    hsvc *S = userp;
+    hsvc *svc = userp;
     uint32_t ev = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         ev |= EPOLLIN;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         ev |= EPOLLOUT;
-    lt_loop_watch(S->L, S->slot, s, what == CURL_POLL_REMOVE ? 0 : ev);
+    lt_loop_watch(svc->loop, svc->slot, s, what == CURL_POLL_REMOVE ? 0 : ev);
     return 0;
 }
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
-    hsvc *S = userp;
-    S->deadline = timeout_ms < 0 ? -1 : lt_now_ms() + timeout_ms;
+    hsvc *svc = userp;
+    svc->deadline = timeout_ms < 0 ? -1 : lt_now_ms() + timeout_ms;
     return 0;
 }
 
@@ -167,7 +167,7 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
 
 static void svc_on_fd(void *ud, int fd, uint32_t ev)
 {
-    hsvc *S = ud;
+    hsvc *svc = ud;
     int flags = 0, running;
     if (ev & EPOLLIN)
         flags |= CURL_CSELECT_IN;
@@ -175,7 +175,7 @@ static void svc_on_fd(void *ud, int fd, uint32_t ev)
         flags |= CURL_CSELECT_OUT;
     if (ev & (EPOLLERR | EPOLLHUP))
         flags |= CURL_CSELECT_ERR;
-    curl_multi_socket_action(S->multi, fd, flags, &running);
+    curl_multi_socket_action(svc->multi, fd, flags, &running);
 }
 
 static lt_http_err map_error(const hreq *r)
@@ -233,7 +233,7 @@ const char *lt_http_strerror(lt_http_err e)
     }
 }
 
-static void report(hsvc *S, hreq *r)
+static void report(hsvc *svc, hreq *r)
 {
     lt_http_resp resp;
     memset(&resp, 0, sizeof resp);
@@ -261,16 +261,16 @@ static void report(hsvc *S, hreq *r)
 
 static void svc_run(void *ud)
 {
-    hsvc *S = ud;
+    hsvc *svc = ud;
     int running, q;
-    if (S->deadline >= 0 && lt_now_ms() >= S->deadline) {
-        S->deadline = -1;
-        curl_multi_socket_action(S->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (svc->deadline >= 0 && lt_now_ms() >= svc->deadline) {
+        svc->deadline = -1;
+        curl_multi_socket_action(svc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     /* Drain completions first: callbacks may add or remove handles. */
     hreq *done = NULL, **tail = &done;
     CURLMsg *m;
-    while ((m = curl_multi_info_read(S->multi, &q))) {
+    while ((m = curl_multi_info_read(svc->multi, &q))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         hreq *r = NULL;
@@ -282,13 +282,13 @@ static void svc_run(void *ud)
         tail = &r->done_next;
     }
     for (hreq *r = done; r; r = r->done_next)
-        curl_multi_remove_handle(S->multi, r->easy);
-    while (done && !lt_loop_closing(S->L)) {
+        curl_multi_remove_handle(svc->multi, r->easy);
+    while (done && !lt_loop_closing(svc->loop)) {
         hreq *r = done;
         done = r->done_next;
-        unlink_req(S, r);
+        unlink_req(svc, r);
         if (!r->cancelled)
-            report(S, r);
+            report(svc, r);
         hreq_free(r);
     }
     /* If the loop is being freed, leftovers stay listed and svc_destroy frees them. */
@@ -296,59 +296,59 @@ static void svc_run(void *ud)
 
 static int svc_timeout(void *ud)
 {
-    hsvc *S = ud;
-    if (S->deadline < 0)
+    hsvc *svc = ud;
+    if (svc->deadline < 0)
         return -1;
-    int64_t d = S->deadline - lt_now_ms();
+    int64_t d = svc->deadline - lt_now_ms();
     return d <= 0 ? 0 : d > 0x7fffffff ? 0x7fffffff : (int)d;
 }
 
 static void svc_destroy(void *ud)
 {
-    hsvc *S = ud;
-    while (S->head) {
-        hreq *r = S->head;
-        unlink_req(S, r);
+    hsvc *svc = ud;
+    while (svc->head) {
+        hreq *r = svc->head;
+        unlink_req(svc, r);
         if (!r->done)
-            curl_multi_remove_handle(S->multi, r->easy);
+            curl_multi_remove_handle(svc->multi, r->easy);
         hreq_free(r);
     }
-    curl_multi_cleanup(S->multi); /* may still call sock_cb: the epoll fd is open */
-    free(S);
+    curl_multi_cleanup(svc->multi); /* may still call sock_cb: the epoll fd is open */
+    free(svc);
 }
 
 static const lt_service_vt http_vt = {svc_on_fd, svc_run, svc_timeout, svc_destroy};
 
-static hsvc *get_svc(lt_loop *L)
+static hsvc *get_svc(lt_loop *loop)
 {
-    hsvc *S = lt_loop_service(L, &http_vt);
-    if (S)
-        return S;
+    hsvc *svc = lt_loop_service(loop, &http_vt);
+    if (svc)
+        return svc;
     pthread_once(&curl_once, curl_init_once);
     if (curl_init_rc != CURLE_OK)
         return NULL;
-    S = calloc(1, sizeof *S);
-    if (!S)
+    svc = calloc(1, sizeof *svc);
+    if (!svc)
         return NULL;
-    S->L = L;
-    S->deadline = -1;
-    S->next_id = 1;
-    S->multi = curl_multi_init();
-    if (!S->multi) {
-        free(S);
-        return NULL;
-    }
-    curl_multi_setopt(S->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(S->multi, CURLMOPT_SOCKETDATA, S);
-    curl_multi_setopt(S->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(S->multi, CURLMOPT_TIMERDATA, S);
-    S->slot = lt_loop_add_service(L, &http_vt, S);
-    if (S->slot < 0) {
-        curl_multi_cleanup(S->multi);
-        free(S);
+    svc->loop = loop;
+    svc->deadline = -1;
+    svc->next_id = 1;
+    svc->multi = curl_multi_init();
+    if (!svc->multi) {
+        free(svc);
         return NULL;
     }
-    return S;
+    curl_multi_setopt(svc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(svc->multi, CURLMOPT_SOCKETDATA, svc);
+    curl_multi_setopt(svc->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(svc->multi, CURLMOPT_TIMERDATA, svc);
+    svc->slot = lt_loop_add_service(loop, &http_vt, svc);
+    if (svc->slot < 0) {
+        curl_multi_cleanup(svc->multi);
+        free(svc);
+        return NULL;
+    }
+    return svc;
 }
 
 /* ---- public ------------------------------------------------------------- */
@@ -421,12 +421,12 @@ static int setup(hreq *r, const lt_http_req *q)
     return ok ? 0 : -1;
 }
 
-uint64_t lt_http_request(lt_loop *L, const lt_http_req *q, lt_http_cb cb, void *ud)
+uint64_t lt_http_request(lt_loop *loop, const lt_http_req *q, lt_http_cb cb, void *ud)
 {
-    if (!L || !q || !q->url || !cb || lt_loop_closing(L))
+    if (!loop || !q || !q->url || !cb || lt_loop_closing(loop))
         return 0;
-    hsvc *S = get_svc(L);
-    if (!S)
+    hsvc *svc = get_svc(loop);
+    if (!svc)
         return 0;
     hreq *r = calloc(1, sizeof *r);
     if (!r)
@@ -435,24 +435,24 @@ uint64_t lt_http_request(lt_loop *L, const lt_http_req *q, lt_http_cb cb, void *
     r->ud = ud;
     r->max = q->max_body ? q->max_body : HTTP_DEFAULT_MAX_BODY;
     r->easy = curl_easy_init();
-    if (!r->easy || setup(r, q) < 0 || curl_multi_add_handle(S->multi, r->easy) != CURLM_OK) {
+    if (!r->easy || setup(r, q) < 0 || curl_multi_add_handle(svc->multi, r->easy) != CURLM_OK) {
         hreq_free(r);
         return 0;
     }
-    r->id = S->next_id++;
-    r->next = S->head;
-    if (S->head)
-        S->head->prev = r;
-    S->head = r;
+    r->id = svc->next_id++;
+    r->next = svc->head;
+    if (svc->head)
+        svc->head->prev = r;
+    svc->head = r;
     return r->id;
 }
 
-int lt_http_cancel(lt_loop *L, uint64_t id)
+int lt_http_cancel(lt_loop *loop, uint64_t id)
 {
-    hsvc *S = lt_loop_service(L, &http_vt);
-    if (!S || !id)
+    hsvc *svc = lt_loop_service(loop, &http_vt);
+    if (!svc || !id)
         return 0;
-    for (hreq *r = S->head; r; r = r->next) {
+    for (hreq *r = svc->head; r; r = r->next) {
         if (r->id != id)
             continue;
         if (r->cancelled)
@@ -461,20 +461,20 @@ int lt_http_cancel(lt_loop *L, uint64_t id)
             r->cancelled = 1;
             return 1;
         }
-        curl_multi_remove_handle(S->multi, r->easy);
-        unlink_req(S, r);
+        curl_multi_remove_handle(svc->multi, r->easy);
+        unlink_req(svc, r);
         hreq_free(r);
         return 1;
     }
     return 0;
 }
 
-size_t lt_http_active(lt_loop *L)
+size_t lt_http_active(lt_loop *loop)
 {
-    hsvc *S = lt_loop_service(L, &http_vt);
+    hsvc *svc = lt_loop_service(loop, &http_vt);
     size_t n = 0;
-    if (S)
-        for (hreq *r = S->head; r; r = r->next)
+    if (svc)
+        for (hreq *r = svc->head; r; r = r->next)
             n += !r->cancelled;
     return n;
 }

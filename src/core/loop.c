@@ -54,122 +54,122 @@ int64_t lt_now_ms(void)
 
 lt_loop *lt_loop_new(void)
 {
-    lt_loop *L = calloc(1, sizeof *L);
-    if (!L)
+    lt_loop *loop = calloc(1, sizeof *loop);
+    if (!loop)
         return NULL;
-    L->epfd = epoll_create1(EPOLL_CLOEXEC);
-    L->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (L->epfd < 0 || L->wakefd < 0)
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->epfd < 0 || loop->wakefd < 0)
         goto fail;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
-    ev.data.u64 = (uint64_t)LT_WAKE_SLOT << 32 | (uint32_t)L->wakefd;
-    if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, L->wakefd, &ev) < 0)
+    ev.data.u64 = (uint64_t)LT_WAKE_SLOT << 32 | (uint32_t)loop->wakefd;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
         goto fail;
-    L->next_timer_id = 1;
-    return L;
+    loop->next_timer_id = 1;
+    return loop;
 fail: {
     int e = errno;
-    if (L->epfd >= 0)
-        close(L->epfd);
-    if (L->wakefd >= 0)
-        close(L->wakefd);
-    free(L);
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    if (loop->wakefd >= 0)
+        close(loop->wakefd);
+    free(loop);
     errno = e;
     return NULL;
 }
 }
 
-static void loop_destroy(lt_loop *L)
+static void loop_destroy(lt_loop *loop)
 {
     /* Services go in reverse order of registration (ws may use timers). */
-    for (int i = L->nsvc - 1; i >= 0; i--)
-        if (L->svc[i].vt && L->svc[i].vt->destroy)
-            L->svc[i].vt->destroy(L->svc[i].ud);
-    close(L->wakefd);
-    close(L->epfd);
-    free(L->heap);
-    free(L);
+    for (int i = loop->nsvc - 1; i >= 0; i--)
+        if (loop->svc[i].vt && loop->svc[i].vt->destroy)
+            loop->svc[i].vt->destroy(loop->svc[i].ud);
+    close(loop->wakefd);
+    close(loop->epfd);
+    free(loop->heap);
+    free(loop);
 }
 
-void lt_loop_free(lt_loop *L)
+void lt_loop_free(lt_loop *loop)
 {
-    if (!L)
+    if (!loop)
         return;
-    if (L->depth) {
-        L->closing = 1;
+    if (loop->depth) {
+        loop->closing = 1;
         return;
     }
-    loop_destroy(L);
+    loop_destroy(loop);
 }
 
-int lt_loop_fd(lt_loop *L) { return L->epfd; }
-int lt_loop_in_step(lt_loop *L) { return L->depth > 0; }
-int lt_loop_closing(lt_loop *L) { return L->closing; }
+int lt_loop_fd(lt_loop *loop) { return loop->epfd; }
+int lt_loop_in_step(lt_loop *loop) { return loop->depth > 0; }
+int lt_loop_closing(lt_loop *loop) { return loop->closing; }
 
-int lt_loop_wake(lt_loop *L)
+int lt_loop_wake(lt_loop *loop)
 {
     uint64_t one = 1;
     /* EAGAIN means the counter is already huge: still readable, so fine. */
-    if (write(L->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+    if (write(loop->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
         return -1;
     return 0;
 }
 
-void lt_loop_set_log(lt_loop *L, lt_log_cb cb, void *ud)
+void lt_loop_set_log(lt_loop *loop, lt_log_cb cb, void *ud)
 {
-    L->log = cb;
-    L->log_ud = ud;
+    loop->log = cb;
+    loop->log_ud = ud;
 }
 
-void lt_loop_log(lt_loop *L, int level, const char *fmt, ...)
+void lt_loop_log(lt_loop *loop, int level, const char *fmt, ...)
 {
-    if (!L || !L->log)
+    if (!loop || !loop->log)
         return;
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    L->log(L->log_ud, level, buf);
+    loop->log(loop->log_ud, level, buf);
 }
 
 /* ---- services -------------------------------------------------------- */
 
-int lt_loop_add_service(lt_loop *L, const lt_service_vt *vt, void *ud)
+int lt_loop_add_service(lt_loop *loop, const lt_service_vt *vt, void *ud)
 {
-    if (L->nsvc >= LT_MAX_SERVICES)
+    if (loop->nsvc >= LT_MAX_SERVICES)
         return -1;
-    L->svc[L->nsvc].vt = vt;
-    L->svc[L->nsvc].ud = ud;
-    return L->nsvc++;
+    loop->svc[loop->nsvc].vt = vt;
+    loop->svc[loop->nsvc].ud = ud;
+    return loop->nsvc++;
 }
 
-void *lt_loop_service(lt_loop *L, const lt_service_vt *vt)
+void *lt_loop_service(lt_loop *loop, const lt_service_vt *vt)
 {
-    for (int i = 0; i < L->nsvc; i++)
-        if (L->svc[i].vt == vt)
-            return L->svc[i].ud;
+    for (int i = 0; i < loop->nsvc; i++)
+        if (loop->svc[i].vt == vt)
+            return loop->svc[i].ud;
     return NULL;
 }
 
-int lt_loop_watch(lt_loop *L, int slot, int fd, uint32_t events)
+int lt_loop_watch(lt_loop *loop, int slot, int fd, uint32_t events)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     if (!events) {
-        if (epoll_ctl(L->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF)
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF)
             return -1;
         return 0;
     }
     ev.events = events;
     ev.data.u64 = (uint64_t)(uint32_t)slot << 32 | (uint32_t)fd;
-    if (epoll_ctl(L->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
         return 0;
     if (errno != ENOENT)
         return -1;
-    return epoll_ctl(L->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 /* ---- timers: binary min-heap on (deadline, id) ------------------------ */
@@ -179,87 +179,87 @@ static int timer_less(const lt_timer *a, const lt_timer *b)
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->id < b->id);
 }
 
-static void heap_up(lt_loop *L, size_t i)
+static void heap_up(lt_loop *loop, size_t i)
 {
-    lt_timer t = L->heap[i];
+    lt_timer t = loop->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!timer_less(&t, &L->heap[p]))
+        if (!timer_less(&t, &loop->heap[p]))
             break;
-        L->heap[i] = L->heap[p];
+        loop->heap[i] = loop->heap[p];
         i = p;
     }
-    L->heap[i] = t;
+    loop->heap[i] = t;
 }
 
-static void heap_down(lt_loop *L, size_t i)
+static void heap_down(lt_loop *loop, size_t i)
 {
-    lt_timer t = L->heap[i];
+    lt_timer t = loop->heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= L->nheap)
+        if (c >= loop->nheap)
             break;
-        if (c + 1 < L->nheap && timer_less(&L->heap[c + 1], &L->heap[c]))
+        if (c + 1 < loop->nheap && timer_less(&loop->heap[c + 1], &loop->heap[c]))
             c++;
-        if (!timer_less(&L->heap[c], &t))
+        if (!timer_less(&loop->heap[c], &t))
             break;
-        L->heap[i] = L->heap[c];
+        loop->heap[i] = loop->heap[c];
         i = c;
     }
-    L->heap[i] = t;
+    loop->heap[i] = t;
 }
 
-static void heap_remove(lt_loop *L, size_t i)
+static void heap_remove(lt_loop *loop, size_t i)
 {
-    L->nheap--;
-    if (i == L->nheap)
+    loop->nheap--;
+    if (i == loop->nheap)
         return;
-    L->heap[i] = L->heap[L->nheap];
-    heap_up(L, i);
-    heap_down(L, i);
+    loop->heap[i] = loop->heap[loop->nheap];
+    heap_up(loop, i);
+    heap_down(loop, i);
 }
 
-uint64_t lt_timer_start(lt_loop *L, int64_t ms, lt_timer_cb cb, void *ud)
+uint64_t lt_timer_start(lt_loop *loop, int64_t ms, lt_timer_cb cb, void *ud)
 {
-    if (L->nheap == L->capheap) {
-        size_t cap = L->capheap ? L->capheap * 2 : 16;
-        lt_timer *h = realloc(L->heap, cap * sizeof *h);
+    if (loop->nheap == loop->capheap) {
+        size_t cap = loop->capheap ? loop->capheap * 2 : 16;
+        lt_timer *h = realloc(loop->heap, cap * sizeof *h);
         if (!h)
             return 0;
-        L->heap = h;
-        L->capheap = cap;
+        loop->heap = h;
+        loop->capheap = cap;
     }
     if (ms < 0)
         ms = 0;
-    lt_timer *t = &L->heap[L->nheap++];
+    lt_timer *t = &loop->heap[loop->nheap++];
     t->deadline = lt_now_ms() + ms;
-    t->id = L->next_timer_id++;
+    t->id = loop->next_timer_id++;
     t->cb = cb;
     t->ud = ud;
-    heap_up(L, L->nheap - 1);
+    heap_up(loop, loop->nheap - 1);
     return t->id;
 }
 
-int lt_timer_cancel(lt_loop *L, uint64_t id)
+int lt_timer_cancel(lt_loop *loop, uint64_t id)
 {
     if (!id)
         return 0;
-    for (size_t i = 0; i < L->nheap; i++)
-        if (L->heap[i].id == id) {
-            heap_remove(L, i);
+    for (size_t i = 0; i < loop->nheap; i++)
+        if (loop->heap[i].id == id) {
+            heap_remove(loop, i);
             return 1;
         }
     return 0;
 }
 
-static void run_timers(lt_loop *L)
+static void run_timers(lt_loop *loop)
 {
     int64_t now = lt_now_ms();
-    uint64_t last = L->next_timer_id; /* timers started by callbacks wait for the next step */
-    while (L->nheap && !L->closing && L->heap[0].deadline <= now && L->heap[0].id < last) {
-        lt_timer t = L->heap[0];
-        heap_remove(L, 0);
-        t.cb(L, t.ud);
+    uint64_t last = loop->next_timer_id; /* timers started by callbacks wait for the next step */
+    while (loop->nheap && !loop->closing && loop->heap[0].deadline <= now && loop->heap[0].id < last) {
+        lt_timer t = loop->heap[0];
+        heap_remove(loop, 0);
+        t.cb(loop, t.ud);
     }
 }
 
@@ -274,58 +274,58 @@ static int min_timeout(int a, int b)
     return a < b ? a : b;
 }
 
-int lt_loop_timeout_ms(lt_loop *L)
+int lt_loop_timeout_ms(lt_loop *loop)
 {
     int t = -1;
-    if (L->nheap) {
-        int64_t d = L->heap[0].deadline - lt_now_ms();
+    if (loop->nheap) {
+        int64_t d = loop->heap[0].deadline - lt_now_ms();
         t = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
     }
-    for (int i = 0; i < L->nsvc && t != 0; i++)
-        if (L->svc[i].vt->timeout_ms)
-            t = min_timeout(t, L->svc[i].vt->timeout_ms(L->svc[i].ud));
+    for (int i = 0; i < loop->nsvc && t != 0; i++)
+        if (loop->svc[i].vt->timeout_ms)
+            t = min_timeout(t, loop->svc[i].vt->timeout_ms(loop->svc[i].ud));
     return t;
 }
 
-int lt_loop_step(lt_loop *L, int timeout_ms)
+int lt_loop_step(lt_loop *loop, int timeout_ms)
 {
-    if (L->depth) {
+    if (loop->depth) {
         errno = EBUSY;
         return -1;
     }
-    int t = lt_loop_timeout_ms(L);
+    int t = lt_loop_timeout_ms(loop);
     if (timeout_ms < 0)
         timeout_ms = t;
     else
         timeout_ms = min_timeout(timeout_ms, t);
 
-    L->depth++;
+    loop->depth++;
     struct epoll_event evs[64];
-    int n = epoll_wait(L->epfd, evs, 64, timeout_ms);
+    int n = epoll_wait(loop->epfd, evs, 64, timeout_ms);
     if (n < 0) {
         if (errno != EINTR) {
-            L->depth--;
+            loop->depth--;
             return -1;
         }
         n = 0;
     }
-    for (int i = 0; i < n && !L->closing; i++) {
+    for (int i = 0; i < n && !loop->closing; i++) {
         uint32_t slot = (uint32_t)(evs[i].data.u64 >> 32);
         int fd = (int)(uint32_t)evs[i].data.u64;
         if (slot == LT_WAKE_SLOT) {
             uint64_t v;
-            while (read(L->wakefd, &v, sizeof v) > 0)
+            while (read(loop->wakefd, &v, sizeof v) > 0)
                 ;
-        } else if ((int)slot < L->nsvc && L->svc[slot].vt->on_fd) {
-            L->svc[slot].vt->on_fd(L->svc[slot].ud, fd, evs[i].events);
+        } else if ((int)slot < loop->nsvc && loop->svc[slot].vt->on_fd) {
+            loop->svc[slot].vt->on_fd(loop->svc[slot].ud, fd, evs[i].events);
         }
     }
-    for (int i = 0; i < L->nsvc && !L->closing; i++)
-        if (L->svc[i].vt->run)
-            L->svc[i].vt->run(L->svc[i].ud);
-    run_timers(L);
-    L->depth--;
-    if (L->closing)
-        loop_destroy(L);
+    for (int i = 0; i < loop->nsvc && !loop->closing; i++)
+        if (loop->svc[i].vt->run)
+            loop->svc[i].vt->run(loop->svc[i].ud);
+    run_timers(loop);
+    loop->depth--;
+    if (loop->closing)
+        loop_destroy(loop);
     return 0;
 }

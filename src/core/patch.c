@@ -278,6 +278,15 @@ static void split_free(split_path *sp)
     sp->buf = NULL;
 }
 
+void lp_escape_segment(jbuf *b, const char *segment, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        if (segment[i] == '.' || segment[i] == '\\') jbuf_putc(b, '\\');
+        jbuf_putc(b, segment[i]);
+    }
+}
+
 int lp_split_path(jv_doc *doc, const char *path, size_t len, jv *segments)
 {
     split_path sp;

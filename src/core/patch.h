@@ -75,5 +75,9 @@ void lp_result_free(lp_result *res);
  * allocated in doc (a JSON array of strings). Returns 0 on OOM. */
 int lp_split_path(jv_doc *doc, const char *path, size_t len, jv *segments);
 
+/* Append one path segment to b escaped so lp_split_path reads it back whole:
+ * a backslash before every '.' and every backslash (ids may hold both). */
+void lp_escape_segment(jbuf *b, const char *segment, size_t len);
+
 LAYER_END_DECLS
 #endif

@@ -6,6 +6,7 @@
  * until the driver takes them.
  */
 #include "session.h"
+#include "strcopy.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ typedef struct ws_req {
     size_t frame_len;
     int64_t deadline;
     int sent_on;       /* connection number it was last sent on */
+    struct ls_event *reply; /* REQ_APP: made with the request, see take_reply */
     struct ws_req *next;
 } ws_req;
 
@@ -49,6 +51,7 @@ typedef struct rest_req {
     int64_t deadline;  /* an app request resolves by then, sent or not; -1: not set yet */
     int in_flight;
     pkt_object_type refetch_type;
+    struct ls_event *reply; /* HTTP_APP: made with the request, see take_reply */
     struct rest_req *next;
 } rest_req;
 
@@ -136,16 +139,6 @@ struct ls_session {
 
 /* ===== small utilities ===== */
 
-static char *dupn(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *dup0(const char *s) { return s ? dupn(s, strlen(s)) : NULL; }
 
 static uint64_t rng_next(ls_session *s)
 {
@@ -245,6 +238,56 @@ static void emit_error(ls_session *s, const jv *error, const char *fmt, ...)
     event_push(s, ev);
 }
 
+/* A request's answer event is allocated when the request is made, so that
+ * running out of memory later cannot lose the answer a caller waits for. */
+static ls_event *reply_new(void)
+{
+    ls_event *ev = calloc(1, sizeof *ev);
+    if (ev) ev->type = LS_EV_RESPONSE;
+    return ev;
+}
+
+static ls_event *take_reply(ls_session *s, ls_event **slot, uint64_t request_id)
+{
+    ls_event *ev = *slot;
+    *slot = NULL;
+    if (!ev) return NULL;
+    ev->change_seq = s->applying_seq;
+    ev->change_fp = s->applying_fp;
+    ev->request_id = request_id;
+    return ev;
+}
+
+/* The answer's body could not be copied: it fails, saying why. */
+static void reply_out_of_memory(ls_event *ev)
+{
+    ev->success = 0;
+    ev->value = NULL;
+    ev->text = "out of memory"; /* static: event_free frees only ev->doc */
+    ev->text_len = 13;
+}
+
+static void reply_value(ls_event *ev, const jv *v)
+{
+    event_value(ev, v);
+    if (v && !ev->value) reply_out_of_memory(ev);
+}
+
+static void reply_text(ls_event *ev, const char *text, size_t len)
+{
+    event_text(ev, text, len);
+    if (text && !ev->text) reply_out_of_memory(ev);
+}
+
+/* The answer to a request the engine makes itself, from a Layer error JSON text. */
+static void reply_error_json(ls_event *ev, const char *error_json, size_t len)
+{
+    jv_doc *d = jv_parse(error_json, len, NULL, NULL);
+    if (d) reply_value(ev, jv_root(d));
+    else reply_out_of_memory(ev);
+    jv_doc_free(d);
+}
+
 ls_event *ls_next_event(ls_session *s)
 {
     ls_event *ev = s->events;
@@ -272,7 +315,7 @@ size_t ls_pending_events(const ls_session *s) { return s->n_events; }
 static void queue_frame(ls_session *s, const char *text, size_t len, int64_t now)
 {
     frame_out *f = calloc(1, sizeof *f);
-    if (!f || !(f->text = dupn(text, len))) {
+    if (!f || !(f->text = str_dupn(text, len))) {
         free(f);
         return;
     }
@@ -301,12 +344,12 @@ static void queue_http(ls_session *s, rest_req *r)
     if (!h) return;
     h->id = r->id;
     h->method = r->method;
-    h->path = dup0(r->path);
-    if (r->body) h->body = dupn(r->body, r->body_len);
+    h->path = str_dup0(r->path);
+    if (r->body) h->body = str_dupn(r->body, r->body_len);
     h->body_len = r->body_len;
     h->content_type = r->content_type;
     h->authenticated = r->authenticated;
-    if (r->headers) h->headers = dup0(r->headers);
+    if (r->headers) h->headers = str_dup0(r->headers);
     if (!h->path || (r->body && !h->body) || (r->headers && !h->headers)) {
         ls_http_request_free(h);
         return;
@@ -361,16 +404,18 @@ static rest_req *rest_new(ls_session *s, http_kind kind, const char *method, con
     r->id = ++s->next_id;
     r->kind = kind;
     r->method = method;
-    r->path = dup0(path);
-    if (body) r->body = dupn(body, body_len);
+    r->path = str_dup0(path);
+    if (body) r->body = str_dupn(body, body_len);
     r->body_len = body_len;
     r->content_type = content_type;
     r->authenticated = authenticated;
     r->retry_at = -1;
     r->deadline = -1;
-    if (!r->path || (body && !r->body)) {
+    if (kind == HTTP_APP) r->reply = reply_new();
+    if (!r->path || (body && !r->body) || (kind == HTTP_APP && !r->reply)) {
         free(r->path);
         free(r->body);
+        free(r->reply);
         free(r);
         return NULL;
     }
@@ -391,6 +436,7 @@ static void rest_free(ls_session *s, rest_req *r)
     free(r->path);
     free(r->body);
     free(r->headers);
+    ls_event_free(s, r->reply);
     free(r);
 }
 
@@ -420,7 +466,7 @@ void ls_start(ls_session *s, int64_t now, const char *session_token)
     s->closed = 0;
     if (session_token && *session_token) {
         free(s->token);
-        s->token = dup0(session_token);
+        s->token = str_dup0(session_token);
         s->auth = AUTH_OK;
         s->want_ws = 1;
         emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
@@ -436,7 +482,7 @@ void ls_answer_challenge(ls_session *s, int64_t now, const char *identity_token,
     if (s->closed) return;
     if (app_id) {
         free(s->app_id);
-        s->app_id = dup0(app_id);
+        s->app_id = str_dup0(app_id);
     }
     jbuf_init(&b);
     jbuf_puts(&b, "{\"identity_token\":");
@@ -471,7 +517,7 @@ uint64_t ls_http(ls_session *s, int64_t now, const ls_http_spec *spec)
                  spec->authenticated);
     if (!r) return 0;
     r->raw = spec->raw;
-    if (spec->headers && !(r->headers = dup0(spec->headers))) {
+    if (spec->headers && !(r->headers = str_dup0(spec->headers))) {
         rest_free(s, r);
         return 0;
     }
@@ -535,14 +581,11 @@ static void drop_socket(ls_session *s, int64_t now, const char *reason)
 /* Resolve an app request now, with an error of our own (status, Layer error JSON). */
 static void fail_rest(ls_session *s, rest_req *r, int status, const char *error_json)
 {
-    ls_event *ev = event_new(s, LS_EV_RESPONSE);
+    ls_event *ev = take_reply(s, &r->reply, r->id);
     if (ev) {
-        jv_doc *d = jv_parse(error_json, strlen(error_json), NULL, NULL);
-        ev->request_id = r->id;
         ev->success = 0;
         ev->http_status = status;
-        if (d) event_value(ev, jv_root(d));
-        jv_doc_free(d);
+        reply_error_json(ev, error_json, strlen(error_json));
         event_push(s, ev);
     }
     rest_free(s, r);
@@ -588,7 +631,7 @@ static void begin_reauth(ls_session *s, int64_t now, const char *nonce, size_t n
     /* the first re-login is immediate (a session that simply expired); then it backs off */
     if (s->reauths > 1) delay = next_backoff(s);
     free(s->reauth_nonce);
-    s->reauth_nonce = nonce ? dupn(nonce, nonce_len) : NULL;
+    s->reauth_nonce = nonce ? str_dupn(nonce, nonce_len) : NULL;
     s->auth = AUTH_CHALLENGED; /* nothing authenticated goes out meanwhile */
     s->reauth_at = now + delay;
     if (!delay) start_reauth(s, now);
@@ -605,6 +648,10 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
     if (s->closed) return 0;
     r = calloc(1, sizeof *r);
     if (!r) return 0;
+    if (kind == REQ_APP && !(r->reply = reply_new())) {
+        free(r);
+        return 0;
+    }
     r->id = ++s->next_id;
     r->kind = kind;
     r->deadline = now + s->cfg.request_timeout_ms;
@@ -625,6 +672,7 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
     jbuf_puts(&b, "}}");
     if (b.oom) {
         jbuf_free(&b);
+        free(r->reply);
         free(r);
         return 0;
     }
@@ -660,6 +708,7 @@ static ws_req *take_ws_req(ls_session *s, uint64_t id)
 static void ws_req_free(ws_req *r)
 {
     free(r->frame);
+    ls_event_free(NULL, r->reply); /* never pinned: no session needed */
     free(r);
 }
 
@@ -1002,8 +1051,8 @@ static void typing_signal(ls_session *s, int64_t now, const pkt *p)
     if (!t) {
         t = calloc(1, sizeof *t);
         if (!t) return;
-        t->conversation = dup0(p->object_id->u.s);
-        t->identity = dup0(sender_id->u.s);
+        t->conversation = str_dup0(p->object_id->u.s);
+        t->identity = str_dup0(sender_id->u.s);
         if (!t->conversation || !t->identity) {
             typist_free(t);
             return;
@@ -1198,18 +1247,17 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
         ws_req_free(r);
         return;
     }
-    ev = event_new(s, LS_EV_RESPONSE);
+    ev = take_reply(s, &r->reply, r->id);
     if (ev) {
         const jv *eid = p->error ? jv_get(p->error, "id") : NULL;
-        ev->request_id = r->id;
         ev->success = p->success;
-        /* A create that already happened (a resend) succeeded: seed 004. */
+        /* A create that already happened (a resend) succeeded. */
         if (!p->success && eid && eid->type == JV_STRING && eid->len == 9 && !memcmp(eid->u.s, "id_in_use", 9) &&
             jv_get(p->error, "data")) {
             ev->success = 1;
-            event_value(ev, jv_get(p->error, "data"));
+            reply_value(ev, jv_get(p->error, "data"));
         } else {
-            event_value(ev, p->success ? p->data : p->error);
+            reply_value(ev, p->success ? p->data : p->error);
         }
         event_push(s, ev);
     }
@@ -1342,6 +1390,125 @@ static const jv *error_object(jv_doc *d) { return d && jv_root(d)->type == JV_OB
 
 static int retryable_status(int status) { return status == 0 || status == 408 || status == 502 || status == 503 || status == 504; }
 
+/* An HTTP answer, as the per-kind handlers below read it. */
+typedef struct {
+    int status;       /* 0: the transport failed */
+    jv_doc *doc;      /* the parsed body, or NULL */
+    const jv *root;   /* its root, or NULL */
+    const char *body; /* the raw body */
+    size_t body_len;
+    int64_t layer_count; /* the Layer-Count header, -1 when absent */
+} http_answer;
+
+static int answer_ok(const http_answer *a) { return a->status >= 200 && a->status < 300; }
+
+static void answer_nonce(ls_session *s, int64_t now, const http_answer *a)
+{
+    const jv *nonce = a->root ? jv_get(a->root, "nonce") : NULL;
+    if (answer_ok(a) && nonce && nonce->type == JV_STRING) {
+        ls_event *ev = event_new(s, LS_EV_CHALLENGE);
+        s->auth = AUTH_CHALLENGED;
+        event_text(ev, nonce->u.s, nonce->len);
+        event_push(s, ev);
+    } else {
+        s->auth = AUTH_NONE;
+        if (a->status == 0) {
+            login_unreachable(s, now, "POST /nonces", a->body, a->body_len);
+        } else {
+            emit_error(s, error_object(a->doc), "POST /nonces failed with status %d", a->status);
+            schedule_reconnect(s, now, "authentication failed");
+        }
+    }
+}
+
+static void answer_session(ls_session *s, int64_t now, const http_answer *a)
+{
+    const jv *token = a->root ? jv_get(a->root, "session_token") : NULL;
+    if (answer_ok(a) && token && token->type == JV_STRING) {
+        free(s->token);
+        s->token = str_dupn(token->u.s, token->len);
+        s->auth = AUTH_OK;
+        s->want_ws = 1;
+        s->reconnect_at = -1;
+        emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
+    } else {
+        s->auth = AUTH_NONE;
+        if (a->status == 0) {
+            login_unreachable(s, now, "POST /sessions", a->body, a->body_len);
+        } else {
+            emit_error(s, error_object(a->doc), "POST /sessions failed with status %d: the identity token was refused",
+                       a->status);
+            schedule_reconnect(s, now, "authentication failed");
+        }
+    }
+}
+
+static void answer_validate(ls_session *s, int64_t now, const http_answer *a)
+{
+    if (answer_ok(a)) s->want_ws = 1;
+    else if (a->status == 0) login_unreachable(s, now, "session validation", a->body, a->body_len);
+    else schedule_reconnect(s, now, "session validation failed");
+}
+
+static void answer_refetch(ls_session *s, int64_t now, const rest_req *r, const http_answer *a)
+{
+    if (a->status == 200 && a->root && a->root->type == JV_OBJECT) {
+        pkt fake;
+        const jv *obj_id = jv_get(a->root, "id");
+        memset(&fake, 0, sizeof fake);
+        if (obj_id && obj_id->type == JV_STRING) {
+            /* treat the fetched object as a create: the diff becomes an update event */
+            fake.type = PKT_CHANGE;
+            fake.change_op = CHG_CREATE;
+            fake.object_type = r->refetch_type;
+            fake.object_id = obj_id;
+            fake.data = a->root;
+            apply_change(s, now, &fake);
+        }
+    } else if (a->status == 404) {
+        emit_error(s, error_object(a->doc), "re-fetch of %s: not found", r->path);
+    }
+}
+
+static void answer_app(ls_session *s, rest_req *r, const http_answer *a)
+{
+    ls_event *ev = take_reply(s, &r->reply, r->id);
+    if (!ev) return;
+    ev->http_status = a->status;
+    ev->number = (double)a->layer_count;
+    ev->success = answer_ok(a);
+    if (a->status == 0) {
+        reply_text(ev, a->body ? a->body : "transport error", a->body ? a->body_len : 15);
+    } else if (r->raw && ev->success) {
+        reply_text(ev, a->body ? a->body : "", a->body ? a->body_len : 0);
+    } else if (!a->root && a->body_len && ev->success) {
+        /* a 2xx that is not JSON is not a Layer answer */
+        static const char not_json[] =
+            "{\"id\":\"invalid_response\",\"code\":0,\"message\":\"the server answered with a body that is not JSON\"}";
+        ev->success = 0;
+        reply_error_json(ev, not_json, sizeof not_json - 1);
+    } else if (a->root) {
+        reply_value(ev, a->root);
+    } else if (a->body_len && !ev->success) {
+        reply_text(ev, a->body, a->body_len);
+    }
+    event_push(s, ev);
+}
+
+/* How long a failed request waits before it goes again: doubling per attempt
+ * (at most MAX_RETRIES of them), or what a 429's Retry-After asks. */
+static int64_t request_retry_delay(const ls_session *s, const rest_req *r, int status, const char *retry_after)
+{
+    int64_t wait = s->cfg.backoff_base_ms;
+    int i;
+    for (i = 1; i < r->attempts; i++) wait *= 2;
+    if (status == 429 && retry_after) {
+        double secs = atof(retry_after);
+        if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
+    }
+    return wait;
+}
+
 void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after,
                       int64_t layer_count, const char *body, size_t body_len)
 {
@@ -1376,109 +1543,20 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
      * backoff, loudly (login_unreachable), not silently here */
     unreachable_login = status == 0 && (r->kind == HTTP_NONCE || r->kind == HTTP_SESSION || r->kind == HTTP_VALIDATE);
     if (!unreachable_login && (status == 429 || retryable_status(status)) && r->attempts < MAX_RETRIES && !s->closed) {
-        int64_t wait = s->cfg.backoff_base_ms;
-        int i;
-        for (i = 1; i < r->attempts; i++) wait *= 2;
-        if (status == 429 && retry_after) {
-            double secs = atof(retry_after);
-            if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
-        }
-        r->retry_at = now + wait;
+        r->retry_at = now + request_retry_delay(s, r, status, retry_after);
         jv_doc_free(d);
         return;
     }
     if (r->authenticated && status >= 200 && status < 300) s->reauths = 0; /* the session works */
-    switch (r->kind) {
-    case HTTP_NONCE: {
-        const jv *nonce = root ? jv_get(root, "nonce") : NULL;
-        if (status >= 200 && status < 300 && nonce && nonce->type == JV_STRING) {
-            ls_event *ev = event_new(s, LS_EV_CHALLENGE);
-            s->auth = AUTH_CHALLENGED;
-            event_text(ev, nonce->u.s, nonce->len);
-            event_push(s, ev);
-        } else {
-            s->auth = AUTH_NONE;
-            if (status == 0) {
-                login_unreachable(s, now, "POST /nonces", body, body_len);
-            } else {
-                emit_error(s, error_object(d), "POST /nonces failed with status %d", status);
-                schedule_reconnect(s, now, "authentication failed");
-            }
+    {
+        const http_answer a = {status, d, root, body, body_len, layer_count};
+        switch (r->kind) {
+        case HTTP_NONCE: answer_nonce(s, now, &a); break;
+        case HTTP_SESSION: answer_session(s, now, &a); break;
+        case HTTP_VALIDATE: answer_validate(s, now, &a); break;
+        case HTTP_REFETCH: answer_refetch(s, now, r, &a); break;
+        case HTTP_APP: answer_app(s, r, &a); break;
         }
-        break;
-    }
-    case HTTP_SESSION: {
-        const jv *token = root ? jv_get(root, "session_token") : NULL;
-        if (status >= 200 && status < 300 && token && token->type == JV_STRING) {
-            free(s->token);
-            s->token = dupn(token->u.s, token->len);
-            s->auth = AUTH_OK;
-            s->want_ws = 1;
-            s->reconnect_at = -1;
-            emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
-        } else {
-            s->auth = AUTH_NONE;
-            if (status == 0) {
-                login_unreachable(s, now, "POST /sessions", body, body_len);
-            } else {
-                emit_error(s, error_object(d), "POST /sessions failed with status %d: the identity token was refused",
-                           status);
-                schedule_reconnect(s, now, "authentication failed");
-            }
-        }
-        break;
-    }
-    case HTTP_VALIDATE:
-        if (status >= 200 && status < 300) s->want_ws = 1;
-        else if (status == 0) login_unreachable(s, now, "session validation", body, body_len);
-        else schedule_reconnect(s, now, "session validation failed");
-        break;
-    case HTTP_REFETCH:
-        if (status == 200 && root && root->type == JV_OBJECT) {
-            pkt fake;
-            const jv *obj_id = jv_get(root, "id");
-            memset(&fake, 0, sizeof fake);
-            if (obj_id && obj_id->type == JV_STRING) {
-                /* treat the fetched object as a create: the diff becomes an update event */
-                fake.type = PKT_CHANGE;
-                fake.change_op = CHG_CREATE;
-                fake.object_type = r->refetch_type;
-                fake.object_id = obj_id;
-                fake.data = root;
-                apply_change(s, now, &fake);
-            }
-        } else if (status == 404) {
-            emit_error(s, error_object(d), "re-fetch of %s: not found", r->path);
-        }
-        break;
-    case HTTP_APP: {
-        ls_event *ev = event_new(s, LS_EV_RESPONSE);
-        if (ev) {
-            ev->request_id = r->id;
-            ev->http_status = status;
-            ev->number = (double)layer_count;
-            ev->success = status >= 200 && status < 300;
-            if (status == 0) {
-                event_text(ev, body ? body : "transport error", body ? body_len : 15);
-            } else if (r->raw && ev->success) {
-                event_text(ev, body ? body : "", body ? body_len : 0);
-            } else if (!root && body_len && ev->success) {
-                /* a 2xx that is not JSON is not a Layer answer */
-                static const char not_json[] =
-                    "{\"id\":\"invalid_response\",\"code\":0,\"message\":\"the server answered with a body that is not JSON\"}";
-                jv_doc *e = jv_parse(not_json, sizeof not_json - 1, NULL, NULL);
-                ev->success = 0;
-                if (e) event_value(ev, jv_root(e));
-                jv_doc_free(e);
-            } else if (root) {
-                event_value(ev, root);
-            } else if (body_len && !ev->success) {
-                event_text(ev, body, body_len);
-            }
-            event_push(s, ev);
-        }
-        break;
-    }
     }
     jv_doc_free(d);
     rest_free(s, r);
@@ -1500,16 +1578,13 @@ void ls_tick(ls_session *s, int64_t now)
         }
         *pp = r->next;
         if (r->kind == REQ_APP) {
-            ls_event *ev = event_new(s, LS_EV_RESPONSE);
+            ls_event *ev = take_reply(s, &r->reply, r->id);
             if (ev) {
                 static const char timeout_error[] =
                     "{\"id\":\"request_timeout\",\"code\":8,\"message\":\"no response in time\"}";
-                jv_doc *d = jv_parse(timeout_error, sizeof timeout_error - 1, NULL, NULL);
-                ev->request_id = r->id;
                 ev->success = 0;
                 ev->http_status = 408;
-                if (d) event_value(ev, jv_root(d));
-                jv_doc_free(d);
+                reply_error_json(ev, timeout_error, sizeof timeout_error - 1);
                 event_push(s, ev);
             }
         } else if (r->kind == REQ_REPLAY) {

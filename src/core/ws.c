@@ -25,6 +25,7 @@
 
 #include "proxy.h"
 #include "resolve.h"
+#include "strcopy.h"
 
 #define WS_DEFAULT_MAX_MSG ((size_t)1 << 20)
 #define WS_DEFAULT_CONNECT_MS 15000
@@ -58,7 +59,7 @@ typedef struct wvhost {
 } wvhost;
 
 typedef struct wsvc {
-    lt_loop *L;
+    lt_loop *loop;
     int slot;
     struct lws_context *ctx;
     wvhost *vhosts;
@@ -70,7 +71,7 @@ typedef struct wsvc {
 } wsvc;
 
 struct lt_ws {
-    wsvc *S;
+    wsvc *svc;
     lt_ws *prev, *next;
     lt_ws_opts o; /* callbacks + ud; string fields below are our copies */
     char *host, *hosthdr, *path, *protocol, *origin, *hdrs, *ca_file, *ca_path;
@@ -124,9 +125,9 @@ static void lws_emit(int level, const char *line)
 
 static void log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit); }
 
-static void queue_ev(wsvc *S, lt_ws *ws, int type, const char *data, size_t len, int code, int clean)
+static void queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t len, int code, int clean)
 {
-    if (S->destroying)
+    if (svc->destroying)
         return;
     wev *e = calloc(1, sizeof *e);
     if (!e)
@@ -145,11 +146,11 @@ static void queue_ev(wsvc *S, lt_ws *ws, int type, const char *data, size_t len,
         e->data[len] = 0;
         e->len = len;
     }
-    if (S->qtail)
-        S->qtail->next = e;
+    if (svc->qtail)
+        svc->qtail->next = e;
     else
-        S->qhead = e;
-    S->qtail = e;
+        svc->qhead = e;
+    svc->qtail = e;
 }
 
 static void terminal_error(lt_ws *ws, const char *msg)
@@ -157,7 +158,7 @@ static void terminal_error(lt_ws *ws, const char *msg)
     if (ws->terminal)
         return;
     ws->terminal = 1;
-    queue_ev(ws->S, ws, EV_ERROR, msg, strlen(msg), 0, 0);
+    queue_ev(ws->svc, ws, EV_ERROR, msg, strlen(msg), 0, 0);
 }
 
 static void terminal_close(lt_ws *ws, int code, const char *reason, int clean)
@@ -165,13 +166,13 @@ static void terminal_close(lt_ws *ws, int code, const char *reason, int clean)
     if (ws->terminal)
         return;
     ws->terminal = 1;
-    queue_ev(ws->S, ws, EV_CLOSE, reason, strlen(reason), code, clean);
+    queue_ev(ws->svc, ws, EV_CLOSE, reason, strlen(reason), code, clean);
 }
 
 static void unwatch(lt_ws *ws)
 {
     if (ws->fd >= 0)
-        lt_loop_watch(ws->S->L, ws->S->slot, ws->fd, 0);
+        lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->fd, 0);
     ws->fd = -1;
     ws->fd_events = 0;
 }
@@ -180,7 +181,7 @@ static void stop_resolve(lt_ws *ws)
 {
     if (!ws->res)
         return;
-    lt_loop_watch(ws->S->L, ws->S->slot, ws->res_fd, 0);
+    lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->res_fd, 0);
     lt_resolve_release(ws->res);
     ws->res = NULL;
     ws->res_fd = -1;
@@ -233,17 +234,17 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
     lt_ws *ws = wsi ? lws_get_opaque_user_data(wsi) : NULL;
     struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
-    wsvc *S = cx ? lws_context_user(cx) : NULL;
+    wsvc *svc = cx ? lws_context_user(cx) : NULL;
 
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
         /* lws 4.1.6 has no client CA-directory option; call OpenSSL (already
          * loaded by lws) by name so we need no extra link dependency. */
-        if (S && S->vhost_ca_path && user) {
+        if (svc && svc->vhost_ca_path && user) {
             load_dir_fn f;
             *(void **)&f = dlsym(RTLD_DEFAULT, "SSL_CTX_load_verify_locations"); /* POSIX idiom */
-            if (!f || f(user, NULL, S->vhost_ca_path) != 1)
-                lt_loop_log(S->L, LT_LOG_WARN, "ws: cannot load CA path %s", S->vhost_ca_path);
+            if (!f || f(user, NULL, svc->vhost_ca_path) != 1)
+                lt_loop_log(svc->loop, LT_LOG_WARN, "ws: cannot load CA path %s", svc->vhost_ca_path);
         }
         return 0;
 
@@ -283,11 +284,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (!ws)
             return -1;
         if (ws->timer) {
-            lt_timer_cancel(S->L, ws->timer);
+            lt_timer_cancel(svc->loop, ws->timer);
             ws->timer = 0;
         }
         ws->state = ws->close_requested ? LT_WS_CLOSING : LT_WS_OPEN;
-        queue_ev(S, ws, EV_OPEN, NULL, 0, 0, 0);
+        queue_ev(svc, ws, EV_OPEN, NULL, 0, 0, 0);
         if (ws->oq || ws->close_requested)
             lws_callback_on_writable(wsi);
         return 0;
@@ -310,7 +311,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         }
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-            queue_ev(S, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
+            queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
             ws->rxlen = 0;
             if (ws->rxcap > 65536) { /* do not pin a large buffer after a big message */
                 free(ws->rx);
@@ -407,15 +408,15 @@ static void ws_free_copies(lt_ws *ws)
 
 static void ws_release(lt_ws *ws)
 {
-    wsvc *S = ws->S;
+    wsvc *svc = ws->svc;
     stop_resolve(ws);
     unwatch(ws);
     if (ws->timer)
-        lt_timer_cancel(S->L, ws->timer);
+        lt_timer_cancel(svc->loop, ws->timer);
     if (ws->prev)
         ws->prev->next = ws->next;
     else
-        S->head = ws->next;
+        svc->head = ws->next;
     if (ws->next)
         ws->next->prev = ws->prev;
     while (ws->oq) {
@@ -429,9 +430,9 @@ static void ws_release(lt_ws *ws)
 
 static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
 
-static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
+static struct lws_vhost *get_vhost(wsvc *svc, lt_ws *ws)
 {
-    for (wvhost *v = S->vhosts; v; v = v->next)
+    for (wvhost *v = svc->vhosts; v; v = v->next)
         if (v->tls == ws->tls && same_str(v->ca_file, ws->ca_file) && same_str(v->ca_path, ws->ca_path) &&
             same_str(v->proxy, ws->vh_proxy))
             return v->vh;
@@ -439,7 +440,7 @@ static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
     if (!v)
         return NULL;
     char name[32];
-    snprintf(name, sizeof name, "lt-%d", S->nvhosts++);
+    snprintf(name, sizeof name, "lt-%d", svc->nvhosts++);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.vhost_name = name;
@@ -454,9 +455,9 @@ static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
         info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.client_ssl_ca_filepath = ws->ca_file;
     }
-    S->vhost_ca_path = ws->ca_path;
-    v->vh = lws_create_vhost(S->ctx, &info);
-    S->vhost_ca_path = NULL;
+    svc->vhost_ca_path = ws->ca_path;
+    v->vh = lws_create_vhost(svc->ctx, &info);
+    svc->vhost_ca_path = NULL;
     if (!v->vh) {
         free(v);
         return NULL;
@@ -465,12 +466,12 @@ static struct lws_vhost *get_vhost(wsvc *S, lt_ws *ws)
     v->ca_file = ws->ca_file ? strdup(ws->ca_file) : NULL;
     v->ca_path = ws->ca_path ? strdup(ws->ca_path) : NULL;
     v->proxy = strdup(ws->vh_proxy);
-    v->next = S->vhosts;
-    S->vhosts = v;
+    v->next = svc->vhosts;
+    svc->vhosts = v;
     return v->vh;
 }
 
-static void start_lws(wsvc *S, lt_ws *ws)
+static void start_lws(wsvc *svc, lt_ws *ws)
 {
     ws->need_connect = 0;
     if (!ws->proxied) {
@@ -481,7 +482,7 @@ static void start_lws(wsvc *S, lt_ws *ws)
         ws->state = LT_WS_CLOSED;
         return;
     }
-    struct lws_vhost *vh = get_vhost(S, ws);
+    struct lws_vhost *vh = get_vhost(svc, ws);
     if (!vh) {
         terminal_error(ws, "cannot create lws vhost (TLS setup failed?)");
         ws->state = LT_WS_CLOSED;
@@ -489,7 +490,7 @@ static void start_lws(wsvc *S, lt_ws *ws)
     }
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
-    ci.context = S->ctx;
+    ci.context = svc->ctx;
     ci.vhost = vh;
     /* numeric: lws's own getaddrinfo would block; through a proxy, the name
      * only goes into the CONNECT line (an IPv6 literal in brackets there)
@@ -522,7 +523,7 @@ static void start_lws(wsvc *S, lt_ws *ws)
     }
 }
 
-static void connect_timeout(lt_loop *L, void *ud)
+static void connect_timeout(lt_loop *loop, void *ud)
 {
     lt_ws *ws = ud;
     ws->timer = 0;
@@ -536,7 +537,7 @@ static void connect_timeout(lt_loop *L, void *ud)
 }
 
 /* Mirror the wsi's socket into epoll; lws may swap it during connect. */
-static void sync_fd(wsvc *S, lt_ws *ws)
+static void sync_fd(wsvc *svc, lt_ws *ws)
 {
     int fd = ws->wsi ? lws_get_socket_fd(ws->wsi) : -1;
     if (fd < 0) {
@@ -549,7 +550,7 @@ static void sync_fd(wsvc *S, lt_ws *ws)
     if (fd != ws->fd)
         unwatch(ws);
     if (fd != ws->fd || ev != ws->fd_events) {
-        if (lt_loop_watch(S->L, S->slot, fd, ev) == 0) {
+        if (lt_loop_watch(svc->loop, svc->slot, fd, ev) == 0) {
             ws->fd = fd;
             ws->fd_events = ev;
         }
@@ -573,13 +574,13 @@ static void poll_resolve(lt_ws *ws)
     }
 }
 
-static void dispatch(wsvc *S)
+static void dispatch(wsvc *svc)
 {
-    while (S->qhead && !lt_loop_closing(S->L)) {
-        wev *e = S->qhead;
-        S->qhead = e->next;
-        if (!S->qhead)
-            S->qtail = NULL;
+    while (svc->qhead && !lt_loop_closing(svc->loop)) {
+        wev *e = svc->qhead;
+        svc->qhead = e->next;
+        if (!svc->qhead)
+            svc->qtail = NULL;
         lt_ws *ws = e->ws;
         if (!ws->freed) {
             void *ud = ws->o.ud;
@@ -613,15 +614,15 @@ static void dispatch(wsvc *S)
     }
 }
 
-static void free_queue(wsvc *S)
+static void free_queue(wsvc *svc)
 {
-    while (S->qhead) {
-        wev *e = S->qhead;
-        S->qhead = e->next;
+    while (svc->qhead) {
+        wev *e = svc->qhead;
+        svc->qhead = e->next;
         free(e->data);
         free(e);
     }
-    S->qtail = NULL;
+    svc->qtail = NULL;
 }
 
 /* ---- service ------------------------------------------------------------ */
@@ -632,11 +633,11 @@ static void svc_on_fd(void *ud, int fd, uint32_t ev)
 }
 
 /* Whether a socket has unread input, or lws holds some (TLS records). */
-static int input_waiting(wsvc *S)
+static int input_waiting(wsvc *svc)
 {
     struct pollfd p[16];
     nfds_t n = 0;
-    for (lt_ws *ws = S->head; ws && n < 16; ws = ws->next)
+    for (lt_ws *ws = svc->head; ws && n < 16; ws = ws->next)
         if (ws->fd >= 0 && !ws->freed) {
             p[n].fd = ws->fd;
             p[n].events = POLLIN;
@@ -647,32 +648,32 @@ static int input_waiting(wsvc *S)
         for (nfds_t i = 0; i < n; i++)
             if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
                 return 1;
-    return S->ctx && lws_service_adjust_timeout(S->ctx, 1, 0) == 0;
+    return svc->ctx && lws_service_adjust_timeout(svc->ctx, 1, 0) == 0;
 }
 
 static void svc_run(void *ud)
 {
-    wsvc *S = ud;
-    for (lt_ws *ws = S->head; ws; ws = ws->next) {
+    wsvc *svc = ud;
+    for (lt_ws *ws = svc->head; ws; ws = ws->next) {
         if (ws->res)
             poll_resolve(ws);
         if (ws->need_connect && !ws->freed && ws->state == LT_WS_CONNECTING)
-            start_lws(S, ws);
+            start_lws(svc, ws);
     }
     /* A pass reads one buffer per socket: go on while input is waiting, so a
      * host stepping once a frame is not held to 64 kB a frame. */
-    for (int pass = 0; S->head && pass < WS_PASSES_PER_STEP; pass++) {
-        lws_service(S->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
-        for (lt_ws *ws = S->head; ws; ws = ws->next)
-            sync_fd(S, ws);
-        if (!input_waiting(S))
+    for (int pass = 0; svc->head && pass < WS_PASSES_PER_STEP; pass++) {
+        lws_service(svc->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
+        for (lt_ws *ws = svc->head; ws; ws = ws->next)
+            sync_fd(svc, ws);
+        if (!input_waiting(svc))
             break;
     }
-    dispatch(S);
-    if (lt_loop_closing(S->L))
+    dispatch(svc);
+    if (lt_loop_closing(svc->loop))
         return;
     /* Reap freed connections once lws has let go of them. */
-    for (lt_ws *ws = S->head, *next; ws; ws = next) {
+    for (lt_ws *ws = svc->head, *next; ws; ws = next) {
         next = ws->next;
         if (ws->freed && !ws->wsi)
             ws_release(ws);
@@ -681,11 +682,11 @@ static void svc_run(void *ud)
 
 static int svc_timeout(void *ud)
 {
-    wsvc *S = ud;
+    wsvc *svc = ud;
     int t = -1;
-    if (S->qhead)
+    if (svc->qhead)
         return 0;
-    for (lt_ws *ws = S->head; ws; ws = ws->next) {
+    for (lt_ws *ws = svc->head; ws; ws = ws->next) {
         if (ws->need_connect || (ws->freed && !ws->wsi) || (ws->killed && ws->wsi))
             return 0;
         if (ws->wsi && ws->oq && ws->state == LT_WS_OPEN && !(ws->fd_events & EPOLLOUT))
@@ -698,93 +699,83 @@ static int svc_timeout(void *ud)
                 t = cap;
         }
     }
-    if (S->ctx && S->head && lws_service_adjust_timeout(S->ctx, 1, 0) == 0)
+    if (svc->ctx && svc->head && lws_service_adjust_timeout(svc->ctx, 1, 0) == 0)
         return 0; /* lws has buffered work (TLS, rx flow) with no fd event */
     return t;
 }
 
 static void svc_destroy(void *ud)
 {
-    wsvc *S = ud;
-    S->destroying = 1;
-    for (lt_ws *ws = S->head; ws; ws = ws->next) {
+    wsvc *svc = ud;
+    svc->destroying = 1;
+    for (lt_ws *ws = svc->head; ws; ws = ws->next) {
         stop_resolve(ws);
         unwatch(ws);
         if (ws->wsi)
             lws_set_opaque_user_data(ws->wsi, NULL);
         ws->wsi = NULL;
     }
-    if (S->ctx)
-        lws_context_destroy(S->ctx); /* closes every wsi */
-    while (S->head)
-        ws_release(S->head);
-    free_queue(S);
-    while (S->vhosts) {
-        wvhost *v = S->vhosts;
-        S->vhosts = v->next;
+    if (svc->ctx)
+        lws_context_destroy(svc->ctx); /* closes every wsi */
+    while (svc->head)
+        ws_release(svc->head);
+    free_queue(svc);
+    while (svc->vhosts) {
+        wvhost *v = svc->vhosts;
+        svc->vhosts = v->next;
         free(v->ca_file);
         free(v->ca_path);
         free(v->proxy);
         free(v);
     }
     pthread_mutex_lock(&log_mu);
-    if (log_loop == S->L)
+    if (log_loop == svc->loop)
         log_loop = NULL;
     pthread_mutex_unlock(&log_mu);
-    free(S);
+    free(svc);
 }
 
 static const lt_service_vt ws_vt = {svc_on_fd, svc_run, svc_timeout, svc_destroy};
 
-static wsvc *get_svc(lt_loop *L)
+static wsvc *get_svc(lt_loop *loop)
 {
-    wsvc *S = lt_loop_service(L, &ws_vt);
-    if (S)
-        return S;
+    wsvc *svc = lt_loop_service(loop, &ws_vt);
+    if (svc)
+        return svc;
     pthread_once(&log_once, log_init);
-    S = calloc(1, sizeof *S);
-    if (!S)
+    svc = calloc(1, sizeof *svc);
+    if (!svc)
         return NULL;
-    S->L = L;
+    svc->loop = loop;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.gid = -1;
     info.uid = -1;
-    info.user = S;
+    info.user = svc;
     /* One loop holds a socket or two, but lws sizes its fd tables from the
      * process limit: at ulimit -n 8448 that is ~200 KB per client. */
     info.fd_limit_per_thread = 64;
     info.pt_serv_buf_size = WS_READ_BUFFER;
-    S->ctx = lws_create_context(&info);
-    if (!S->ctx) {
-        free(S);
+    svc->ctx = lws_create_context(&info);
+    if (!svc->ctx) {
+        free(svc);
         return NULL;
     }
-    S->slot = lt_loop_add_service(L, &ws_vt, S);
-    if (S->slot < 0) {
-        lws_context_destroy(S->ctx);
-        free(S);
+    svc->slot = lt_loop_add_service(loop, &ws_vt, svc);
+    if (svc->slot < 0) {
+        lws_context_destroy(svc->ctx);
+        free(svc);
         return NULL;
     }
     pthread_mutex_lock(&log_mu);
-    log_loop = L;
+    log_loop = loop;
     pthread_mutex_unlock(&log_mu);
-    return S;
+    return svc;
 }
 
 /* ---- URL parsing --------------------------------------------------------- */
-
-static char *dupn(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
 
 static int parse_url(lt_ws *ws, const char *url)
 {
@@ -826,7 +817,7 @@ static int parse_url(lt_ws *ws, const char *url)
     }
     if (*q && *q != '/' && *q != '?')
         return -1;
-    ws->host = dupn(hs, (size_t)(he - hs));
+    ws->host = str_dupn(hs, (size_t)(he - hs));
     size_t plen = strcspn(q, "#");
     if (*q == '?') { /* "ws://h?x" means path "/?x" */
         ws->path = malloc(plen + 2);
@@ -836,7 +827,7 @@ static int parse_url(lt_ws *ws, const char *url)
             ws->path[plen + 1] = 0;
         }
     } else {
-        ws->path = plen ? dupn(q, plen) : strdup("/");
+        ws->path = plen ? str_dupn(q, plen) : strdup("/");
     }
     char hh[300];
     int v6 = *p == '[';
@@ -854,15 +845,15 @@ static char *opt_dup(const char *s, int *oom)
 {
     if (!s)
         return NULL;
-    char *d = strdup(s);
+    char *d = str_dup0(s);
     if (!d)
         *oom = 1;
     return d;
 }
 
-lt_ws *lt_ws_connect(lt_loop *L, const lt_ws_opts *o)
+lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
 {
-    if (!L || !o || !o->url || lt_loop_closing(L)) {
+    if (!loop || !o || !o->url || lt_loop_closing(loop)) {
         errno = EINVAL;
         return NULL;
     }
@@ -912,16 +903,16 @@ lt_ws *lt_ws_connect(lt_loop *L, const lt_ws_opts *o)
         errno = ENOMEM;
         goto fail;
     }
-    wsvc *S = get_svc(L);
-    if (!S) {
+    wsvc *svc = get_svc(loop);
+    if (!svc) {
         errno = ENOTSUP;
         goto fail;
     }
-    ws->S = S;
-    ws->next = S->head;
-    if (S->head)
-        S->head->prev = ws;
-    S->head = ws;
+    ws->svc = svc;
+    ws->next = svc->head;
+    if (svc->head)
+        svc->head->prev = ws;
+    svc->head = ws;
     const char *proxy_err = NULL;
     int px = lt_proxy_for(o->proxy, ws->tls, ws->host, &ws->px, &proxy_err);
     ws->proxied = px > 0;
@@ -938,17 +929,17 @@ lt_ws *lt_ws_connect(lt_loop *L, const lt_ws_opts *o)
         ws->need_connect = 1;
     } else {
         ws->res = lt_resolve_start(dial, &ws->res_fd);
-        if (!ws->res || lt_loop_watch(L, S->slot, ws->res_fd, EPOLLIN) < 0) {
+        if (!ws->res || lt_loop_watch(loop, svc->slot, ws->res_fd, EPOLLIN) < 0) {
             int e = errno;
             ws_release(ws);
             errno = e ? e : ENOMEM;
             return NULL;
         }
     }
-    ws->timer = lt_timer_start(L, ws->o.connect_timeout_ms, connect_timeout, ws);
+    ws->timer = lt_timer_start(loop, ws->o.connect_timeout_ms, connect_timeout, ws);
     return ws;
 fail:
-    ws->S = NULL;
+    ws->svc = NULL;
     ws_free_copies(ws);
     return NULL;
 }
@@ -1010,7 +1001,7 @@ void lt_ws_free(lt_ws *ws)
     stop_resolve(ws);
     ws->need_connect = 0;
     if (ws->timer) {
-        lt_timer_cancel(ws->S->L, ws->timer);
+        lt_timer_cancel(ws->svc->loop, ws->timer);
         ws->timer = 0;
     }
     kill_wsi(ws); /* lws closes it at the next step; svc_run reaps us after */

@@ -7,18 +7,17 @@
  * it feeds frames and HTTP responses and takes what should be sent, with a
  * clock it sets itself; tests and cosocket transports use that mode.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c99 */
 #include "bindings.h"
 #include "lclient.h"
 #include "lconv.h"
 #include "lobject.h"
+#include "loop.h"
 #include "scratch.h"
 #include "session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define CLIENT_MT "layer.client_core"
 
@@ -30,14 +29,7 @@ typedef struct {
     uint64_t last_seq, last_fp; /* the change behind the last event handed out */
 } lclient;
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_of(const lclient *c) { return c->manual_now >= 0 ? c->manual_now : monotonic_ms(); }
+static int64_t now_of(const lclient *c) { return c->manual_now >= 0 ? c->manual_now : lt_now_ms(); }
 
 static lclient *check_client(lua_State *L)
 {
@@ -388,13 +380,21 @@ static int l_object(lua_State *L)
     return 1;
 }
 
-static const char *const type_names[] = {"Conversation", "Message", "Announcement", "Identity", NULL};
+/* The object type named at arg, by the core's names; errors as luaL_checkoption does. */
+static pkt_object_type check_object_type(lua_State *L, int arg)
+{
+    const char *name = luaL_checkstring(L, arg);
+    int t;
+    for (t = OBJ_CONVERSATION; t <= OBJ_IDENTITY; t++)
+        if (!strcmp(pkt_object_type_name((pkt_object_type)t), name)) return (pkt_object_type)t;
+    return (pkt_object_type)luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+}
 
 /* client:put(type, object) stores an object fetched over REST; returns it. */
 static int l_put(lua_State *L)
 {
     lclient *c = check_client(L);
-    int type = luaL_checkoption(L, 2, NULL, type_names) + 1;
+    pkt_object_type type = check_object_type(L, 2);
     scratch *s;
     jv_doc *doc;
     jv value;
@@ -456,7 +456,6 @@ static const char *const event_names[] = {
     "?", "challenge", "authenticated", "connected", "disconnected", "reconnecting", "synced", "create",
     "update", "delete", "truncate", "mark_read", "typing", "response", "error", "log",
 };
-static const char *const object_type_names[] = {"?", "Conversation", "Message", "Announcement", "Identity"};
 
 static void set_str(lua_State *L, const char *k, const char *v, size_t n)
 {
@@ -471,7 +470,7 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
     lua_pushstring(L, event_names[ev->type]);
     lua_setfield(L, -2, "name");
     if (ev->object_type) {
-        lua_pushstring(L, object_type_names[ev->object_type]);
+        lobject_push_type_name(L, ev->object_type);
         lua_setfield(L, -2, "object_type");
     }
     if (ev->id) set_str(L, "id", ev->id, ev->id_len);
@@ -514,7 +513,7 @@ static int l_next_event(lua_State *L)
     lua_settop(L, 1);
     lua_pushstring(L, event_names[ev->type]);
     if (ev->type == LS_EV_CREATE || ev->type == LS_EV_UPDATE || ev->type == LS_EV_DELETE) {
-        lua_pushstring(L, object_type_names[ev->object_type]);
+        lobject_push_type_name(L, ev->object_type);
         if (ev->ref) lobject_push_ref(L, 1, &c->owner, ev->ref);
         else if (ev->id) lua_pushlstring(L, ev->id, ev->id_len);
         else lua_pushnil(L);

@@ -13,7 +13,11 @@ typedef struct {
     lobject_owner *owner;
 } lobject;
 
-static const char *const type_names[] = {"?", "Conversation", "Message", "Announcement", "Identity"};
+void lobject_push_type_name(lua_State *L, pkt_object_type type)
+{
+    const char *name = pkt_object_type_name(type);
+    lua_pushstring(L, name ? name : "?");
+}
 
 lc_ref *lobject_test(lua_State *L, int idx, lobject_owner **owner)
 {
@@ -180,13 +184,14 @@ static int l_index(lua_State *L)
         return 1;
     }
     if (klen == 11 && !memcmp(key, "object_type", 11)) {
-        lua_pushstring(L, type_names[type]);
+        lobject_push_type_name(L, type);
         return 1;
     }
     push_owner_table(L, 1);
     lua_getfield(L, -1, "methods");
     if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, type_names[type]);
+        lobject_push_type_name(L, type);
+        lua_gettable(L, -2);
         if (lua_istable(L, -1)) {
             lua_pushvalue(L, 2);
             lua_rawget(L, -2);
@@ -218,7 +223,8 @@ static int l_tostring(lua_State *L)
         return 1;
     }
     id = jv_get(lc_ref_value(o->ref), "id");
-    lua_pushfstring(L, "%s: %s%s", type_names[lc_ref_type(o->ref)], id && id->type == JV_STRING ? id->u.s : "?",
+    lobject_push_type_name(L, lc_ref_type(o->ref));
+    lua_pushfstring(L, "%s: %s%s", lua_tostring(L, -1), id && id->type == JV_STRING ? id->u.s : "?",
                     lc_ref_deleted(o->ref) ? " (deleted)" : "");
     return 1;
 }
