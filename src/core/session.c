@@ -5,6 +5,7 @@
  * control the clock. Outputs wait in queues (frames, HTTP requests, events)
  * until the driver takes them.
  */
+#define _GNU_SOURCE /* gmtime_r, also under the fuzzers' -std=c99 */
 #include "session.h"
 #include "strcopy.h"
 
