@@ -10,5 +10,12 @@ void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_r
 int close_session_sockets(const char *token, const char *user);
 /* A new session for user, answered as 201 {"session_token"}. */
 void respond_new_session(const char *user, srv_resp *r);
+void new_nonce(char out[65]);
+/* 401 with a fresh nonce, as Layer answers an unauthenticated request. */
+void auth_required(srv_resp *r, const char *msg);
+/* The user of the request's session token into user (1), or 0; tok gets the token sent. */
+int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t tsz);
+/* POST /sessions: an identity token for a session token. */
+void do_sessions(const jv *body, srv_resp *r);
 
 #endif
