@@ -17,5 +17,11 @@ void auth_required(srv_resp *r, const char *msg);
 int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t tsz);
 /* POST /sessions: an identity token for a session token. */
 void do_sessions(const jv *body, srv_resp *r);
+void ok_empty(srv_resp *r);                   /* 204 */
+void not_found(srv_resp *r, const char *what); /* 404 not_found */
+void content_create(const srv_req *q, const char *user, srv_resp *r);
+void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r);
+void content_refresh(const char *user, const char *uuid, srv_resp *r);
+void content_download(const srv_req *q, const char *uuid, srv_resp *r);
 
 #endif
