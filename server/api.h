@@ -23,5 +23,13 @@ void content_create(const srv_req *q, const char *user, srv_resp *r);
 void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r);
 void content_refresh(const char *user, const char *uuid, srv_resp *r);
 void content_download(const srv_req *q, const char *uuid, srv_resp *r);
+/* page_size of the request, at most max; -1 after answering 422. */
+int page_size(const srv_req *q, srv_resp *r, int max);
+char **page_ids(sqlite3_stmt *st, int *n);
+typedef int (*page_writer)(jbuf *b, const char *id, const char *viewer);
+int w_identity_row(jbuf *b, const char *id, const char *viewer);
+void respond_page(srv_resp *r, char **ids, int n, page_writer w, const char *viewer);
+/* The mode argument of a delete, or NULL after answering 422. */
+const char *delete_mode(const srv_req *q, srv_resp *r);
 
 #endif
