@@ -31,5 +31,8 @@ int w_identity_row(jbuf *b, const char *id, const char *viewer);
 void respond_page(srv_resp *r, char **ids, int n, page_writer w, const char *viewer);
 /* The mode argument of a delete, or NULL after answering 422. */
 const char *delete_mode(const srv_req *q, srv_resp *r);
+void list_announcements(const srv_req *q, const char *user, srv_resp *r);
+void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
+                         srv_resp *r);
 
 #endif
