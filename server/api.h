@@ -34,5 +34,9 @@ const char *delete_mode(const srv_req *q, srv_resp *r);
 void list_announcements(const srv_req *q, const char *user, srv_resp *r);
 void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
                          srv_resp *r);
+void get_identity(const char *uid, srv_resp *r);
+void list_identities(const srv_req *q, const char *user, srv_resp *r);
+/* PUT (on) or DELETE /following/users/<target>. */
+void follow(const char *user, const char *target, int on, srv_resp *r);
 
 #endif
