@@ -38,5 +38,8 @@ void get_identity(const char *uid, srv_resp *r);
 void list_identities(const srv_req *q, const char *user, srv_resp *r);
 /* PUT (on) or DELETE /following/users/<target>. */
 void follow(const char *user, const char *target, int on, srv_resp *r);
+void list_messages(const srv_req *q, const char *user, const char *conv, srv_resp *r);
+void delete_message(const char *user, const char *msg, const srv_req *q, srv_resp *r);
+void message_receipt(const char *user, const char *msg, const jv *body, srv_resp *r);
 
 #endif
