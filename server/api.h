@@ -41,5 +41,9 @@ void follow(const char *user, const char *target, int on, srv_resp *r);
 void list_messages(const srv_req *q, const char *user, const char *conv, srv_resp *r);
 void delete_message(const char *user, const char *msg, const srv_req *q, srv_resp *r);
 void message_receipt(const char *user, const char *msg, const jv *body, srv_resp *r);
+void list_conversations(const srv_req *q, const char *user, srv_resp *r);
+void patch_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r);
+void delete_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r);
+void mark_all_read(const char *user, const char *conv, const jv *body, srv_resp *r);
 
 #endif
