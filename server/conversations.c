@@ -78,33 +78,23 @@ static int in_list(char **v, int n, const char *u)
     return 0;
 }
 
-void patch_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r)
+/* The Layer-Patch body of a conversation PATCH, or NULL after answering 400/422:
+ * an array of operations on participants and metadata only. */
+static jv_doc *parse_patch_ops(const srv_req *q, srv_resp *r)
 {
-    jbuf cur, out, ops_out;
-    jv_doc *doc = NULL, *opsd = NULL, *scratch = NULL;
     jv_error je;
-    lp_options opt;
-    lp_result res;
-    lp_error le;
-    const jv *ops, *np, *nm;
-    char **old = NULL, **nu = NULL, u[160];
-    int on = 0, nn = 0, i;
+    const jv *ops;
     uint32_t k;
-
-    if (!conv_member(conv, user, NULL)) {
-        not_found(r, "No such conversation");
-        return;
-    }
-    opsd = jv_parse(q->body ? q->body : "", q->body_len, &srv_body_limits, &je);
+    jv_doc *opsd = jv_parse(q->body ? q->body : "", q->body_len, &srv_body_limits, &je);
     if (!opsd) {
         err_resp(r, 400, "invalid_property", 105, "Body is not valid JSON", NULL);
-        return;
+        return NULL;
     }
     ops = jv_root(opsd);
     if (ops->type != JV_ARRAY) {
         err_resp(r, 422, "invalid_property", 105, "A Layer-Patch body is an array of operations", NULL);
         jv_doc_free(opsd);
-        return;
+        return NULL;
     }
     for (k = 0; k < ops->len; k++) {
         const jv *prop = jv_get(&ops->u.items[k], "property");
@@ -113,26 +103,170 @@ void patch_conversation(const char *user, const char *conv, const srv_req *q, sr
               strncmp(prop->u.s, "metadata.", 9) == 0)) {
             err_resp(r, 422, "invalid_property", 105, "Only participants and metadata can be patched", NULL);
             jv_doc_free(opsd);
-            return;
+            return NULL;
         }
     }
+    return opsd;
+}
+
+/* What a patch applies to: {"participants":[basic identities],"metadata":{...}}, parsed. */
+static jv_doc *patchable_state(const char *conv, char **old, int on)
+{
+    jbuf cur;
+    jv_doc *doc;
+    int i;
+    sqlite3_stmt *st;
     jbuf_init(&cur);
-    jbuf_init(&out);
-    jbuf_init(&ops_out);
-    on = conv_members(conv, &old);
     jbuf_puts(&cur, "{\"participants\":[");
     for (i = 0; i < on; i++) {
         if (i) jbuf_putc(&cur, ',');
         w_basic_identity(&cur, old[i]);
     }
-    {
-        sqlite3_stmt *st = store_prep("SELECT metadata FROM conversations WHERE uuid=?");
-        bind_text(st, 1, conv);
-        jbuf_puts(&cur, "],\"metadata\":");
-        jbuf_puts(&cur, sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) ? col_text(st, 0) : "{}");
-        jbuf_putc(&cur, '}');
-    }
+    st = store_prep("SELECT metadata FROM conversations WHERE uuid=?");
+    bind_text(st, 1, conv);
+    jbuf_puts(&cur, "],\"metadata\":");
+    jbuf_puts(&cur, sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) ? col_text(st, 0) : "{}");
+    jbuf_putc(&cur, '}');
     doc = jv_parse(cur.data, cur.len, NULL, NULL);
+    jbuf_free(&cur);
+    return doc;
+}
+
+/* The patched participants as distinct user ids into *nu; 0 after answering 422 (or out of memory). */
+static int patched_participants(const jv *np, char ***nu, int *nn, srv_resp *r)
+{
+    char u[160];
+    uint32_t k;
+    for (k = 0; k < np->len; k++) {
+        if (!np->u.items[k].type || !participant_user_jv(&np->u.items[k], u, sizeof u)) {
+            err_resp(r, 422, "invalid_property", 105, "participants holds an invalid identity", NULL);
+            return 0;
+        }
+        if (!in_list(*nu, *nn, u)) {
+            char **v = realloc(*nu, sizeof **nu * (size_t)(*nn + 1));
+            if (!v) return 0;
+            *nu = v;
+            (*nu)[(*nn)++] = strdup(u);
+        }
+    }
+    if (*nn > 25) {
+        err_resp(r, 422, "invalid_property", 105, "a conversation has at most 25 participants", NULL);
+        return 0;
+    }
+    if (*nn == 0) { /* nobody could see it, nor delete it */
+        err_resp(r, 422, "invalid_property", 105,
+                 "participants cannot become empty: leave or delete the conversation instead", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* Store the new metadata and membership: old members not in nu leave, new ones join. */
+static void store_patched(const char *conv, const char *metadata, char **old, int on, char **nu, int nn)
+{
+    sqlite3_stmt *st = store_prep("UPDATE conversations SET metadata=? WHERE uuid=?");
+    int i;
+    bind_text(st, 1, metadata);
+    bind_text(st, 2, conv);
+    sqlite3_step(st);
+    for (i = 0; i < on; i++) {
+        if (!in_list(nu, nn, old[i])) {
+            st = store_prep("UPDATE members SET active=0 WHERE conv=? AND user_id=?");
+            bind_text(st, 1, conv);
+            bind_text(st, 2, old[i]);
+            sqlite3_step(st);
+        }
+    }
+    for (i = 0; i < nn; i++) {
+        if (!in_list(old, on, nu[i])) {
+            ensure_identity(nu[i]);
+            st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
+            bind_text(st, 1, conv);
+            bind_text(st, 2, nu[i]);
+            sqlite3_step(st);
+            conv_unread_recount(conv, nu[i]); /* a returning member still has receipts */
+        }
+    }
+}
+
+/* What the others see: metadata ops as sent, participant changes with full values. */
+static void write_peer_ops(jbuf *b, const jv *ops, char **old, int on, char **nu, int nn)
+{
+    int first = 1, i;
+    uint32_t k;
+    jbuf_putc(b, '[');
+    for (k = 0; k < ops->len; k++) {
+        const jv *prop = jv_get(&ops->u.items[k], "property");
+        if (strcmp(prop->u.s, "participants") == 0) continue;
+        if (!first) jbuf_putc(b, ',');
+        first = 0;
+        jv_write(b, &ops->u.items[k]);
+    }
+    for (i = 0; i < on; i++) {
+        if (in_list(nu, nn, old[i])) continue;
+        if (!first) jbuf_putc(b, ',');
+        first = 0;
+        jbuf_puts(b, "{\"operation\":\"remove\",\"property\":\"participants\",\"id\":");
+        w_identity_id(b, old[i]);
+        jbuf_putc(b, '}');
+    }
+    for (i = 0; i < nn; i++) {
+        if (in_list(old, on, nu[i])) continue;
+        if (!first) jbuf_putc(b, ',');
+        first = 0;
+        jbuf_puts(b, "{\"operation\":\"add\",\"property\":\"participants\",\"id\":");
+        w_identity_id(b, nu[i]);
+        jbuf_puts(b, ",\"value\":");
+        w_basic_identity(b, nu[i]);
+        jbuf_putc(b, '}');
+    }
+    jbuf_putc(b, ']');
+    jbuf_putc(b, 0);
+}
+
+/* Staying members get the patch, new ones a create, those who left a delete. */
+static void emit_patched(const char *conv, const char *peer_ops, char **old, int on, char **nu, int nn)
+{
+    int i;
+    for (i = 0; i < nn; i++) {
+        if (in_list(old, on, nu[i])) {
+            emit_conv(nu[i], "patch", conv, peer_ops);
+        } else {
+            jbuf d;
+            jbuf_init(&d);
+            w_conversation(&d, conv, nu[i]);
+            jbuf_putc(&d, 0);
+            emit_conv(nu[i], "create", conv, d.data);
+            jbuf_free(&d);
+        }
+    }
+    for (i = 0; i < on; i++)
+        if (!in_list(nu, nn, old[i]))
+            emit_conv(old[i], "delete", conv, "{\"mode\":\"my_devices\",\"from_position\":null}");
+}
+
+void patch_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r)
+{
+    jbuf out, ops_out;
+    jv_doc *doc = NULL, *opsd = NULL, *scratch = NULL;
+    lp_options opt;
+    lp_result res;
+    lp_error le;
+    const jv *ops, *np, *nm;
+    char **old = NULL, **nu = NULL;
+    int on = 0, nn = 0;
+    const char *over;
+
+    if (!conv_member(conv, user, NULL)) {
+        not_found(r, "No such conversation");
+        return;
+    }
+    if (!(opsd = parse_patch_ops(q, r))) return;
+    ops = jv_root(opsd);
+    jbuf_init(&out);
+    jbuf_init(&ops_out);
+    on = conv_members(conv, &old);
+    doc = patchable_state(conv, old, on);
     scratch = jv_doc_new(1024);
     memset(&opt, 0, sizeof opt);
     opt.lookup = lookup_identity;
@@ -149,110 +283,18 @@ void patch_conversation(const char *user, const char *conv, const srv_req *q, sr
         err_resp(r, 422, "invalid_property", 105, "participants must stay an array and metadata an object", NULL);
         goto out;
     }
-    for (k = 0; k < np->len; k++) {
-        if (!np->u.items[k].type || !participant_user_jv(&np->u.items[k], u, sizeof u)) {
-            err_resp(r, 422, "invalid_property", 105, "participants holds an invalid identity", NULL);
-            goto out;
-        }
-        if (!in_list(nu, nn, u)) {
-            char **v = realloc(nu, sizeof *nu * (size_t)(nn + 1));
-            if (!v) goto out;
-            nu = v;
-            nu[nn++] = strdup(u);
-        }
-    }
-    if (nn > 25) {
-        err_resp(r, 422, "invalid_property", 105, "a conversation has at most 25 participants", NULL);
-        goto out;
-    }
-    if (nn == 0) { /* nobody could see it, nor delete it */
-        err_resp(r, 422, "invalid_property", 105,
-                 "participants cannot become empty: leave or delete the conversation instead", NULL);
-        goto out;
-    }
+    if (!patched_participants(np, &nu, &nn, r)) goto out;
     jv_write(&out, nm);
-    {
-        const char *over = metadata_over_limits(nm, out.len);
-        if (over) {
-            err_resp(r, 422, "invalid_property", 105, over, NULL);
-            goto out;
-        }
+    if ((over = metadata_over_limits(nm, out.len)) != NULL) {
+        err_resp(r, 422, "invalid_property", 105, over, NULL);
+        goto out;
     }
     jbuf_putc(&out, 0);
     store_begin();
-    {
-        sqlite3_stmt *st = store_prep("UPDATE conversations SET metadata=? WHERE uuid=?");
-        bind_text(st, 1, out.data);
-        bind_text(st, 2, conv);
-        sqlite3_step(st);
-    }
-    for (i = 0; i < on; i++) {
-        if (!in_list(nu, nn, old[i])) {
-            sqlite3_stmt *st = store_prep("UPDATE members SET active=0 WHERE conv=? AND user_id=?");
-            bind_text(st, 1, conv);
-            bind_text(st, 2, old[i]);
-            sqlite3_step(st);
-        }
-    }
-    for (i = 0; i < nn; i++) {
-        if (!in_list(old, on, nu[i])) {
-            sqlite3_stmt *st;
-            ensure_identity(nu[i]);
-            st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
-            bind_text(st, 1, conv);
-            bind_text(st, 2, nu[i]);
-            sqlite3_step(st);
-            conv_unread_recount(conv, nu[i]); /* a returning member still has receipts */
-        }
-    }
+    store_patched(conv, out.data, old, on, nu, nn);
     update_pkey_pub(conv);
-    /* What the others see: metadata ops as sent, participant changes with full values. */
-    jbuf_putc(&ops_out, '[');
-    {
-        int first = 1;
-        for (k = 0; k < ops->len; k++) {
-            const jv *prop = jv_get(&ops->u.items[k], "property");
-            if (strcmp(prop->u.s, "participants") == 0) continue;
-            if (!first) jbuf_putc(&ops_out, ',');
-            first = 0;
-            jv_write(&ops_out, &ops->u.items[k]);
-        }
-        for (i = 0; i < on; i++) {
-            if (in_list(nu, nn, old[i])) continue;
-            if (!first) jbuf_putc(&ops_out, ',');
-            first = 0;
-            jbuf_puts(&ops_out, "{\"operation\":\"remove\",\"property\":\"participants\",\"id\":");
-            w_identity_id(&ops_out, old[i]);
-            jbuf_putc(&ops_out, '}');
-        }
-        for (i = 0; i < nn; i++) {
-            if (in_list(old, on, nu[i])) continue;
-            if (!first) jbuf_putc(&ops_out, ',');
-            first = 0;
-            jbuf_puts(&ops_out, "{\"operation\":\"add\",\"property\":\"participants\",\"id\":");
-            w_identity_id(&ops_out, nu[i]);
-            jbuf_puts(&ops_out, ",\"value\":");
-            w_basic_identity(&ops_out, nu[i]);
-            jbuf_putc(&ops_out, '}');
-        }
-    }
-    jbuf_putc(&ops_out, ']');
-    jbuf_putc(&ops_out, 0);
-    for (i = 0; i < nn; i++) {
-        if (in_list(old, on, nu[i])) {
-            emit_conv(nu[i], "patch", conv, ops_out.data);
-        } else {
-            jbuf d;
-            jbuf_init(&d);
-            w_conversation(&d, conv, nu[i]);
-            jbuf_putc(&d, 0);
-            emit_conv(nu[i], "create", conv, d.data);
-            jbuf_free(&d);
-        }
-    }
-    for (i = 0; i < on; i++)
-        if (!in_list(nu, nn, old[i]))
-            emit_conv(old[i], "delete", conv, "{\"mode\":\"my_devices\",\"from_position\":null}");
+    write_peer_ops(&ops_out, ops, old, on, nu, nn);
+    emit_patched(conv, ops_out.data, old, on, nu, nn);
     store_commit();
     ok_empty(r);
 out:
@@ -262,7 +304,6 @@ out:
     jv_doc_free(doc);
     jv_doc_free(scratch);
     jv_doc_free(opsd);
-    jbuf_free(&cur);
     jbuf_free(&out);
     jbuf_free(&ops_out);
 }
