@@ -358,15 +358,116 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
     return NULL;
 }
 
+/* Deduplication: the same create sent twice. Returns 1 after answering 409. */
+static int answer_msg_id_in_use(const char *uuid, const char *user, srv_resp *r)
+{
+    sqlite3_stmt *st = store_prep("SELECT 1 FROM messages WHERE uuid=?");
+    bind_text(st, 1, uuid);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    if (msg_visible(uuid, user, NULL, NULL)) {
+        jbuf d;
+        jbuf_init(&d);
+        w_message(&d, uuid, user);
+        jbuf_putc(&d, 0);
+        err_resp(r, 409, "id_in_use", 111, "The message already exists", d.data);
+        jbuf_free(&d);
+    } else {
+        err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
+    }
+    return 1;
+}
+
+/* Store the message at the conversation's next position, with the content it refers to. */
+static void store_new_message(const char *conv, const char *uuid, const char *user, const char *parts)
+{
+    int64_t pos;
+    sqlite3_stmt *st =
+        store_prep("UPDATE conversations SET next_pos=next_pos+1, last_ms=?2 WHERE uuid=?1 RETURNING next_pos-1");
+    bind_text(st, 1, conv);
+    sqlite3_bind_int64(st, 2, srv_now_ms());
+    pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+    sqlite3_reset(st);
+    st = store_prep("INSERT INTO messages(uuid, conv, pos, sender, sent_ms, parts) VALUES(?,?,?,?,?,?)");
+    bind_text(st, 1, uuid);
+    bind_text(st, 2, conv);
+    sqlite3_bind_int64(st, 3, pos);
+    bind_text(st, 4, user);
+    sqlite3_bind_int64(st, 5, srv_now_ms());
+    bind_text(st, 6, parts);
+    sqlite3_step(st);
+    /* From now on the content belongs to this message's conversation (see content_visible). */
+    st = store_prep("INSERT OR IGNORE INTO content_refs(content, msg)"
+                    " SELECT substr(json_extract(p.value, '$.content.id'), 18), ?1 FROM json_each(?2) p"
+                    " WHERE json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'");
+    bind_text(st, 1, uuid);
+    bind_text(st, 2, parts);
+    sqlite3_step(st);
+}
+
+/* Receipt rows for every member: read for the sender, unread (and counted) for the others. */
+static void store_new_receipts(const char *conv, const char *uuid, const char *user, char **mem, int n)
+{
+    sqlite3_stmt *st;
+    int i;
+    for (i = 0; i < n; i++) {
+        st = store_prep("INSERT OR REPLACE INTO rstatus(msg, user_id, status) VALUES(?,?,?)");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, mem[i]);
+        sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
+        sqlite3_step(st);
+        if (strcmp(mem[i], user) != 0) {
+            st = store_prep("UPDATE members SET unread=unread+1 WHERE conv=? AND user_id=?");
+            bind_text(st, 1, conv);
+            bind_text(st, 2, mem[i]);
+            sqlite3_step(st);
+        }
+    }
+}
+
+/* Each member gets the message's create and the conversation's last_message patch. */
+static void emit_new_message(const char *conv, const char *uuid, const char *user, char **mem, int n)
+{
+    /* Two renderings serve everyone: only is_unread differs (sender vs recipients). */
+    jbuf mine, theirs, patch;
+    int i;
+    jbuf_init(&mine);
+    jbuf_init(&theirs);
+    jbuf_init(&patch);
+    w_message(&mine, uuid, user);
+    jbuf_putc(&mine, 0);
+    for (i = 0; i < n; i++) {
+        if (strcmp(mem[i], user) != 0) {
+            w_message(&theirs, uuid, mem[i]);
+            break;
+        }
+    }
+    jbuf_putc(&theirs, 0);
+    for (i = 0; i < n; i++) {
+        const char *text = strcmp(mem[i], user) == 0 || theirs.len <= 1 ? mine.data : theirs.data;
+        emit_msg(mem[i], "create", uuid, text);
+        patch.len = 0;
+        jbuf_puts(&patch, "[{\"operation\":\"set\",\"property\":\"last_message\",\"id\":\"layer:///messages/");
+        jbuf_puts(&patch, uuid);
+        jbuf_puts(&patch, "\",\"value\":");
+        jbuf_puts(&patch, text);
+        jbuf_puts(&patch, "},{\"operation\":\"set\",\"property\":\"unread_message_count\",\"value\":");
+        jbuf_int(&patch, conv_unread(conv, mem[i], 0));
+        jbuf_puts(&patch, "}]");
+        jbuf_putc(&patch, 0);
+        emit_conv(mem[i], "patch", conv, patch.data);
+    }
+    jbuf_free(&mine);
+    jbuf_free(&theirs);
+    jbuf_free(&patch);
+}
+
 void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp *r)
 {
     const jv *idv;
     const char *bad;
     char uuid[37], **mem;
-    int64_t pos;
-    int n, i;
+    int n;
     jbuf parts;
-    sqlite3_stmt *st;
 
     if (!conv_member(conv, user, NULL)) {
         err_resp(r, 404, "not_found", 102, "No such conversation", NULL);
@@ -389,21 +490,7 @@ void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp
         err_resp(r, 422, "missing_property", 104, "parts is required", NULL);
         return;
     }
-    st = store_prep("SELECT 1 FROM messages WHERE uuid=?");
-    bind_text(st, 1, uuid);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        if (msg_visible(uuid, user, NULL, NULL)) {
-            jbuf d;
-            jbuf_init(&d);
-            w_message(&d, uuid, user);
-            jbuf_putc(&d, 0);
-            err_resp(r, 409, "id_in_use", 111, "The message already exists", d.data);
-            jbuf_free(&d);
-        } else {
-            err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
-        }
-        return;
-    }
+    if (answer_msg_id_in_use(uuid, user, r)) return;
     jbuf_init(&parts);
     if ((bad = normalize_parts(jv_get(data, "parts"), user, &parts)) != NULL) {
         err_resp(r, 422, "invalid_property", 105, bad, NULL);
@@ -411,74 +498,11 @@ void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp
         return;
     }
     store_begin();
-    st = store_prep("UPDATE conversations SET next_pos=next_pos+1, last_ms=?2 WHERE uuid=?1 RETURNING next_pos-1");
-    bind_text(st, 1, conv);
-    sqlite3_bind_int64(st, 2, srv_now_ms());
-    pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-    sqlite3_reset(st);
-    st = store_prep("INSERT INTO messages(uuid, conv, pos, sender, sent_ms, parts) VALUES(?,?,?,?,?,?)");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, conv);
-    sqlite3_bind_int64(st, 3, pos);
-    bind_text(st, 4, user);
-    sqlite3_bind_int64(st, 5, srv_now_ms());
-    bind_text(st, 6, parts.data);
-    sqlite3_step(st);
-    /* From now on the content belongs to this message's conversation (see content_visible). */
-    st = store_prep("INSERT OR IGNORE INTO content_refs(content, msg)"
-                    " SELECT substr(json_extract(p.value, '$.content.id'), 18), ?1 FROM json_each(?2) p"
-                    " WHERE json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, parts.data);
-    sqlite3_step(st);
+    store_new_message(conv, uuid, user, parts.data);
     jbuf_free(&parts);
     n = conv_members(conv, &mem);
-    for (i = 0; i < n; i++) {
-        st = store_prep("INSERT OR REPLACE INTO rstatus(msg, user_id, status) VALUES(?,?,?)");
-        bind_text(st, 1, uuid);
-        bind_text(st, 2, mem[i]);
-        sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
-        sqlite3_step(st);
-        if (strcmp(mem[i], user) != 0) {
-            st = store_prep("UPDATE members SET unread=unread+1 WHERE conv=? AND user_id=?");
-            bind_text(st, 1, conv);
-            bind_text(st, 2, mem[i]);
-            sqlite3_step(st);
-        }
-    }
-    {
-        /* Two renderings serve everyone: only is_unread differs (sender vs recipients). */
-        jbuf mine, theirs, patch;
-        jbuf_init(&mine);
-        jbuf_init(&theirs);
-        jbuf_init(&patch);
-        w_message(&mine, uuid, user);
-        jbuf_putc(&mine, 0);
-        for (i = 0; i < n; i++) {
-            if (strcmp(mem[i], user) != 0) {
-                w_message(&theirs, uuid, mem[i]);
-                break;
-            }
-        }
-        jbuf_putc(&theirs, 0);
-        for (i = 0; i < n; i++) {
-            const char *text = strcmp(mem[i], user) == 0 || theirs.len <= 1 ? mine.data : theirs.data;
-            emit_msg(mem[i], "create", uuid, text);
-            patch.len = 0;
-            jbuf_puts(&patch, "[{\"operation\":\"set\",\"property\":\"last_message\",\"id\":\"layer:///messages/");
-            jbuf_puts(&patch, uuid);
-            jbuf_puts(&patch, "\",\"value\":");
-            jbuf_puts(&patch, text);
-            jbuf_puts(&patch, "},{\"operation\":\"set\",\"property\":\"unread_message_count\",\"value\":");
-            jbuf_int(&patch, conv_unread(conv, mem[i], 0));
-            jbuf_puts(&patch, "}]");
-            jbuf_putc(&patch, 0);
-            emit_conv(mem[i], "patch", conv, patch.data);
-        }
-        jbuf_free(&mine);
-        jbuf_free(&theirs);
-        jbuf_free(&patch);
-    }
+    store_new_receipts(conv, uuid, user, mem, n);
+    emit_new_message(conv, uuid, user, mem, n);
     free_list(mem, n);
     store_commit();
     r->status = 201;
