@@ -1,4 +1,5 @@
-/* actions.c - the server's mutations (create, patch, delete, receipts), shared by REST and WebSocket. */
+/* actions.c - creating conversations and messages, shared by REST and WebSocket (patches, deletes
+ * and receipts live with their resource: conversations.c, messages.c, announcements.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
