@@ -1,4 +1,5 @@
-/* actions.c - the server's mutations (create, patch, delete, receipts), shared by REST and WebSocket. */
+/* actions.c - creating conversations and messages, shared by REST and WebSocket (patches, deletes
+ * and receipts live with their resource: conversations.c, messages.c, announcements.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,51 +122,142 @@ static void conv_body(srv_resp *r, const char *uuid, const char *user, int statu
     w_conversation(&r->body, uuid, user);
 }
 
-void act_conv_create(const char *user, const jv *data, srv_resp *r)
+/* The checks of a create body that need no lookup: participants, distinct, metadata and id.
+ * Returns 0 after answering 422; uuid gets the id asked for, or a new one. */
+static int check_conv_create(const jv *data, srv_resp *r, int *distinct, char uuid[37])
 {
     const jv *parts, *dist, *meta, *idv;
-    char uuid[37], u[160], **users = NULL, *key = NULL;
-    int n = 0, i, distinct = 1;
-    jbuf mb;
-    sqlite3_stmt *st;
-
     if (!data || data->type != JV_OBJECT) {
         err_resp(r, 422, "invalid_property", 105, "Body must be a JSON object", NULL);
-        return;
+        return 0;
     }
     parts = jv_get(data, "participants");
     if (!parts) {
         err_resp(r, 422, "missing_property", 104, "participants is required", NULL);
-        return;
+        return 0;
     }
     if (parts->type != JV_ARRAY) {
         err_resp(r, 422, "invalid_property", 105, "participants must be an array", NULL);
-        return;
+        return 0;
     }
     if (parts->len == 0) {
         err_resp(r, 422, "invalid_property", 105, "participants must name at least one identity", NULL);
-        return;
+        return 0;
     }
     dist = jv_get(data, "distinct");
     if (dist && dist->type != JV_TRUE && dist->type != JV_FALSE && dist->type != JV_NULL) {
         err_resp(r, 422, "invalid_property", 105, "distinct must be a boolean", NULL);
-        return;
+        return 0;
     }
-    if (dist && dist->type == JV_FALSE) distinct = 0;
+    *distinct = !(dist && dist->type == JV_FALSE);
     meta = jv_get(data, "metadata");
     if (meta && meta->type != JV_OBJECT && meta->type != JV_NULL) {
         err_resp(r, 422, "invalid_property", 105, "metadata must be an object", NULL);
-        return;
+        return 0;
     }
     idv = jv_get(data, "id");
     if (idv && idv->type != JV_NULL) {
         if (idv->type != JV_STRING || !parse_layer_uuid(idv->u.s, idv->len, "conversations", uuid)) {
             err_resp(r, 422, "invalid_property", 105, "id must be layer:///conversations/<uuid>", NULL);
-            return;
+            return 0;
         }
     } else {
         srv_uuid(uuid);
     }
+    return 1;
+}
+
+/* Deduplication: the same create sent twice. Returns 1 after answering 409. */
+static int answer_id_in_use(const char *uuid, const char *user, srv_resp *r)
+{
+    sqlite3_stmt *st = store_prep("SELECT 1 FROM conversations WHERE uuid=?");
+    bind_text(st, 1, uuid);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    if (conv_member(uuid, user, NULL)) {
+        jbuf d;
+        jbuf_init(&d);
+        w_conversation(&d, uuid, user);
+        jbuf_putc(&d, 0);
+        err_resp(r, 409, "id_in_use", 111, "The conversation already exists", d.data);
+        jbuf_free(&d);
+    } else {
+        err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
+    }
+    return 1;
+}
+
+/* A distinct conversation with the same participants (key): answered 200 when its metadata
+ * matches, 409 when not. Returns 1 when one exists. */
+static int answer_distinct_exists(const char *key, const jv *meta, const char *user, srv_resp *r)
+{
+    sqlite3_stmt *st = store_prep("SELECT uuid, metadata FROM conversations WHERE pkey=? AND is_distinct=1 LIMIT 1");
+    char found[37];
+    int same = 1;
+    bind_text(st, 1, key);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    snprintf(found, sizeof found, "%s", col_text(st, 0));
+    if (meta && meta->type == JV_OBJECT && meta->len > 0) {
+        const char *stored = col_text(st, 1);
+        jv_doc *sd = jv_parse(stored ? stored : "{}", stored ? strlen(stored) : 2, NULL, NULL);
+        same = sd && jv_deep_equal(jv_root(sd), meta);
+        jv_doc_free(sd);
+    }
+    if (same) {
+        conv_body(r, found, user, 200);
+    } else {
+        jbuf d;
+        jbuf_init(&d);
+        w_conversation(&d, found, user);
+        jbuf_putc(&d, 0);
+        err_resp(r, 409, "conflict", 108, "A distinct conversation with these participants exists with different metadata", d.data);
+        jbuf_free(&d);
+    }
+    return 1;
+}
+
+/* Store the new conversation with its members, each of whom gets a create change. */
+static void store_new_conv(const char *uuid, int distinct, const char *key, const char *metadata, char **users,
+                           int n)
+{
+    sqlite3_stmt *st;
+    int i;
+    store_begin();
+    st = store_prep("INSERT INTO conversations(uuid, created_ms, is_distinct, pkey, metadata, last_ms) VALUES(?,?,?,?,?,?)");
+    bind_text(st, 1, uuid);
+    sqlite3_bind_int64(st, 2, srv_now_ms());
+    sqlite3_bind_int(st, 3, distinct);
+    bind_text(st, 4, key ? key : "");
+    bind_text(st, 5, metadata);
+    sqlite3_bind_int64(st, 6, srv_now_ms());
+    sqlite3_step(st);
+    for (i = 0; i < n; i++) {
+        ensure_identity(users[i]);
+        st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, users[i]);
+        sqlite3_step(st);
+    }
+    for (i = 0; i < n; i++) {
+        jbuf d;
+        jbuf_init(&d);
+        w_conversation(&d, uuid, users[i]);
+        jbuf_putc(&d, 0);
+        emit_conv(users[i], "create", uuid, d.data);
+        jbuf_free(&d);
+    }
+    store_commit();
+}
+
+void act_conv_create(const char *user, const jv *data, srv_resp *r)
+{
+    const jv *parts, *meta;
+    char uuid[37], u[160], **users = NULL, *key = NULL;
+    int n = 0, i, distinct = 1;
+    jbuf mb;
+
+    if (!check_conv_create(data, r, &distinct, uuid)) return;
+    parts = jv_get(data, "participants");
+    meta = jv_get(data, "metadata");
     for (i = 0; i < (int)parts->len; i++) {
         if (!participant_user_jv(&parts->u.items[i], u, sizeof u)) {
             err_resp(r, 422, "invalid_property", 105, "participants holds an invalid identity", NULL);
@@ -193,75 +285,10 @@ void act_conv_create(const char *user, const jv *data, srv_resp *r)
         }
     }
     jbuf_putc(&mb, 0);
-
-    /* Deduplication: the same create sent twice. */
-    st = store_prep("SELECT 1 FROM conversations WHERE uuid=?");
-    bind_text(st, 1, uuid);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        if (conv_member(uuid, user, NULL)) {
-            jbuf d;
-            jbuf_init(&d);
-            w_conversation(&d, uuid, user);
-            jbuf_putc(&d, 0);
-            err_resp(r, 409, "id_in_use", 111, "The conversation already exists", d.data);
-            jbuf_free(&d);
-        } else {
-            err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
-        }
-        goto out;
-    }
+    if (answer_id_in_use(uuid, user, r)) goto out;
     key = participant_key(users, n);
-    if (distinct && key) {
-        st = store_prep("SELECT uuid, metadata FROM conversations WHERE pkey=? AND is_distinct=1 LIMIT 1");
-        bind_text(st, 1, key);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            char found[37];
-            int same = 1;
-            snprintf(found, sizeof found, "%s", col_text(st, 0));
-            if (meta && meta->type == JV_OBJECT && meta->len > 0) {
-                const char *stored = col_text(st, 1);
-                jv_doc *sd = jv_parse(stored ? stored : "{}", stored ? strlen(stored) : 2, NULL, NULL);
-                same = sd && jv_deep_equal(jv_root(sd), meta);
-                jv_doc_free(sd);
-            }
-            if (same) {
-                conv_body(r, found, user, 200);
-            } else {
-                jbuf d;
-                jbuf_init(&d);
-                w_conversation(&d, found, user);
-                jbuf_putc(&d, 0);
-                err_resp(r, 409, "conflict", 108, "A distinct conversation with these participants exists with different metadata", d.data);
-                jbuf_free(&d);
-            }
-            goto out;
-        }
-    }
-    store_begin();
-    st = store_prep("INSERT INTO conversations(uuid, created_ms, is_distinct, pkey, metadata, last_ms) VALUES(?,?,?,?,?,?)");
-    bind_text(st, 1, uuid);
-    sqlite3_bind_int64(st, 2, srv_now_ms());
-    sqlite3_bind_int(st, 3, distinct);
-    bind_text(st, 4, key ? key : "");
-    bind_text(st, 5, mb.data);
-    sqlite3_bind_int64(st, 6, srv_now_ms());
-    sqlite3_step(st);
-    for (i = 0; i < n; i++) {
-        ensure_identity(users[i]);
-        st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
-        bind_text(st, 1, uuid);
-        bind_text(st, 2, users[i]);
-        sqlite3_step(st);
-    }
-    for (i = 0; i < n; i++) {
-        jbuf d;
-        jbuf_init(&d);
-        w_conversation(&d, uuid, users[i]);
-        jbuf_putc(&d, 0);
-        emit_conv(users[i], "create", uuid, d.data);
-        jbuf_free(&d);
-    }
-    store_commit();
+    if (distinct && key && answer_distinct_exists(key, meta, user, r)) goto out;
+    store_new_conv(uuid, distinct, key, mb.data, users, n);
     conv_body(r, uuid, user, 201);
 out:
     free(key);
@@ -332,15 +359,116 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
     return NULL;
 }
 
+/* Deduplication: the same create sent twice. Returns 1 after answering 409. */
+static int answer_msg_id_in_use(const char *uuid, const char *user, srv_resp *r)
+{
+    sqlite3_stmt *st = store_prep("SELECT 1 FROM messages WHERE uuid=?");
+    bind_text(st, 1, uuid);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    if (msg_visible(uuid, user, NULL, NULL)) {
+        jbuf d;
+        jbuf_init(&d);
+        w_message(&d, uuid, user);
+        jbuf_putc(&d, 0);
+        err_resp(r, 409, "id_in_use", 111, "The message already exists", d.data);
+        jbuf_free(&d);
+    } else {
+        err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
+    }
+    return 1;
+}
+
+/* Store the message at the conversation's next position, with the content it refers to. */
+static void store_new_message(const char *conv, const char *uuid, const char *user, const char *parts)
+{
+    int64_t pos;
+    sqlite3_stmt *st =
+        store_prep("UPDATE conversations SET next_pos=next_pos+1, last_ms=?2 WHERE uuid=?1 RETURNING next_pos-1");
+    bind_text(st, 1, conv);
+    sqlite3_bind_int64(st, 2, srv_now_ms());
+    pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+    sqlite3_reset(st);
+    st = store_prep("INSERT INTO messages(uuid, conv, pos, sender, sent_ms, parts) VALUES(?,?,?,?,?,?)");
+    bind_text(st, 1, uuid);
+    bind_text(st, 2, conv);
+    sqlite3_bind_int64(st, 3, pos);
+    bind_text(st, 4, user);
+    sqlite3_bind_int64(st, 5, srv_now_ms());
+    bind_text(st, 6, parts);
+    sqlite3_step(st);
+    /* From now on the content belongs to this message's conversation (see content_visible). */
+    st = store_prep("INSERT OR IGNORE INTO content_refs(content, msg)"
+                    " SELECT substr(json_extract(p.value, '$.content.id'), 18), ?1 FROM json_each(?2) p"
+                    " WHERE json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'");
+    bind_text(st, 1, uuid);
+    bind_text(st, 2, parts);
+    sqlite3_step(st);
+}
+
+/* Receipt rows for every member: read for the sender, unread (and counted) for the others. */
+static void store_new_receipts(const char *conv, const char *uuid, const char *user, char **mem, int n)
+{
+    sqlite3_stmt *st;
+    int i;
+    for (i = 0; i < n; i++) {
+        st = store_prep("INSERT OR REPLACE INTO rstatus(msg, user_id, status) VALUES(?,?,?)");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, mem[i]);
+        sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
+        sqlite3_step(st);
+        if (strcmp(mem[i], user) != 0) {
+            st = store_prep("UPDATE members SET unread=unread+1 WHERE conv=? AND user_id=?");
+            bind_text(st, 1, conv);
+            bind_text(st, 2, mem[i]);
+            sqlite3_step(st);
+        }
+    }
+}
+
+/* Each member gets the message's create and the conversation's last_message patch. */
+static void emit_new_message(const char *conv, const char *uuid, const char *user, char **mem, int n)
+{
+    /* Two renderings serve everyone: only is_unread differs (sender vs recipients). */
+    jbuf mine, theirs, patch;
+    int i;
+    jbuf_init(&mine);
+    jbuf_init(&theirs);
+    jbuf_init(&patch);
+    w_message(&mine, uuid, user);
+    jbuf_putc(&mine, 0);
+    for (i = 0; i < n; i++) {
+        if (strcmp(mem[i], user) != 0) {
+            w_message(&theirs, uuid, mem[i]);
+            break;
+        }
+    }
+    jbuf_putc(&theirs, 0);
+    for (i = 0; i < n; i++) {
+        const char *text = strcmp(mem[i], user) == 0 || theirs.len <= 1 ? mine.data : theirs.data;
+        emit_msg(mem[i], "create", uuid, text);
+        patch.len = 0;
+        jbuf_puts(&patch, "[{\"operation\":\"set\",\"property\":\"last_message\",\"id\":\"layer:///messages/");
+        jbuf_puts(&patch, uuid);
+        jbuf_puts(&patch, "\",\"value\":");
+        jbuf_puts(&patch, text);
+        jbuf_puts(&patch, "},{\"operation\":\"set\",\"property\":\"unread_message_count\",\"value\":");
+        jbuf_int(&patch, conv_unread(conv, mem[i], 0));
+        jbuf_puts(&patch, "}]");
+        jbuf_putc(&patch, 0);
+        emit_conv(mem[i], "patch", conv, patch.data);
+    }
+    jbuf_free(&mine);
+    jbuf_free(&theirs);
+    jbuf_free(&patch);
+}
+
 void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp *r)
 {
     const jv *idv;
     const char *bad;
     char uuid[37], **mem;
-    int64_t pos;
-    int n, i;
+    int n;
     jbuf parts;
-    sqlite3_stmt *st;
 
     if (!conv_member(conv, user, NULL)) {
         err_resp(r, 404, "not_found", 102, "No such conversation", NULL);
@@ -363,21 +491,7 @@ void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp
         err_resp(r, 422, "missing_property", 104, "parts is required", NULL);
         return;
     }
-    st = store_prep("SELECT 1 FROM messages WHERE uuid=?");
-    bind_text(st, 1, uuid);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        if (msg_visible(uuid, user, NULL, NULL)) {
-            jbuf d;
-            jbuf_init(&d);
-            w_message(&d, uuid, user);
-            jbuf_putc(&d, 0);
-            err_resp(r, 409, "id_in_use", 111, "The message already exists", d.data);
-            jbuf_free(&d);
-        } else {
-            err_resp(r, 409, "id_in_use", 111, "The id is in use", NULL);
-        }
-        return;
-    }
+    if (answer_msg_id_in_use(uuid, user, r)) return;
     jbuf_init(&parts);
     if ((bad = normalize_parts(jv_get(data, "parts"), user, &parts)) != NULL) {
         err_resp(r, 422, "invalid_property", 105, bad, NULL);
@@ -385,74 +499,11 @@ void act_msg_create(const char *user, const char *conv, const jv *data, srv_resp
         return;
     }
     store_begin();
-    st = store_prep("UPDATE conversations SET next_pos=next_pos+1, last_ms=?2 WHERE uuid=?1 RETURNING next_pos-1");
-    bind_text(st, 1, conv);
-    sqlite3_bind_int64(st, 2, srv_now_ms());
-    pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-    sqlite3_reset(st);
-    st = store_prep("INSERT INTO messages(uuid, conv, pos, sender, sent_ms, parts) VALUES(?,?,?,?,?,?)");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, conv);
-    sqlite3_bind_int64(st, 3, pos);
-    bind_text(st, 4, user);
-    sqlite3_bind_int64(st, 5, srv_now_ms());
-    bind_text(st, 6, parts.data);
-    sqlite3_step(st);
-    /* From now on the content belongs to this message's conversation (see content_visible). */
-    st = store_prep("INSERT OR IGNORE INTO content_refs(content, msg)"
-                    " SELECT substr(json_extract(p.value, '$.content.id'), 18), ?1 FROM json_each(?2) p"
-                    " WHERE json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, parts.data);
-    sqlite3_step(st);
+    store_new_message(conv, uuid, user, parts.data);
     jbuf_free(&parts);
     n = conv_members(conv, &mem);
-    for (i = 0; i < n; i++) {
-        st = store_prep("INSERT OR REPLACE INTO rstatus(msg, user_id, status) VALUES(?,?,?)");
-        bind_text(st, 1, uuid);
-        bind_text(st, 2, mem[i]);
-        sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
-        sqlite3_step(st);
-        if (strcmp(mem[i], user) != 0) {
-            st = store_prep("UPDATE members SET unread=unread+1 WHERE conv=? AND user_id=?");
-            bind_text(st, 1, conv);
-            bind_text(st, 2, mem[i]);
-            sqlite3_step(st);
-        }
-    }
-    {
-        /* Two renderings serve everyone: only is_unread differs (sender vs recipients). */
-        jbuf mine, theirs, patch;
-        jbuf_init(&mine);
-        jbuf_init(&theirs);
-        jbuf_init(&patch);
-        w_message(&mine, uuid, user);
-        jbuf_putc(&mine, 0);
-        for (i = 0; i < n; i++) {
-            if (strcmp(mem[i], user) != 0) {
-                w_message(&theirs, uuid, mem[i]);
-                break;
-            }
-        }
-        jbuf_putc(&theirs, 0);
-        for (i = 0; i < n; i++) {
-            const char *text = strcmp(mem[i], user) == 0 || theirs.len <= 1 ? mine.data : theirs.data;
-            emit_msg(mem[i], "create", uuid, text);
-            patch.len = 0;
-            jbuf_puts(&patch, "[{\"operation\":\"set\",\"property\":\"last_message\",\"id\":\"layer:///messages/");
-            jbuf_puts(&patch, uuid);
-            jbuf_puts(&patch, "\",\"value\":");
-            jbuf_puts(&patch, text);
-            jbuf_puts(&patch, "},{\"operation\":\"set\",\"property\":\"unread_message_count\",\"value\":");
-            jbuf_int(&patch, conv_unread(conv, mem[i], 0));
-            jbuf_puts(&patch, "}]");
-            jbuf_putc(&patch, 0);
-            emit_conv(mem[i], "patch", conv, patch.data);
-        }
-        jbuf_free(&mine);
-        jbuf_free(&theirs);
-        jbuf_free(&patch);
-    }
+    store_new_receipts(conv, uuid, user, mem, n);
+    emit_new_message(conv, uuid, user, mem, n);
     free_list(mem, n);
     store_commit();
     r->status = 201;

@@ -1,13 +1,15 @@
-/* api.c - REST routing, authentication, the remaining endpoints, WebSocket requests and the admin interface. */
+/* api.c - REST routing: the checks every request passes (path, body, Accept, faults, session), then
+ * dispatch to the file of its resource (auth.c, conversations.c, messages.c, identities.c,
+ * announcements.c, content.c, admin.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "srv.h"
 #include "model.h"
-#include "patch.h"
+#include "api.h"
 
-static const jv_limits body_limits = {SRV_MAX_BODY, 32};
+const jv_limits srv_body_limits = {SRV_MAX_BODY, 32};
 
 void srv_resp_init(srv_resp *r)
 {
@@ -32,1271 +34,15 @@ const char *srv_arg(const srv_req *r, const char *name)
     return NULL;
 }
 
-static void ok_empty(srv_resp *r)
+void ok_empty(srv_resp *r)
 {
     r->status = 204;
     r->body.len = 0;
 }
 
-static void not_found(srv_resp *r, const char *what)
+void not_found(srv_resp *r, const char *what)
 {
     err_resp(r, 404, "not_found", 102, what, NULL);
-}
-
-/* ---------- authentication ---------- */
-
-static void new_nonce(char out[65])
-{
-    static unsigned n;
-    sqlite3_stmt *st;
-    if (++n % 256 == 0) { /* nonces live ten minutes: keep the table small under nonce spam */
-        st = store_prep("DELETE FROM nonces WHERE created_ms<?");
-        sqlite3_bind_int64(st, 1, srv_now_ms() - 600000);
-        sqlite3_step(st);
-    }
-    srv_random_hex(out, 32);
-    st = store_prep("INSERT INTO nonces(nonce, created_ms) VALUES(?,?)");
-    bind_text(st, 1, out);
-    sqlite3_bind_int64(st, 2, srv_now_ms());
-    sqlite3_step(st);
-}
-
-static void auth_required(srv_resp *r, const char *msg)
-{
-    char nonce[65], data[96];
-    new_nonce(nonce);
-    snprintf(data, sizeof data, "{\"nonce\":\"%s\"}", nonce);
-    err_resp(r, 401, "authentication_required", 4, msg, data);
-}
-
-static int session_user(const char *token, char *user, size_t usz)
-{
-    sqlite3_stmt *st;
-    if (!token || !*token || strlen(token) > 128) return 0;
-    st = store_prep("SELECT user_id FROM sessions WHERE token=? AND expires_ms>?");
-    bind_text(st, 1, token);
-    sqlite3_bind_int64(st, 2, srv_now_ms());
-    if (sqlite3_step(st) != SQLITE_ROW) return 0;
-    snprintf(user, usz, "%s", col_text(st, 0));
-    return 1;
-}
-
-int srv_ws_authorize(const char *token, char *user, size_t usz)
-{
-    return session_user(token, user, usz);
-}
-
-/* Close the sockets opened with a session token, or (token NULL) all of a user's.
- * Nothing more is queued to them, and their requests are refused from now on. */
-static int close_session_sockets(const char *token, const char *user)
-{
-    srv_conn *c;
-    int n = 0;
-    for (c = S.conns; c; c = c->next)
-        if (token ? strcmp(c->token, token) == 0 : strcmp(c->user, user) == 0) {
-            c->close_pending = 1;
-            c->session_expires_ms = 0;
-            if (S.wake) S.wake(c);
-            n++;
-        }
-    return n;
-}
-
-/* Authorization: Layer session-token="<token>" */
-static int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t tsz)
-{
-    const char *a = q->authorization, *p;
-    size_t n = 0;
-    static const char pre[] = "Layer session-token=";
-    if (strncasecmp(a, pre, sizeof pre - 1) != 0) return 0;
-    p = a + sizeof pre - 1;
-    if (*p == '"') p++;
-    while (p[n] && p[n] != '"' && n + 1 < tsz) n++;
-    memcpy(tok, p, n);
-    tok[n] = 0;
-    return session_user(tok, user, usz);
-}
-
-/* RFC 7519 NumericDate claims: seconds since 1970, at most 9999-12-31T23:59:59Z. */
-#define MAX_NUMERIC_DATE 253402300799.0
-
-/* Refuses a time claim that is present but no NumericDate in range, an exp that is past and an
- * nbf still to come; returns an error message or NULL. */
-static const char *check_time_claims(const jv *claims)
-{
-    static const struct {
-        const char *name, *bad;
-    } dates[] = {
-        {"exp", "identity_token claim exp must be a number of seconds since 1970 (0..253402300799)"},
-        {"nbf", "identity_token claim nbf must be a number of seconds since 1970 (0..253402300799)"},
-        {"iat", "identity_token claim iat must be a number of seconds since 1970 (0..253402300799)"},
-    };
-    double now = (double)srv_now_ms() / 1000.0, d;
-    const jv *v;
-    size_t i;
-    for (i = 0; i < sizeof dates / sizeof dates[0]; i++) {
-        v = jv_get(claims, dates[i].name);
-        if (!v) continue;
-        d = jv_to_double(v);
-        /* written so that NaN fails too */
-        if (!jv_is_number(v) || !(d >= 0.0 && d <= MAX_NUMERIC_DATE)) return dates[i].bad;
-    }
-    if ((v = jv_get(claims, "exp")) && jv_to_double(v) < now) return "identity_token has expired (exp)";
-    if ((v = jv_get(claims, "nbf")) && jv_to_double(v) > now) return "identity_token is not valid yet (nbf)";
-    return NULL;
-}
-
-/* HS256 JWT with prn and nce; returns an error message or NULL. */
-static const char *verify_identity_token(const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
-{
-    const char *d1 = memchr(tok, '.', len), *d2;
-    unsigned char hdr[1024], pay[4096], sig[64], mac[32];
-    size_t hn, pn, sn;
-    jv_doc *hd = NULL, *pd = NULL;
-    const jv *alg, *prn, *nce;
-    const char *err = NULL, *bad_field;
-    sqlite3_stmt *st;
-    int unsigned_ok;
-
-    if (!d1) return "identity_token is not a JWT";
-    d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok));
-    if (!d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - tok))) return "identity_token is not a JWT";
-    if ((size_t)(d1 - tok) * 3 / 4 + 3 > sizeof hdr || (size_t)(d2 - d1) * 3 / 4 + 3 > sizeof pay ||
-        (size_t)(tok + len - d2) * 3 / 4 + 3 > sizeof sig)
-        return "identity_token is too large";
-    if (!srv_b64url_decode(tok, (size_t)(d1 - tok), hdr, &hn) ||
-        !srv_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, &pn) ||
-        !srv_b64url_decode(d2 + 1, (size_t)(tok + len - d2 - 1), sig, &sn))
-        return "identity_token is not base64url";
-    hd = jv_parse((const char *)hdr, hn, NULL, NULL);
-    pd = jv_parse((const char *)pay, pn, NULL, NULL);
-    if (!hd || !pd || jv_root(hd)->type != JV_OBJECT || jv_root(pd)->type != JV_OBJECT) {
-        err = "identity_token header or claims are not JSON objects";
-        goto out;
-    }
-    alg = jv_get(jv_root(hd), "alg");
-    unsigned_ok = S.allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
-    if (!unsigned_ok) {
-        if (!alg || alg->type != JV_STRING || strcmp(alg->u.s, "HS256") != 0) {
-            err = "identity_token must be signed with HS256";
-            goto out;
-        }
-        srv_hmac256(S.secret, strlen(S.secret), tok, (size_t)(d2 - tok), mac);
-        if (sn != 32 || !srv_ct_equal(mac, sig, 32)) {
-            err = "identity_token signature does not verify";
-            goto out;
-        }
-    }
-    prn = jv_get(jv_root(pd), "prn");
-    nce = jv_get(jv_root(pd), "nce");
-    if (!prn || prn->type != JV_STRING || !srv_valid_user_id(prn->u.s, prn->len) || prn->len >= usz) {
-        err = "identity_token has no valid prn";
-        goto out;
-    }
-    if ((err = check_time_claims(jv_root(pd))) != NULL) goto out;
-    if (!nce || nce->type != JV_STRING) {
-        err = "identity_token has no nce";
-        goto out;
-    }
-    if ((bad_field = identity_token_bad_field(jv_root(pd))) != NULL) {
-        /* one request at a time on the event loop, so a static buffer is safe */
-        static char msg[96];
-        snprintf(msg, sizeof msg, "identity_token claim %s must be a string", bad_field);
-        err = msg;
-        goto out;
-    }
-    /* A nonce is good once, for ten minutes. */
-    st = store_prep("UPDATE nonces SET used=1 WHERE nonce=? AND used=0 AND created_ms>?");
-    bind_text(st, 1, nce->u.s);
-    sqlite3_bind_int64(st, 2, srv_now_ms() - 600000);
-    sqlite3_step(st);
-    if (sqlite3_changes(S.db) != 1) {
-        err = "identity_token nonce is unknown, used or expired";
-        goto out;
-    }
-    memcpy(user, prn->u.s, prn->len + 1);
-    *claims = pd;
-    pd = NULL;
-out:
-    jv_doc_free(hd);
-    jv_doc_free(pd);
-    return err;
-}
-
-/* A new session for user, answered as 201 {"session_token"}. */
-static void respond_new_session(const char *user, srv_resp *r)
-{
-    char token[65];
-    sqlite3_stmt *st;
-    srv_random_hex(token, 32);
-    st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?,?,?,?)");
-    bind_text(st, 1, token);
-    bind_text(st, 2, user);
-    sqlite3_bind_int64(st, 3, srv_now_ms());
-    sqlite3_bind_int64(st, 4, srv_now_ms() + S.session_ttl_ms);
-    sqlite3_step(st);
-    r->status = 201;
-    jbuf_puts(&r->body, "{\"session_token\":\"");
-    jbuf_puts(&r->body, token);
-    jbuf_puts(&r->body, "\"}");
-}
-
-static void do_sessions(const jv *body, srv_resp *r)
-{
-    const jv *tok = body ? jv_get(body, "identity_token") : NULL;
-    char user[160];
-    jv_doc *claims = NULL;
-    const char *e;
-    if (!tok) {
-        err_resp(r, 422, "missing_property", 104, "identity_token is required", NULL);
-        return;
-    }
-    if (tok->type != JV_STRING) {
-        err_resp(r, 422, "invalid_property", 105, "identity_token must be a string", NULL);
-        return;
-    }
-    if ((e = verify_identity_token(tok->u.s, tok->len, user, sizeof user, &claims)) != NULL) {
-        auth_required(r, e);
-        return;
-    }
-    identity_update(user, jv_root(claims), 0);
-    jv_doc_free(claims);
-    respond_new_session(user, r);
-}
-
-/* ---------- paging ---------- */
-
-static int page_size(const srv_req *q, srv_resp *r, int max)
-{
-    const char *s = srv_arg(q, "page_size");
-    char *end;
-    long v;
-    if (!s) return max;
-    v = strtol(s, &end, 10);
-    if (*s == 0 || *end || v < 1) {
-        err_resp(r, 422, "invalid_property", 105, "page_size must be a positive integer", NULL);
-        return -1;
-    }
-    return v > max ? max : (int)v;
-}
-
-/* The first column of each row of st: the ids of one page. */
-static char **page_ids(sqlite3_stmt *st, int *n)
-{
-    char **ids = NULL;
-    *n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char **nv = realloc(ids, sizeof *ids * (size_t)(*n + 1));
-        char *id = strdup(col_text(st, 0));
-        if (!nv || !id) {
-            free(id);
-            if (nv) ids = nv;
-            break;
-        }
-        ids = nv;
-        ids[(*n)++] = id;
-    }
-    return ids;
-}
-
-typedef int (*page_writer)(jbuf *b, const char *id, const char *viewer);
-
-static int w_identity_row(jbuf *b, const char *id, const char *viewer)
-{
-    (void)viewer;
-    return w_full_identity(b, id);
-}
-
-/* 200 with the page as a JSON array, each object written by w; frees ids. */
-static void respond_page(srv_resp *r, char **ids, int n, page_writer w, const char *viewer)
-{
-    int i;
-    r->status = 200;
-    jbuf_putc(&r->body, '[');
-    for (i = 0; i < n; i++) {
-        if (i) jbuf_putc(&r->body, ',');
-        w(&r->body, ids[i], viewer);
-    }
-    jbuf_putc(&r->body, ']');
-    free_list(ids, n);
-}
-
-static void list_conversations(const srv_req *q, const char *user, srv_resp *r)
-{
-    char **ids;
-    int ps = page_size(q, r, 100), n = 0;
-    const char *from = srv_arg(q, "from_id"), *sort = srv_arg(q, "sort_by");
-    int by_last = sort && strcmp(sort, "last_message") == 0;
-    char fu[37];
-    int64_t fkey = INT64_MAX;
-    sqlite3_stmt *st;
-    if (ps < 0) return;
-    if (sort && !by_last && strcmp(sort, "created_at") != 0) {
-        err_resp(r, 422, "invalid_property", 105, "sort_by must be created_at or last_message", NULL);
-        return;
-    }
-    strcpy(fu, "~");
-    if (from) {
-        if (!parse_layer_uuid(from, strlen(from), "conversations", fu)) {
-            err_resp(r, 422, "invalid_property", 105, "from_id must be a conversation id", NULL);
-            return;
-        }
-        st = store_prep("SELECT created_ms, last_ms FROM conversations WHERE uuid=?");
-        bind_text(st, 1, fu);
-        if (sqlite3_step(st) == SQLITE_ROW) fkey = sqlite3_column_int64(st, by_last ? 1 : 0);
-    }
-    st = store_prep("SELECT count(*) FROM members WHERE user_id=? AND active=1");
-    bind_text(st, 1, user);
-    if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = by_last ? store_prep("SELECT c.uuid FROM conversations c JOIN members m ON m.conv=c.uuid"
-                              " AND m.user_id=?1 AND m.active=1 WHERE (c.last_ms<?2 OR (c.last_ms=?2 AND"
-                              " c.uuid<?3)) ORDER BY c.last_ms DESC, c.uuid DESC LIMIT ?4")
-                 : store_prep("SELECT c.uuid FROM conversations c JOIN members m ON m.conv=c.uuid"
-                              " AND m.user_id=?1 AND m.active=1 WHERE (c.created_ms<?2 OR (c.created_ms=?2 AND"
-                              " c.uuid<?3)) ORDER BY c.created_ms DESC, c.uuid DESC LIMIT ?4");
-    bind_text(st, 1, user);
-    sqlite3_bind_int64(st, 2, fkey);
-    bind_text(st, 3, fu);
-    sqlite3_bind_int(st, 4, ps);
-    ids = page_ids(st, &n);
-    respond_page(r, ids, n, w_conversation, user);
-}
-
-static void list_messages(const srv_req *q, const char *user, const char *conv, srv_resp *r)
-{
-    int ps = page_size(q, r, 100), n = 0;
-    const char *from = srv_arg(q, "from_id");
-    int64_t fpos = INT64_MAX, mfrom = 0;
-    char **ids = NULL;
-    sqlite3_stmt *st;
-    if (ps < 0) return;
-    if (!conv_member(conv, user, &mfrom)) {
-        not_found(r, "No such conversation");
-        return;
-    }
-    if (from) {
-        char fu[37];
-        if (!parse_layer_uuid(from, strlen(from), "messages", fu)) {
-            err_resp(r, 422, "invalid_property", 105, "from_id must be a message id", NULL);
-            return;
-        }
-        st = store_prep("SELECT pos FROM messages WHERE uuid=? AND conv=?");
-        bind_text(st, 1, fu);
-        bind_text(st, 2, conv);
-        if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
-    }
-    st = store_prep("SELECT count(*) FROM messages m WHERE conv=?1 AND deleted=0 AND pos>?2 AND NOT EXISTS"
-                    " (SELECT 1 FROM rstatus r WHERE r.msg=m.uuid AND r.user_id=?3 AND r.hidden=1)");
-    bind_text(st, 1, conv);
-    sqlite3_bind_int64(st, 2, mfrom);
-    bind_text(st, 3, user);
-    if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = store_prep("SELECT uuid FROM messages m WHERE conv=?1 AND deleted=0 AND pos>?2 AND pos<?4 AND NOT EXISTS"
-                    " (SELECT 1 FROM rstatus r WHERE r.msg=m.uuid AND r.user_id=?3 AND r.hidden=1)"
-                    " ORDER BY pos DESC LIMIT ?5");
-    bind_text(st, 1, conv);
-    sqlite3_bind_int64(st, 2, mfrom);
-    bind_text(st, 3, user);
-    sqlite3_bind_int64(st, 4, fpos);
-    sqlite3_bind_int(st, 5, ps);
-    ids = page_ids(st, &n);
-    respond_page(r, ids, n, w_message, user);
-}
-
-/* ---------- conversation patch and deletes ---------- */
-
-static const jv *lookup_identity(void *ud, const char *id, size_t len)
-{
-    jv_doc *scratch = ud;
-    char user[160];
-    jbuf b;
-    jv_doc *d;
-    const jv *res = NULL;
-    if (!parse_identity(id, len, user, sizeof user)) return NULL;
-    jbuf_init(&b);
-    w_basic_identity(&b, user);
-    d = jv_parse(b.data, b.len, NULL, NULL);
-    if (d) {
-        jv *v = jv_alloc(scratch, sizeof *v);
-        if (v && jv_copy_into(scratch, v, jv_root(d))) res = v;
-        jv_doc_free(d);
-    }
-    jbuf_free(&b);
-    return res;
-}
-
-static int in_list(char **v, int n, const char *u)
-{
-    int i;
-    for (i = 0; i < n; i++)
-        if (strcmp(v[i], u) == 0) return 1;
-    return 0;
-}
-
-static void patch_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r)
-{
-    jbuf cur, out, ops_out;
-    jv_doc *doc = NULL, *opsd = NULL, *scratch = NULL;
-    jv_error je;
-    lp_options opt;
-    lp_result res;
-    lp_error le;
-    const jv *ops, *np, *nm;
-    char **old = NULL, **nu = NULL, u[160];
-    int on = 0, nn = 0, i;
-    uint32_t k;
-
-    if (!conv_member(conv, user, NULL)) {
-        not_found(r, "No such conversation");
-        return;
-    }
-    opsd = jv_parse(q->body ? q->body : "", q->body_len, &body_limits, &je);
-    if (!opsd) {
-        err_resp(r, 400, "invalid_property", 105, "Body is not valid JSON", NULL);
-        return;
-    }
-    ops = jv_root(opsd);
-    if (ops->type != JV_ARRAY) {
-        err_resp(r, 422, "invalid_property", 105, "A Layer-Patch body is an array of operations", NULL);
-        jv_doc_free(opsd);
-        return;
-    }
-    for (k = 0; k < ops->len; k++) {
-        const jv *prop = jv_get(&ops->u.items[k], "property");
-        if (!prop || prop->type != JV_STRING ||
-            !(strcmp(prop->u.s, "participants") == 0 || strcmp(prop->u.s, "metadata") == 0 ||
-              strncmp(prop->u.s, "metadata.", 9) == 0)) {
-            err_resp(r, 422, "invalid_property", 105, "Only participants and metadata can be patched", NULL);
-            jv_doc_free(opsd);
-            return;
-        }
-    }
-    jbuf_init(&cur);
-    jbuf_init(&out);
-    jbuf_init(&ops_out);
-    on = conv_members(conv, &old);
-    jbuf_puts(&cur, "{\"participants\":[");
-    for (i = 0; i < on; i++) {
-        if (i) jbuf_putc(&cur, ',');
-        w_basic_identity(&cur, old[i]);
-    }
-    {
-        sqlite3_stmt *st = store_prep("SELECT metadata FROM conversations WHERE uuid=?");
-        bind_text(st, 1, conv);
-        jbuf_puts(&cur, "],\"metadata\":");
-        jbuf_puts(&cur, sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) ? col_text(st, 0) : "{}");
-        jbuf_putc(&cur, '}');
-    }
-    doc = jv_parse(cur.data, cur.len, NULL, NULL);
-    scratch = jv_doc_new(1024);
-    memset(&opt, 0, sizeof opt);
-    opt.lookup = lookup_identity;
-    opt.lookup_ud = scratch;
-    opt.return_ids = 0;
-    memset(&res, 0, sizeof res);
-    if (!doc || !scratch || !lp_apply(doc, jv_root(doc), ops, &opt, &res, &le)) {
-        err_resp(r, 422, "invalid_property", 105, doc ? le.message : "out of memory", NULL);
-        goto out;
-    }
-    np = jv_get(&res.root, "participants");
-    nm = jv_get(&res.root, "metadata");
-    if (!np || np->type != JV_ARRAY || !nm || nm->type != JV_OBJECT) {
-        err_resp(r, 422, "invalid_property", 105, "participants must stay an array and metadata an object", NULL);
-        goto out;
-    }
-    for (k = 0; k < np->len; k++) {
-        if (!np->u.items[k].type || !participant_user_jv(&np->u.items[k], u, sizeof u)) {
-            err_resp(r, 422, "invalid_property", 105, "participants holds an invalid identity", NULL);
-            goto out;
-        }
-        if (!in_list(nu, nn, u)) {
-            char **v = realloc(nu, sizeof *nu * (size_t)(nn + 1));
-            if (!v) goto out;
-            nu = v;
-            nu[nn++] = strdup(u);
-        }
-    }
-    if (nn > 25) {
-        err_resp(r, 422, "invalid_property", 105, "a conversation has at most 25 participants", NULL);
-        goto out;
-    }
-    if (nn == 0) { /* nobody could see it, nor delete it */
-        err_resp(r, 422, "invalid_property", 105,
-                 "participants cannot become empty: leave or delete the conversation instead", NULL);
-        goto out;
-    }
-    jv_write(&out, nm);
-    {
-        const char *over = metadata_over_limits(nm, out.len);
-        if (over) {
-            err_resp(r, 422, "invalid_property", 105, over, NULL);
-            goto out;
-        }
-    }
-    jbuf_putc(&out, 0);
-    store_begin();
-    {
-        sqlite3_stmt *st = store_prep("UPDATE conversations SET metadata=? WHERE uuid=?");
-        bind_text(st, 1, out.data);
-        bind_text(st, 2, conv);
-        sqlite3_step(st);
-    }
-    for (i = 0; i < on; i++) {
-        if (!in_list(nu, nn, old[i])) {
-            sqlite3_stmt *st = store_prep("UPDATE members SET active=0 WHERE conv=? AND user_id=?");
-            bind_text(st, 1, conv);
-            bind_text(st, 2, old[i]);
-            sqlite3_step(st);
-        }
-    }
-    for (i = 0; i < nn; i++) {
-        if (!in_list(old, on, nu[i])) {
-            sqlite3_stmt *st;
-            ensure_identity(nu[i]);
-            st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
-            bind_text(st, 1, conv);
-            bind_text(st, 2, nu[i]);
-            sqlite3_step(st);
-            conv_unread_recount(conv, nu[i]); /* a returning member still has receipts */
-        }
-    }
-    update_pkey_pub(conv);
-    /* What the others see: metadata ops as sent, participant changes with full values. */
-    jbuf_putc(&ops_out, '[');
-    {
-        int first = 1;
-        for (k = 0; k < ops->len; k++) {
-            const jv *prop = jv_get(&ops->u.items[k], "property");
-            if (strcmp(prop->u.s, "participants") == 0) continue;
-            if (!first) jbuf_putc(&ops_out, ',');
-            first = 0;
-            jv_write(&ops_out, &ops->u.items[k]);
-        }
-        for (i = 0; i < on; i++) {
-            if (in_list(nu, nn, old[i])) continue;
-            if (!first) jbuf_putc(&ops_out, ',');
-            first = 0;
-            jbuf_puts(&ops_out, "{\"operation\":\"remove\",\"property\":\"participants\",\"id\":");
-            w_identity_id(&ops_out, old[i]);
-            jbuf_putc(&ops_out, '}');
-        }
-        for (i = 0; i < nn; i++) {
-            if (in_list(old, on, nu[i])) continue;
-            if (!first) jbuf_putc(&ops_out, ',');
-            first = 0;
-            jbuf_puts(&ops_out, "{\"operation\":\"add\",\"property\":\"participants\",\"id\":");
-            w_identity_id(&ops_out, nu[i]);
-            jbuf_puts(&ops_out, ",\"value\":");
-            w_basic_identity(&ops_out, nu[i]);
-            jbuf_putc(&ops_out, '}');
-        }
-    }
-    jbuf_putc(&ops_out, ']');
-    jbuf_putc(&ops_out, 0);
-    for (i = 0; i < nn; i++) {
-        if (in_list(old, on, nu[i])) {
-            emit_conv(nu[i], "patch", conv, ops_out.data);
-        } else {
-            jbuf d;
-            jbuf_init(&d);
-            w_conversation(&d, conv, nu[i]);
-            jbuf_putc(&d, 0);
-            emit_conv(nu[i], "create", conv, d.data);
-            jbuf_free(&d);
-        }
-    }
-    for (i = 0; i < on; i++)
-        if (!in_list(nu, nn, old[i]))
-            emit_conv(old[i], "delete", conv, "{\"mode\":\"my_devices\",\"from_position\":null}");
-    store_commit();
-    ok_empty(r);
-out:
-    lp_result_free(&res);
-    free_list(old, on);
-    free_list(nu, nn);
-    jv_doc_free(doc);
-    jv_doc_free(scratch);
-    jv_doc_free(opsd);
-    jbuf_free(&cur);
-    jbuf_free(&out);
-    jbuf_free(&ops_out);
-}
-
-static const char *delete_mode(const srv_req *q, srv_resp *r)
-{
-    const char *mode = srv_arg(q, "mode");
-    if (!mode) {
-        err_resp(r, 422, "missing_property", 104, "mode is required (all_participants or my_devices)", NULL);
-        return NULL;
-    }
-    if (strcmp(mode, "all_participants") != 0 && strcmp(mode, "my_devices") != 0) {
-        err_resp(r, 422, "invalid_property", 105, "mode must be all_participants or my_devices", NULL);
-        return NULL;
-    }
-    return mode;
-}
-
-static void delete_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r)
-{
-    const char *mode, *leave = srv_arg(q, "leave");
-    sqlite3_stmt *st;
-    if (!conv_member(conv, user, NULL)) {
-        not_found(r, "No such conversation");
-        return;
-    }
-    if (!(mode = delete_mode(q, r))) return;
-    store_begin();
-    if (strcmp(mode, "all_participants") == 0) {
-        emit_members(conv, "change", "delete", "Conversation", conv, "{\"mode\":\"all_participants\"}");
-        st = store_prep("DELETE FROM rstatus WHERE msg IN (SELECT uuid FROM messages WHERE conv=?)");
-        bind_text(st, 1, conv);
-        sqlite3_step(st);
-        st = store_prep("DELETE FROM messages WHERE conv=?");
-        bind_text(st, 1, conv);
-        sqlite3_step(st);
-        st = store_prep("DELETE FROM members WHERE conv=?");
-        bind_text(st, 1, conv);
-        sqlite3_step(st);
-        st = store_prep("DELETE FROM conversations WHERE uuid=?");
-        bind_text(st, 1, conv);
-        sqlite3_step(st);
-    } else if (leave && strcmp(leave, "true") == 0) {
-        char data[256];
-        jbuf d;
-        st = store_prep("UPDATE members SET active=0 WHERE conv=? AND user_id=?");
-        bind_text(st, 1, conv);
-        bind_text(st, 2, user);
-        sqlite3_step(st);
-        update_pkey_pub(conv);
-        snprintf(data, sizeof data, "{\"mode\":\"my_devices\",\"from_position\":null}");
-        emit_conv(user, "delete", conv, data);
-        jbuf_init(&d);
-        jbuf_puts(&d, "[{\"operation\":\"remove\",\"property\":\"participants\",\"id\":");
-        w_identity_id(&d, user);
-        jbuf_puts(&d, "}]");
-        jbuf_putc(&d, 0);
-        emit_members(conv, "change", "patch", "Conversation", conv, d.data);
-        jbuf_free(&d);
-    } else {
-        int64_t last = 0;
-        char data[128];
-        st = store_prep("SELECT next_pos-1 FROM conversations WHERE uuid=?");
-        bind_text(st, 1, conv);
-        if (sqlite3_step(st) == SQLITE_ROW) last = sqlite3_column_int64(st, 0);
-        st = store_prep("UPDATE members SET from_pos=? WHERE conv=? AND user_id=?");
-        sqlite3_bind_int64(st, 1, last);
-        bind_text(st, 2, conv);
-        bind_text(st, 3, user);
-        sqlite3_step(st);
-        conv_unread_recount(conv, user);
-        snprintf(data, sizeof data, "{\"mode\":\"my_devices\",\"from_position\":%lld}", (long long)last);
-        emit_conv(user, "delete", conv, data);
-    }
-    store_commit();
-    ok_empty(r);
-}
-
-static void delete_message(const char *user, const char *msg, const srv_req *q, srv_resp *r)
-{
-    const char *mode;
-    char conv[37], last_before[37] = "", **mem;
-    int64_t from = 0;
-    int n, i;
-    sqlite3_stmt *st;
-    if (!msg_visible(msg, user, conv, NULL)) {
-        not_found(r, "No such message");
-        return;
-    }
-    if (!(mode = delete_mode(q, r))) return;
-    store_begin();
-    if (strcmp(mode, "all_participants") == 0) {
-        n = conv_members(conv, &mem);
-        st = store_prep("UPDATE messages SET deleted=1 WHERE uuid=?");
-        bind_text(st, 1, msg);
-        sqlite3_step(st);
-        for (i = 0; i < n; i++) {
-            emit_msg(mem[i], "delete", msg, "{\"mode\":\"all_participants\"}");
-            conv_unread_recount(conv, mem[i]);
-            emit_conv_summary(mem[i], conv, 1);
-        }
-        free_list(mem, n);
-    } else {
-        conv_member(conv, user, &from);
-        conv_last_message(conv, user, from, last_before);
-        st = store_prep("INSERT INTO rstatus(msg, user_id, status, hidden) VALUES(?1,?2,2,1)"
-                        " ON CONFLICT(msg, user_id) DO UPDATE SET hidden=1");
-        bind_text(st, 1, msg);
-        bind_text(st, 2, user);
-        sqlite3_step(st);
-        emit_msg(user, "delete", msg, "{\"mode\":\"my_devices\"}");
-        conv_unread_recount(conv, user);
-        emit_conv_summary(user, conv, strcmp(last_before, msg) == 0);
-    }
-    store_commit();
-    ok_empty(r);
-}
-
-/* ---------- receipts ---------- */
-
-static void escaped_identity_prop(jbuf *b, const char *user)
-{
-    /* recipient_status.<identity id>, dots in the id escaped for Layer-Patch */
-    jbuf id;
-    size_t i;
-    jbuf_init(&id);
-    jbuf_puts(&id, "recipient_status.layer:///identities/");
-    srv_url_encode(&id, user);
-    {
-        jbuf esc;
-        jbuf_init(&esc);
-        for (i = 0; i < id.len; i++) {
-            if (i >= 17 && id.data[i] == '.') jbuf_putc(&esc, '\\');
-            jbuf_putc(&esc, id.data[i]);
-        }
-        jbuf_string(b, esc.data, esc.len);
-        jbuf_free(&esc);
-    }
-    jbuf_free(&id);
-}
-
-static void message_receipt(const char *user, const char *msg, const jv *body, srv_resp *r)
-{
-    const jv *type = body ? jv_get(body, "type") : NULL;
-    char conv[37];
-    int want, cur = 0;
-    sqlite3_stmt *st;
-    if (!msg_visible(msg, user, conv, NULL)) {
-        not_found(r, "No such message");
-        return;
-    }
-    if (!type) {
-        err_resp(r, 422, "missing_property", 104, "type is required", NULL);
-        return;
-    }
-    if (type->type != JV_STRING || (strcmp(type->u.s, "read") && strcmp(type->u.s, "delivery"))) {
-        err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
-        return;
-    }
-    want = strcmp(type->u.s, "read") == 0 ? 2 : 1;
-    st = store_prep("SELECT status FROM rstatus WHERE msg=? AND user_id=?");
-    bind_text(st, 1, msg);
-    bind_text(st, 2, user);
-    if (sqlite3_step(st) == SQLITE_ROW) cur = sqlite3_column_int(st, 0);
-    if (want > cur) {
-        jbuf d;
-        store_begin();
-        st = store_prep("INSERT INTO rstatus(msg, user_id, status) VALUES(?1,?2,?3)"
-                        " ON CONFLICT(msg, user_id) DO UPDATE SET status=?3");
-        bind_text(st, 1, msg);
-        bind_text(st, 2, user);
-        sqlite3_bind_int(st, 3, want);
-        sqlite3_step(st);
-        jbuf_init(&d);
-        jbuf_puts(&d, "[{\"operation\":\"set\",\"property\":");
-        escaped_identity_prop(&d, user);
-        jbuf_puts(&d, ",\"value\":");
-        w_str(&d, want == 2 ? "read" : "delivered");
-        jbuf_puts(&d, "}]");
-        jbuf_putc(&d, 0);
-        if (want == 2) emit_read_receipt(conv, user, "Message", msg, d.data);
-        else emit_members(conv, "change", "patch", "Message", msg, d.data);
-        jbuf_free(&d);
-        if (want == 2) {
-            conv_unread_recount(conv, user);
-            emit_conv_summary(user, conv, 0);
-        }
-        store_commit();
-    }
-    ok_empty(r);
-}
-
-static void mark_all_read(const char *user, const char *conv, const jv *body, srv_resp *r)
-{
-    const jv *pos = body ? jv_get(body, "position") : NULL;
-    int64_t p = INT64_MAX, from = 0;
-    jbuf d;
-    sqlite3_stmt *st;
-    if (!conv_member(conv, user, &from)) {
-        not_found(r, "No such conversation");
-        return;
-    }
-    if (pos && pos->type != JV_NULL) {
-        if (pos->type != JV_INT) {
-            err_resp(r, 422, "invalid_property", 105, "position must be an integer", NULL);
-            return;
-        }
-        p = pos->u.i;
-    }
-    if (p == INT64_MAX) {
-        st = store_prep("SELECT next_pos-1 FROM conversations WHERE uuid=?");
-        bind_text(st, 1, conv);
-        if (sqlite3_step(st) == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
-    }
-    store_begin();
-    st = store_prep("UPDATE rstatus SET status=2 WHERE user_id=?1 AND status<2 AND msg IN"
-                    " (SELECT uuid FROM messages WHERE conv=?2 AND pos<=?3 AND deleted=0)");
-    bind_text(st, 1, user);
-    bind_text(st, 2, conv);
-    sqlite3_bind_int64(st, 3, p);
-    sqlite3_step(st);
-    jbuf_init(&d);
-    jbuf_puts(&d, "{\"position\":");
-    jbuf_int(&d, p);
-    jbuf_puts(&d, ",\"identity\":{\"id\":");
-    w_identity_id(&d, user);
-    jbuf_puts(&d, "}}");
-    jbuf_putc(&d, 0);
-    emit_members(conv, "operation", "Conversation.mark_all_read", "Conversation", conv, d.data);
-    jbuf_free(&d);
-    conv_unread_recount(conv, user);
-    emit_conv_summary(user, conv, 0);
-    store_commit();
-    ok_empty(r);
-}
-
-/* ---------- identities, following, announcements, content ---------- */
-
-static void get_identity(const char *uid, srv_resp *r)
-{
-    r->status = 200;
-    if (!w_full_identity(&r->body, uid)) not_found(r, "No such identity");
-}
-
-static void list_identities(const srv_req *q, const char *user, srv_resp *r)
-{
-    int ps = page_size(q, r, 500), n = 0;
-    char **ids = NULL;
-    sqlite3_stmt *st;
-    if (ps < 0) return;
-    st = store_prep("SELECT target FROM following WHERE user_id=? ORDER BY target LIMIT ?");
-    bind_text(st, 1, user);
-    sqlite3_bind_int(st, 2, ps);
-    ids = page_ids(st, &n);
-    st = store_prep("SELECT count(*) FROM following WHERE user_id=?");
-    bind_text(st, 1, user);
-    if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    respond_page(r, ids, n, w_identity_row, user);
-}
-
-static void follow(const char *user, const char *target, int on, srv_resp *r)
-{
-    sqlite3_stmt *st;
-    char oid[256];
-    jbuf id;
-    jbuf_init(&id);
-    w_identity_id(&id, target);
-    snprintf(oid, sizeof oid, "%.*s", (int)id.len - 2, id.data + 1);
-    jbuf_free(&id);
-    store_begin();
-    if (on) {
-        ensure_identity(target);
-        st = store_prep("INSERT OR IGNORE INTO following(user_id, target) VALUES(?,?)");
-        bind_text(st, 1, user);
-        bind_text(st, 2, target);
-        sqlite3_step(st);
-        if (sqlite3_changes(S.db)) {
-            jbuf d;
-            jbuf_init(&d);
-            w_full_identity(&d, target);
-            jbuf_putc(&d, 0);
-            emit(user, "change", "create", "Identity", oid, d.data);
-            jbuf_free(&d);
-        }
-    } else {
-        st = store_prep("DELETE FROM following WHERE user_id=? AND target=?");
-        bind_text(st, 1, user);
-        bind_text(st, 2, target);
-        sqlite3_step(st);
-        if (sqlite3_changes(S.db)) emit(user, "change", "delete", "Identity", oid, "null");
-    }
-    store_commit();
-    ok_empty(r);
-}
-
-static void list_announcements(const srv_req *q, const char *user, srv_resp *r)
-{
-    int ps = page_size(q, r, 100), n = 0;
-    const char *from = srv_arg(q, "from_id");
-    int64_t fpos = INT64_MAX;
-    char **ids = NULL;
-    sqlite3_stmt *st;
-    if (ps < 0) return;
-    if (from) {
-        char fu[37];
-        if (!parse_layer_uuid(from, strlen(from), "announcements", fu)) {
-            err_resp(r, 422, "invalid_property", 105, "from_id must be an announcement id", NULL);
-            return;
-        }
-        st = store_prep("SELECT pos FROM announcements WHERE uuid=?");
-        bind_text(st, 1, fu);
-        if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
-    }
-    st = store_prep("SELECT count(*) FROM ann_rcpt WHERE user_id=? AND deleted=0");
-    bind_text(st, 1, user);
-    if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = store_prep("SELECT a.uuid FROM announcements a JOIN ann_rcpt r ON r.ann=a.uuid AND r.user_id=?"
-                    " AND r.deleted=0 WHERE a.pos<? ORDER BY a.pos DESC LIMIT ?");
-    bind_text(st, 1, user);
-    sqlite3_bind_int64(st, 2, fpos);
-    sqlite3_bind_int(st, 3, ps);
-    ids = page_ids(st, &n);
-    respond_page(r, ids, n, w_announcement, user);
-}
-
-static void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
-                                srv_resp *r)
-{
-    char oid[64];
-    sqlite3_stmt *st;
-    jbuf probe;
-    int visible;
-    jbuf_init(&probe);
-    visible = w_announcement(&probe, uuid, user);
-    jbuf_free(&probe);
-    if (!visible) {
-        not_found(r, "No such announcement");
-        return;
-    }
-    snprintf(oid, sizeof oid, "layer:///announcements/%s", uuid);
-    if (!sub && method == M_GET) {
-        r->status = 200;
-        w_announcement(&r->body, uuid, user);
-    } else if (!sub && method == M_DELETE) {
-        st = store_prep("UPDATE ann_rcpt SET deleted=1 WHERE ann=? AND user_id=?");
-        bind_text(st, 1, uuid);
-        bind_text(st, 2, user);
-        sqlite3_step(st);
-        emit(user, "change", "delete", "Announcement", oid, "{\"mode\":\"my_devices\"}");
-        ok_empty(r);
-    } else if (sub && strcmp(sub, "receipts") == 0 && method == M_POST) {
-        const jv *type = body ? jv_get(body, "type") : NULL;
-        int want;
-        if (!type || type->type != JV_STRING || (strcmp(type->u.s, "read") && strcmp(type->u.s, "delivery"))) {
-            err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
-            return;
-        }
-        want = strcmp(type->u.s, "read") == 0 ? 2 : 1;
-        st = store_prep("UPDATE ann_rcpt SET status=?3 WHERE ann=?1 AND user_id=?2 AND status<?3");
-        bind_text(st, 1, uuid);
-        bind_text(st, 2, user);
-        sqlite3_bind_int(st, 3, want);
-        sqlite3_step(st);
-        if (sqlite3_changes(S.db)) {
-            jbuf d;
-            jbuf_init(&d);
-            jbuf_puts(&d, "[{\"operation\":\"set\",\"property\":");
-            escaped_identity_prop(&d, user);
-            jbuf_puts(&d, ",\"value\":");
-            w_str(&d, want == 2 ? "read" : "delivered");
-            jbuf_puts(&d, "}]");
-            jbuf_putc(&d, 0);
-            if (want == 2) emit_read_receipt(NULL, user, "Announcement", uuid, d.data);
-            else emit(user, "change", "patch", "Announcement", oid, d.data);
-            jbuf_free(&d);
-        }
-        ok_empty(r);
-    } else {
-        err_resp(r, 405, "method_not_allowed", 109, "Method not allowed", NULL);
-    }
-}
-
-static void content_create(const srv_req *q, const char *user, srv_resp *r)
-{
-    char uuid[37], key[65];
-    long long size;
-    char *end;
-    sqlite3_stmt *st;
-    if (!q->upload_type[0] || !q->upload_len[0]) {
-        err_resp(r, 422, "missing_property", 104, "Upload-Content-Type and Upload-Content-Length are required", NULL);
-        return;
-    }
-    size = strtoll(q->upload_len, &end, 10);
-    if (*end || size < 0 || size > SRV_MAX_UPLOAD) {
-        err_resp(r, 422, "invalid_property", 105, "Upload-Content-Length must be 0..8388608", NULL);
-        return;
-    }
-    srv_uuid(uuid);
-    srv_random_hex(key, 32);
-    st = store_prep("INSERT INTO content(uuid, owner, mime, size, upload_key) VALUES(?,?,?,?,?)");
-    bind_text(st, 1, uuid);
-    bind_text(st, 2, user);
-    bind_text(st, 3, q->upload_type);
-    sqlite3_bind_int64(st, 4, size);
-    bind_text(st, 5, key);
-    sqlite3_step(st);
-    r->status = 201;
-    jbuf_puts(&r->body, "{\"id\":\"layer:///content/");
-    jbuf_puts(&r->body, uuid);
-    jbuf_puts(&r->body, "\",\"size\":");
-    jbuf_int(&r->body, size);
-    jbuf_puts(&r->body, ",\"upload_url\":\"");
-    jbuf_puts(&r->body, S.base_url);
-    jbuf_puts(&r->body, "/content-upload/");
-    jbuf_puts(&r->body, uuid);
-    jbuf_putc(&r->body, '/');
-    jbuf_puts(&r->body, key);
-    jbuf_puts(&r->body, "\",\"refresh_url\":");
-    w_url(&r->body, "content", uuid);
-    jbuf_puts(&r->body, ",\"download_url\":null,\"expiration\":null}");
-}
-
-static void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r)
-{
-    sqlite3_stmt *st = store_prep("SELECT upload_key, size FROM content WHERE uuid=? AND complete=0");
-    bind_text(st, 1, uuid);
-    if (sqlite3_step(st) != SQLITE_ROW || strlen(key) != 64 || !col_text(st, 0) ||
-        !srv_ct_equal(col_text(st, 0), key, 64)) {
-        not_found(r, "No such upload");
-        return;
-    }
-    if (q->body_too_large || (long long)q->body_len != sqlite3_column_int64(st, 1)) {
-        err_resp(r, 422, "invalid_property", 105, "Body length differs from Upload-Content-Length", NULL);
-        return;
-    }
-    st = store_prep("UPDATE content SET data=?, complete=1 WHERE uuid=?");
-    sqlite3_bind_blob(st, 1, q->body ? q->body : "", (int)q->body_len, SQLITE_TRANSIENT);
-    bind_text(st, 2, uuid);
-    sqlite3_step(st);
-    r->status = 200;
-    jbuf_puts(&r->body, "{}");
-}
-
-static void content_refresh(const char *user, const char *uuid, srv_resp *r)
-{
-    sqlite3_stmt *st;
-    jbuf c;
-    jv_doc *d;
-    if (!content_visible(uuid, user)) {
-        not_found(r, "No such content");
-        return;
-    }
-    st = store_prep("SELECT size FROM content WHERE uuid=?");
-    bind_text(st, 1, uuid);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        not_found(r, "No such content");
-        return;
-    }
-    jbuf_init(&c);
-    w_content(&c, uuid, sqlite3_column_int64(st, 0));
-    d = jv_parse(c.data, c.len, NULL, NULL);
-    r->status = 200;
-    jbuf_puts(&r->body, "{\"download_url\":");
-    jv_write(&r->body, jv_get(jv_root(d), "download_url"));
-    jbuf_puts(&r->body, ",\"expiration\":");
-    jv_write(&r->body, jv_get(jv_root(d), "expiration"));
-    jbuf_putc(&r->body, '}');
-    jv_doc_free(d);
-    jbuf_free(&c);
-}
-
-static void content_download(const srv_req *q, const char *uuid, srv_resp *r)
-{
-    const char *exp = srv_arg(q, "expires"), *sig = srv_arg(q, "sig");
-    char msg[96], hex[65];
-    unsigned char mac[32];
-    int i;
-    sqlite3_stmt *st;
-    if (!exp || !sig || strlen(sig) != 64 || strlen(exp) > 20 || atoll(exp) < srv_now_ms()) {
-        err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
-        return;
-    }
-    snprintf(msg, sizeof msg, "%s:%s", uuid, exp);
-    srv_hmac256(S.content_key, strlen(S.content_key), msg, strlen(msg), mac);
-    for (i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", mac[i]);
-    if (!srv_ct_equal(hex, sig, 64)) {
-        err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
-        return;
-    }
-    st = store_prep("SELECT data, mime FROM content WHERE uuid=? AND complete=1");
-    bind_text(st, 1, uuid);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        not_found(r, "No such content");
-        return;
-    }
-    r->raw_len = (size_t)sqlite3_column_bytes(st, 0);
-    r->raw = malloc(r->raw_len + 1);
-    if (r->raw && r->raw_len) memcpy(r->raw, sqlite3_column_blob(st, 0), r->raw_len);
-    r->content_type = "application/octet-stream";
-    r->status = 200;
-}
-
-/* ---------- admin (§8) ---------- */
-
-static srv_conn *each_user_conn(srv_conn *from, const char *user)
-{
-    for (; from; from = from->next)
-        if (!user || strcmp(from->user, user) == 0) return from;
-    return NULL;
-}
-
-static void admin(const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r)
-{
-    const char *a = q->authorization;
-    static const char pre[] = "Bearer ";
-    const jv *v;
-    char user[160];
-    if (!S.admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
-        strlen(a + sizeof pre - 1) != strlen(S.admin_token) ||
-        !srv_ct_equal(a + sizeof pre - 1, S.admin_token, strlen(S.admin_token))) {
-        err_resp(r, 403, "access_denied", 101, "Admin token required", NULL);
-        return;
-    }
-    if (q->method != M_POST || nseg != 2) {
-        err_resp(r, 404, "invalid_endpoint", 106, "Unknown admin endpoint", NULL);
-        return;
-    }
-    if (!body || body->type != JV_OBJECT) {
-        err_resp(r, 422, "invalid_property", 105, "Body must be a JSON object", NULL);
-        return;
-    }
-    v = jv_get(body, "user_id");
-    user[0] = 0;
-    if (v && (v->type != JV_STRING || !parse_identity(v->u.s, v->len, user, sizeof user))) {
-        err_resp(r, 422, "invalid_property", 105, "user_id is invalid", NULL);
-        return;
-    }
-    if (strcmp(seg[1], "identities") == 0) {
-        if (!user[0]) {
-            err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
-            return;
-        }
-        identity_update(user, body, 1);
-        r->status = 201;
-        w_full_identity(&r->body, user);
-    } else if (strcmp(seg[1], "announcements") == 0) {
-        const jv *rc = jv_get(body, "recipients"), *sender = jv_get(body, "sender_name");
-        char uuid[37], u[160];
-        jbuf parts;
-        const char *bad = NULL;
-        uint32_t i;
-        sqlite3_stmt *st;
-        int64_t pos;
-        if (!rc || rc->type != JV_ARRAY || rc->len == 0) {
-            err_resp(r, 422, "missing_property", 104, "recipients (array of user ids) is required", NULL);
-            return;
-        }
-        for (i = 0; i < rc->len; i++) {
-            if (rc->u.items[i].type != JV_STRING ||
-                !parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u)) {
-                err_resp(r, 422, "invalid_property", 105, "recipients holds an invalid user id", NULL);
-                return;
-            }
-        }
-        jbuf_init(&parts);
-        v = jv_get(body, "parts");
-        if (!v || v->type != JV_ARRAY || v->len == 0) bad = "parts must be a non-empty array";
-        else jv_write(&parts, v);
-        jbuf_putc(&parts, 0);
-        if (bad) {
-            err_resp(r, 422, "invalid_property", 105, bad, NULL);
-            jbuf_free(&parts);
-            return;
-        }
-        srv_uuid(uuid);
-        store_begin();
-        st = store_prep("SELECT coalesce(max(pos),0)+1 FROM announcements");
-        pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-        st = store_prep("INSERT INTO announcements(uuid, sent_ms, sender_name, parts, pos) VALUES(?,?,?,?,?)");
-        bind_text(st, 1, uuid);
-        sqlite3_bind_int64(st, 2, srv_now_ms());
-        bind_text(st, 3, sender && sender->type == JV_STRING ? sender->u.s : "Admin");
-        bind_text(st, 4, parts.data);
-        sqlite3_bind_int64(st, 5, pos);
-        sqlite3_step(st);
-        jbuf_free(&parts);
-        for (i = 0; i < rc->len; i++) {
-            char oid[64];
-            jbuf d;
-            parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u);
-            ensure_identity(u);
-            st = store_prep("INSERT OR IGNORE INTO ann_rcpt(ann, user_id) VALUES(?,?)");
-            bind_text(st, 1, uuid);
-            bind_text(st, 2, u);
-            sqlite3_step(st);
-            jbuf_init(&d);
-            w_announcement(&d, uuid, u);
-            jbuf_putc(&d, 0);
-            snprintf(oid, sizeof oid, "layer:///announcements/%s", uuid);
-            emit(u, "change", "create", "Announcement", oid, d.data);
-            jbuf_free(&d);
-        }
-        store_commit();
-        r->status = 201;
-        jbuf_puts(&r->body, "{\"id\":\"layer:///announcements/");
-        jbuf_puts(&r->body, uuid);
-        jbuf_puts(&r->body, "\"}");
-    } else if (strcmp(seg[1], "faults") == 0) {
-        const jv *t = jv_get(body, "type"), *cnt = jv_get(body, "count"), *secs = jv_get(body, "seconds");
-        srv_conn *c;
-        int n = 0;
-        if (!t || t->type != JV_STRING) {
-            err_resp(r, 422, "missing_property", 104, "type is required", NULL);
-            return;
-        }
-        if (strcmp(t->u.s, "http_error") == 0) {
-            const jv *stv = jv_get(body, "status");
-            int status = stv && stv->type == JV_INT ? (int)stv->u.i : 503;
-            if (status != 429 && status != 503) {
-                err_resp(r, 422, "invalid_property", 105, "status must be 429 or 503", NULL);
-                return;
-            }
-            S.fault_status = status;
-            S.fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
-            S.fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
-            n = S.fault_left;
-        } else if (strcmp(t->u.s, "expire_session") == 0) {
-            const jv *tok = jv_get(body, "session_token");
-            sqlite3_stmt *st;
-            if (tok && tok->type == JV_STRING) {
-                st = store_prep("UPDATE sessions SET expires_ms=0 WHERE token=?");
-                bind_text(st, 1, tok->u.s);
-            } else if (user[0]) {
-                st = store_prep("UPDATE sessions SET expires_ms=0 WHERE user_id=?");
-                bind_text(st, 1, user);
-            } else {
-                err_resp(r, 422, "missing_property", 104, "session_token or user_id is required", NULL);
-                return;
-            }
-            sqlite3_step(st);
-            n = sqlite3_changes(S.db);
-            /* Sockets of an expired session go too: the client then validates, gets 401 and re-authenticates. */
-            close_session_sockets(tok && tok->type == JV_STRING ? tok->u.s : NULL, user);
-        } else if (strcmp(t->u.s, "close_sockets") == 0 || strcmp(t->u.s, "skip_counter") == 0 ||
-                   strcmp(t->u.s, "stall_socket") == 0) {
-            if (!user[0]) {
-                err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
-                return;
-            }
-            for (c = each_user_conn(S.conns, user); c; c = each_user_conn(c->next, user)) {
-                n++;
-                if (t->u.s[0] == 'c') {
-                    c->close_pending = 1;
-                } else if (t->u.s[1] == 'k') {
-                    c->skip += cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
-                } else {
-                    c->stall_until = srv_now_ms() + (secs && jv_is_number(secs) ? (int64_t)(jv_to_double(secs) * 1000) : 5000);
-                }
-                if (S.wake) S.wake(c);
-            }
-        } else {
-            err_resp(r, 422, "invalid_property", 105, "unknown fault type", NULL);
-            return;
-        }
-        r->status = 200;
-        jbuf_puts(&r->body, "{\"affected\":");
-        jbuf_int(&r->body, n);
-        jbuf_putc(&r->body, '}');
-    } else if (strcmp(seg[1], "sessions") == 0) {
-        /* Test shortcut: a session without the nonce dance. */
-        if (!user[0]) {
-            err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
-            return;
-        }
-        ensure_identity(user);
-        respond_new_session(user, r);
-    } else {
-        err_resp(r, 404, "invalid_endpoint", 106, "Unknown admin endpoint", NULL);
-    }
 }
 
 /* ---------- HTTP routing ---------- */
@@ -1343,15 +89,292 @@ static int want_uuid(const char *s, char out[37], srv_resp *r, const char *what)
     return 1;
 }
 
-#define METHOD_NA() err_resp(r, 405, "method_not_allowed", 109, "Method not allowed on this resource", NULL)
+/* One request on its way to a handler: what the routing has checked and parsed. */
+typedef struct {
+    const srv_req *q;
+    srv_resp *r;
+    char **seg;
+    int n;            /* path segments */
+    const jv *body;   /* parsed JSON body, or NULL */
+    const char *user; /* the session's user; NULL on routes without a session */
+} route_ctx;
+
+static void method_na(srv_resp *r)
+{
+    err_resp(r, 405, "method_not_allowed", 109, "Method not allowed on this resource", NULL);
+}
+
+static void unknown_endpoint(srv_resp *r)
+{
+    err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
+}
+
+static void route_nonces(const route_ctx *c)
+{
+    char nonce[65];
+    if (c->q->method != M_POST) {
+        method_na(c->r);
+        return;
+    }
+    new_nonce(nonce);
+    c->r->status = 201;
+    jbuf_puts(&c->r->body, "{\"nonce\":\"");
+    jbuf_puts(&c->r->body, nonce);
+    jbuf_puts(&c->r->body, "\"}");
+}
+
+static void route_sessions(const route_ctx *c)
+{
+    int m = c->q->method;
+    sqlite3_stmt *st;
+    if (c->n == 1) {
+        if (m != M_POST) method_na(c->r);
+        else if (!c->body) err_resp(c->r, 422, "missing_property", 104, "identity_token is required", NULL);
+        else do_sessions(c->body, c->r);
+        return;
+    }
+    if (m != M_DELETE) {
+        method_na(c->r);
+        return;
+    }
+    st = store_prep("DELETE FROM sessions WHERE token=?");
+    bind_text(st, 1, c->seg[1]);
+    sqlite3_step(st);
+    close_session_sockets(c->seg[1], NULL); /* logged out means no more packets, not just no new logins */
+    ok_empty(c->r);
+}
+
+static void route_conversations(const route_ctx *c)
+{
+    const srv_req *q = c->q;
+    srv_resp *r = c->r;
+    int m = q->method;
+    char id[37];
+    if (c->n == 1) {
+        if (m == M_GET) list_conversations(q, c->user, r);
+        else if (m == M_POST) act_conv_create(c->user, c->body, r);
+        else method_na(r);
+        return;
+    }
+    if (!want_uuid(c->seg[1], id, r, "No such conversation")) return;
+    if (c->n == 2) {
+        if (m == M_GET) {
+            if (!conv_member(id, c->user, NULL)) not_found(r, "No such conversation");
+            else { r->status = 200; w_conversation(&r->body, id, c->user); }
+        } else if (m == M_PATCH) {
+            patch_conversation(c->user, id, q, r);
+        } else if (m == M_DELETE) {
+            delete_conversation(c->user, id, q, r);
+        } else {
+            method_na(r);
+        }
+    } else if (c->n == 3 && strcmp(c->seg[2], "messages") == 0) {
+        if (m == M_GET) list_messages(q, c->user, id, r);
+        else if (m == M_POST) act_msg_create(c->user, id, c->body, r);
+        else method_na(r);
+    } else if (c->n == 3 && strcmp(c->seg[2], "mark_all_read") == 0) {
+        if (m == M_POST) mark_all_read(c->user, id, c->body, r);
+        else method_na(r);
+    } else {
+        unknown_endpoint(r);
+    }
+}
+
+static void route_messages(const route_ctx *c)
+{
+    srv_resp *r = c->r;
+    int m = c->q->method;
+    char id[37];
+    if (!want_uuid(c->seg[1], id, r, "No such message")) return;
+    if (c->n == 2) {
+        if (m == M_GET) {
+            if (!msg_visible(id, c->user, NULL, NULL)) not_found(r, "No such message");
+            else { r->status = 200; w_message(&r->body, id, c->user); }
+        } else if (m == M_DELETE) {
+            delete_message(c->user, id, c->q, r);
+        } else {
+            method_na(r);
+        }
+    } else if (strcmp(c->seg[2], "receipts") == 0) {
+        if (m == M_POST) message_receipt(c->user, id, c->body, r);
+        else method_na(r);
+    } else {
+        unknown_endpoint(r);
+    }
+}
+
+static void route_identities(const route_ctx *c)
+{
+    if (c->q->method != M_GET) method_na(c->r);
+    else if (c->n == 1) list_identities(c->q, c->user, c->r);
+    else if (!srv_valid_user_id(c->seg[1], strlen(c->seg[1]))) not_found(c->r, "No such identity");
+    else get_identity(c->seg[1], c->r);
+}
+
+static void route_following(const route_ctx *c)
+{
+    const char *target = c->seg[2];
+    int m = c->q->method;
+    if (strcmp(c->seg[1], "users") != 0) unknown_endpoint(c->r);
+    else if (!srv_valid_user_id(target, strlen(target))) not_found(c->r, "No such identity");
+    else if (m == M_PUT) follow(c->user, target, 1, c->r);
+    else if (m == M_DELETE) follow(c->user, target, 0, c->r);
+    else method_na(c->r);
+}
+
+static void route_announcements(const route_ctx *c)
+{
+    char id[37];
+    if (c->n == 1) {
+        if (c->q->method == M_GET) list_announcements(c->q, c->user, c->r);
+        else method_na(c->r);
+    } else if (want_uuid(c->seg[1], id, c->r, "No such announcement")) {
+        announcement_action(c->q->method, c->user, id, c->n == 3 ? c->seg[2] : NULL, c->body, c->r);
+    }
+}
+
+static void route_content(const route_ctx *c)
+{
+    char id[37];
+    if (c->n == 1) {
+        if (c->q->method == M_POST) content_create(c->q, c->user, c->r);
+        else method_na(c->r);
+    } else if (want_uuid(c->seg[1], id, c->r, "No such content")) {
+        if (c->q->method == M_GET) content_refresh(c->user, id, c->r);
+        else method_na(c->r);
+    }
+}
+
+static void route_push_tokens(const route_ctx *c)
+{
+    ok_empty(c->r); /* accepted and ignored: there is no push service here */
+}
+
+/* The Layer API by first path segment, for paths of min_seg..max_seg segments;
+ * a route with needs_session 0 is served before the session is checked. */
+static const struct {
+    const char *name;
+    int min_seg, max_seg, needs_session;
+    void (*handle)(const route_ctx *c);
+} routes[] = {
+    {"nonces", 1, 1, 0, route_nonces},
+    {"sessions", 1, 2, 0, route_sessions},
+    {"conversations", 1, 8, 1, route_conversations},
+    {"messages", 2, 3, 1, route_messages},
+    {"identities", 1, 2, 1, route_identities},
+    {"following", 3, 3, 1, route_following},
+    {"announcements", 1, 3, 1, route_announcements},
+    {"content", 1, 2, 1, route_content},
+    {"push_tokens", 1, 2, 1, route_push_tokens},
+};
+
+static int find_route(char **seg, int n)
+{
+    size_t i;
+    if (n < 1) return -1;
+    for (i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (n >= routes[i].min_seg && n <= routes[i].max_seg && strcmp(seg[0], routes[i].name) == 0) return (int)i;
+    return -1;
+}
+
+/* content-upload and content-download: raw bytes, no Layer headers, authorised by the URL
+ * itself. Returns 1 when the path was one of them (and is answered). */
+static int raw_transfer(const srv_req *q, char **seg, int n, srv_resp *r)
+{
+    char id[37];
+    if (n == 3 && strcmp(seg[0], "content-upload") == 0) {
+        if (q->method != M_PUT) method_na(r);
+        else if (want_uuid(seg[1], id, r, "No such upload")) content_upload(q, id, seg[2], r);
+        return 1;
+    }
+    if (n == 2 && strcmp(seg[0], "content-download") == 0) {
+        if (q->method != M_GET && q->method != M_HEAD) method_na(r);
+        else if (want_uuid(seg[1], id, r, "No such content")) content_download(q, id, r);
+        return 1;
+    }
+    return 0;
+}
+
+/* JSON bodies: the SDK sends application/json (or the patch type); empty bodies are allowed.
+ * Returns 0 after answering 415 or 400; *doc gets the parsed body (PATCH bodies stay raw). */
+static int parse_body(const srv_req *q, srv_resp *r, jv_doc **doc)
+{
+    int m = q->method;
+    int is_patch = strncasecmp(q->content_type, "application/vnd.layer-patch+json", 32) == 0;
+    int is_json = strncasecmp(q->content_type, "application/json", 16) == 0;
+    jv_error je;
+    *doc = NULL;
+    if (q->body_len == 0) return 1;
+    if (m == M_PATCH ? !is_patch : !is_json) {
+        err_resp(r, 415, "invalid_header", 107,
+                 m == M_PATCH ? "PATCH needs Content-Type: application/vnd.layer-patch+json"
+                              : "Content-Type must be application/json",
+                 NULL);
+        return 0;
+    }
+    if (m == M_PATCH) return 1;
+    *doc = jv_parse(q->body, q->body_len, &srv_body_limits, &je);
+    if (!*doc) {
+        char msg[220];
+        snprintf(msg, sizeof msg, "Malformed JSON: %s", je.message);
+        err_resp(r, 400, "invalid_property", 105, msg, NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* An injected 429 or 503 (admin faults), if one is pending: returns 1 after answering. */
+static int injected_fault(srv_resp *r)
+{
+    if (S.fault_left <= 0) return 0;
+    S.fault_left--;
+    r->retry_after = S.fault_retry_after;
+    if (S.fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
+    else err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
+    return 1;
+}
+
+/* The Layer API proper, once the body is parsed: Accept, then the session, then the route. */
+static void layer_api(const srv_req *q, char **seg, int n, const jv *body, srv_resp *r)
+{
+    char user[160], tok[160];
+    int i = find_route(seg, n);
+    route_ctx c = {q, r, seg, n, body, NULL};
+    if (!api_version(q->accept)) {
+        err_resp(r, 406, "invalid_header", 107,
+                 "Accept must be application/vnd.layer+json; version=2.0 or 3.0", NULL);
+        return;
+    }
+    if (i >= 0 && !routes[i].needs_session) {
+        routes[i].handle(&c);
+        return;
+    }
+    if (!req_user(q, user, sizeof user, tok, sizeof tok)) {
+        auth_required(r, tok[0] || q->authorization[0] ? "Session expired or invalid" : "Authentication required");
+        return;
+    }
+    c.user = user;
+    if (n == 0) {
+        const char *action = srv_arg(q, "action");
+        if (q->method == M_GET && action && strcmp(action, "validateConnectionForWebsocket") == 0) {
+            r->status = 200;
+            jbuf_puts(&r->body, "{}");
+        } else {
+            unknown_endpoint(r);
+        }
+    } else if (i >= 0) {
+        routes[i].handle(&c);
+    } else {
+        unknown_endpoint(r);
+    }
+}
 
 void srv_handle_http(const srv_req *q, srv_resp *r)
 {
-    char pathbuf[1024], *seg[8], user[160], tok[160], id[37];
-    int n, json_body, m = q->method;
+    char pathbuf[1024], *seg[8];
+    int n;
     jv_doc *bd = NULL;
-    const jv *body = NULL;
-    jv_error je;
+    const jv *body;
 
     r->status = 500;
     if (!path_ok(q->path) || strlen(q->path) >= sizeof pathbuf) {
@@ -1361,14 +384,10 @@ void srv_handle_http(const srv_req *q, srv_resp *r)
     strcpy(pathbuf, q->path);
     n = split_path(pathbuf, seg, 8);
     if (n < 0) {
-        err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
+        unknown_endpoint(r);
         return;
     }
-    if (m == M_OPTIONS) {
-        ok_empty(r);
-        return;
-    }
-    if (n >= 1 && strcmp(seg[0], "ping") == 0) {
+    if (q->method == M_OPTIONS || (n >= 1 && strcmp(seg[0], "ping") == 0)) {
         ok_empty(r);
         return;
     }
@@ -1376,589 +395,9 @@ void srv_handle_http(const srv_req *q, srv_resp *r)
         err_resp(r, 413, "invalid_property", 105, "Request body too large", NULL);
         if (!(n == 3 && strcmp(seg[0], "content-upload") == 0)) return;
     }
-    /* Raw content transfer: no Layer headers, authorised by the URL itself. */
-    if (n == 3 && strcmp(seg[0], "content-upload") == 0) {
-        if (m != M_PUT) METHOD_NA();
-        else if (want_uuid(seg[1], id, r, "No such upload")) content_upload(q, id, seg[2], r);
-        return;
-    }
-    if (n == 2 && strcmp(seg[0], "content-download") == 0) {
-        if (m != M_GET && m != M_HEAD) METHOD_NA();
-        else if (want_uuid(seg[1], id, r, "No such content")) content_download(q, id, r);
-        return;
-    }
-    /* JSON bodies: the SDK sends application/json (or the patch type); empty bodies are allowed. */
-    json_body = q->body_len > 0;
-    if (json_body) {
-        int is_patch = strncasecmp(q->content_type, "application/vnd.layer-patch+json", 32) == 0;
-        int is_json = strncasecmp(q->content_type, "application/json", 16) == 0;
-        if (m == M_PATCH ? !is_patch : !is_json) {
-            err_resp(r, 415, "invalid_header", 107,
-                     m == M_PATCH ? "PATCH needs Content-Type: application/vnd.layer-patch+json"
-                                  : "Content-Type must be application/json",
-                     NULL);
-            return;
-        }
-        if (m != M_PATCH) {
-            bd = jv_parse(q->body, q->body_len, &body_limits, &je);
-            if (!bd) {
-                char msg[220];
-                snprintf(msg, sizeof msg, "Malformed JSON: %s", je.message);
-                err_resp(r, 400, "invalid_property", 105, msg, NULL);
-                return;
-            }
-            body = jv_root(bd);
-        }
-    }
-    if (n >= 1 && strcmp(seg[0], "admin") == 0) {
-        admin(q, seg, n, body, r);
-        goto done;
-    }
-    if (S.fault_left > 0) {
-        S.fault_left--;
-        if (S.fault_status == 429) {
-            r->retry_after = S.fault_retry_after;
-            err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
-        } else {
-            r->retry_after = S.fault_retry_after;
-            err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
-        }
-        goto done;
-    }
-    if (!api_version(q->accept)) {
-        err_resp(r, 406, "invalid_header", 107,
-                 "Accept must be application/vnd.layer+json; version=2.0 or 3.0", NULL);
-        goto done;
-    }
-    if (n == 1 && strcmp(seg[0], "nonces") == 0) {
-        char nonce[65];
-        if (m != M_POST) { METHOD_NA(); goto done; }
-        new_nonce(nonce);
-        r->status = 201;
-        jbuf_puts(&r->body, "{\"nonce\":\"");
-        jbuf_puts(&r->body, nonce);
-        jbuf_puts(&r->body, "\"}");
-        goto done;
-    }
-    if (n == 1 && strcmp(seg[0], "sessions") == 0) {
-        if (m != M_POST) METHOD_NA();
-        else if (!body) err_resp(r, 422, "missing_property", 104, "identity_token is required", NULL);
-        else do_sessions(body, r);
-        goto done;
-    }
-    if (n == 2 && strcmp(seg[0], "sessions") == 0) {
-        sqlite3_stmt *st;
-        if (m != M_DELETE) { METHOD_NA(); goto done; }
-        st = store_prep("DELETE FROM sessions WHERE token=?");
-        bind_text(st, 1, seg[1]);
-        sqlite3_step(st);
-        close_session_sockets(seg[1], NULL); /* logged out means no more packets, not just no new logins */
-        ok_empty(r);
-        goto done;
-    }
-    if (!req_user(q, user, sizeof user, tok, sizeof tok)) {
-        auth_required(r, tok[0] || q->authorization[0] ? "Session expired or invalid" : "Authentication required");
-        goto done;
-    }
-    if (n == 0) {
-        const char *action = srv_arg(q, "action");
-        if (m == M_GET && action && strcmp(action, "validateConnectionForWebsocket") == 0) {
-            r->status = 200;
-            jbuf_puts(&r->body, "{}");
-        } else {
-            err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
-        }
-        goto done;
-    }
-    if (strcmp(seg[0], "conversations") == 0) {
-        if (n == 1) {
-            if (m == M_GET) list_conversations(q, user, r);
-            else if (m == M_POST) act_conv_create(user, body, r);
-            else METHOD_NA();
-            goto done;
-        }
-        if (!want_uuid(seg[1], id, r, "No such conversation")) goto done;
-        if (n == 2) {
-            if (m == M_GET) {
-                if (!conv_member(id, user, NULL)) not_found(r, "No such conversation");
-                else { r->status = 200; w_conversation(&r->body, id, user); }
-            } else if (m == M_PATCH) {
-                patch_conversation(user, id, q, r);
-            } else if (m == M_DELETE) {
-                delete_conversation(user, id, q, r);
-            } else {
-                METHOD_NA();
-            }
-        } else if (n == 3 && strcmp(seg[2], "messages") == 0) {
-            if (m == M_GET) list_messages(q, user, id, r);
-            else if (m == M_POST) act_msg_create(user, id, body, r);
-            else METHOD_NA();
-        } else if (n == 3 && strcmp(seg[2], "mark_all_read") == 0) {
-            if (m == M_POST) mark_all_read(user, id, body, r);
-            else METHOD_NA();
-        } else {
-            err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
-        }
-        goto done;
-    }
-    if (strcmp(seg[0], "messages") == 0 && (n == 2 || n == 3)) {
-        if (!want_uuid(seg[1], id, r, "No such message")) goto done;
-        if (n == 2) {
-            if (m == M_GET) {
-                if (!msg_visible(id, user, NULL, NULL)) not_found(r, "No such message");
-                else { r->status = 200; w_message(&r->body, id, user); }
-            } else if (m == M_DELETE) {
-                delete_message(user, id, q, r);
-            } else {
-                METHOD_NA();
-            }
-        } else if (strcmp(seg[2], "receipts") == 0) {
-            if (m == M_POST) message_receipt(user, id, body, r);
-            else METHOD_NA();
-        } else {
-            err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
-        }
-        goto done;
-    }
-    if (strcmp(seg[0], "identities") == 0 && n <= 2) {
-        if (m != M_GET) METHOD_NA();
-        else if (n == 1) list_identities(q, user, r);
-        else if (!srv_valid_user_id(seg[1], strlen(seg[1]))) not_found(r, "No such identity");
-        else get_identity(seg[1], r);
-        goto done;
-    }
-    if (n == 3 && strcmp(seg[0], "following") == 0 && strcmp(seg[1], "users") == 0) {
-        if (!srv_valid_user_id(seg[2], strlen(seg[2]))) not_found(r, "No such identity");
-        else if (m == M_PUT) follow(user, seg[2], 1, r);
-        else if (m == M_DELETE) follow(user, seg[2], 0, r);
-        else METHOD_NA();
-        goto done;
-    }
-    if (strcmp(seg[0], "announcements") == 0 && n <= 3) {
-        if (n == 1) {
-            if (m == M_GET) list_announcements(q, user, r);
-            else METHOD_NA();
-        } else if (want_uuid(seg[1], id, r, "No such announcement")) {
-            announcement_action(m, user, id, n == 3 ? seg[2] : NULL, body, r);
-        }
-        goto done;
-    }
-    if (strcmp(seg[0], "content") == 0 && n <= 2) {
-        if (n == 1) {
-            if (m == M_POST) content_create(q, user, r);
-            else METHOD_NA();
-        } else if (want_uuid(seg[1], id, r, "No such content")) {
-            if (m == M_GET) content_refresh(user, id, r);
-            else METHOD_NA();
-        }
-        goto done;
-    }
-    if (strcmp(seg[0], "push_tokens") == 0 && n <= 2) {
-        ok_empty(r); /* accepted and ignored: there is no push service here */
-        goto done;
-    }
-    err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
-done:
+    if (raw_transfer(q, seg, n, r) || !parse_body(q, r, &bd)) return;
+    body = bd ? jv_root(bd) : NULL;
+    if (n >= 1 && strcmp(seg[0], "admin") == 0) admin_request(q, seg, n, body, r);
+    else if (!injected_fault(r)) layer_api(q, seg, n, body, r);
     jv_doc_free(bd);
-}
-
-/* ---------- WebSocket ---------- */
-
-static unsigned user_hash(const char *u)
-{
-    unsigned h = 2166136261u;
-    for (; *u; u++) h = (h ^ (unsigned char)*u) * 16777619u;
-    return h % 4096;
-}
-
-srv_conn *srv_user_conns(const char *user)
-{
-    return S.buckets[user_hash(user)];
-}
-
-static void presence_follow_sockets(srv_conn *c, int opened);
-
-void srv_conn_open(srv_conn *c)
-{
-    sqlite3_stmt *st = store_prep("SELECT expires_ms FROM sessions WHERE token=?");
-    bind_text(st, 1, c->token);
-    c->session_expires_ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    c->hash = user_hash(c->user);
-    c->hprev = NULL;
-    c->hnext = S.buckets[c->hash];
-    if (c->hnext) c->hnext->hprev = c;
-    S.buckets[c->hash] = c;
-    c->next = S.conns;
-    c->prev = NULL;
-    if (S.conns) S.conns->prev = c;
-    S.conns = c;
-    presence_follow_sockets(c, 1);
-}
-
-void srv_conn_closed(srv_conn *c)
-{
-    srv_pkt *p;
-    int was_open = c->next || c->prev || S.conns == c;
-    if (c->prev) c->prev->next = c->next;
-    else if (S.conns == c) S.conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    if (c->hprev) c->hprev->hnext = c->hnext;
-    else if (S.buckets[c->hash] == c) S.buckets[c->hash] = c->hnext;
-    if (c->hnext) c->hnext->hprev = c->hprev;
-    c->hnext = c->hprev = NULL;
-    while ((p = srv_conn_pop(c)) != NULL) free(p);
-    free(c->rx);
-    c->rx = NULL;
-    if (was_open) presence_follow_sockets(c, 0);
-}
-
-void srv_tick(void)
-{
-    srv_conn *c;
-    int64_t now = srv_now_ms();
-    for (c = S.conns; c; c = c->next) {
-        if (c->stall_until && c->stall_until <= now) {
-            c->stall_until = 0;
-            if (S.wake) S.wake(c);
-        }
-        if (!c->close_pending && c->session_expires_ms <= now) { /* the session ran out */
-            c->close_pending = 1;
-            if (S.wake) S.wake(c);
-        }
-    }
-}
-
-/* rid_json: the request_id as JSON text, or "" for null */
-static void ws_response_raw(srv_conn *c, const char *method, const char *rid_json, int ok, const char *data,
-                            size_t dlen)
-{
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "{\"method\":");
-    w_str(&b, method);
-    jbuf_puts(&b, ",\"request_id\":");
-    jbuf_puts(&b, rid_json[0] ? rid_json : "null");
-    jbuf_puts(&b, ",\"success\":");
-    jbuf_puts(&b, ok ? "true" : "false");
-    jbuf_puts(&b, ",\"data\":");
-    if (data && dlen) jbuf_putn(&b, data, dlen);
-    else jbuf_puts(&b, "{}");
-    jbuf_putc(&b, '}');
-    jbuf_putc(&b, 0);
-    if (!b.oom) conn_send(c, "response", b.data);
-    jbuf_free(&b);
-}
-
-/* The request_id as JSON text into out (n bytes); "" when absent or too long. */
-static void rid_text(const jv *rid, char *out, size_t n)
-{
-    jbuf r;
-    out[0] = 0;
-    if (!rid || rid->type != JV_STRING || rid->len > 128) return;
-    jbuf_init(&r);
-    jv_write(&r, rid);
-    if (!r.oom && r.len < n) {
-        memcpy(out, r.data, r.len);
-        out[r.len] = 0;
-    }
-    jbuf_free(&r);
-}
-
-static void ws_response(srv_conn *c, const char *method, const jv *rid, int ok, const char *data, size_t dlen)
-{
-    char rj[136];
-    rid_text(rid, rj, sizeof rj);
-    ws_response_raw(c, method, rj, ok, data, dlen);
-}
-
-/* Event.replay sends the log in batches while the socket's queue is short,
- * so a large backlog never trips the per-socket limit, and answers once it
- * has caught up with the log (live events of the user included). */
-#define REPLAY_QUEUE_LOW (1u << 20)
-#define REPLAY_BATCH 64
-
-void srv_replay_pump(srv_conn *c)
-{
-    int rows = 0;
-    sqlite3_stmt *st;
-    char d[64];
-    if (!c->replaying || c->close_pending) return;
-    while (c->qbytes < REPLAY_QUEUE_LOW) {
-        st = store_prep("SELECT seq, ts_ms, kind, op, otype, oid, data FROM events"
-                        " WHERE user_id=? AND ts_ms>=? AND seq>? ORDER BY seq LIMIT ?");
-        bind_text(st, 1, c->user);
-        sqlite3_bind_int64(st, 2, c->replay_from);
-        sqlite3_bind_int64(st, 3, c->replay_seq);
-        sqlite3_bind_int(st, 4, REPLAY_BATCH);
-        rows = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            c->replay_seq = sqlite3_column_int64(st, 0);
-            send_event(c, col_text(st, 2), col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
-                       sqlite3_column_int64(st, 1));
-            c->replay_count++;
-            rows++;
-        }
-        if (rows < REPLAY_BATCH) break;
-    }
-    if (rows >= REPLAY_BATCH || c->qbytes >= REPLAY_QUEUE_LOW) return; /* more after the queue drains */
-    c->replaying = 0;
-    snprintf(d, sizeof d, "{\"count\":%d}", c->replay_count);
-    ws_response_raw(c, "Event.replay", c->replay_rid, 1, d, strlen(d));
-}
-
-static void ws_error(srv_conn *c, const char *method, const jv *rid, const char *id, int code, const char *msg)
-{
-    srv_resp r;
-    srv_resp_init(&r);
-    err_resp(&r, 400, id, code, msg, NULL);
-    ws_response(c, method, rid, 0, r.body.data, r.body.len);
-    srv_resp_free(&r);
-}
-
-/* Whether user has an open socket other than `except`. */
-static int user_online(const char *user, const srv_conn *except)
-{
-    srv_conn *o;
-    for (o = srv_user_conns(user); o; o = o->hnext)
-        if (o != except && strcmp(o->user, user) == 0) return 1;
-    return 0;
-}
-
-/* The status others see for a stored choice: `auto` is available while the user has a
- * socket open (other than `except`) and offline otherwise; invisible shows offline. */
-static const char *presence_shown(const char *stored, const char *user, const srv_conn *except)
-{
-    if (!stored || strcmp(stored, "invisible") == 0) return "offline";
-    if (strcmp(stored, "auto") == 0) return user_online(user, except) ? "available" : "offline";
-    return stored;
-}
-
-static void presence_push(const char *user, const char *status);
-
-/* A user whose presence is auto goes offline with their last socket, and comes back
- * with their first one; peers get the patch. */
-static void presence_follow_sockets(srv_conn *c, int opened)
-{
-    sqlite3_stmt *st;
-    if (S.stopping || !c->user[0] || user_online(c->user, c)) return;
-    if (!S.db || !(st = store_prep("SELECT presence FROM identities WHERE user_id=?"))) return;
-    bind_text(st, 1, c->user);
-    if (sqlite3_step(st) != SQLITE_ROW || !col_text(st, 0) || strcmp(col_text(st, 0), "auto")) return;
-    st = store_prep("UPDATE identities SET last_seen_ms=? WHERE user_id=?");
-    sqlite3_bind_int64(st, 1, srv_now_ms());
-    bind_text(st, 2, c->user);
-    sqlite3_step(st);
-    presence_push(c->user, opened ? "available" : "offline");
-}
-
-static void presence_sync(srv_conn *c, const jv *data, const jv *rid)
-{
-    const jv *ids = data ? jv_get(data, "ids") : NULL;
-    jbuf b;
-    uint32_t i;
-    jbuf_init(&b);
-    jbuf_puts(&b, "{\"changes\":[");
-    for (i = 0; ids && ids->type == JV_ARRAY && i < ids->len && i < 500; i++) {
-        char u[160];
-        sqlite3_stmt *st;
-        const jv *e = &ids->u.items[i];
-        if (e->type != JV_STRING || !parse_identity(e->u.s, e->len, u, sizeof u)) continue;
-        st = store_prep("SELECT presence, last_seen_ms FROM identities WHERE user_id=?");
-        bind_text(st, 1, u);
-        if (sqlite3_step(st) != SQLITE_ROW) continue;
-        if (b.data[b.len - 1] != '[') jbuf_putc(&b, ',');
-        jbuf_puts(&b, "{\"operation\":");
-        w_str(&b, c->api == 2 ? "update" : "patch");
-        jbuf_puts(&b, ",\"object\":{\"type\":\"Identity\",\"id\":");
-        w_identity_id(&b, u);
-        jbuf_puts(&b, ",\"url\":");
-        w_url(&b, "identities", u);
-        jbuf_puts(&b, "},\"data\":[{\"operation\":\"set\",\"property\":\"presence.status\",\"value\":");
-        w_str(&b, presence_shown(col_text(st, 0), u, NULL));
-        jbuf_puts(&b, "},{\"operation\":\"set\",\"property\":\"presence.last_seen_at\",\"value\":");
-        w_iso(&b, sqlite3_column_int64(st, 1));
-        jbuf_puts(&b, "}]}");
-    }
-    jbuf_puts(&b, "]}");
-    ws_response(c, "Presence.sync", rid, 1, b.data, b.len);
-    jbuf_free(&b);
-}
-
-/* Presence is not logged for replay (Presence.sync covers a reconnect): the
- * patch goes live to the user and everyone sharing a conversation with them. */
-static void presence_push(const char *user, const char *status)
-{
-    jbuf d, oid;
-    char **peers = NULL;
-    int n = 0, i;
-    sqlite3_stmt *st = store_prep(
-        "SELECT DISTINCT m2.user_id FROM members m1 JOIN members m2 ON m2.conv=m1.conv AND m2.active=1"
-        " WHERE m1.user_id=?1 AND m1.active=1 UNION SELECT ?1 LIMIT 10000");
-    bind_text(st, 1, user);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char **nv = realloc(peers, sizeof *peers * (size_t)(n + 1));
-        if (!nv) break;
-        peers = nv;
-        peers[n++] = strdup(col_text(st, 0));
-    }
-    jbuf_init(&d);
-    jbuf_init(&oid);
-    jbuf_puts(&d, "[{\"operation\":\"set\",\"property\":\"presence.status\",\"value\":");
-    w_str(&d, strcmp(status, "invisible") == 0 ? "offline" : status);
-    jbuf_puts(&d, "},{\"operation\":\"set\",\"property\":\"presence.last_seen_at\",\"value\":");
-    w_iso(&d, srv_now_ms());
-    jbuf_puts(&d, "}]");
-    jbuf_putc(&d, 0);
-    w_identity_id(&oid, user);
-    jbuf_putc(&oid, 0);
-    oid.data[oid.len - 2] = 0; /* drop the closing quote */
-    for (i = 0; i < n; i++) {
-        srv_conn *o;
-        for (o = srv_user_conns(peers[i]); o; o = o->hnext)
-            if (strcmp(o->user, peers[i]) == 0)
-                send_event(o, "change", "patch", "Identity", oid.data + 1, d.data, srv_now_ms());
-    }
-    free_list(peers, n);
-    jbuf_free(&d);
-    jbuf_free(&oid);
-}
-
-static void ws_request(srv_conn *c, const jv *body)
-{
-    const jv *method = jv_get(body, "method"), *rid = jv_get(body, "request_id");
-    const jv *data = jv_get(body, "data"), *obj = jv_get(body, "object_id");
-    const char *m;
-    if (!method || method->type != JV_STRING) {
-        ws_error(c, NULL, rid, "missing_property", 104, "request needs a method");
-        return;
-    }
-    m = method->u.s;
-    if (S.log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, m);
-    if (strcmp(m, "Counter.read") == 0) {
-        char d[64];
-        snprintf(d, sizeof d, "{\"counter\":%lld}", (long long)(c->counter > 0 ? c->counter - 1 : 0));
-        ws_response(c, m, rid, 1, d, strlen(d));
-    } else if (strcmp(m, "Event.replay") == 0) {
-        const jv *ts = data ? jv_get(data, "from_timestamp") : NULL;
-        int64_t from;
-        if (!ts || ts->type != JV_STRING || !srv_parse_iso(ts->u.s, &from)) {
-            ws_error(c, m, rid, "invalid_property", 105, "data.from_timestamp must be an ISO-8601 UTC time");
-            return;
-        }
-        if (c->replaying) {
-            ws_error(c, m, rid, "invalid_request", 107, "an Event.replay is already in progress on this socket");
-            return;
-        }
-        c->replaying = 1;
-        c->replay_from = from;
-        c->replay_seq = 0;
-        c->replay_count = 0;
-        rid_text(rid, c->replay_rid, sizeof c->replay_rid);
-        srv_replay_pump(c);
-    } else if (strcmp(m, "Conversation.create") == 0 || strcmp(m, "Message.create") == 0) {
-        srv_resp r;
-        srv_resp_init(&r);
-        if (m[0] == 'C') {
-            act_conv_create(c->user, data, &r);
-        } else {
-            char conv[37];
-            if (!obj || obj->type != JV_STRING || !parse_layer_uuid(obj->u.s, obj->len, "conversations", conv))
-                err_resp(&r, 404, "not_found", 102, "object_id must be a conversation you take part in", NULL);
-            else
-                act_msg_create(c->user, conv, data, &r);
-        }
-        ws_response(c, m, rid, r.status < 300, r.body.data, r.body.len);
-        srv_resp_free(&r);
-    } else if (strcmp(m, "Presence.subscribe") == 0) {
-        ws_response(c, m, rid, 1, NULL, 0);
-    } else if (strcmp(m, "Presence.update") == 0) {
-        uint32_t i;
-        for (i = 0; data && data->type == JV_ARRAY && i < data->len; i++) {
-            const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
-            if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
-                val->type == JV_STRING) {
-                const char *s = val->u.s;
-                sqlite3_stmt *st;
-                if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
-                    strcmp(s, "offline") && strcmp(s, "invisible")) {
-                    ws_error(c, m, rid, "invalid_property", 105, "unknown presence status");
-                    return;
-                }
-                st = store_prep("UPDATE identities SET presence=?, last_seen_ms=? WHERE user_id=?");
-                bind_text(st, 1, s);
-                sqlite3_bind_int64(st, 2, srv_now_ms());
-                bind_text(st, 3, c->user);
-                sqlite3_step(st);
-                presence_push(c->user, presence_shown(s, c->user, NULL));
-            }
-        }
-        ws_response(c, m, rid, 1, NULL, 0);
-    } else if (strcmp(m, "Presence.sync") == 0) {
-        presence_sync(c, data, rid);
-    } else {
-        ws_error(c, m, rid, "invalid_endpoint", 106, "unknown method");
-    }
-}
-
-static void ws_signal(srv_conn *c, const jv *body)
-{
-    const jv *type = jv_get(body, "type"), *obj = jv_get(body, "object"), *data = jv_get(body, "data");
-    const jv *oid = obj ? jv_get(obj, "id") : NULL, *action = data ? jv_get(data, "action") : NULL;
-    char conv[37], **mem;
-    int n, i;
-    jbuf b;
-    if (!type || type->type != JV_STRING || strcmp(type->u.s, "typing_indicator") != 0) return;
-    if (!oid || oid->type != JV_STRING || !parse_layer_uuid(oid->u.s, oid->len, "conversations", conv)) return;
-    if (!action || action->type != JV_STRING ||
-        (strcmp(action->u.s, "started") && strcmp(action->u.s, "paused") && strcmp(action->u.s, "finished")))
-        return;
-    if (!conv_member(conv, c->user, NULL)) return;
-    jbuf_init(&b);
-    jbuf_puts(&b, "{\"type\":\"typing_indicator\",\"object\":{\"id\":\"layer:///conversations/");
-    jbuf_puts(&b, conv);
-    jbuf_puts(&b, "\"},\"data\":{\"action\":");
-    w_str(&b, action->u.s);
-    jbuf_puts(&b, ",\"sender\":");
-    w_basic_identity(&b, c->user);
-    jbuf_puts(&b, "}}");
-    jbuf_putc(&b, 0);
-    n = conv_members(conv, &mem);
-    for (i = 0; i < n; i++) {
-        srv_conn *o;
-        if (strcmp(mem[i], c->user) == 0) continue;
-        for (o = srv_user_conns(mem[i]); o; o = o->hnext)
-            if (strcmp(o->user, mem[i]) == 0) conn_send(o, "signal", b.data);
-    }
-    free_list(mem, n);
-    jbuf_free(&b);
-}
-
-int srv_ws_frame(srv_conn *c, const char *data, size_t len)
-{
-    jv_error je;
-    jv_doc *d;
-    const jv *root, *type, *body;
-    /* a frame already in flight when the session ended is not acted on */
-    if (c->close_pending || c->session_expires_ms <= srv_now_ms()) {
-        c->close_pending = 1;
-        if (S.wake) S.wake(c);
-        return 0;
-    }
-    d = jv_parse(data, len, &body_limits, &je);
-    if (!d) return 1007; /* not JSON: invalid frame payload data */
-    root = jv_root(d);
-    type = jv_get(root, "type");
-    body = jv_get(root, "body");
-    if (root->type != JV_OBJECT || !type || type->type != JV_STRING || !body || body->type != JV_OBJECT) {
-        ws_error(c, NULL, NULL, "invalid_property", 105, "a packet is {\"type\":\"request\"|\"signal\",\"body\":{...}}");
-    } else if (strcmp(type->u.s, "request") == 0) {
-        ws_request(c, body);
-    } else if (strcmp(type->u.s, "signal") == 0) {
-        ws_signal(c, body);
-    } else {
-        ws_error(c, NULL, jv_get(body, "request_id"), "invalid_property", 105, "unknown packet type");
-    }
-    jv_doc_free(d);
-    return 0;
 }

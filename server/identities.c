@@ -3,11 +3,14 @@
  * pushed as an Identity patch to the user, their followers and everyone who
  * shares a conversation with them, as Layer did (layer-websdk turns it into
  * identities:change). The patches are logged, so Event.replay re-sends them.
+ * Also the identities and following endpoints.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
+#include "api.h"
 
 /* store_prep keys statements by the literal's address: one literal per field. */
 static const struct {
@@ -142,4 +145,63 @@ int identity_update(const char *user, const jv *src, int all_fields)
     }
     jbuf_free(&ops);
     return n;
+}
+
+/* ---------- the identities and following endpoints ---------- */
+
+void get_identity(const char *uid, srv_resp *r)
+{
+    r->status = 200;
+    if (!w_full_identity(&r->body, uid)) not_found(r, "No such identity");
+}
+
+void list_identities(const srv_req *q, const char *user, srv_resp *r)
+{
+    int ps = page_size(q, r, 500), n = 0;
+    char **ids = NULL;
+    sqlite3_stmt *st;
+    if (ps < 0) return;
+    st = store_prep("SELECT target FROM following WHERE user_id=? ORDER BY target LIMIT ?");
+    bind_text(st, 1, user);
+    sqlite3_bind_int(st, 2, ps);
+    ids = page_ids(st, &n);
+    st = store_prep("SELECT count(*) FROM following WHERE user_id=?");
+    bind_text(st, 1, user);
+    if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
+    respond_page(r, ids, n, w_identity_row, user);
+}
+
+void follow(const char *user, const char *target, int on, srv_resp *r)
+{
+    sqlite3_stmt *st;
+    char oid[256];
+    jbuf id;
+    jbuf_init(&id);
+    w_identity_id(&id, target);
+    snprintf(oid, sizeof oid, "%.*s", (int)id.len - 2, id.data + 1);
+    jbuf_free(&id);
+    store_begin();
+    if (on) {
+        ensure_identity(target);
+        st = store_prep("INSERT OR IGNORE INTO following(user_id, target) VALUES(?,?)");
+        bind_text(st, 1, user);
+        bind_text(st, 2, target);
+        sqlite3_step(st);
+        if (sqlite3_changes(S.db)) {
+            jbuf d;
+            jbuf_init(&d);
+            w_full_identity(&d, target);
+            jbuf_putc(&d, 0);
+            emit(user, "change", "create", "Identity", oid, d.data);
+            jbuf_free(&d);
+        }
+    } else {
+        st = store_prep("DELETE FROM following WHERE user_id=? AND target=?");
+        bind_text(st, 1, user);
+        bind_text(st, 2, target);
+        sqlite3_step(st);
+        if (sqlite3_changes(S.db)) emit(user, "change", "delete", "Identity", oid, "null");
+    }
+    store_commit();
+    ok_empty(r);
 }

@@ -737,3 +737,24 @@ void emit_conv_summary(const char *user, const char *conv, int with_last)
     if (!b.oom) emit_conv(user, "patch", conv, b.data);
     jbuf_free(&b);
 }
+
+void escaped_identity_prop(jbuf *b, const char *user)
+{
+    /* recipient_status.<identity id>, dots in the id escaped for Layer-Patch */
+    jbuf id;
+    size_t i;
+    jbuf_init(&id);
+    jbuf_puts(&id, "recipient_status.layer:///identities/");
+    srv_url_encode(&id, user);
+    {
+        jbuf esc;
+        jbuf_init(&esc);
+        for (i = 0; i < id.len; i++) {
+            if (i >= 17 && id.data[i] == '.') jbuf_putc(&esc, '\\');
+            jbuf_putc(&esc, id.data[i]);
+        }
+        jbuf_string(b, esc.data, esc.len);
+        jbuf_free(&esc);
+    }
+    jbuf_free(&id);
+}

@@ -43,6 +43,8 @@ void emit_members(const char *conv, const char *kind, const char *op, const char
 void emit_read_receipt(const char *conv, const char *reader, const char *otype, const char *uuid,
                        const char *status_patch);
 void emit_conv_summary(const char *user, const char *conv, int with_last);
+/* A JSON string: recipient_status.<identity id of user>, dots escaped for Layer-Patch. */
+void escaped_identity_prop(jbuf *b, const char *user);
 
 /* identities.c: store the profile fields src sets (all of them, or only those an
  * identity token may set) and push what changed as an Identity patch to the user,

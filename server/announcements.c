@@ -1,0 +1,94 @@
+/* announcements.c - the announcements endpoints: listing, reading, deleting and receipts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "srv.h"
+#include "model.h"
+#include "api.h"
+
+void list_announcements(const srv_req *q, const char *user, srv_resp *r)
+{
+    int ps = page_size(q, r, 100), n = 0;
+    const char *from = srv_arg(q, "from_id");
+    int64_t fpos = INT64_MAX;
+    char **ids = NULL;
+    sqlite3_stmt *st;
+    if (ps < 0) return;
+    if (from) {
+        char fu[37];
+        if (!parse_layer_uuid(from, strlen(from), "announcements", fu)) {
+            err_resp(r, 422, "invalid_property", 105, "from_id must be an announcement id", NULL);
+            return;
+        }
+        st = store_prep("SELECT pos FROM announcements WHERE uuid=?");
+        bind_text(st, 1, fu);
+        if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
+    }
+    st = store_prep("SELECT count(*) FROM ann_rcpt WHERE user_id=? AND deleted=0");
+    bind_text(st, 1, user);
+    if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
+    st = store_prep("SELECT a.uuid FROM announcements a JOIN ann_rcpt r ON r.ann=a.uuid AND r.user_id=?"
+                    " AND r.deleted=0 WHERE a.pos<? ORDER BY a.pos DESC LIMIT ?");
+    bind_text(st, 1, user);
+    sqlite3_bind_int64(st, 2, fpos);
+    sqlite3_bind_int(st, 3, ps);
+    ids = page_ids(st, &n);
+    respond_page(r, ids, n, w_announcement, user);
+}
+
+void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
+                                srv_resp *r)
+{
+    char oid[64];
+    sqlite3_stmt *st;
+    jbuf probe;
+    int visible;
+    jbuf_init(&probe);
+    visible = w_announcement(&probe, uuid, user);
+    jbuf_free(&probe);
+    if (!visible) {
+        not_found(r, "No such announcement");
+        return;
+    }
+    snprintf(oid, sizeof oid, "layer:///announcements/%s", uuid);
+    if (!sub && method == M_GET) {
+        r->status = 200;
+        w_announcement(&r->body, uuid, user);
+    } else if (!sub && method == M_DELETE) {
+        st = store_prep("UPDATE ann_rcpt SET deleted=1 WHERE ann=? AND user_id=?");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, user);
+        sqlite3_step(st);
+        emit(user, "change", "delete", "Announcement", oid, "{\"mode\":\"my_devices\"}");
+        ok_empty(r);
+    } else if (sub && strcmp(sub, "receipts") == 0 && method == M_POST) {
+        const jv *type = body ? jv_get(body, "type") : NULL;
+        int want;
+        if (!type || type->type != JV_STRING || (strcmp(type->u.s, "read") && strcmp(type->u.s, "delivery"))) {
+            err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
+            return;
+        }
+        want = strcmp(type->u.s, "read") == 0 ? 2 : 1;
+        st = store_prep("UPDATE ann_rcpt SET status=?3 WHERE ann=?1 AND user_id=?2 AND status<?3");
+        bind_text(st, 1, uuid);
+        bind_text(st, 2, user);
+        sqlite3_bind_int(st, 3, want);
+        sqlite3_step(st);
+        if (sqlite3_changes(S.db)) {
+            jbuf d;
+            jbuf_init(&d);
+            jbuf_puts(&d, "[{\"operation\":\"set\",\"property\":");
+            escaped_identity_prop(&d, user);
+            jbuf_puts(&d, ",\"value\":");
+            w_str(&d, want == 2 ? "read" : "delivered");
+            jbuf_puts(&d, "}]");
+            jbuf_putc(&d, 0);
+            if (want == 2) emit_read_receipt(NULL, user, "Announcement", uuid, d.data);
+            else emit(user, "change", "patch", "Announcement", oid, d.data);
+            jbuf_free(&d);
+        }
+        ok_empty(r);
+    } else {
+        err_resp(r, 405, "method_not_allowed", 109, "Method not allowed", NULL);
+    }
+}
