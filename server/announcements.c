@@ -62,13 +62,11 @@ void announcement_action(int method, const char *user, const char *uuid, const c
         emit(user, "change", "delete", "Announcement", oid, "{\"mode\":\"my_devices\"}");
         ok_empty(r);
     } else if (sub && strcmp(sub, "receipts") == 0 && method == M_POST) {
-        const jv *type = body ? jv_get(body, "type") : NULL;
-        int want;
-        if (!type || type->type != JV_STRING || (strcmp(type->u.s, "read") && strcmp(type->u.s, "delivery"))) {
+        int want = receipt_level(body ? jv_get(body, "type") : NULL);
+        if (!want) {
             err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
             return;
         }
-        want = strcmp(type->u.s, "read") == 0 ? 2 : 1;
         st = store_prep("UPDATE ann_rcpt SET status=?3 WHERE ann=?1 AND user_id=?2 AND status<?3");
         bind_text(st, 1, uuid);
         bind_text(st, 2, user);
@@ -77,12 +75,7 @@ void announcement_action(int method, const char *user, const char *uuid, const c
         if (sqlite3_changes(S.db)) {
             jbuf d;
             jbuf_init(&d);
-            jbuf_puts(&d, "[{\"operation\":\"set\",\"property\":");
-            escaped_identity_prop(&d, user);
-            jbuf_puts(&d, ",\"value\":");
-            w_str(&d, want == 2 ? "read" : "delivered");
-            jbuf_puts(&d, "}]");
-            jbuf_putc(&d, 0);
+            receipt_status_patch(&d, user, want);
             if (want == 2) emit_read_receipt(NULL, user, "Announcement", uuid, d.data);
             else emit(user, "change", "patch", "Announcement", oid, d.data);
             jbuf_free(&d);

@@ -103,11 +103,11 @@ void message_receipt(const char *user, const char *msg, const jv *body, srv_resp
         err_resp(r, 422, "missing_property", 104, "type is required", NULL);
         return;
     }
-    if (type->type != JV_STRING || (strcmp(type->u.s, "read") && strcmp(type->u.s, "delivery"))) {
+    want = receipt_level(type);
+    if (!want) {
         err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
         return;
     }
-    want = strcmp(type->u.s, "read") == 0 ? 2 : 1;
     st = store_prep("SELECT status FROM rstatus WHERE msg=? AND user_id=?");
     bind_text(st, 1, msg);
     bind_text(st, 2, user);
@@ -122,12 +122,7 @@ void message_receipt(const char *user, const char *msg, const jv *body, srv_resp
         sqlite3_bind_int(st, 3, want);
         sqlite3_step(st);
         jbuf_init(&d);
-        jbuf_puts(&d, "[{\"operation\":\"set\",\"property\":");
-        escaped_identity_prop(&d, user);
-        jbuf_puts(&d, ",\"value\":");
-        w_str(&d, want == 2 ? "read" : "delivered");
-        jbuf_puts(&d, "}]");
-        jbuf_putc(&d, 0);
+        receipt_status_patch(&d, user, want);
         if (want == 2) emit_read_receipt(conv, user, "Message", msg, d.data);
         else emit_members(conv, "change", "patch", "Message", msg, d.data);
         jbuf_free(&d);

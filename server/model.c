@@ -738,6 +738,23 @@ void emit_conv_summary(const char *user, const char *conv, int with_last)
     jbuf_free(&b);
 }
 
+int receipt_level(const jv *type)
+{
+    if (!type || type->type != JV_STRING) return 0;
+    if (strcmp(type->u.s, "read") == 0) return 2;
+    return strcmp(type->u.s, "delivery") == 0 ? 1 : 0;
+}
+
+void receipt_status_patch(jbuf *b, const char *user, int level)
+{
+    jbuf_puts(b, "[{\"operation\":\"set\",\"property\":");
+    escaped_identity_prop(b, user);
+    jbuf_puts(b, ",\"value\":");
+    w_str(b, level == 2 ? "read" : "delivered");
+    jbuf_puts(b, "}]");
+    jbuf_putc(b, 0);
+}
+
 void escaped_identity_prop(jbuf *b, const char *user)
 {
     /* recipient_status.<identity id>, dots in the id escaped for Layer-Patch */

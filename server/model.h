@@ -45,6 +45,10 @@ void emit_read_receipt(const char *conv, const char *reader, const char *otype, 
 void emit_conv_summary(const char *user, const char *conv, int with_last);
 /* A JSON string: recipient_status.<identity id of user>, dots escaped for Layer-Patch. */
 void escaped_identity_prop(jbuf *b, const char *user);
+/* A receipt's type: 1 for "delivery", 2 for "read", 0 for anything else. */
+int receipt_level(const jv *type);
+/* The NUL-terminated patch setting user's recipient_status to level's word. */
+void receipt_status_patch(jbuf *b, const char *user, int level);
 
 /* identities.c: store the profile fields src sets (all of them, or only those an
  * identity token may set) and push what changed as an Identity patch to the user,
