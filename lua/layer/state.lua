@@ -60,7 +60,7 @@ function State:resend()
       id = client._c:ws_request(row.method, row.object_id ~= "" and row.object_id or nil, data)
     end
     self.requests[id] = row.id
-    client._waiting[id] = { convert = function(v) return v end, callback = function() end }
+    client:_await(id, function(v) return v end, function() end) -- resolved() settles the row
   end
 end
 
