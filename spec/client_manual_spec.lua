@@ -586,6 +586,50 @@ describe("client, manual transport", function()
     assert.are.equal("quiet", h.client:conversation(CONV).metadata.title) -- applied all the same
   end)
 
+  -- Which patches fire conversation.update, with and without change lists:
+  -- exactly those that leave the object different, judged by JSON value.
+  for _, with_lists in ipairs({ false, true }) do
+    it("fires an update only for a patch that changes something (change lists " .. tostring(with_lists) .. ")", function()
+      local h = harness()
+      h:login()
+      h:create_conv()
+      local fired = {}
+      local label
+      if with_lists then
+        h.client:on("conversation.update", function(_, changes) fired[#fired + 1] = label .. ":" .. #changes end)
+      else
+        h.client:on("conversation.update", function(conv) fired[#fired + 1] = label end)
+      end
+      local function patch(name, ops)
+        label = name
+        h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array(ops) })
+        h:step()
+      end
+      local alice, bob = { id = "layer:///identities/alice" }, { id = "layer:///identities/bob", user_id = "bob" }
+      patch("title", { { operation = "set", property = "metadata.title", value = "one" } })
+      patch("same title", { { operation = "set", property = "metadata.title", value = "one" } })
+      patch("there and back", { { operation = "set", property = "metadata.title", value = "x" },
+        { operation = "set", property = "metadata.title", value = "one" } })
+      patch("delete absent", { { operation = "delete", property = "metadata.nope" } })
+      patch("add present", { { operation = "add", property = "participants", id = alice.id } })
+      patch("remove absent", { { operation = "remove", property = "participants", id = bob.id } })
+      patch("equal object", { { operation = "set", property = "metadata", value = { title = "one" } } })
+      patch("new intermediate", { { operation = "delete", property = "metadata.a.b" } })
+      patch("add bob", { { operation = "add", property = "participants", id = bob.id, value = bob } })
+      patch("two properties", { { operation = "set", property = "metadata.title", value = "two" },
+        { operation = "set", property = "distinct", value = false } })
+      patch("one of two", { { operation = "set", property = "metadata.title", value = "two" },
+        { operation = "set", property = "distinct", value = true } })
+      local want = { "title", "new intermediate", "add bob", "two properties", "one of two" }
+      if with_lists then want = { "title:1", "new intermediate:1", "add bob:1", "two properties:2", "one of two:1" } end
+      assert.are.same(want, fired)
+      local conv = h.client:conversation(CONV)
+      assert.are.equal("two", conv.metadata.title)
+      assert.are.equal(2, #conv.participants)
+      assert.is_true(conv.distinct)
+    end)
+  end
+
   it("builds change lists only while an update handler can take them", function()
     local h = harness()
     h:login()

@@ -606,6 +606,7 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
         ev->outcome = LC_PATCHED;
         ev->changes = c->last.changes;
         ev->n_changes = c->last.n_changes;
+        ev->changed = c->last.changed;
         return 1;
     }
     return fail(err, err_len, "unknown change");

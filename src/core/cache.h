@@ -49,6 +49,7 @@ typedef struct {
     /* LC_PATCHED: valid until the next lc_apply */
     const lp_change *changes;
     size_t n_changes;
+    int changed;    /* LC_PATCHED: the object differs from before (with or without tracking) */
     size_t removed; /* LC_TRUNCATED / LC_MARKED_READ: messages affected */
 } lc_event;
 
@@ -68,7 +69,8 @@ void lc_keep_created(lc_cache *c, int on);
 /* Apply a change or operation packet. Returns 1 with ev filled, or 0 with a
  * message in err (a failed patch, or a packet the cache cannot apply).
  * ev->changes is filled only with track_changes: tracking costs a copy of
- * every patched path, wasted when nobody reads the list. */
+ * every patched path, wasted when nobody reads the list (ev->changed says
+ * whether anything changed either way). */
 int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len);
 
 /* Insert or replace an object fetched over REST (copied). */

@@ -59,6 +59,11 @@ typedef struct {
      * held, to put back if a later operation fails. When the log is full,
      * object_with copies as it otherwise does. */
     int in_place;
+    /* Old values are tracked per base property: for the caller's change list,
+     * or to judge `changed` when operations share a base property. */
+    int track;
+    int op_changed; /* the current operation changed something */
+    int changed;    /* some operation did (without track) */
     struct {
         jv *slot;
         jv old;
@@ -478,14 +483,20 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
     jv container;
     switch (op->kind) {
     case OP_SET:
+        if (at >= 0 && jv_deep_equal(&parent->u.members[at].value, op->value)) {
+            *out = *parent; /* nothing to write */
+            return 1;
+        }
+        c->op_changed = 1;
         return object_with(c, parent, at, key, klen, op->value, out);
     case OP_DELETE:
         if (at < 0) { *out = *parent; return 1; }
+        c->op_changed = 1;
         return object_without(c, parent, at, out);
     case OP_ADD:
     case OP_REMOVE: {
         int is_add = op->kind == OP_ADD;
-        uint32_t i;
+        uint32_t i, len_before;
         if (at < 0) {
             memset(&container, 0, sizeof container);
             container.type = JV_ARRAY; /* created before the checks, as the library does */
@@ -495,6 +506,7 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
         if (container.type != JV_ARRAY)
             return op_fail(c, is_add ? "The add operation requires an array or new structure to add to."
                                      : "The remove operation requires an array or new structure to remove from.");
+        len_before = container.len;
         if (is_add) {
             if (!op->value) return op_fail(c, "add needs a value or an id");
             if (op->value->type == JV_ARRAY) return op_fail(c, "The add operation will not add arrays to sets.");
@@ -525,6 +537,11 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
                 if (jv_strict_equal(&container.u.items[i], op->value)) break;
             if (i < container.len && !array_without(c, &container, i, &container)) return 0;
         }
+        if (at >= 0 && container.len == len_before) { /* the set already held it (or lacked it) */
+            *out = *parent;
+            return 1;
+        }
+        c->op_changed = 1; /* a new (even empty) array, or one element more or less */
         return object_with(c, parent, at, key, klen, &container, out);
     }
     }
@@ -550,6 +567,11 @@ static int rebuild(ctx *c, const jv *obj, const split_path *sp, int i, const res
                        c->property);
     }
     if (!rebuild(c, child, sp, i + 1, op, &new_child)) return 0;
+    if (at < 0) c->op_changed = 1; /* a missing intermediate is created, even by a delete */
+    if (!c->op_changed) {
+        *out = *obj;
+        return 1;
+    }
     return object_with(c, obj, at, sp->seg[i], sp->seg_len[i], &new_child, out);
 }
 
@@ -705,7 +727,7 @@ static int apply_one(ctx *c, jv *root, const jv *op)
         split_free(&sp);
         return too_many ? op_fail(c, "the property path has more than %d segments", LP_MAX_SEGMENTS) : oom(c);
     }
-    if (c->opt && c->opt->track_changes) {
+    if (c->track) {
         t = track(c, root, sp.seg[0], sp.seg_len[0]);
         if (!t || !track_path(c, t, property)) {
             split_free(&sp);
@@ -717,10 +739,54 @@ static int apply_one(ctx *c, jv *root, const jv *op)
     if (ok && rop.value && sp.n + depth_of(rop.value) > LP_MAX_DEPTH)
         ok = op_fail(c, "the result would nest deeper than %d levels", LP_MAX_DEPTH);
     rop.kind = c->kind;
+    c->op_changed = 0;
     if (ok) ok = rebuild(c, root, &sp, 0, &rop, &new_root);
     split_free(&sp);
-    if (ok) *root = new_root;
+    if (ok) {
+        *root = new_root;
+        c->changed |= c->op_changed;
+    }
     return ok;
+}
+
+/* A property's base (up to its first unescaped '.'); 0 when it has a
+ * backslash there, which only the full split can read. */
+static int base_of(const jv *op, const char **base, size_t *len)
+{
+    const jv *property = op->type == JV_OBJECT ? jv_get(op, "property") : NULL;
+    size_t i;
+    if (!property || property->type != JV_STRING) return 0;
+    for (i = 0; i < property->len && property->u.s[i] != '.'; i++)
+        if (property->u.s[i] == '\\') return 0;
+    *base = property->u.s;
+    *len = i;
+    return 1;
+}
+
+/* Whether two operations may touch one base property: then only old against
+ * new values tells whether the patch changed anything (set x=1, set x=0). */
+static int ops_share_base(const jv *ops)
+{
+    const char *a, *b;
+    size_t la, lb;
+    uint32_t i, j;
+    if (ops->len < 2) return 0;
+    if (ops->len > 16) return 1;
+    for (i = 0; i < ops->len; i++) {
+        if (!base_of(&ops->u.items[i], &a, &la)) return 1;
+        for (j = 0; j < i; j++) {
+            if (!base_of(&ops->u.items[j], &b, &lb)) return 1;
+            if (la == lb && memcmp(a, b, la) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+static int tracked_changed(const tracked *t, const jv *root)
+{
+    const jv *now = jv_getn(root, t->key, t->key_len);
+    if (!t->had_old || !now) return t->had_old || now;
+    return !jv_deep_equal(&t->old_value, now);
 }
 
 static void ctx_free(ctx *c)
@@ -743,7 +809,8 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
     c.opt = opt;
     c.err = err;
     c.op_index = -1;
-    c.in_place = opt && opt->in_place && !opt->track_changes;
+    c.track = (opt && opt->track_changes) || (ops->type == JV_ARRAY && ops_share_base(ops));
+    c.in_place = opt && opt->in_place && !c.track;
     if (err) err->op_index = -1, err->message[0] = '\0';
     if (object->type != JV_OBJECT) {
         op_fail(&c, "the patched value must be an object, got %s", jv_type_name(object->type));
@@ -763,7 +830,12 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
         }
     }
     out->root = root;
-    if (c.n_tracks) {
+    out->changed = c.changed;
+    if (c.track) {
+        out->changed = 0;
+        for (i = 0; i < c.n_tracks; i++) out->changed |= tracked_changed(&c.tracks[i], &root);
+    }
+    if (c.n_tracks && opt && opt->track_changes) {
         out->changes = calloc(c.n_tracks, sizeof *out->changes);
         if (!out->changes) goto nomem;
         for (i = 0; i < c.n_tracks; i++) {

@@ -28,7 +28,8 @@ typedef struct {
     /* Replace members of `object` where they are (no copy of the path to
      * them), undone if the patch fails. Only for a caller that holds no
      * other reference into object; ignored with track_changes, whose old
-     * values point into it. */
+     * values point into it, and for a patch whose operations share a base
+     * property (lp_result.changed then needs the old values). */
     int in_place;
 } lp_options;
 
@@ -48,6 +49,11 @@ typedef struct {
 
 typedef struct {
     jv root;                      /* the new object, in doc */
+    /* Whether root differs from the object (JSON equality, so a replayed
+     * patch reports 0), judged operation by operation: a set to an equal
+     * value, a delete of an absent key, an add of a present element or a
+     * remove of an absent one changes nothing and writes nothing. */
+    int changed;
     lp_change *changes;           /* malloc'd, n_changes entries */
     size_t n_changes;
     lp_registration *registered;  /* values stored under new ids (register_values) */

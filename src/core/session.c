@@ -803,14 +803,6 @@ static int really_changed(const lp_change *c)
     return !(c->old_value && c->new_value && jv_deep_equal(c->old_value, c->new_value));
 }
 
-/* Without change lists: only whether anything really changed. */
-static size_t count_changes(const lp_change *changes, size_t n)
-{
-    size_t i, kept = 0;
-    for (i = 0; i < n; i++) kept += (size_t)really_changed(&changes[i]);
-    return kept;
-}
-
 static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n)
 {
     size_t i, kept = 0;
@@ -936,7 +928,10 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len); /* readable after the delete */
     if (p->type == PKT_CHANGE && p->change_op == CHG_CREATE && wanted(s, LS_EV_UPDATE, p->object_type))
         old = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
-    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type), &lev, err, sizeof err)) {
+    /* Change lists need the old values tracked; telling a real update from a
+     * replayed one does not (lev.changed), so the patch may run in place. */
+    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type) && !s->no_change_lists, &lev, err,
+                  sizeof err)) {
         if (ref) lc_unpin(s->cache, ref);
         emit_error(s, NULL, "%s", err);
         if (p->type == PKT_CHANGE && p->change_op == CHG_PATCH)
@@ -960,8 +955,8 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
             ls_event_free(s, ev);
             return;
         }
-        if (lev.outcome == LC_PATCHED && !(s->no_change_lists ? count_changes(lev.changes, lev.n_changes)
-                                                              : copy_changes(ev, lev.changes, lev.n_changes))) {
+        if (lev.outcome == LC_PATCHED &&
+            !(s->no_change_lists ? lev.changed : (int)copy_changes(ev, lev.changes, lev.n_changes))) {
             s->stats.duplicates_suppressed++;
             ls_event_free(s, ev);
             return;
