@@ -226,15 +226,18 @@ describe("client, manual transport", function()
     h:create_conv()
     h:create_msg(1)
     local changes, deleted
-    h.client:on("conversation.update", function(conv, list) changes = { conv = conv, list = list } end)
+    h.client:on("conversation.update", function(conv, list)
+      changes = { conv = conv, list = list, old = list[1].old, new = list[1].new } -- values are read in the handler
+    end)
     h.client:on("message.delete", function(msg, mode) deleted = { msg = msg, mode = mode } end)
     h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
       { operation = "set", property = "metadata.title", value = "new" } }) })
     h:change({ operation = "delete", object = { type = "Message", id = msg_id(1) }, data = { mode = "all_participants" } })
     h:step()
     assert.are.equal("metadata", changes.list[1].property)
-    assert.are.equal("t", changes.list[1].old.title)
-    assert.are.equal("new", changes.list[1].new.title)
+    assert.are.equal("t", changes.old.title)
+    assert.are.equal("new", changes.new.title)
+    assert.are.equal(changes.old, changes.list[1].old) -- converted once, then kept by the list
     assert.are.equal("new", changes.conv.metadata.title)
     assert.is_true(deleted.msg.deleted)
     assert.are.equal("all_participants", deleted.mode)
@@ -630,44 +633,87 @@ describe("client, manual transport", function()
     end)
   end
 
-  it("builds change lists only while an update handler can take them", function()
+  it("builds change lists while an update handler is registered, whatever its signature", function()
     local h = harness()
     h:login()
     h:create_conv()
     local c = h.client._c
-    local seen = {}
-    local function obj_only(conv) seen[#seen + 1] = conv.metadata.title end
+    assert.is_false(c:change_lists()) -- nobody listens to updates yet
+    local lists = {}
+    local function obj_only(conv) lists[#lists + 1] = select("#", conv) end -- declared with one parameter
+    h.client:on("conversation.update", function(...) lists[#lists + 1] = (select(2, ...))[1].new.title end)
     h.client:on("conversation.update", obj_only)
-    local can_see = debug.getinfo(obj_only, "u").nparams ~= nil -- Lua 5.1 cannot tell
-    assert.are.equal(not can_see, c:change_lists())
+    assert.is_true(c:change_lists())
     h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
       { operation = "set", property = "metadata.title", value = "one" } }) })
     h:step()
-    assert.are.same({ "one" }, seen) -- the event still fires, with the new state
+    assert.are.same({ "one", 1 }, lists)
+    h.client:off("conversation.update")
+    assert.is_false(c:change_lists())
+    h.client:once("message.update", function() end)
+    assert.is_true(c:change_lists())
+  end)
 
-    local lists = {}
-    local function with_list(_, list) lists[#lists + 1] = list end
-    h.client:on("conversation.update", with_list)
-    assert.is_true(c:change_lists())
+  it("skips change lists with change_lists = false, and update handlers get nil", function()
+    local h = harness({ change_lists = false })
+    h:login()
+    h:create_conv()
+    local got = {}
+    h.client:on("conversation.update", function(conv, list) got[#got + 1] = { conv.metadata.title, list } end)
+    assert.is_false(h.client._c:change_lists())
     h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
-      { operation = "set", property = "metadata.title", value = "two" } }) })
+      { operation = "set", property = "metadata.title", value = "one" } }) })
     h:step()
-    assert.are.equal("one", lists[1][1].old.title)
-    assert.are.equal("two", lists[1][1].new.title)
+    assert.are.same({ { "one", nil } }, got)
+    assert.has_error(function() layer.client({ transport = "manual", session_token = "t", change_lists = "yes" }) end,
+      "change_lists must be true or false")
+  end)
 
-    h.client:off("conversation.update", with_list)
-    assert.are.equal(not can_see, c:change_lists())
-    h.client:on("message.update", function(...) lists[#lists + 1] = select(2, ...) end) -- varargs see it
-    assert.is_true(c:change_lists())
-    h.client:off("message.update")
-    h.client:once("conversation.update", function(_, list) lists[#lists + 1] = list end)
-    assert.is_true(c:change_lists())
+  it("converts a change list's values when read, keeps what was read, and refuses the rest after its handlers", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local kept, early
+    h.client:on("conversation.update", function(_, list)
+      kept = list
+      early = list[1].new -- read now: stays readable
+    end)
     h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
-      { operation = "set", property = "metadata.title", value = "three" } }) })
+      { operation = "set", property = "metadata.title", value = "one" },
+      { operation = "set", property = "distinct", value = false } }) })
     h:step()
-    assert.are.equal("three", lists[2][1].new.title)
-    assert.are.equal(not can_see, c:change_lists()) -- the once handler went away after its call
-    assert.are.same({ "one", "two", "three" }, seen)
+    assert.are.equal(2, #kept)
+    assert.are.equal("metadata", kept[1].property)
+    assert.are.equal("one", early.title)
+    assert.are.equal(early, kept[1].new)
+    assert.are.equal("t", kept[1].old.title) -- the same entry: converted whole when first read
+    assert.are.same({ "metadata.title" }, kept[1].paths)
+    assert.are.equal("distinct", kept[2].property) -- properties are plain values
+    local ok, err = pcall(function() return kept[2].old end)
+    assert.is_false(ok)
+    assert.matches("released when its handlers finished", tostring(err))
+    assert.is_nil(kept[2].whatever) -- other keys are simply absent
+  end)
+
+  it("keeps a change list's values while a handler waits on a request", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local before, after
+    h.client:on("conversation.update", function(conv, list)
+      before = list[1].property
+      conv:send("seen") -- waits for the server's answer
+      after = list[1].new.title
+    end)
+    h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+      { operation = "set", property = "metadata.title", value = "waited" } }) })
+    h:step()
+    assert.are.equal("metadata", before)
+    assert.is_nil(after)
+    h:answer(h:take_frames(), function(req) return true, { id = req.data.id, parts = req.data.parts,
+      conversation = { id = CONV }, position = 1, recipient_status = {} } end)
+    h:step()
+    assert.are.equal("waited", after)
   end)
 
   it("stays within its memory bounds through a flood of 100,000 messages", function()

@@ -74,7 +74,7 @@ end
 local ERROR_TRANSPORT = 1
 local LOG_LEVEL = { "error", "warn", "info" }
 
-function Client:_handle(name, object_type, object, extra, ev)
+function Client:_handle(name, object_type, object, extra, ev, values)
   if object_type then -- create / update / delete, positional (the hot path)
     local event = OBJECT_EVENT[object_type][name]
     local state, change = self._state, nil
@@ -82,7 +82,11 @@ function Client:_handle(name, object_type, object, extra, ev)
       change = state:change_started()
       self._change = change
     end
-    if extra == nil then self:_emit(event, object) else self:_emit(event, object, extra) end
+    if values then -- an update's change list, its values read lazily
+      self._values = values
+      self:_emit(event, object, extra)
+      self:_dispatched_values(values)
+    elseif extra == nil then self:_emit(event, object) else self:_emit(event, object, extra) end
     if object_type == "Message" and name == "create" then self:_emit("message", object) end
     if change then
       self._change = nil
@@ -178,10 +182,10 @@ function Client:step(timeout, budget)
   end
   local n = 0
   while n < limit and not self._closed and not (stop_at and n > 0 and core.clock() >= stop_at) do
-    local name, object_type, object, extra, ev = self._c:next_event()
+    local name, object_type, object, extra, ev, values = self._c:next_event()
     if not name then break end
     n = n + 1
-    self:_handle(name, object_type, object, extra, ev)
+    self:_handle(name, object_type, object, extra, ev, values)
     self:_raise_pending()
   end
   self._stepping = false
@@ -271,7 +275,7 @@ function Client:engine() return self._c end
 local OPTION_NAMES = { "url", "websocket_url", "app_id", "identity", "session_token", "user_id", "api_version",
   "keepalive", "dead_after", "request_timeout", "backoff_base", "backoff_cap", "backoff_jitter",
   "max_messages_per_conversation", "max_bytes", "max_events_per_step", "transport", "ca_file", "ca_path",
-  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout", "state", "catch_up" }
+  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout", "state", "catch_up", "change_lists" }
 
 local function new(opts)
   assert(type(opts) == "table", "layer.client{url=..., app_id=..., identity=function(nonce) ... end} expected")
@@ -285,6 +289,7 @@ local function new(opts)
   end
   assert(opts.identity or opts.session_token, "an identity callback or a session_token is required")
   assert(opts.identity == nil or type(opts.identity) == "function", "identity must be a function(nonce) -> token")
+  assert(opts.change_lists == nil or type(opts.change_lists) == "boolean", "change_lists must be true or false")
   local self = setmetatable({
     _opts = opts, _handlers = {}, _stale = {}, _waiting = {}, _ours = setmetatable({}, { __mode = "k" }), _pool = {},
     _roots = setmetatable({}, { __mode = "k" }), _parked = setmetatable({}, { __mode = "k" }), _n_parked = 0, _hosts = {},

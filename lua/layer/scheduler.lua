@@ -47,7 +47,8 @@ function Client:on(name, fn)
 end
 
 -- The engine builds only the object events somebody listens to, and change
--- lists (copies of old and new values) only when an *.update handler can take them.
+-- lists (copies of old and new values) only while an *.update handler is
+-- registered and the client was not made with change_lists = false.
 -- Bits as LS_INTEREST in session.h: (change * 5 + object type).
 local OBJECT_TYPE_NUMBER = { conversation = 1, message = 2, announcement = 3, identity = 4 }
 local CHANGE_NUMBER = { create = 0, update = 1, delete = 2 }
@@ -59,33 +60,14 @@ local function interest_bit(name)
   return t and c and 2 ^ (c * 5 + t) or nil
 end
 
--- A handler declared function(obj) can never see the change list, so the
--- engine skips building it (copies of old and new values, then Lua tables)
--- unless some update handler takes a second parameter or varargs. Where the
--- parameter count is unknown (Lua 5.1, callable tables, no debug library),
--- the list is built.
-local getinfo = debug and debug.getinfo
-local function takes_second_argument(fn)
-  if type(fn) ~= "function" or not getinfo then return true end
-  local info = getinfo(fn, "u")
-  if not info or info.nparams == nil then return true end
-  return info.nparams >= 2 or info.isvararg == true
-end
-
-function Client:_takes_changes(name)
-  for _, h in ipairs(self._handlers[name]) do
-    if not h.removed and takes_second_argument(h.fn) then return true end
-  end
-  return false
-end
-
 function Client:_update_interest()
   local bits, updates = {}, false
+  local lists = self._opts.change_lists ~= false
   for name in pairs(self._handlers) do
     if self:_has(name) then
       local bit = interest_bit(name)
       if bit then bits[bit] = true end
-      if not updates and name:match("%.update$") then updates = self:_takes_changes(name) end
+      if lists and name:match("%.update$") then updates = true end
     end
   end
   local mask = 0
@@ -209,8 +191,40 @@ function Client:_unpark(co)
   end
 end
 
+-- A change list's values (lchanges.c) are freed once the handlers of its
+-- event have finished: at once after dispatch, or when the last handler
+-- that waited (a request, a host's yield) ends. Only waiting handlers write
+-- to these tables; both are weak so an abandoned coroutine leaks nothing.
+function Client:_hold_values(values, key)
+  local held, refs = self._held, self._values_refs
+  if not held then
+    held, refs = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
+    self._held, self._values_refs = held, refs
+  end
+  held[key] = values
+  refs[values] = (refs[values] or 0) + 1
+end
+
+function Client:_unhold(key)
+  local values = self._held[key]
+  if not values then return end
+  self._held[key] = nil
+  local refs = self._values_refs
+  local n = refs[values] - 1
+  refs[values] = n > 0 and n or nil
+  if n == 0 and self._values ~= values then values:release() end
+end
+
+-- After an event's dispatch: its values go unless a handler still runs.
+function Client:_dispatched_values(values)
+  self._values = nil
+  local refs = self._values_refs
+  if not (refs and refs[values]) then values:release() end
+end
+
 function Client:_resumed(co, root, ok, first, ...)
   if first == DONE then -- the handler returned (a yield, so ok)
+    if self._held then self:_unhold(co) end
     if self._state then self._state:detach(co) end
     local pool = self._pool
     if #pool < 32 then pool[#pool + 1] = co else self._ours[co] = nil end
@@ -232,6 +246,7 @@ function Client:_resumed(co, root, ok, first, ...)
     return
   end
   if self._state then self._state:detach(co) end -- raised or left
+  if self._held then self:_unhold(co) end
   if not ok then
     local where = self._ours[co]
     self._ours[co] = nil
@@ -255,6 +270,7 @@ end
 function Client:_finished_abroad(co)
   self:_unpark(co)
   self._ours[co] = nil
+  if self._held then self:_unhold(co) end
   if self._state then self._state:detach(co) end
 end
 
@@ -282,6 +298,8 @@ function Client:_run(where, fn, a, b, c, d)
   local change = self._change
   if change and where ~= "spawn" and where ~= "callback" then self._state:attach(co, change) end
   self:_resume(co, fn, a, b, c, d)
+  local values = self._values
+  if values and self._ours[co] and pool[#pool] ~= co then self:_hold_values(values, co) end -- it waits
 end
 
 -- A host with threads of its own (OpenResty: lua/layer/ngx.lua) runs each handler
@@ -294,10 +312,16 @@ local traceback = debug and debug.traceback or function(e) return e end
 function Client:_run_threaded(threads, where, fn, a, b, c, d)
   local change = where ~= "spawn" and where ~= "callback" and self._change or nil
   local state = self._state
+  local values, token = self._values, nil
+  if values then
+    token = {}
+    self:_hold_values(values, token)
+  end
   threads.spawn(function()
     local co = coroutine.running()
     if change then state:attach(co, change) end
     local ok, err = xpcall(function() return fn(a, b, c, d) end, traceback)
+    if token then self:_unhold(token) end
     if state then state:detach(co) end
     if not ok then self:_fail(err, where) end
   end)

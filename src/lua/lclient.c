@@ -8,6 +8,7 @@
  * clock it sets itself; tests and cosocket transports use that mode.
  */
 #include "bindings.h"
+#include "lchanges.h"
 #include "lclient.h"
 #include "lconv.h"
 #include "lobject.h"
@@ -498,7 +499,9 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
 /* client:next_event() -> name, object_type, object, extra, details
  * Object events, the hot path, come back without a table:
  *   "create", type, obj
- *   "update", type, obj, changes (nil without change lists)
+ *   "update", type, obj, changes, nil, values (changes and the holder of
+ *            their values, whose release() the dispatcher calls; nothing
+ *            without change lists)
  *   "delete", type, obj or id, mode
  * every other event as name, nil, nil, nil, {fields}. */
 static int l_next_event(lua_State *L)
@@ -519,8 +522,11 @@ static int l_next_event(lua_State *L)
         else lua_pushnil(L);
         n = 3;
         if (ev->type == LS_EV_UPDATE && ev->changes) {
-            lconv_push_changes(L, ev->changes, ev->n_changes, 0);
-            n = 4;
+            lua_pushnil(L); /* no details */
+            lchanges_push(L, &ev->doc, &ev->changes, ev->n_changes);
+            lua_insert(L, -2);
+            lua_insert(L, -3); /* changes, nil, holder */
+            n = 6;
         } else if (ev->type == LS_EV_DELETE && ev->text) {
             lua_pushlstring(L, ev->text, ev->text_len);
             n = 4;
@@ -696,4 +702,5 @@ void layer_client_open(lua_State *L)
     layer_new_class(L, CLIENT_MT, methods, l_close);
     lua_pop(L, 1);
     lobject_open(L);
+    lchanges_open(L);
 }
