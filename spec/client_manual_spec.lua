@@ -425,6 +425,46 @@ describe("client, manual transport", function()
     assert.are.equal(404, got[2].http_status)
   end)
 
+  -- Two identical receipts in one millisecond are two changes; their replay
+  -- copies after a reconnect are not.
+  it("skips only the replayed copies of packets sharing the cursor's timestamp", function()
+    local h = harness()
+    h:login()
+    local updates, created = {}, 0
+    h.client:on("message", function() created = created + 1 end)
+    h.client:on("conversation.update", function(_, list) updates[#updates + 1] = list[1].new.title end)
+    h:create_conv()
+    h:step()
+    local ts = "2015-01-19T09:16:00.000Z"
+    local function title(t) -- the same patch text each time
+      return { operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+        { operation = "set", property = "metadata.title", value = t } }) }
+    end
+    local a = h:change(title("x"), ts)
+    local b = h:change(title("y"), ts)
+    local c = h:change(title("x"), ts) -- identical to a in body and timestamp: a change of its own
+    h:step()
+    assert.are.same({ "x", "y", "x" }, updates)
+    h.engine:ws_closed("network")
+    h:advance(5)
+    h:step()
+    h.engine:ws_opened()
+    h.counter = 0
+    h:step()
+    local frames = h:take_frames()
+    assert.are.equal("Event.replay", frames[1].body.method)
+    assert.are.equal(ts, frames[1].body.data.from_timestamp)
+    for _, f in ipairs({ a, b, c }) do -- the replay resends all three, then one that is new
+      h.engine:feed((f:gsub('"counter":%d+', '"counter":' .. h.counter)))
+      h.counter = h.counter + 1
+    end
+    h:change(title("z"), "2015-01-19T09:16:00.500Z")
+    h:push("response", { request_id = frames[1].body.request_id, method = "Event.replay", success = true })
+    h:step()
+    assert.are.same({ "x", "y", "x", "z" }, updates)
+    assert.are.equal("z", h.client:conversation(CONV).metadata.title)
+  end)
+
   it("sends Counter.read after silence, reconnects a dead socket with backoff and replays", function()
     local h = harness({ keepalive = 30, dead_after = 45, backoff_base = 2 })
     h:login()
@@ -623,8 +663,16 @@ describe("client, manual transport", function()
         { operation = "set", property = "distinct", value = false } })
       patch("one of two", { { operation = "set", property = "metadata.title", value = "two" },
         { operation = "set", property = "distinct", value = true } })
-      local want = { "title", "new intermediate", "add bob", "two properties", "one of two" }
-      if with_lists then want = { "title:1", "new intermediate:1", "add bob:1", "two properties:2", "one of two:1" } end
+      patch("members, one new", { { operation = "set", property = "metadata.title", value = "two" },
+        { operation = "set", property = "metadata.extra", value = "e" } })
+      patch("members, none new", { { operation = "set", property = "metadata.title", value = "two" },
+        { operation = "set", property = "metadata.extra", value = "e" } })
+      patch("parent, then child back", { { operation = "set", property = "metadata", value = { title = "zz", extra = "e",
+        a = {} } }, { operation = "set", property = "metadata.title", value = "two" } })
+      local want = { "title", "new intermediate", "add bob", "two properties", "one of two", "members, one new" }
+      if with_lists then
+        want = { "title:1", "new intermediate:1", "add bob:1", "two properties:2", "one of two:1", "members, one new:1" }
+      end
       assert.are.same(want, fired)
       local conv = h.client:conversation(CONV)
       assert.are.equal("two", conv.metadata.title)

@@ -60,7 +60,7 @@ typedef struct {
      * object_with copies as it otherwise does. */
     int in_place;
     /* Old values are tracked per base property: for the caller's change list,
-     * or to judge `changed` when operations share a base property. */
+     * or to judge `changed` when one operation's path leads into another's. */
     int track;
     int op_changed; /* the current operation changed something */
     int changed;    /* some operation did (without track) */
@@ -749,23 +749,39 @@ static int apply_one(ctx *c, jv *root, const jv *op)
     return ok;
 }
 
-/* A property's base (up to its first unescaped '.'); 0 when it has a
- * backslash there, which only the full split can read. */
-static int base_of(const jv *op, const char **base, size_t *len)
+/* A property path whose only escapes are "\." (and no MARK byte): then its
+ * raw text is the one spelling of its segments, so raw prefixes are segment
+ * prefixes. */
+static int plain_path(const jv *op, const char **raw, size_t *len)
 {
     const jv *property = op->type == JV_OBJECT ? jv_get(op, "property") : NULL;
     size_t i;
     if (!property || property->type != JV_STRING) return 0;
-    for (i = 0; i < property->len && property->u.s[i] != '.'; i++)
-        if (property->u.s[i] == '\\') return 0;
-    *base = property->u.s;
-    *len = i;
+    for (i = 0; i < property->len; i++) {
+        unsigned char ch = (unsigned char)property->u.s[i];
+        if (ch == MARK) return 0;
+        if (ch == '\\' && (i + 1 == property->len || property->u.s[++i] != '.')) return 0;
+    }
+    *raw = property->u.s;
+    *len = property->len;
     return 1;
 }
 
-/* Whether two operations may touch one base property: then only old against
- * new values tells whether the patch changed anything (set x=1, set x=0). */
-static int ops_share_base(const jv *ops)
+/* Whether one path equals the other or leads into it (a.b and a.b.c): only
+ * then can a later operation undo an earlier one (set x=1, set x=0), and only
+ * old against new values tells whether the patch changed anything. Receipts
+ * that set two members of recipient_status do not overlap. */
+static int paths_overlap(const char *a, size_t la, const char *b, size_t lb)
+{
+    if (la > lb) {
+        const char *t = a;
+        size_t lt = la;
+        a = b, la = lb, b = t, lb = lt;
+    }
+    return memcmp(a, b, la) == 0 && (la == lb || b[la] == '.');
+}
+
+static int ops_overlap(const jv *ops)
 {
     const char *a, *b;
     size_t la, lb;
@@ -773,10 +789,10 @@ static int ops_share_base(const jv *ops)
     if (ops->len < 2) return 0;
     if (ops->len > 16) return 1;
     for (i = 0; i < ops->len; i++) {
-        if (!base_of(&ops->u.items[i], &a, &la)) return 1;
+        if (!plain_path(&ops->u.items[i], &a, &la)) return 1;
         for (j = 0; j < i; j++) {
-            if (!base_of(&ops->u.items[j], &b, &lb)) return 1;
-            if (la == lb && memcmp(a, b, la) == 0) return 1;
+            if (!plain_path(&ops->u.items[j], &b, &lb)) return 1;
+            if (paths_overlap(a, la, b, lb)) return 1;
         }
     }
     return 0;
@@ -809,7 +825,7 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
     c.opt = opt;
     c.err = err;
     c.op_index = -1;
-    c.track = (opt && opt->track_changes) || (ops->type == JV_ARRAY && ops_share_base(ops));
+    c.track = (opt && opt->track_changes) || (ops->type == JV_ARRAY && ops_overlap(ops));
     c.in_place = opt && opt->in_place && !c.track;
     if (err) err->op_index = -1, err->message[0] = '\0';
     if (object->type != JV_OBJECT) {

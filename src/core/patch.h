@@ -28,8 +28,8 @@ typedef struct {
     /* Replace members of `object` where they are (no copy of the path to
      * them), undone if the patch fails. Only for a caller that holds no
      * other reference into object; ignored with track_changes, whose old
-     * values point into it, and for a patch whose operations share a base
-     * property (lp_result.changed then needs the old values). */
+     * values point into it, and for a patch where one operation's path leads
+     * into another's (lp_result.changed then needs the old values). */
     int in_place;
 } lp_options;
 
