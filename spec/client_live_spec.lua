@@ -121,10 +121,12 @@ describe("layer.client with the local server", function()
     pump(all, function() bob_conv = bob:engine():object(conv.id); return bob_conv ~= nil end, 10, "bob's copy")
     local meta_change, status_change, deleted
     bob:on("conversation.update", function(c, changes)
-      for _, ch in ipairs(changes) do if ch.property == "metadata" then meta_change = ch end end
+      for _, ch in ipairs(changes) do if ch.property == "metadata" then meta_change = { new = ch.new } end end
     end)
     alice:on("message.update", function(m, changes)
-      for _, ch in ipairs(changes) do if ch.property == "recipient_status" then status_change = ch end end
+      for _, ch in ipairs(changes) do
+        if ch.property == "recipient_status" then status_change = { old = ch.old, new = ch.new } end
+      end
     end)
     bob:on("message.delete", function(m, mode) deleted = { m, mode } end)
     run(all, alice, function() return conv:set_metadata("title", "b") end)
@@ -171,7 +173,7 @@ describe("layer.client with the local server", function()
     ready({ old })
     local conv = run(all, alice, function() return alice:create_conversation({ participants = { "dave" }, metadata = { x = "1" } }) end)
     local seen
-    old:on("conversation.update", function(c, list) seen = list end)
+    old:on("conversation.update", function(c, list) seen = { { new = list[1].new } } end)
     pump(all, function() return old:engine():object(conv.id) ~= nil end, 10, "dave's copy")
     run(all, alice, function() return conv:set_metadata("x", "2") end)
     pump(all, function() return seen ~= nil end, 10, "the update")

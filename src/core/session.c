@@ -102,6 +102,14 @@ struct ls_session {
     char last_timestamp[48];
     int64_t cursor_ms;
     fp_bag at_cursor;
+    /* The newest packet at the cursor, not fingerprinted yet (held_doc holds
+     * it): most packets move the cursor on, so their fingerprints would be
+     * dropped unread; it is computed when a packet with the same timestamp
+     * follows or a replay needs the bag. NULL body: none. */
+    const jv *pending_body;
+    const char *pending_ts;
+    size_t pending_ts_len;
+    jv_doc *held_doc;
     fp_bag overlap;
     int64_t replay_from_ms;
     /* durable cursor: applied changes not yet finished by the host wait in
@@ -1099,6 +1107,39 @@ static void expire_typists(ls_session *s, int64_t now)
 
 /* ===== incoming frames ===== */
 
+static uint64_t fingerprint(const jv *body, const char *timestamp, size_t len)
+{
+    return jv_hash_word(hash_value(body), jv_hash_id(timestamp, len));
+}
+
+static void flush_pending_fp(ls_session *s)
+{
+    if (!s->pending_body) return;
+    bag_put(&s->at_cursor, fingerprint(s->pending_body, s->pending_ts, s->pending_ts_len));
+    s->pending_body = NULL;
+}
+
+/* Count p as seen at the cursor: its fingerprint now when it is known, else
+ * later (it becomes the pending packet, and its doc is kept by swapping the
+ * scratch docs). */
+static void cursor_add(ls_session *s, const pkt *p, int have_fp, uint64_t fp)
+{
+    jv_doc *spare;
+    if (!have_fp) {
+        spare = s->held_doc ? s->held_doc : jv_doc_new(4096);
+        if (spare) {
+            s->pending_body = p->body;
+            s->pending_ts = p->timestamp->u.s;
+            s->pending_ts_len = p->timestamp->len;
+            s->held_doc = s->scratch; /* p lives there */
+            s->scratch = spare;
+            return;
+        }
+        fp = fingerprint(p->body, p->timestamp->u.s, p->timestamp->len);
+    }
+    bag_put(&s->at_cursor, fp);
+}
+
 static void request_replay(ls_session *s, int64_t now)
 {
     jv_doc *d;
@@ -1115,6 +1156,7 @@ static void request_replay(ls_session *s, int64_t now)
         s->replaying = 1;
         s->replay_packets = 0;
         s->replay_from_ms = s->cursor_ms;
+        flush_pending_fp(s);
         bag_copy(&s->overlap, &s->at_cursor);
         s->stats.replays++;
     }
@@ -1205,6 +1247,7 @@ int ls_restore_cursor(ls_session *s, const ls_cursor *c)
     s->cursor_ms = s->durable_ms = c->ms;
     format_timestamp(s->last_timestamp, sizeof s->last_timestamp, c->ms);
     s->at_cursor.n = s->durable.n = 0;
+    s->pending_body = NULL;
     for (i = 0; i < c->n; i++) {
         bag_put(&s->at_cursor, c->fps[i]);
         bag_put(&s->durable, c->fps[i]);
@@ -1296,8 +1339,9 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
     switch (p.type) {
     case PKT_CHANGE:
     case PKT_OPERATION: {
-        uint64_t fp = jv_hash_word(hash_value(p.body), jv_hash_id(p.timestamp->u.s, p.timestamp->len));
         int in_overlap = s->replaying && p.time_ms >= s->replay_from_ms;
+        int have_fp = in_overlap || s->track_cursor; /* else only the cursor may need it, later */
+        uint64_t fp = have_fp ? fingerprint(p.body, p.timestamp->u.s, p.timestamp->len) : 0;
         if (s->replaying) s->replay_packets++;
         if (in_overlap && bag_take(&s->overlap, fp)) { /* the replay's copy of a packet already applied */
             s->stats.duplicates_suppressed++;
@@ -1317,10 +1361,12 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
                 s->last_timestamp[p.timestamp->len] = '\0';
                 s->cursor_ms = p.time_ms;
                 s->at_cursor.n = 0;
-                bag_put(&s->at_cursor, fp);
+                s->pending_body = NULL; /* no longer at the cursor */
+                cursor_add(s, &p, have_fp, fp);
             }
         } else if (p.time_ms == s->cursor_ms) {
-            bag_put(&s->at_cursor, fp);
+            flush_pending_fp(s);
+            cursor_add(s, &p, have_fp, fp);
         }
         break;
     }
@@ -1706,6 +1752,7 @@ void ls_free(ls_session *s)
     free(s->marks);
     free(s->overlap.fps);
     jv_doc_free(s->scratch);
+    jv_doc_free(s->held_doc);
     lc_free(s->cache);
     free(s->token);
     free(s->app_id);
