@@ -45,6 +45,10 @@ describe("client:wait", function()
     assert.are.equal("two", sent:text())
     local page = assert(alice:wait(function() return conv:messages() end, 10))
     assert.are.equal(2, #page)
+    -- a coroutine of the script's own (not the client's) pumps the loop the same way
+    local from_co
+    coroutine.wrap(function() from_co = alice:wait(function() return conv:messages() end, 10) end)()
+    assert.are.equal(2, #from_co)
   end)
 
   it("returns nil and a timeout error once the deadline passes, and the request goes on", function()

@@ -247,6 +247,7 @@ end
 
 local function run_job(job, fn)
   local results = pack(fn())
+  if job.abandoned then return end -- nobody takes them: do not keep (and pin) them
   job.done, job.results = true, results
   job:wake()
 end
@@ -305,8 +306,17 @@ function Client:wait(fn, seconds)
   else
     self:_pump_job(job, deadline, co == nil or PCALL_YIELDS)
   end
-  if job.failed then error(job.raised_value, 0) end
-  if job.done then return unpack(job.results, 1, job.results.n) end
+  -- the job stays tied to its pooled coroutine until that runs again: it lets go of what it held
+  if job.failed then
+    local value = job.raised_value
+    job.raised_value = nil
+    error(value, 0)
+  end
+  if job.done then
+    local results = job.results
+    job.results = nil
+    return unpack(results, 1, results.n)
+  end
   job.abandoned = true
   if self._closed then return nil, make_error({ id = "client_closed", message = "the client was closed" }) end
   return nil, make_error({ id = "timeout",
