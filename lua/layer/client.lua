@@ -20,6 +20,8 @@ local part = require "layer.part"
 local Error, make_error, is_error = errors.Error, errors.make_error, errors.is_error
 local identity_id, token_user = ids.identity_id, ids.token_user
 local running_coroutine, runner_body_for = scheduler.running_coroutine, scheduler.runner_body_for
+local WAIT = scheduler.WAIT
+local unpack = table.unpack or unpack
 
 local Client = {}
 Client.__index = Client
@@ -180,6 +182,7 @@ function Client:step(timeout, budget)
     limit = budget.events or limit
     if budget.ms then stop_at = core.clock() + budget.ms / 1000 end
   end
+  if self._waits then self:_expire_waits() end
   local n = 0
   while n < limit and not self._closed and not (stop_at and n > 0 and core.clock() >= stop_at) do
     local name, object_type, object, extra, ev, values = self._c:next_event()
@@ -215,7 +218,157 @@ function Client:timeout()
     local tt = self._transport:timeout()
     if tt and (not t or tt < t) then t = tt end
   end
+  if self._waits then -- a handler's client:wait that may run out
+    local now = self._c:now()
+    for _, due in pairs(self._waits) do
+      local left = due > now and due - now or 0
+      if not t or left < t then t = left end
+    end
+  end
   return t
+end
+
+---------------------------------------------------------------------------
+-- client:wait(fn [, seconds]): fn runs on one of the client's coroutines and
+-- wait returns what fn returns, or nil plus a timeout error once seconds (on
+-- the client's clock) have passed; fn itself goes on. From plain code it
+-- pumps the loop; from a handler only the handler's coroutine waits.
+
+local Job = {} -- one client:wait: fn on a client coroutine, and who waits for it
+Job.__index = Job
+
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+
+-- A handler that waits on the job goes on.
+function Job:wake()
+  local co = self.co
+  if not co then return end
+  self.co = nil
+  local client = self.client
+  if client._waits then client._waits[self] = nil end
+  client:_resume(co)
+end
+
+local function run_job(job, fn)
+  local results = pack(fn())
+  if job.abandoned then return end -- nobody takes them: do not keep (and pin) them
+  job.done, job.results = true, results
+  job:wake()
+end
+
+-- fn raised: the waiter raises the value as raised (a table keeps its fields).
+-- layer.scheduler calls this for a coroutine whose "where" is a job. After the
+-- wait gave up, the error (with its traceback) goes where a spawned function's goes.
+function Job:raised(value, traced)
+  if self.abandoned then return self.client:_fail(traced, "spawn") end
+  self.done, self.raised_value, self.failed = true, value, true
+  self:wake()
+end
+
+-- PUC Lua 5.1 cannot yield across pcall: a step run from a host coroutine
+-- there must pass handlers' yields up, so it runs unprotected.
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or type(rawget(_G, "jit")) == "table"
+
+local function callable(fn)
+  if type(fn) == "function" then return true end
+  local mt = getmetatable(fn)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+function Client:wait(fn, seconds)
+  if not callable(fn) then error("client:wait(fn [, seconds]): fn must be a function", 2) end
+  if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
+    error("client:wait(fn [, seconds]): seconds must be a number >= 0 or nil", 2)
+  end
+  if self._closed or self._closing then error("layer: the client is closed", 2) end
+  if self._threads then
+    error("layer: client:wait is for plain scripts; inside nginx request methods return their results directly", 2)
+  end
+  local co = running_coroutine()
+  local inside = co ~= nil and self._ours[co] ~= nil
+  if not inside then
+    if self._stepping then
+      error("layer: client:wait from code that step() is running would wait forever; use it in a handler or at top level", 2)
+    end
+    if not self._transport then
+      error("layer: client:wait cannot pump the loop of transport = \"manual\" (nothing feeds the engine meanwhile); " ..
+        "step it yourself, or wait inside a handler", 2)
+    end
+  end
+  local job = setmetatable({ client = self }, Job)
+  local deadline = seconds and self._c:now() + seconds
+  self:_run(job, run_job, job, fn)
+  if inside then
+    if not job.done and not (deadline and deadline <= self._c:now()) then
+      if deadline then
+        self._waits = self._waits or {}
+        self._waits[job] = deadline
+      end
+      job.co = co
+      coroutine.yield(WAIT) -- resumed by job:wake, or by the deadline in step()
+    end
+  else
+    self:_pump_job(job, deadline, co == nil or PCALL_YIELDS)
+  end
+  -- the job stays tied to its pooled coroutine until that runs again: it lets go of what it held
+  if job.failed then
+    local value = job.raised_value
+    job.raised_value = nil
+    error(value, 0)
+  end
+  if job.done then
+    local results = job.results
+    job.results = nil
+    return unpack(results, 1, results.n)
+  end
+  job.abandoned = true
+  if self._closed then return nil, make_error({ id = "client_closed", message = "the client was closed" }) end
+  return nil, make_error({ id = "timeout",
+    message = ("client:wait: no result within %g s (what it waits for goes on)"):format(seconds) })
+end
+
+-- Step until the job is done, the deadline passes or the client closes.
+function Client:_pump_job(job, deadline, protect)
+  while not job.done and not self._closed do
+    local t = self:timeout() or 1
+    if deadline then
+      local left = deadline - self._c:now()
+      if left <= 0 then return end
+      if left < t then t = left end
+    end
+    if protect then
+      local ok, err = pcall(self.step, self, t)
+      if not ok then -- a handler's error: ours to raise, and the job is no longer waited for
+        job.abandoned = true
+        error(err, 0)
+      end
+    else
+      self:step(t)
+    end
+  end
+end
+
+-- Handlers whose client:wait ran out go on (step() calls this).
+function Client:_expire_waits()
+  local now, due = self._c:now(), nil
+  for job, at in pairs(self._waits) do
+    if at <= now then
+      due = due or {}
+      due[#due + 1] = job
+    end
+  end
+  if due then
+    for _, job in ipairs(due) do
+      self._waits[job] = nil
+      local co = job.co
+      if co then
+        job.co = nil
+        self:_resume(co)
+        self:_raise_pending()
+      end
+    end
+  end
+  if self._waits and next(self._waits) == nil then self._waits = nil end
 end
 
 function Client:pollfd()
@@ -247,6 +400,7 @@ function Client:_teardown()
     self._transport:close()
   end
   if self._state then self._state:close() end
+  self._waits = nil
   self._c:close()
   local waiting = self._waiting
   self._waiting = {}

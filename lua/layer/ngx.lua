@@ -10,6 +10,7 @@
 --     semaphore until its response, so results come back in straight-line code.
 local core = require "layer.core"
 local bit = require "bit"
+local ffi = require "ffi"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
@@ -179,12 +180,37 @@ end
 ---------------------------------------------------------------------------
 -- WebSocket frames (RFC 6455): what a client sends is masked.
 
+-- XOR with the 4-byte key, a 32-bit word at a time in one reused buffer (the
+-- copy and ffi.string around it never yield, so light threads cannot share it
+-- mid-use). Byte by byte, a 64 KB frame cost a string.char and a table slot per byte.
+local shared, shared_size = nil, 0
+local KEEP = 1024 * 1024 -- a larger frame gets a buffer of its own, not kept for the worker's life
+local key_word = ffi.new("int32_t[1]")
+local key_bytes = ffi.cast("uint8_t *", key_word)
+
 local function mask(payload, key)
-  local k = { byte(key, 1, 4) }
-  local out, n = {}, #payload
-  for i = 1, n do out[i] = char(bxor(byte(payload, i), k[(i - 1) % 4 + 1])) end
-  return concat(out)
+  local n = #payload
+  if n == 0 then return payload end
+  local buffer = shared
+  if n > shared_size then
+    if n > KEEP then
+      buffer = ffi.new("uint8_t[?]", n)
+    else
+      shared_size = math.max(4096, shared_size)
+      while shared_size < n do shared_size = shared_size * 2 end
+      shared = ffi.new("uint8_t[?]", shared_size)
+      buffer = shared
+    end
+  end
+  ffi.copy(buffer, payload, n)
+  ffi.copy(key_word, key, 4)
+  local k = key_word[0] -- the key's bytes in memory order, as the payload's words
+  local words = ffi.cast("int32_t *", buffer)
+  for i = 0, rshift(n, 2) - 1 do words[i] = bxor(words[i], k) end
+  for i = band(n, -4), n - 1 do buffer[i] = bxor(buffer[i], key_bytes[band(i, 3)]) end
+  return ffi.string(buffer, n)
 end
+M._mask = mask -- for bench/ngx_mask.lua
 
 local function frame(opcode, payload)
   local n = #payload
@@ -261,6 +287,8 @@ function M.transport(client, opts)
     connect_ms = math.floor((opts.connect_timeout or 15) * 1000),
     request_ms = math.floor((opts.request_timeout or 60) * 1000),
     sema = semaphore.new(0), woken = false, closed = false, ws = nil,
+    sessions = {}, -- "host:port" -> the last TLS session, for resumption
+    fresh = setmetatable({}, { __mode = "k" }), -- TLS cosocket -> its URL, until keep_session
   }, Transport)
 end
 
@@ -343,13 +371,31 @@ function Transport:connect(u, timeout_ms)
   local ok, err = sock:connect(u.host, u.port, { pool = ("%s:%d:%s"):format(u.host, u.port, u.tls and "tls" or "") })
   if not ok then return nil, "could not connect (" .. tostring(err) .. ")", 0 end
   if u.tls and sock:getreusedtimes() == 0 then
-    ok, err = sock:sslhandshake(nil, u.host, self.verify)
-    if not ok then
+    -- The last session with this host resumes (an abbreviated handshake) when
+    -- the server still knows it; otherwise the handshake is a full one.
+    local key = u.host .. ":" .. u.port
+    local session
+    session, err = sock:sslhandshake(self.sessions[key], u.host, self.verify)
+    if not session then
+      self.sessions[key] = nil
       sock:close()
       return nil, "TLS failure (" .. tostring(err) .. ")", -1 -- a refused certificate stays refused
     end
+    if type(session) ~= "boolean" then self.sessions[key] = session end
+    self.fresh[sock] = u
   end
   return sock
+end
+
+-- TLS 1.3 servers send the session ticket after the handshake, so the session
+-- sslhandshake returned cannot resume. Once an answer has been read the ticket
+-- is in: sslhandshake on the open connection (no I/O) gives that session.
+function Transport:keep_session(sock)
+  local u = self.fresh[sock]
+  if not u then return end
+  self.fresh[sock] = nil
+  local session = sock:sslhandshake(nil, u.host, self.verify)
+  if session and type(session) ~= "boolean" then self.sessions[u.host .. ":" .. u.port] = session end
 end
 
 -- A request the engine gave up never comes back: whatever goes wrong here
@@ -399,6 +445,7 @@ function Transport:exchange(r)
     if status then
       text, err = read_body(sock, headers, MAX_BODY)
       if text then
+        self:keep_session(sock)
         if (headers.connection or ""):lower() == "close" or not (headers["content-length"] or headers["transfer-encoding"]) then
           sock:close()
         else
@@ -469,6 +516,7 @@ function Transport:read_ws(ws)
   }, "\r\n") .. "\r\n\r\n")
   if not ok then return gone("WebSocket error: " .. tostring(err)) end
   local status, headers = read_head(sock)
+  if status then self:keep_session(sock) end
   if status ~= 101 then
     return gone("WebSocket error: the server answered the upgrade with " .. tostring(status or headers))
   end

@@ -250,7 +250,8 @@ function Client:_resumed(co, root, ok, first, ...)
   if not ok then
     local where = self._ours[co]
     self._ours[co] = nil
-    self:_fail(debug and debug.traceback and debug.traceback(co, tostring(first)) or first, where)
+    local msg = debug and debug.traceback and debug.traceback(co, tostring(first)) or first
+    if type(where) == "table" then where:raised(first, msg) else self:_fail(msg, where) end -- a client:wait job
   elseif coroutine.status(co) == "dead" then
     self._ours[co] = nil
   end
