@@ -254,5 +254,7 @@ describe("the reference's object fields", function()
     end)
     assert.is_true(layer.is_error(err))
     check("layer.Error", err)
+    -- a logged-in client has every field declared for it
+    for _, name in ipairs(sorted(classes["layer.Client"].fields)) do assert.is_not_nil(alice[name], name) end
   end)
 end)

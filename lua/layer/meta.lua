@@ -296,7 +296,7 @@ function client:announcements(callback) end
 ---@field url string
 ---@field messages_url string
 ---@field created_at string ISO 8601
----@field participants layer.Identity[] cached Identity objects, else plain `{id, user_id, ...}` tables
+---@field participants layer.Identity[] cached Identity objects, else plain `{id, url, user_id, display_name, avatar_url}` tables
 ---@field distinct boolean
 ---@field metadata table
 ---@field unread_message_count integer
@@ -462,7 +462,7 @@ function identity:unfollow(callback) end
 ---@field url string
 ---@field sent_at string ISO 8601
 ---@field received_at string ISO 8601
----@field sender {name: string, display_name: string}
+---@field sender {id: lightuserdata, name: string, display_name: string} `id` is `layer.null`: the service, not a user
 ---@field parts layer.Part[]
 ---@field recipient_status table
 ---@field is_unread boolean
@@ -494,7 +494,7 @@ function announcement:delete(callback) end
 ---@field url? string
 ---@field data? any
 ---@field http_status? integer nil for transport failures
----@field retryable boolean the client's own retries gave up on something that may succeed later
+---@field retryable boolean trying again later may succeed (429, 5xx, timeouts, transport failures); the client has already retried
 ---@field retry_after? number seconds, when the server said so
 
 ---`client:stats()`: engine and cache counters (integers on Lua 5.3+).
@@ -619,7 +619,7 @@ function engine:ws_wanted() end
 ---@return string?
 function engine:session_token() end
 
----The WebSocket subprotocol (`layer-3.0`).
+---The WebSocket subprotocol (`layer-3.0`; `layer-2.0` with `api_version = 2`).
 ---@return string
 function engine:subprotocol() end
 
