@@ -100,7 +100,8 @@ local function parse(path)
         c.functions[#c.functions + 1] = fn
         current_class = nil
       end
-      if not line:match("^%s*$") and not var then current_class = current_class and nil end
+      -- other code ends the class block (blank lines and its own `local X = {}` do not)
+      if not line:match("^%s*$") and not var then current_class = nil end
       if not line:match("^%-%-") then current_alias = nil end
       doc, tags = {}, {}
     end
