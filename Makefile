@@ -11,6 +11,8 @@
 #   make check           everything CI runs; prints "N passed, N failed" last
 #   make demo            the decoder / patch / cache demo (examples/demo.lua)
 #   make check-openresty the OpenResty example in nginx, with its latency against the C transport
+#   make reference       docs/reference.md from lua/layer/meta.lua (check-reference: is it current?)
+#   make check-sources   every build's source list against CORE_SRC and the tree (scripts/check-sources)
 #
 # LuaRocks does not use this file: rockspec/ builds with the builtin backend.
 
@@ -33,6 +35,8 @@ endif
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 
 OUT = $(BUILD)/$(LUA)
+# The one list of the core's files: fuzz.mk, ctest.mk, server.mk and the rock
+# take theirs from it; scripts/check-sources checks them and this against src/core.
 CORE_SRC = src/core/json.c src/core/patch.c src/core/packet.c src/core/cache.c src/core/session.c \
     src/core/loop.c src/core/http.c src/core/ws.c src/core/proxy.c src/core/resolve.c src/core/driver.c \
     src/core/state.c
@@ -131,6 +135,16 @@ run: all server
 
 demo: all
 	$(LUA_ENV) $(LUA_BIN) examples/demo.lua
+
+# The API reference is generated from the LuaLS annotations (lua/layer/meta.lua).
+.PHONY: reference check-reference check-sources
+reference:
+	lua5.4 scripts/gen-reference.lua lua/layer/meta.lua docs/reference.md
+check-reference:
+	@lua5.4 scripts/gen-reference.lua lua/layer/meta.lua - | diff -u docs/reference.md - \
+	    || { echo "docs/reference.md is stale: run make reference"; exit 1; }
+check-sources:
+	scripts/check-sources
 
 clean:
 	rm -rf $(BUILD)

@@ -1,7 +1,7 @@
 /*
  * api.h - the bracket around every core header's declarations: hidden
  * visibility, so a shared module built from the core exports nothing of it
- * (LuaRocks' builtin backend passes no -fvisibility), and C linkage for C++.
+ * even when a build passes no -fvisibility, and C linkage for C++.
  */
 #ifndef LAYER_API_H
 #define LAYER_API_H

@@ -35,6 +35,8 @@ void ld_wake(ld_driver *d);             /* makes ld_fd readable: work queued out
 /* One pass of I/O (waits up to timeout_ms; 0 never blocks), then moves the
  * engine's outputs onto the transport. */
 void ld_service(ld_driver *d, int timeout_ms);
+/* Without waiting: start the engine's HTTP requests, open or drop the
+ * WebSocket as ls_ws_wanted says, send its frames. */
 void ld_pump(ld_driver *d);
 int64_t ld_now_ms(void);
 

@@ -1,7 +1,7 @@
 /*
  * packet.h - decodes one Layer WebSocket frame into a validated, typed packet.
  *
- * Covers everything PROTOCOL.md section 5 and Layer's change-packet docs show:
+ * Covers everything docs/protocol.md section 5 and Layer's change-packet docs show:
  * change (create / delete with mode and from_position / update and patch),
  * response (success or error object), signal (typing indicator), operation
  * (Conversation.mark_all_read), and the client-to-server request. Anything

@@ -4,11 +4,12 @@
  * It is fed what the network and the clock did (frames received, socket
  * opened or closed, HTTP responses, the time) and answers with what to do
  * (frames to send, HTTP requests to make, when to be called again) and with
- * events for the application. The transport driver (client.c) connects it to
- * libcurl and libwebsockets; tests and other transports (OpenResty cosockets)
- * can drive it directly. Nothing here blocks, allocates threads or calls Lua.
+ * events for the application. The transport driver (driver.c) connects it to
+ * libcurl and libwebsockets; tests and other transports (lua/layer/ngx.lua on
+ * OpenResty cosockets) drive it directly. Nothing here blocks, starts threads
+ * or calls Lua.
  *
- * It implements PROTOCOL.md: authentication through a challenge, WebSocket
+ * It implements docs/protocol.md: authentication through a challenge, WebSocket
  * counters with Event.replay on gaps and after every reconnect, Counter.read
  * keepalive, dead-socket detection, reconnect with backoff and jitter after
  * validating the session, request ids with timeouts, and the object cache
@@ -138,7 +139,7 @@ typedef struct ls_http_request {
  * turns 0, and reports with ls_ws_opened / ls_ws_closed. */
 int ls_ws_wanted(const ls_session *s);
 const char *ls_subprotocol(const ls_session *s); /* "layer-3.0" */
-/* Query part for the socket URL ("?session_token=..."); NULL before login. */
+/* The session token (the socket URL's session_token value); NULL before login. */
 const char *ls_session_token(const ls_session *s);
 
 /* Next frame to send (NULL if none); free with free(). */
