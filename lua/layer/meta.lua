@@ -103,6 +103,7 @@ function layer.dev_token(claims) end
 ---@field max_messages_per_conversation? integer cache bound; the oldest positions go first
 ---@field max_bytes? integer cache bound in bytes; least recently changed objects go first
 ---@field max_events_per_step? integer events dispatched per `step()` (1000)
+---@field change_lists? boolean `false`: update handlers get no change list (nil) and patches apply in place (faster); default `true`
 ---@field transport? "manual"|fun(client: layer.Client, options: layer.ClientOptions): table no sockets (feed `client:engine()`), or a transport written in Lua (`layer.ngx.transport`)
 ---@field manual_clock? number the engine keeps a clock the caller sets, starting at this many seconds (`engine:set_time`)
 ---@field ca_file? string PEM bundle to trust instead of the system store
@@ -185,6 +186,13 @@ function client:off(name, fn) end
 ---@param fn function
 ---@param ... any
 function client:spawn(fn, ...) end
+
+---Runs `fn` on one of the client's coroutines and returns what it returns, pumping the client until then
+---(at top level), or waiting only the calling handler. After `seconds`: nil and an error with id "timeout".
+---@param fn function
+---@param seconds? number deadline (none without it)
+---@return any ...
+function client:wait(fn, seconds) end
 
 ---Any REST call; a table body is sent as JSON.
 ---@param method string
@@ -280,7 +288,8 @@ function client:announcements(callback) end
 ---| "error" # (err: layer.Error): a failure not tied to a request (transport, handler errors)
 ---| "log" # (level: string, text: string): `"error"`, `"warn"` or `"info"`; errors come here without an `error` handler
 
----One changed top-level property of an `*.update` event.
+---One changed top-level property of an `*.update` event. `paths`, `old` and `new` are converted when the
+---entry is first read for one of them; read them while the event's handlers run (afterwards an unread one raises).
 ---@class layer.Change
 ---@field property string the top-level property
 ---@field paths string[] the property paths the operations touched, in order of first use
