@@ -23,12 +23,12 @@ static void setup(void)
     if (done) return;
     done = 1;
     if (!store_open(":memory:")) abort();
-    strcpy(S.base_url, "http://127.0.0.1:1");
-    strcpy(S.secret, "fuzz");
-    strcpy(S.admin_token, "adm");
-    strcpy(S.content_key, "k");
-    S.session_ttl_ms = 1000000000;
-    S.log_level = 0;
+    strcpy(srv()->base_url, "http://127.0.0.1:1");
+    strcpy(srv()->secret, "fuzz");
+    strcpy(srv()->admin_token, "adm");
+    strcpy(srv()->content_key, "k");
+    srv()->session_ttl_ms = 1000000000;
+    srv()->log_level = 0;
     st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?, 'alice', 0, 9e15)");
     sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
     sqlite3_step(st);
@@ -54,7 +54,7 @@ static void reset(void)
     sqlite3_stmt *st = store_prep("INSERT OR REPLACE INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?, 'alice', 0, 9e15)");
     sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
     sqlite3_step(st);
-    S.fault_left = 0;
+    srv()->fault_left = 0;
     conn.skip = 0;
     conn.stall_until = 0;
     conn.close_pending = 0;

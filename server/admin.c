@@ -3,8 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
 static srv_conn *each_user_conn(srv_conn *from, const char *user)
 {
@@ -33,9 +37,9 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
     sqlite3_stmt *st;
     int64_t pos;
     store_begin();
-    st = store_prep("SELECT coalesce(max(pos),0)+1 FROM announcements");
+    st = sql(Q_STORE_ANNOUNCEMENT_1);
     pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-    st = store_prep("INSERT INTO announcements(uuid, sent_ms, sender_name, parts, pos) VALUES(?,?,?,?,?)");
+    st = sql(Q_STORE_ANNOUNCEMENT_2);
     bind_text(st, 1, uuid);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     bind_text(st, 3, sender && sender->type == JV_STRING ? sender->u.s : "Admin");
@@ -47,7 +51,7 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
         jbuf d;
         parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u);
         ensure_identity(u);
-        st = store_prep("INSERT OR IGNORE INTO ann_rcpt(ann, user_id) VALUES(?,?)");
+        st = sql(Q_STORE_ANNOUNCEMENT_3);
         bind_text(st, 1, uuid);
         bind_text(st, 2, u);
         sqlite3_step(st);
@@ -107,10 +111,10 @@ static int fault_http_error(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "status must be 429 or 503", NULL);
         return -1;
     }
-    S.fault_status = status;
-    S.fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
-    S.fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
-    return S.fault_left;
+    srv()->fault_status = status;
+    srv()->fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
+    srv()->fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
+    return srv()->fault_left;
 }
 
 static int fault_expire_session(const jv *body, const char *user, srv_resp *r)
@@ -119,17 +123,17 @@ static int fault_expire_session(const jv *body, const char *user, srv_resp *r)
     sqlite3_stmt *st;
     int n;
     if (tok && tok->type == JV_STRING) {
-        st = store_prep("UPDATE sessions SET expires_ms=0 WHERE token=?");
+        st = sql(Q_FAULT_EXPIRE_SESSION_1);
         bind_text(st, 1, tok->u.s);
     } else if (user[0]) {
-        st = store_prep("UPDATE sessions SET expires_ms=0 WHERE user_id=?");
+        st = sql(Q_FAULT_EXPIRE_SESSION_2);
         bind_text(st, 1, user);
     } else {
         err_resp(r, 422, "missing_property", 104, "session_token or user_id is required", NULL);
         return -1;
     }
     sqlite3_step(st);
-    n = sqlite3_changes(S.db);
+    n = store_changes();
     /* Sockets of an expired session go too: the client then validates, gets 401 and re-authenticates. */
     close_session_sockets(tok && tok->type == JV_STRING ? tok->u.s : NULL, user);
     return n;
@@ -145,7 +149,7 @@ static int fault_sockets(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
         return -1;
     }
-    for (c = each_user_conn(S.conns, user); c; c = each_user_conn(c->next, user)) {
+    for (c = each_user_conn(registry_first(), user); c; c = each_user_conn(c->next, user)) {
         n++;
         if (t->u.s[0] == 'c') {
             c->close_pending = 1;
@@ -154,7 +158,7 @@ static int fault_sockets(const jv *body, const char *user, srv_resp *r)
         } else {
             c->stall_until = srv_now_ms() + (secs && jv_is_number(secs) ? (int64_t)(jv_to_double(secs) * 1000) : 5000);
         }
-        if (S.wake) S.wake(c);
+        conn_wake(c);
     }
     return n;
 }
@@ -221,9 +225,9 @@ void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_r
     const jv *v;
     char user[160];
     size_t i;
-    if (!S.admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
-        strlen(a + sizeof pre - 1) != strlen(S.admin_token) ||
-        !srv_ct_equal(a + sizeof pre - 1, S.admin_token, strlen(S.admin_token))) {
+    if (!srv()->admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
+        strlen(a + sizeof pre - 1) != strlen(srv()->admin_token) ||
+        !srv_ct_equal(a + sizeof pre - 1, srv()->admin_token, strlen(srv()->admin_token))) {
         err_resp(r, 403, "access_denied", 101, "Admin token required", NULL);
         return;
     }

@@ -6,44 +6,12 @@
 #include <string.h>
 #include <strings.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
-
-const jv_limits srv_body_limits = {SRV_MAX_BODY, 32};
-
-void srv_resp_init(srv_resp *r)
-{
-    memset(r, 0, sizeof *r);
-    jbuf_init(&r->body);
-    r->layer_count = -1;
-}
-
-void srv_resp_free(srv_resp *r)
-{
-    jbuf_free(&r->body);
-    free(r->raw);
-    r->raw = NULL;
-}
-
-const char *srv_arg(const srv_req *r, const char *name)
-{
-    size_t n = strlen(name);
-    int i;
-    for (i = 0; i < r->nargs; i++)
-        if (strncmp(r->args[i], name, n) == 0 && r->args[i][n] == '=') return r->args[i] + n + 1;
-    return NULL;
-}
-
-void ok_empty(srv_resp *r)
-{
-    r->status = 204;
-    r->body.len = 0;
-}
-
-void not_found(srv_resp *r, const char *what)
-{
-    err_resp(r, 404, "not_found", 102, what, NULL);
-}
+#include "render.h"
+#include "resp.h"
+#include "actions.h"
+#include "handlers.h"
 
 /* ---------- HTTP routing ---------- */
 
@@ -137,7 +105,7 @@ static void route_sessions(const route_ctx *c)
         method_na(c->r);
         return;
     }
-    st = store_prep("DELETE FROM sessions WHERE token=?");
+    st = sql(Q_ROUTE_SESSIONS);
     bind_text(st, 1, c->seg[1]);
     sqlite3_step(st);
     close_session_sockets(c->seg[1], NULL); /* logged out means no more packets, not just no new logins */
@@ -326,10 +294,10 @@ static int parse_body(const srv_req *q, srv_resp *r, jv_doc **doc)
 /* An injected 429 or 503 (admin faults), if one is pending: returns 1 after answering. */
 static int injected_fault(srv_resp *r)
 {
-    if (S.fault_left <= 0) return 0;
-    S.fault_left--;
-    r->retry_after = S.fault_retry_after;
-    if (S.fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
+    if (srv()->fault_left <= 0) return 0;
+    srv()->fault_left--;
+    r->retry_after = srv()->fault_retry_after;
+    if (srv()->fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
     else err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
     return 1;
 }

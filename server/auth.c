@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
-#include "model.h"
-#include "api.h"
+#include "sql.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
 /* ---------- authentication ---------- */
 
@@ -13,12 +15,12 @@ void new_nonce(char out[65])
     static unsigned n;
     sqlite3_stmt *st;
     if (++n % 256 == 0) { /* nonces live ten minutes: keep the table small under nonce spam */
-        st = store_prep("DELETE FROM nonces WHERE created_ms<?");
+        st = sql(Q_NEW_NONCE_1);
         sqlite3_bind_int64(st, 1, srv_now_ms() - 600000);
         sqlite3_step(st);
     }
     srv_random_hex(out, 32);
-    st = store_prep("INSERT INTO nonces(nonce, created_ms) VALUES(?,?)");
+    st = sql(Q_NEW_NONCE_2);
     bind_text(st, 1, out);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     sqlite3_step(st);
@@ -36,7 +38,7 @@ static int session_user(const char *token, char *user, size_t usz)
 {
     sqlite3_stmt *st;
     if (!token || !*token || strlen(token) > 128) return 0;
-    st = store_prep("SELECT user_id FROM sessions WHERE token=? AND expires_ms>?");
+    st = sql(Q_SESSION_USER);
     bind_text(st, 1, token);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
@@ -55,11 +57,11 @@ int close_session_sockets(const char *token, const char *user)
 {
     srv_conn *c;
     int n = 0;
-    for (c = S.conns; c; c = c->next)
+    for (c = registry_first(); c; c = c->next)
         if (token ? strcmp(c->token, token) == 0 : strcmp(c->user, user) == 0) {
             c->close_pending = 1;
             c->session_expires_ms = 0;
-            if (S.wake) S.wake(c);
+            conn_wake(c);
             n++;
         }
     return n;
@@ -138,13 +140,13 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
         goto out;
     }
     alg = jv_get(jv_root(hd), "alg");
-    unsigned_ok = S.allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
+    unsigned_ok = srv()->allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
     if (!unsigned_ok) {
         if (!alg || alg->type != JV_STRING || strcmp(alg->u.s, "HS256") != 0) {
             err = "identity_token must be signed with HS256";
             goto out;
         }
-        srv_hmac256(S.secret, strlen(S.secret), tok, (size_t)(d2 - tok), mac);
+        srv_hmac256(srv()->secret, strlen(srv()->secret), tok, (size_t)(d2 - tok), mac);
         if (sn != 32 || !srv_ct_equal(mac, sig, 32)) {
             err = "identity_token signature does not verify";
             goto out;
@@ -169,11 +171,11 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
         goto out;
     }
     /* A nonce is good once, for ten minutes. */
-    st = store_prep("UPDATE nonces SET used=1 WHERE nonce=? AND used=0 AND created_ms>?");
+    st = sql(Q_VERIFY_IDENTITY_TOKEN);
     bind_text(st, 1, nce->u.s);
     sqlite3_bind_int64(st, 2, srv_now_ms() - 600000);
     sqlite3_step(st);
-    if (sqlite3_changes(S.db) != 1) {
+    if (store_changes() != 1) {
         err = "identity_token nonce is unknown, used or expired";
         goto out;
     }
@@ -192,11 +194,11 @@ void respond_new_session(const char *user, srv_resp *r)
     char token[65];
     sqlite3_stmt *st;
     srv_random_hex(token, 32);
-    st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?,?,?,?)");
+    st = sql(Q_RESPOND_NEW_SESSION);
     bind_text(st, 1, token);
     bind_text(st, 2, user);
     sqlite3_bind_int64(st, 3, srv_now_ms());
-    sqlite3_bind_int64(st, 4, srv_now_ms() + S.session_ttl_ms);
+    sqlite3_bind_int64(st, 4, srv_now_ms() + srv()->session_ttl_ms);
     sqlite3_step(st);
     r->status = 201;
     jbuf_puts(&r->body, "{\"session_token\":\"");

@@ -13,7 +13,7 @@
 
 typedef struct pss pss_t;
 struct pss {
-    srv_conn conn;   /* first: S.wake gets a srv_conn* that is this struct */
+    srv_conn conn;   /* first: wake() gets a srv_conn* that is this struct */
     int is_ws;
     struct lws *wsi;
     /* While a body is awaited: its deadline, on the list tick() checks. */
@@ -129,7 +129,7 @@ static void reap_slow_bodies(void)
         next = p->bnext;
         if (now < p->body_deadline) continue;
         body_done(p);
-        if (S.log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
+        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
     }
 }
@@ -158,7 +158,7 @@ static void log_request(pss_t *p)
 {
     const char *path = p->req ? p->req->path : "?";
     static const char *mn[] = {"?", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
-    if (S.log_level < 2 || !p->req || !p->resp) return;
+    if (srv()->log_level < 2 || !p->req || !p->resp) return;
     /* Paths that embed a secret are shortened: session tokens never reach the log. */
     if (strncmp(path, "/sessions/", 10) == 0) path = "/sessions/<token>";
     else if (strncmp(path, "/content-upload/", 16) == 0) path = "/content-upload/<key>";
@@ -370,7 +370,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
         if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
         if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
-        if (S.log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
+        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
         return 1;
     }
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
@@ -388,7 +388,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
         tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
         if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
-            if (S.log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
+            if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
             return 1;
         }
         snprintf(pending_token, sizeof pending_token, "%s", tok);
@@ -404,7 +404,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
         pending_user[0] = pending_token[0] = 0;
         srv_conn_open(&p->conn);
-        if (S.log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
+        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
         return 0;
     }
     case LWS_CALLBACK_RECEIVE: {
@@ -458,7 +458,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_CLOSED:
         if (p && p->is_ws) {
-            if (S.log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
+            if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
             srv_conn_closed(&p->conn);
             p->conn.wsi = NULL;
         }
@@ -493,32 +493,32 @@ int main(int argc, char **argv)
     double lifetime = 0;
     struct lws_vhost *vh;
 
-    S.session_ttl_ms = 30LL * 24 * 3600 * 1000;
-    S.log_level = 2;
+    srv()->session_ttl_ms = 30LL * 24 * 3600 * 1000;
+    srv()->log_level = 2;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--allow-unsigned") == 0) { S.allow_unsigned = 1; continue; }
+        if (strcmp(a, "--allow-unsigned") == 0) { srv()->allow_unsigned = 1; continue; }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(); return 0; }
         if (!v) { usage(); return 2; }
         if (strcmp(a, "--port") == 0) port = atoi(v);
         else if (strcmp(a, "--bind") == 0) bind_addr = v;
         else if (strcmp(a, "--db") == 0) db = v;
-        else if (strcmp(a, "--identity-secret") == 0) snprintf(S.secret, sizeof S.secret, "%s", v);
-        else if (strcmp(a, "--admin-token") == 0) snprintf(S.admin_token, sizeof S.admin_token, "%s", v);
+        else if (strcmp(a, "--identity-secret") == 0) snprintf(srv()->secret, sizeof srv()->secret, "%s", v);
+        else if (strcmp(a, "--admin-token") == 0) snprintf(srv()->admin_token, sizeof srv()->admin_token, "%s", v);
         else if (strcmp(a, "--max-lifetime") == 0) lifetime = atof(v);
-        else if (strcmp(a, "--session-ttl") == 0) S.session_ttl_ms = (int64_t)(atof(v) * 1000);
+        else if (strcmp(a, "--session-ttl") == 0) srv()->session_ttl_ms = (int64_t)(atof(v) * 1000);
         else if (strcmp(a, "--base-url") == 0) base = v;
         else if (strcmp(a, "--request-timeout") == 0) request_timeout_s = atoi(v);
         else if (strcmp(a, "--max-conns-per-ip") == 0) max_conns_per_ip = atoi(v);
         else if (strcmp(a, "--parent-pid") == 0) { watch_pid = (pid_t)atoi(v); parent_given = 1; }
         else if (strcmp(a, "--log-level") == 0) {
-            S.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
+            srv()->log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
         } else { usage(); return 2; }
         i++;
     }
     if (port < 0 || port > 65535 || request_timeout_s < 1 || max_conns_per_ip < 0) { usage(); return 2; }
-    if (!S.secret[0]) srv_random_hex(S.secret, 32); /* nothing verifies without --identity-secret */
-    srv_random_hex(S.content_key, 32);
+    if (!srv()->secret[0]) srv_random_hex(srv()->secret, 32); /* nothing verifies without --identity-secret */
+    srv_random_hex(srv()->content_key, 32);
     if (!parent_given) watch_pid = getppid();
     /* Stop with the parent: servers started by tests must never outlive them. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -529,7 +529,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (!store_open(db)) return 1;
-    lws_set_log_level(S.log_level >= 3 ? (LLL_ERR | LLL_WARN) : S.log_level >= 1 ? LLL_ERR : 0, NULL);
+    lws_set_log_level(srv()->log_level >= 3 ? (LLL_ERR | LLL_WARN) : srv()->log_level >= 1 ? LLL_ERR : 0, NULL);
 
     memset(&info, 0, sizeof info);
     info.port = port;
@@ -552,18 +552,17 @@ int main(int argc, char **argv)
     }
     vh = lws_get_vhost_by_name(ctx, "default");
     if (vh) port = lws_get_vhost_listen_port(vh);
-    if (base) snprintf(S.base_url, sizeof S.base_url, "%s", base);
-    else snprintf(S.base_url, sizeof S.base_url, "http://%s:%d", bind_addr, port);
-    S.wake = wake;
-    S.pkt_headroom = LWS_PRE;
-    printf("layer-server listening on %s port %d pid %d\n", S.base_url, port, (int)getpid());
+    if (base) snprintf(srv()->base_url, sizeof srv()->base_url, "%s", base);
+    else snprintf(srv()->base_url, sizeof srv()->base_url, "http://%s:%d", bind_addr, port);
+    fanout_set_network(wake, LWS_PRE);
+    printf("layer-server listening on %s port %d pid %d\n", srv()->base_url, port, (int)getpid());
     fflush(stdout);
 
     lws_sul_schedule(ctx, 0, &tick_sul, tick, 100 * LWS_US_PER_MS);
     while (!stop_flag)
         if (lws_service(ctx, 0) < 0) break;
-    if (S.log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
-    S.stopping = 1;
+    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
+    srv()->stopping = 1;
     lws_context_destroy(ctx);
     store_close();
     return 0;

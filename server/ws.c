@@ -1,77 +1,31 @@
-/* ws.c - the WebSocket side: the registry of open sockets by user, the requests and signals a
- * socket sends, Event.replay and presence. */
+/* ws.c - the WebSocket side: a socket's opening and closing, the requests and signals it sends
+ * (a table by method), Event.replay and presence. The registry itself is fanout.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
-
-/* ---------- WebSocket ---------- */
-
-static unsigned user_hash(const char *u)
-{
-    unsigned h = 2166136261u;
-    for (; *u; u++) h = (h ^ (unsigned char)*u) * 16777619u;
-    return h % 4096;
-}
-
-srv_conn *srv_user_conns(const char *user)
-{
-    return S.buckets[user_hash(user)];
-}
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "actions.h"
+#include "handlers.h"
 
 static void presence_follow_sockets(srv_conn *c, int opened);
 
 void srv_conn_open(srv_conn *c)
 {
-    sqlite3_stmt *st = store_prep("SELECT expires_ms FROM sessions WHERE token=?");
+    sqlite3_stmt *st = sql(Q_SRV_CONN_OPEN);
     bind_text(st, 1, c->token);
     c->session_expires_ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    c->hash = user_hash(c->user);
-    c->hprev = NULL;
-    c->hnext = S.buckets[c->hash];
-    if (c->hnext) c->hnext->hprev = c;
-    S.buckets[c->hash] = c;
-    c->next = S.conns;
-    c->prev = NULL;
-    if (S.conns) S.conns->prev = c;
-    S.conns = c;
+    registry_add(c);
     presence_follow_sockets(c, 1);
 }
 
 void srv_conn_closed(srv_conn *c)
 {
-    srv_pkt *p;
-    int was_open = c->next || c->prev || S.conns == c;
-    if (c->prev) c->prev->next = c->next;
-    else if (S.conns == c) S.conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    if (c->hprev) c->hprev->hnext = c->hnext;
-    else if (S.buckets[c->hash] == c) S.buckets[c->hash] = c->hnext;
-    if (c->hnext) c->hnext->hprev = c->hprev;
-    c->hnext = c->hprev = NULL;
-    while ((p = srv_conn_pop(c)) != NULL) free(p);
-    free(c->rx);
-    c->rx = NULL;
-    if (was_open) presence_follow_sockets(c, 0);
-}
-
-void srv_tick(void)
-{
-    srv_conn *c;
-    int64_t now = srv_now_ms();
-    for (c = S.conns; c; c = c->next) {
-        if (c->stall_until && c->stall_until <= now) {
-            c->stall_until = 0;
-            if (S.wake) S.wake(c);
-        }
-        if (!c->close_pending && c->session_expires_ms <= now) { /* the session ran out */
-            c->close_pending = 1;
-            if (S.wake) S.wake(c);
-        }
-    }
+    if (registry_remove(c)) presence_follow_sockets(c, 0);
 }
 
 /* rid_json: the request_id as JSON text, or "" for null */
@@ -130,8 +84,7 @@ void srv_replay_pump(srv_conn *c)
     char d[64];
     if (!c->replaying || c->close_pending) return;
     while (c->qbytes < REPLAY_QUEUE_LOW) {
-        st = store_prep("SELECT seq, ts_ms, kind, op, otype, oid, data FROM events"
-                        " WHERE user_id=? AND ts_ms>=? AND seq>? ORDER BY seq LIMIT ?");
+        st = sql(Q_SRV_REPLAY_PUMP);
         bind_text(st, 1, c->user);
         sqlite3_bind_int64(st, 2, c->replay_from);
         sqlite3_bind_int64(st, 3, c->replay_seq);
@@ -186,11 +139,11 @@ static void presence_push(const char *user, const char *status);
 static void presence_follow_sockets(srv_conn *c, int opened)
 {
     sqlite3_stmt *st;
-    if (S.stopping || !c->user[0] || user_online(c->user, c)) return;
-    if (!S.db || !(st = store_prep("SELECT presence FROM identities WHERE user_id=?"))) return;
+    if (srv()->stopping || !c->user[0] || user_online(c->user, c)) return;
+    if (!store_is_open() || !(st = sql(Q_PRESENCE_FOLLOW_SOCKETS_1))) return;
     bind_text(st, 1, c->user);
     if (sqlite3_step(st) != SQLITE_ROW || !col_text(st, 0) || strcmp(col_text(st, 0), "auto")) return;
-    st = store_prep("UPDATE identities SET last_seen_ms=? WHERE user_id=?");
+    st = sql(Q_PRESENCE_FOLLOW_SOCKETS_2);
     sqlite3_bind_int64(st, 1, srv_now_ms());
     bind_text(st, 2, c->user);
     sqlite3_step(st);
@@ -209,7 +162,7 @@ static void presence_sync(srv_conn *c, const jv *data, const jv *rid)
         sqlite3_stmt *st;
         const jv *e = &ids->u.items[i];
         if (e->type != JV_STRING || !parse_identity(e->u.s, e->len, u, sizeof u)) continue;
-        st = store_prep("SELECT presence, last_seen_ms FROM identities WHERE user_id=?");
+        st = sql(Q_PRESENCE_SYNC);
         bind_text(st, 1, u);
         if (sqlite3_step(st) != SQLITE_ROW) continue;
         if (b.data[b.len - 1] != '[') jbuf_putc(&b, ',');
@@ -237,9 +190,7 @@ static void presence_push(const char *user, const char *status)
     jbuf d, oid;
     char **peers = NULL;
     int n = 0, i;
-    sqlite3_stmt *st = store_prep(
-        "SELECT DISTINCT m2.user_id FROM members m1 JOIN members m2 ON m2.conv=m1.conv AND m2.active=1"
-        " WHERE m1.user_id=?1 AND m1.active=1 UNION SELECT ?1 LIMIT 10000");
+    sqlite3_stmt *st = sql(Q_PRESENCE_PUSH);
     bind_text(st, 1, user);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char **nv = realloc(peers, sizeof *peers * (size_t)(n + 1));
@@ -279,7 +230,7 @@ static void ws_request(srv_conn *c, const jv *body)
         return;
     }
     m = method->u.s;
-    if (S.log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, m);
+    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, m);
     if (strcmp(m, "Counter.read") == 0) {
         char d[64];
         snprintf(d, sizeof d, "{\"counter\":%lld}", (long long)(c->counter > 0 ? c->counter - 1 : 0));
@@ -330,7 +281,7 @@ static void ws_request(srv_conn *c, const jv *body)
                     ws_error(c, m, rid, "invalid_property", 105, "unknown presence status");
                     return;
                 }
-                st = store_prep("UPDATE identities SET presence=?, last_seen_ms=? WHERE user_id=?");
+                st = sql(Q_WS_REQUEST);
                 bind_text(st, 1, s);
                 sqlite3_bind_int64(st, 2, srv_now_ms());
                 bind_text(st, 3, c->user);
@@ -387,7 +338,7 @@ int srv_ws_frame(srv_conn *c, const char *data, size_t len)
     /* a frame already in flight when the session ended is not acted on */
     if (c->close_pending || c->session_expires_ms <= srv_now_ms()) {
         c->close_pending = 1;
-        if (S.wake) S.wake(c);
+        conn_wake(c);
         return 0;
     }
     d = jv_parse(data, len, &srv_body_limits, &je);

@@ -1,0 +1,136 @@
+/* sql.h - every SQL statement of the server, by name (the texts are in sql.c). */
+#ifndef LAYER_SRV_SQL_H
+#define LAYER_SRV_SQL_H
+#include <sqlite3.h>
+
+/* Named after the function that runs them (and a number when it runs several);
+ * the comments say which file that function is in. */
+typedef enum {
+    /* actions.c */
+    Q_UPDATE_PKEY_PUB,
+    Q_ANSWER_ID_IN_USE,
+    Q_ANSWER_DISTINCT_EXISTS,
+    Q_STORE_NEW_CONV_1,
+    Q_STORE_NEW_CONV_2,
+    Q_NORMALIZE_PARTS,
+    Q_ANSWER_MSG_ID_IN_USE,
+    Q_STORE_NEW_MESSAGE_1,
+    Q_STORE_NEW_MESSAGE_2,
+    Q_STORE_NEW_MESSAGE_3,
+    Q_STORE_NEW_RECEIPTS_1,
+    Q_STORE_NEW_RECEIPTS_2,
+    /* admin.c */
+    Q_STORE_ANNOUNCEMENT_1,
+    Q_STORE_ANNOUNCEMENT_2,
+    Q_STORE_ANNOUNCEMENT_3,
+    Q_FAULT_EXPIRE_SESSION_1,
+    Q_FAULT_EXPIRE_SESSION_2,
+    /* announcements.c */
+    Q_LIST_ANNOUNCEMENTS_1,
+    Q_LIST_ANNOUNCEMENTS_2,
+    Q_LIST_ANNOUNCEMENTS_3,
+    Q_ANNOUNCEMENT_ACTION_1,
+    Q_ANNOUNCEMENT_ACTION_2,
+    /* api.c */
+    Q_ROUTE_SESSIONS,
+    /* auth.c */
+    Q_NEW_NONCE_1,
+    Q_NEW_NONCE_2,
+    Q_SESSION_USER,
+    Q_VERIFY_IDENTITY_TOKEN,
+    Q_RESPOND_NEW_SESSION,
+    /* content.c */
+    Q_CONTENT_CREATE,
+    Q_CONTENT_UPLOAD_1,
+    Q_CONTENT_UPLOAD_2,
+    Q_CONTENT_REFRESH,
+    Q_CONTENT_DOWNLOAD,
+    /* conversations.c */
+    Q_LIST_CONVERSATIONS_1,
+    Q_LIST_CONVERSATIONS_2,
+    Q_LIST_CONVERSATIONS_3,
+    Q_LIST_CONVERSATIONS_4,
+    Q_PATCHABLE_STATE,
+    Q_STORE_PATCHED_1,
+    Q_STORE_PATCHED_2,
+    Q_STORE_PATCHED_3,
+    Q_DELETE_CONVERSATION_1,
+    Q_DELETE_CONVERSATION_2,
+    Q_DELETE_CONVERSATION_3,
+    Q_DELETE_CONVERSATION_4,
+    Q_DELETE_CONVERSATION_5,
+    Q_DELETE_CONVERSATION_6,
+    Q_DELETE_CONVERSATION_7,
+    Q_MARK_ALL_READ_1,
+    Q_MARK_ALL_READ_2,
+    /* identities.c */
+    Q_IDENTITY_GET_DISPLAY_NAME,
+    Q_IDENTITY_SET_DISPLAY_NAME,
+    Q_IDENTITY_GET_AVATAR_URL,
+    Q_IDENTITY_SET_AVATAR_URL,
+    Q_IDENTITY_GET_FIRST_NAME,
+    Q_IDENTITY_SET_FIRST_NAME,
+    Q_IDENTITY_GET_LAST_NAME,
+    Q_IDENTITY_SET_LAST_NAME,
+    Q_IDENTITY_GET_EMAIL_ADDRESS,
+    Q_IDENTITY_SET_EMAIL_ADDRESS,
+    Q_IDENTITY_GET_PHONE_NUMBER,
+    Q_IDENTITY_SET_PHONE_NUMBER,
+    Q_IDENTITY_GET_PUBLIC_KEY,
+    Q_IDENTITY_SET_PUBLIC_KEY,
+    Q_IDENTITY_GET_TYPE,
+    Q_IDENTITY_SET_TYPE,
+    Q_AUDIENCE,
+    Q_IDENTITY_UPDATE_1,
+    Q_IDENTITY_UPDATE_2,
+    Q_LIST_IDENTITIES_1,
+    Q_LIST_IDENTITIES_2,
+    Q_FOLLOW_1,
+    Q_FOLLOW_2,
+    /* messages.c */
+    Q_LIST_MESSAGES_1,
+    Q_LIST_MESSAGES_2,
+    Q_LIST_MESSAGES_3,
+    Q_DELETE_MESSAGE_1,
+    Q_DELETE_MESSAGE_2,
+    Q_MESSAGE_RECEIPT_1,
+    Q_MESSAGE_RECEIPT_2,
+    /* model.c */
+    Q_ENSURE_IDENTITY,
+    Q_IDENTITY_EXISTS,
+    Q_W_BASIC_IDENTITY,
+    Q_W_FULL_IDENTITY,
+    Q_CONV_MEMBER,
+    Q_CONV_MEMBERS,
+    Q_W_MESSAGE_1,
+    Q_W_MESSAGE_2,
+    Q_MSG_VISIBLE_1,
+    Q_MSG_VISIBLE_2,
+    Q_CONTENT_VISIBLE_1,
+    Q_CONTENT_VISIBLE_2,
+    Q_CONV_LAST_MESSAGE,
+    Q_CONV_UNREAD,
+    Q_CONV_UNREAD_RECOUNT,
+    Q_W_CONVERSATION_1,
+    Q_W_CONVERSATION_2,
+    Q_W_ANNOUNCEMENT,
+    Q_NEXT_EVENT_TS,
+    Q_EMIT,
+    /* ws.c */
+    Q_SRV_CONN_OPEN,
+    Q_SRV_REPLAY_PUMP,
+    Q_PRESENCE_FOLLOW_SOCKETS_1,
+    Q_PRESENCE_FOLLOW_SOCKETS_2,
+    Q_PRESENCE_SYNC,
+    Q_PRESENCE_PUSH,
+    Q_WS_REQUEST,
+    Q_COUNT
+} sql_id;
+
+/* The statement, prepared on first use and cached, reset and unbound. */
+sqlite3_stmt *sql(sql_id id);
+/* Column i as text (NULL for SQL NULL); s bound as text (NULL binds NULL). */
+const char *col_text(sqlite3_stmt *st, int i);
+void bind_text(sqlite3_stmt *st, int i, const char *s);
+
+#endif
