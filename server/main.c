@@ -328,6 +328,145 @@ static int ws_path_ok(struct lws *wsi)
            strcmp(uri, "/ws") == 0 || strcmp(uri, "/websocket/") == 0;
 }
 
+/* ---------- HTTP reasons ---------- */
+
+static int http_body(pss_t *p, const void *in, size_t len)
+{
+    if (!p->req) return -1;
+    if (p->resp) return 0;
+    if (p->body_len + len > p->body_max) {
+        p->req->body_too_large = 1;
+        return 0;
+    }
+    if (p->body_len + len + 1 > p->body_cap) {
+        size_t cap = (p->body_len + len + 1) * 2;
+        char *nb;
+        if (cap > p->body_max + 1) cap = p->body_max + 1;
+        nb = realloc(p->body, cap);
+        if (!nb) return -1;
+        p->body = nb;
+        p->body_cap = cap;
+    }
+    memcpy(p->body + p->body_len, in, len);
+    p->body_len += len;
+    p->body[p->body_len] = 0;
+    return 0;
+}
+
+static int http_body_complete(struct lws *wsi, pss_t *p)
+{
+    if (!p->req) return -1;
+    if (p->resp) return 0; /* lws also reports completion of a zero-length body */
+    return run_request(wsi, p);
+}
+
+/* ---------- connection reasons ---------- */
+
+/* 1 (refuse) when the new connection's address already holds its share. */
+static int crowded_peer(const struct lws_filter_network_conn_args *f)
+{
+    const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
+    if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
+    if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
+    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
+    return 1;
+}
+
+/* ---------- WebSocket reasons ---------- */
+
+/* The upgrade: a layer-* subprotocol on a socket path with a valid session, else refused (1). */
+static int ws_filter(struct lws *wsi)
+{
+    const struct lws_protocols *pr = lws_get_protocol(wsi);
+    char buf[256];
+    const char *tok;
+    if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
+    tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
+    if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
+        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
+        return 1;
+    }
+    snprintf(pending_token, sizeof pending_token, "%s", tok);
+    return 0;
+}
+
+static int ws_established(struct lws *wsi, pss_t *p)
+{
+    const struct lws_protocols *pr = lws_get_protocol(wsi);
+    memset(p, 0, sizeof *p);
+    p->is_ws = 1;
+    p->conn.wsi = wsi;
+    p->conn.api = strcmp(pr->name, "layer-2.0") == 0 ? 2 : 3;
+    snprintf(p->conn.user, sizeof p->conn.user, "%s", pending_user);
+    snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
+    pending_user[0] = pending_token[0] = 0;
+    srv_conn_open(&p->conn);
+    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
+    return 0;
+}
+
+/* A fragment: reassembled, and a whole text message handed to srv_ws_frame. */
+static int ws_receive(struct lws *wsi, pss_t *p, const void *in, size_t len)
+{
+    srv_conn *c = &p->conn;
+    int code;
+    char *nb;
+    if (lws_frame_is_binary(wsi)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)"text JSON only", 14);
+        return -1;
+    }
+    if (c->rx_len + len > SRV_MAX_BODY) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too large", 9);
+        return -1;
+    }
+    nb = realloc(c->rx, c->rx_len + len + 1);
+    if (!nb) return -1;
+    c->rx = nb;
+    if (len) memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
+    code = srv_ws_frame(c, c->rx, c->rx_len);
+    c->rx_len = 0;
+    if (code) {
+        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)"not JSON", 8);
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_writeable(struct lws *wsi, pss_t *p)
+{
+    srv_conn *c = &p->conn;
+    srv_pkt *pk;
+    if (c->close_pending) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"closed by server", 16);
+        return -1;
+    }
+    if (c->stall_until) return 0;
+    /* Several packets per wakeup while the socket takes them: one poll
+     * round per packet would cap fan-out throughput. */
+    while (c->qhead && !lws_send_pipe_choked(wsi)) {
+        pk = srv_conn_pop(c);
+        if (lws_write(wsi, pk->data + LWS_PRE, pk->len, LWS_WRITE_TEXT) < (int)pk->len) {
+            free(pk);
+            return -1;
+        }
+        free(pk);
+    }
+    if (c->replaying) srv_replay_pump(c); /* the next batch, now that the queue has drained */
+    if (c->qhead) lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void ws_closed(pss_t *p)
+{
+    if (!p || !p->is_ws) return;
+    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
+    srv_conn_closed(&p->conn);
+    p->conn.wsi = NULL;
+}
+
+/* One function per reason; anything else goes to lws's default HTTP handling. */
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     pss_t *p = user;
@@ -335,44 +474,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         return begin_http(wsi, p, in);
     case LWS_CALLBACK_HTTP_BODY:
-        if (!p->req) return -1;
-        if (p->resp) return 0;
-        if (p->body_len + len > p->body_max) {
-            p->req->body_too_large = 1;
-            return 0;
-        }
-        if (p->body_len + len + 1 > p->body_cap) {
-            size_t cap = (p->body_len + len + 1) * 2;
-            char *nb;
-            if (cap > p->body_max + 1) cap = p->body_max + 1;
-            nb = realloc(p->body, cap);
-            if (!nb) return -1;
-            p->body = nb;
-            p->body_cap = cap;
-        }
-        memcpy(p->body + p->body_len, in, len);
-        p->body_len += len;
-        p->body[p->body_len] = 0;
-        return 0;
+        return http_body(p, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (!p->req) return -1;
-        if (p->resp) return 0; /* lws also reports completion of a zero-length body */
-        return run_request(wsi, p);
+        return http_body_complete(wsi, p);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_http(wsi, p);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (p && !p->is_ws) http_reset(p);
         return 0;
-
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
-        const struct lws_filter_network_conn_args *f = user;
-        const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
-        if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
-        if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
-        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
-        return 1;
-    }
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* user is the connection's arguments here */
+        return crowded_peer(user);
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         peer_opened(wsi);
         return 0;
@@ -380,88 +492,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         peer_closed(wsi);
         if (p && !p->is_ws) body_done(p);
         return 0;
-
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        const struct lws_protocols *pr = lws_get_protocol(wsi);
-        char buf[256];
-        const char *tok;
-        if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
-        tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
-        if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
-            if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
-            return 1;
-        }
-        snprintf(pending_token, sizeof pending_token, "%s", tok);
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED: {
-        const struct lws_protocols *pr = lws_get_protocol(wsi);
-        memset(p, 0, sizeof *p);
-        p->is_ws = 1;
-        p->conn.wsi = wsi;
-        p->conn.api = strcmp(pr->name, "layer-2.0") == 0 ? 2 : 3;
-        snprintf(p->conn.user, sizeof p->conn.user, "%s", pending_user);
-        snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
-        pending_user[0] = pending_token[0] = 0;
-        srv_conn_open(&p->conn);
-        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
-        return 0;
-    }
-    case LWS_CALLBACK_RECEIVE: {
-        srv_conn *c = &p->conn;
-        int code;
-        if (lws_frame_is_binary(wsi)) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)"text JSON only", 14);
-            return -1;
-        }
-        if (c->rx_len + len > SRV_MAX_BODY) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too large", 9);
-            return -1;
-        }
-        {
-            char *nb = realloc(c->rx, c->rx_len + len + 1);
-            if (!nb) return -1;
-            c->rx = nb;
-            if (len) memcpy(c->rx + c->rx_len, in, len);
-            c->rx_len += len;
-        }
-        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
-        code = srv_ws_frame(c, c->rx, c->rx_len);
-        c->rx_len = 0;
-        if (code) {
-            lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)"not JSON", 8);
-            return -1;
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-        srv_conn *c = &p->conn;
-        srv_pkt *pk;
-        if (c->close_pending) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"closed by server", 16);
-            return -1;
-        }
-        if (c->stall_until) return 0;
-        /* Several packets per wakeup while the socket takes them: one poll
-         * round per packet would cap fan-out throughput. */
-        while (c->qhead && !lws_send_pipe_choked(wsi)) {
-            pk = srv_conn_pop(c);
-            if (lws_write(wsi, pk->data + LWS_PRE, pk->len, LWS_WRITE_TEXT) < (int)pk->len) {
-                free(pk);
-                return -1;
-            }
-            free(pk);
-        }
-        if (c->replaying) srv_replay_pump(c); /* the next batch, now that the queue has drained */
-        if (c->qhead) lws_callback_on_writable(wsi);
-        return 0;
-    }
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(wsi, p);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(wsi, p, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(wsi, p);
     case LWS_CALLBACK_CLOSED:
-        if (p && p->is_ws) {
-            if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
-            srv_conn_closed(&p->conn);
-            p->conn.wsi = NULL;
-        }
+        ws_closed(p);
         return 0;
     default:
         break;

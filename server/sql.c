@@ -145,7 +145,7 @@ static const char *const texts[Q_COUNT] = {
     [Q_PRESENCE_SYNC] = "SELECT presence, last_seen_ms FROM identities WHERE user_id=?",
     [Q_PRESENCE_PUSH] = "SELECT DISTINCT m2.user_id FROM members m1 JOIN members m2 ON m2.conv=m1.conv AND m2.active=1"
         " WHERE m1.user_id=?1 AND m1.active=1 UNION SELECT ?1 LIMIT 10000",
-    [Q_WS_REQUEST] = "UPDATE identities SET presence=?, last_seen_ms=? WHERE user_id=?",
+    [Q_PRESENCE_UPDATE] = "UPDATE identities SET presence=?, last_seen_ms=? WHERE user_id=?",
 };
 
 sqlite3_stmt *sql(sql_id id)

@@ -123,7 +123,7 @@ typedef enum {
     Q_PRESENCE_FOLLOW_SOCKETS_2,
     Q_PRESENCE_SYNC,
     Q_PRESENCE_PUSH,
-    Q_WS_REQUEST,
+    Q_PRESENCE_UPDATE,
     Q_COUNT
 } sql_id;
 

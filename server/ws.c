@@ -220,81 +220,133 @@ static void presence_push(const char *user, const char *status)
     jbuf_free(&oid);
 }
 
-static void ws_request(srv_conn *c, const jv *body)
-{
-    const jv *method = jv_get(body, "method"), *rid = jv_get(body, "request_id");
-    const jv *data = jv_get(body, "data"), *obj = jv_get(body, "object_id");
+/* ---------- requests, by method ---------- */
+
+/* One request: its method name m (for the response), request_id, data and object_id. */
+typedef struct {
+    srv_conn *c;
     const char *m;
-    if (!method || method->type != JV_STRING) {
-        ws_error(c, NULL, rid, "missing_property", 104, "request needs a method");
+    const jv *rid, *data, *obj;
+} ws_req;
+
+static void ws_counter_read(const ws_req *q)
+{
+    char d[64];
+    snprintf(d, sizeof d, "{\"counter\":%lld}", (long long)(q->c->counter > 0 ? q->c->counter - 1 : 0));
+    ws_response(q->c, q->m, q->rid, 1, d, strlen(d));
+}
+
+static void ws_event_replay(const ws_req *q)
+{
+    srv_conn *c = q->c;
+    const jv *ts = q->data ? jv_get(q->data, "from_timestamp") : NULL;
+    int64_t from;
+    if (!ts || ts->type != JV_STRING || !srv_parse_iso(ts->u.s, &from)) {
+        ws_error(c, q->m, q->rid, "invalid_property", 105, "data.from_timestamp must be an ISO-8601 UTC time");
         return;
     }
-    m = method->u.s;
-    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, m);
-    if (strcmp(m, "Counter.read") == 0) {
-        char d[64];
-        snprintf(d, sizeof d, "{\"counter\":%lld}", (long long)(c->counter > 0 ? c->counter - 1 : 0));
-        ws_response(c, m, rid, 1, d, strlen(d));
-    } else if (strcmp(m, "Event.replay") == 0) {
-        const jv *ts = data ? jv_get(data, "from_timestamp") : NULL;
-        int64_t from;
-        if (!ts || ts->type != JV_STRING || !srv_parse_iso(ts->u.s, &from)) {
-            ws_error(c, m, rid, "invalid_property", 105, "data.from_timestamp must be an ISO-8601 UTC time");
-            return;
-        }
-        if (c->replaying) {
-            ws_error(c, m, rid, "invalid_request", 107, "an Event.replay is already in progress on this socket");
-            return;
-        }
-        c->replaying = 1;
-        c->replay_from = from;
-        c->replay_seq = 0;
-        c->replay_count = 0;
-        rid_text(rid, c->replay_rid, sizeof c->replay_rid);
-        srv_replay_pump(c);
-    } else if (strcmp(m, "Conversation.create") == 0 || strcmp(m, "Message.create") == 0) {
-        srv_resp r;
-        srv_resp_init(&r);
-        if (m[0] == 'C') {
-            act_conv_create(c->user, data, &r);
-        } else {
-            char conv[37];
-            if (!obj || obj->type != JV_STRING || !parse_layer_uuid(obj->u.s, obj->len, "conversations", conv))
-                err_resp(&r, 404, "not_found", 102, "object_id must be a conversation you take part in", NULL);
-            else
-                act_msg_create(c->user, conv, data, &r);
-        }
-        ws_response(c, m, rid, r.status < 300, r.body.data, r.body.len);
-        srv_resp_free(&r);
-    } else if (strcmp(m, "Presence.subscribe") == 0) {
-        ws_response(c, m, rid, 1, NULL, 0);
-    } else if (strcmp(m, "Presence.update") == 0) {
-        uint32_t i;
-        for (i = 0; data && data->type == JV_ARRAY && i < data->len; i++) {
-            const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
-            if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
-                val->type == JV_STRING) {
-                const char *s = val->u.s;
-                sqlite3_stmt *st;
-                if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
-                    strcmp(s, "offline") && strcmp(s, "invisible")) {
-                    ws_error(c, m, rid, "invalid_property", 105, "unknown presence status");
-                    return;
-                }
-                st = sql(Q_WS_REQUEST);
-                bind_text(st, 1, s);
-                sqlite3_bind_int64(st, 2, srv_now_ms());
-                bind_text(st, 3, c->user);
-                sqlite3_step(st);
-                presence_push(c->user, presence_shown(s, c->user, NULL));
-            }
-        }
-        ws_response(c, m, rid, 1, NULL, 0);
-    } else if (strcmp(m, "Presence.sync") == 0) {
-        presence_sync(c, data, rid);
-    } else {
-        ws_error(c, m, rid, "invalid_endpoint", 106, "unknown method");
+    if (c->replaying) {
+        ws_error(c, q->m, q->rid, "invalid_request", 107, "an Event.replay is already in progress on this socket");
+        return;
     }
+    c->replaying = 1;
+    c->replay_from = from;
+    c->replay_seq = 0;
+    c->replay_count = 0;
+    rid_text(q->rid, c->replay_rid, sizeof c->replay_rid);
+    srv_replay_pump(c);
+}
+
+/* Conversation.create and Message.create answer as their REST forms would, in a response. */
+static void ws_create(const ws_req *q)
+{
+    srv_resp r;
+    srv_resp_init(&r);
+    if (q->m[0] == 'C') {
+        act_conv_create(q->c->user, q->data, &r);
+    } else {
+        char conv[37];
+        if (!q->obj || q->obj->type != JV_STRING ||
+            !parse_layer_uuid(q->obj->u.s, q->obj->len, "conversations", conv))
+            err_resp(&r, 404, "not_found", 102, "object_id must be a conversation you take part in", NULL);
+        else
+            act_msg_create(q->c->user, conv, q->data, &r);
+    }
+    ws_response(q->c, q->m, q->rid, r.status < 300, r.body.data, r.body.len);
+    srv_resp_free(&r);
+}
+
+static void ws_presence_subscribe(const ws_req *q)
+{
+    ws_response(q->c, q->m, q->rid, 1, NULL, 0);
+}
+
+static void ws_presence_update(const ws_req *q)
+{
+    const jv *data = q->data;
+    uint32_t i;
+    for (i = 0; data && data->type == JV_ARRAY && i < data->len; i++) {
+        const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
+        if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
+            val->type == JV_STRING) {
+            const char *s = val->u.s;
+            sqlite3_stmt *st;
+            if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
+                strcmp(s, "offline") && strcmp(s, "invisible")) {
+                ws_error(q->c, q->m, q->rid, "invalid_property", 105, "unknown presence status");
+                return;
+            }
+            st = sql(Q_PRESENCE_UPDATE);
+            bind_text(st, 1, s);
+            sqlite3_bind_int64(st, 2, srv_now_ms());
+            bind_text(st, 3, q->c->user);
+            sqlite3_step(st);
+            presence_push(q->c->user, presence_shown(s, q->c->user, NULL));
+        }
+    }
+    ws_response(q->c, q->m, q->rid, 1, NULL, 0);
+}
+
+static void ws_presence_sync(const ws_req *q)
+{
+    presence_sync(q->c, q->data, q->rid);
+}
+
+static const struct {
+    const char *method;
+    void (*run)(const ws_req *q);
+} ws_methods[] = {
+    {"Counter.read", ws_counter_read},
+    {"Event.replay", ws_event_replay},
+    {"Conversation.create", ws_create},
+    {"Message.create", ws_create},
+    {"Presence.subscribe", ws_presence_subscribe},
+    {"Presence.update", ws_presence_update},
+    {"Presence.sync", ws_presence_sync},
+};
+
+static void ws_request(srv_conn *c, const jv *body)
+{
+    const jv *method = jv_get(body, "method");
+    ws_req q;
+    size_t i;
+    q.c = c;
+    q.rid = jv_get(body, "request_id");
+    q.data = jv_get(body, "data");
+    q.obj = jv_get(body, "object_id");
+    if (!method || method->type != JV_STRING) {
+        ws_error(c, NULL, q.rid, "missing_property", 104, "request needs a method");
+        return;
+    }
+    q.m = method->u.s;
+    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, q.m);
+    for (i = 0; i < sizeof ws_methods / sizeof ws_methods[0]; i++) {
+        if (strcmp(q.m, ws_methods[i].method) == 0) {
+            ws_methods[i].run(&q);
+            return;
+        }
+    }
+    ws_error(c, q.m, q.rid, "invalid_endpoint", 106, "unknown method");
 }
 
 static void ws_signal(srv_conn *c, const jv *body)
