@@ -51,7 +51,7 @@ void update_pkey_pub(const char *conv)
     char **mem;
     int n = conv_members(conv, &mem);
     char *key = participant_key(mem, n);
-    sqlite3_stmt *st = sql(Q_UPDATE_PKEY_PUB);
+    sqlite3_stmt *st = sql(Q_CONV_SET_PKEY);
     bind_text(st, 1, key ? key : "");
     bind_text(st, 2, conv);
     sqlite3_step(st);
@@ -159,7 +159,7 @@ static int check_conv_create(const jv *data, srv_resp *r, int *distinct, char uu
 /* Deduplication: the same create sent twice. Returns 1 after answering 409. */
 static int answer_id_in_use(const char *uuid, const char *user, srv_resp *r)
 {
-    sqlite3_stmt *st = sql(Q_ANSWER_ID_IN_USE);
+    sqlite3_stmt *st = sql(Q_CONV_EXISTS);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     if (conv_member(uuid, user, NULL)) {
@@ -179,7 +179,7 @@ static int answer_id_in_use(const char *uuid, const char *user, srv_resp *r)
  * matches, 409 when not. Returns 1 when one exists. */
 static int answer_distinct_exists(const char *key, const jv *meta, const char *user, srv_resp *r)
 {
-    sqlite3_stmt *st = sql(Q_ANSWER_DISTINCT_EXISTS);
+    sqlite3_stmt *st = sql(Q_CONV_FIND_DISTINCT);
     char found[37];
     int same = 1;
     bind_text(st, 1, key);
@@ -211,7 +211,7 @@ static void store_new_conv(const char *uuid, int distinct, const char *key, cons
     sqlite3_stmt *st;
     int i;
     store_begin();
-    st = sql(Q_STORE_NEW_CONV_1);
+    st = sql(Q_CONV_INSERT);
     bind_text(st, 1, uuid);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     sqlite3_bind_int(st, 3, distinct);
@@ -221,7 +221,7 @@ static void store_new_conv(const char *uuid, int distinct, const char *key, cons
     sqlite3_step(st);
     for (i = 0; i < n; i++) {
         ensure_identity(users[i]);
-        st = sql(Q_STORE_NEW_CONV_2);
+        st = sql(Q_MEMBER_ADD);
         bind_text(st, 1, uuid);
         bind_text(st, 2, users[i]);
         sqlite3_step(st);
@@ -326,7 +326,7 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
                 return "part content must carry a layer:///content/<uuid> id";
             /* Content the sender may not see is refused exactly as an unknown id. */
             if (!content_visible(u, user)) return "part content is unknown or not uploaded";
-            st = sql(Q_NORMALIZE_PARTS);
+            st = sql(Q_CONTENT_SIZE);
             bind_text(st, 1, u);
             if (sqlite3_step(st) != SQLITE_ROW) return "part content is unknown or not uploaded";
             jbuf_puts(out, ",\"content\":{\"id\":\"layer:///content/");
@@ -351,7 +351,7 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
 /* Deduplication: the same create sent twice. Returns 1 after answering 409. */
 static int answer_msg_id_in_use(const char *uuid, const char *user, srv_resp *r)
 {
-    sqlite3_stmt *st = sql(Q_ANSWER_MSG_ID_IN_USE);
+    sqlite3_stmt *st = sql(Q_MSG_EXISTS);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     if (msg_visible(uuid, user, NULL, NULL)) {
@@ -372,12 +372,12 @@ static void store_new_message(const char *conv, const char *uuid, const char *us
 {
     int64_t pos;
     sqlite3_stmt *st =
-        sql(Q_STORE_NEW_MESSAGE_1);
+        sql(Q_CONV_TAKE_POS);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
     sqlite3_reset(st);
-    st = sql(Q_STORE_NEW_MESSAGE_2);
+    st = sql(Q_MSG_INSERT);
     bind_text(st, 1, uuid);
     bind_text(st, 2, conv);
     sqlite3_bind_int64(st, 3, pos);
@@ -386,7 +386,7 @@ static void store_new_message(const char *conv, const char *uuid, const char *us
     bind_text(st, 6, parts);
     sqlite3_step(st);
     /* From now on the content belongs to this message's conversation (see content_visible). */
-    st = sql(Q_STORE_NEW_MESSAGE_3);
+    st = sql(Q_CONTENT_REFS_ADD);
     bind_text(st, 1, uuid);
     bind_text(st, 2, parts);
     sqlite3_step(st);
@@ -398,13 +398,13 @@ static void store_new_receipts(const char *conv, const char *uuid, const char *u
     sqlite3_stmt *st;
     int i;
     for (i = 0; i < n; i++) {
-        st = sql(Q_STORE_NEW_RECEIPTS_1);
+        st = sql(Q_RSTATUS_SET);
         bind_text(st, 1, uuid);
         bind_text(st, 2, mem[i]);
         sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
         sqlite3_step(st);
         if (strcmp(mem[i], user) != 0) {
-            st = sql(Q_STORE_NEW_RECEIPTS_2);
+            st = sql(Q_MEMBER_UNREAD_INC);
             bind_text(st, 1, conv);
             bind_text(st, 2, mem[i]);
             sqlite3_step(st);

@@ -37,9 +37,9 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
     sqlite3_stmt *st;
     int64_t pos;
     store_begin();
-    st = sql(Q_STORE_ANNOUNCEMENT_1);
+    st = sql(Q_ANN_NEXT_POS);
     pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-    st = sql(Q_STORE_ANNOUNCEMENT_2);
+    st = sql(Q_ANN_INSERT);
     bind_text(st, 1, uuid);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     bind_text(st, 3, sender && sender->type == JV_STRING ? sender->u.s : "Admin");
@@ -51,7 +51,7 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
         jbuf d;
         parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u);
         ensure_identity(u);
-        st = sql(Q_STORE_ANNOUNCEMENT_3);
+        st = sql(Q_ANN_RCPT_ADD);
         bind_text(st, 1, uuid);
         bind_text(st, 2, u);
         sqlite3_step(st);
@@ -123,10 +123,10 @@ static int fault_expire_session(const jv *body, const char *user, srv_resp *r)
     sqlite3_stmt *st;
     int n;
     if (tok && tok->type == JV_STRING) {
-        st = sql(Q_FAULT_EXPIRE_SESSION_1);
+        st = sql(Q_SESSION_EXPIRE);
         bind_text(st, 1, tok->u.s);
     } else if (user[0]) {
-        st = sql(Q_FAULT_EXPIRE_SESSION_2);
+        st = sql(Q_SESSION_EXPIRE_USER);
         bind_text(st, 1, user);
     } else {
         err_resp(r, 422, "missing_property", 104, "session_token or user_id is required", NULL);

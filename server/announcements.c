@@ -24,14 +24,14 @@ void list_announcements(const srv_req *q, const char *user, srv_resp *r)
             err_resp(r, 422, "invalid_property", 105, "from_id must be an announcement id", NULL);
             return;
         }
-        st = sql(Q_LIST_ANNOUNCEMENTS_1);
+        st = sql(Q_ANN_POS);
         bind_text(st, 1, fu);
         if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
     }
-    st = sql(Q_LIST_ANNOUNCEMENTS_2);
+    st = sql(Q_ANN_COUNT_FOR_USER);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = sql(Q_LIST_ANNOUNCEMENTS_3);
+    st = sql(Q_ANN_PAGE);
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, fpos);
     sqlite3_bind_int(st, 3, ps);
@@ -58,7 +58,7 @@ void announcement_action(int method, const char *user, const char *uuid, const c
         r->status = 200;
         w_announcement(&r->body, uuid, user);
     } else if (!sub && method == M_DELETE) {
-        st = sql(Q_ANNOUNCEMENT_ACTION_1);
+        st = sql(Q_ANN_RCPT_DELETE);
         bind_text(st, 1, uuid);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -70,7 +70,7 @@ void announcement_action(int method, const char *user, const char *uuid, const c
             err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
             return;
         }
-        st = sql(Q_ANNOUNCEMENT_ACTION_2);
+        st = sql(Q_ANN_RCPT_RAISE);
         bind_text(st, 1, uuid);
         bind_text(st, 2, user);
         sqlite3_bind_int(st, 3, want);

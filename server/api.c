@@ -105,7 +105,7 @@ static void route_sessions(const route_ctx *c)
         method_na(c->r);
         return;
     }
-    st = sql(Q_ROUTE_SESSIONS);
+    st = sql(Q_SESSION_DELETE);
     bind_text(st, 1, c->seg[1]);
     sqlite3_step(st);
     close_session_sockets(c->seg[1], NULL); /* logged out means no more packets, not just no new logins */

@@ -15,12 +15,12 @@ void new_nonce(char out[65])
     static unsigned n;
     sqlite3_stmt *st;
     if (++n % 256 == 0) { /* nonces live ten minutes: keep the table small under nonce spam */
-        st = sql(Q_NEW_NONCE_1);
+        st = sql(Q_NONCE_PRUNE);
         sqlite3_bind_int64(st, 1, srv_now_ms() - 600000);
         sqlite3_step(st);
     }
     srv_random_hex(out, 32);
-    st = sql(Q_NEW_NONCE_2);
+    st = sql(Q_NONCE_INSERT);
     bind_text(st, 1, out);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     sqlite3_step(st);
@@ -171,7 +171,7 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
         goto out;
     }
     /* A nonce is good once, for ten minutes. */
-    st = sql(Q_VERIFY_IDENTITY_TOKEN);
+    st = sql(Q_NONCE_USE);
     bind_text(st, 1, nce->u.s);
     sqlite3_bind_int64(st, 2, srv_now_ms() - 600000);
     sqlite3_step(st);
@@ -194,7 +194,7 @@ void respond_new_session(const char *user, srv_resp *r)
     char token[65];
     sqlite3_stmt *st;
     srv_random_hex(token, 32);
-    st = sql(Q_RESPOND_NEW_SESSION);
+    st = sql(Q_SESSION_INSERT);
     bind_text(st, 1, token);
     bind_text(st, 2, user);
     sqlite3_bind_int64(st, 3, srv_now_ms());

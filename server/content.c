@@ -26,7 +26,7 @@ void content_create(const srv_req *q, const char *user, srv_resp *r)
     }
     srv_uuid(uuid);
     srv_random_hex(key, 32);
-    st = sql(Q_CONTENT_CREATE);
+    st = sql(Q_CONTENT_INSERT);
     bind_text(st, 1, uuid);
     bind_text(st, 2, user);
     bind_text(st, 3, q->upload_type);
@@ -51,7 +51,7 @@ void content_create(const srv_req *q, const char *user, srv_resp *r)
 
 void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r)
 {
-    sqlite3_stmt *st = sql(Q_CONTENT_UPLOAD_1);
+    sqlite3_stmt *st = sql(Q_CONTENT_PENDING);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW || strlen(key) != 64 || !col_text(st, 0) ||
         !srv_ct_equal(col_text(st, 0), key, 64)) {
@@ -62,7 +62,7 @@ void content_upload(const srv_req *q, const char *uuid, const char *key, srv_res
         err_resp(r, 422, "invalid_property", 105, "Body length differs from Upload-Content-Length", NULL);
         return;
     }
-    st = sql(Q_CONTENT_UPLOAD_2);
+    st = sql(Q_CONTENT_SET_DATA);
     sqlite3_bind_blob(st, 1, q->body ? q->body : "", (int)q->body_len, SQLITE_TRANSIENT);
     bind_text(st, 2, uuid);
     sqlite3_step(st);
@@ -79,7 +79,7 @@ void content_refresh(const char *user, const char *uuid, srv_resp *r)
         not_found(r, "No such content");
         return;
     }
-    st = sql(Q_CONTENT_REFRESH);
+    st = sql(Q_CONTENT_SIZE);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) {
         not_found(r, "No such content");
@@ -116,7 +116,7 @@ void content_download(const srv_req *q, const char *uuid, srv_resp *r)
         err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
         return;
     }
-    st = sql(Q_CONTENT_DOWNLOAD);
+    st = sql(Q_CONTENT_DATA);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) {
         not_found(r, "No such content");

@@ -32,15 +32,15 @@ void list_conversations(const srv_req *q, const char *user, srv_resp *r)
             err_resp(r, 422, "invalid_property", 105, "from_id must be a conversation id", NULL);
             return;
         }
-        st = sql(Q_LIST_CONVERSATIONS_1);
+        st = sql(Q_CONV_TIMES);
         bind_text(st, 1, fu);
         if (sqlite3_step(st) == SQLITE_ROW) fkey = sqlite3_column_int64(st, by_last ? 1 : 0);
     }
-    st = sql(Q_LIST_CONVERSATIONS_2);
+    st = sql(Q_CONV_COUNT_FOR_USER);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = by_last ? sql(Q_LIST_CONVERSATIONS_3)
-                 : sql(Q_LIST_CONVERSATIONS_4);
+    st = by_last ? sql(Q_CONV_PAGE_BY_LAST)
+                 : sql(Q_CONV_PAGE_BY_CREATED);
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, fkey);
     bind_text(st, 3, fu);
@@ -123,7 +123,7 @@ static jv_doc *patchable_state(const char *conv, char **old, int on)
         if (i) jbuf_putc(&cur, ',');
         w_basic_identity(&cur, old[i]);
     }
-    st = sql(Q_PATCHABLE_STATE);
+    st = sql(Q_CONV_METADATA);
     bind_text(st, 1, conv);
     jbuf_puts(&cur, "],\"metadata\":");
     jbuf_puts(&cur, sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) ? col_text(st, 0) : "{}");
@@ -165,14 +165,14 @@ static int patched_participants(const jv *np, char ***nu, int *nn, srv_resp *r)
 /* Store the new metadata and membership: old members not in nu leave, new ones join. */
 static void store_patched(const char *conv, const char *metadata, char **old, int on, char **nu, int nn)
 {
-    sqlite3_stmt *st = sql(Q_STORE_PATCHED_1);
+    sqlite3_stmt *st = sql(Q_CONV_SET_METADATA);
     int i;
     bind_text(st, 1, metadata);
     bind_text(st, 2, conv);
     sqlite3_step(st);
     for (i = 0; i < on; i++) {
         if (!in_list(nu, nn, old[i])) {
-            st = sql(Q_STORE_PATCHED_2);
+            st = sql(Q_MEMBER_DEACTIVATE);
             bind_text(st, 1, conv);
             bind_text(st, 2, old[i]);
             sqlite3_step(st);
@@ -181,7 +181,7 @@ static void store_patched(const char *conv, const char *metadata, char **old, in
     for (i = 0; i < nn; i++) {
         if (!in_list(old, on, nu[i])) {
             ensure_identity(nu[i]);
-            st = sql(Q_STORE_PATCHED_3);
+            st = sql(Q_MEMBER_ADD);
             bind_text(st, 1, conv);
             bind_text(st, 2, nu[i]);
             sqlite3_step(st);
@@ -321,22 +321,22 @@ void delete_conversation(const char *user, const char *conv, const srv_req *q, s
     store_begin();
     if (strcmp(mode, "all_participants") == 0) {
         emit_members(conv, "change", "delete", "Conversation", conv, "{\"mode\":\"all_participants\"}");
-        st = sql(Q_DELETE_CONVERSATION_1);
+        st = sql(Q_RSTATUS_DELETE_CONV);
         bind_text(st, 1, conv);
         sqlite3_step(st);
-        st = sql(Q_DELETE_CONVERSATION_2);
+        st = sql(Q_MSG_DELETE_CONV);
         bind_text(st, 1, conv);
         sqlite3_step(st);
-        st = sql(Q_DELETE_CONVERSATION_3);
+        st = sql(Q_MEMBER_DELETE_CONV);
         bind_text(st, 1, conv);
         sqlite3_step(st);
-        st = sql(Q_DELETE_CONVERSATION_4);
+        st = sql(Q_CONV_DELETE);
         bind_text(st, 1, conv);
         sqlite3_step(st);
     } else if (leave && strcmp(leave, "true") == 0) {
         char data[256];
         jbuf d;
-        st = sql(Q_DELETE_CONVERSATION_5);
+        st = sql(Q_MEMBER_DEACTIVATE);
         bind_text(st, 1, conv);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -353,10 +353,10 @@ void delete_conversation(const char *user, const char *conv, const srv_req *q, s
     } else {
         int64_t last = 0;
         char data[128];
-        st = sql(Q_DELETE_CONVERSATION_6);
+        st = sql(Q_CONV_LAST_POS);
         bind_text(st, 1, conv);
         if (sqlite3_step(st) == SQLITE_ROW) last = sqlite3_column_int64(st, 0);
-        st = sql(Q_DELETE_CONVERSATION_7);
+        st = sql(Q_MEMBER_SET_FROM_POS);
         sqlite3_bind_int64(st, 1, last);
         bind_text(st, 2, conv);
         bind_text(st, 3, user);
@@ -387,12 +387,12 @@ void mark_all_read(const char *user, const char *conv, const jv *body, srv_resp 
         p = pos->u.i;
     }
     if (p == INT64_MAX) {
-        st = sql(Q_MARK_ALL_READ_1);
+        st = sql(Q_CONV_LAST_POS);
         bind_text(st, 1, conv);
         if (sqlite3_step(st) == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
     }
     store_begin();
-    st = sql(Q_MARK_ALL_READ_2);
+    st = sql(Q_RSTATUS_MARK_ALL_READ);
     bind_text(st, 1, user);
     bind_text(st, 2, conv);
     sqlite3_bind_int64(st, 3, p);

@@ -4,7 +4,4 @@
 
 static srv_ctx the_ctx;
 
-srv_ctx *srv(void)
-{
-    return &the_ctx;
-}
+srv_ctx *srv(void) { return &the_ctx; }

@@ -197,7 +197,7 @@ void send_event(srv_conn *c, const char *kind, const char *op, const char *otype
 static int64_t next_event_ts(const char *user)
 {
     int64_t now = srv_now_ms(), last = 0;
-    sqlite3_stmt *st = sql(Q_NEXT_EVENT_TS);
+    sqlite3_stmt *st = sql(Q_EVENT_LAST_TS);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) last = sqlite3_column_int64(st, 0);
     return last >= now ? last + 1 : now;
@@ -209,7 +209,7 @@ void emit(const char *user, const char *kind, const char *op, const char *otype,
 {
     srv_conn *c;
     int64_t ts = next_event_ts(user);
-    sqlite3_stmt *st = sql(Q_EMIT);
+    sqlite3_stmt *st = sql(Q_EVENT_INSERT);
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, ts);
     bind_text(st, 3, kind);

@@ -4,10 +4,10 @@
 #include "srv.h"
 
 void registry_add(srv_conn *c);
-int registry_remove(srv_conn *c); /* 1 if c was registered; drops its queue */
-srv_conn *registry_first(void);   /* every socket: walk ->next */
+int registry_remove(srv_conn *c);           /* 1 if c was registered; drops its queue */
+srv_conn *registry_first(void);             /* every socket: walk ->next */
 srv_conn *srv_user_conns(const char *user); /* walk ->hnext, compare ->user */
-void conn_wake(srv_conn *c);      /* ask the network layer to flush c */
+void conn_wake(srv_conn *c);                /* ask the network layer to flush c */
 void conn_send(srv_conn *c, const char *type, const char *body);
 /* ts_ms: the event's logged time, so a replay re-sends the same timestamp */
 void send_event(srv_conn *c, const char *kind, const char *op, const char *otype, const char *oid, const char *data,

@@ -48,7 +48,7 @@ static void put_set_op(jbuf *ops, int *n, const char *property, const jv *value)
 /* The user, their followers and their conversation peers, once each. */
 static int audience(const char *user, char ***out)
 {
-    sqlite3_stmt *st = sql(Q_AUDIENCE);
+    sqlite3_stmt *st = sql(Q_IDENTITY_AUDIENCE);
     char **v = NULL;
     int n = 0;
     bind_text(st, 1, user);
@@ -118,7 +118,7 @@ int identity_update(const char *user, const jv *src, int all_fields)
     }
     if (meta && meta->type == JV_OBJECT) {
         jbuf m;
-        sqlite3_stmt *st = sql(Q_IDENTITY_UPDATE_1);
+        sqlite3_stmt *st = sql(Q_IDENTITY_GET_METADATA);
         int same;
         jbuf_init(&m);
         jv_write(&m, meta);
@@ -126,7 +126,7 @@ int identity_update(const char *user, const jv *src, int all_fields)
         bind_text(st, 1, user);
         same = !m.oom && sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) && strcmp(col_text(st, 0), m.data) == 0;
         if (!same && !m.oom) {
-            st = sql(Q_IDENTITY_UPDATE_2);
+            st = sql(Q_IDENTITY_SET_METADATA);
             bind_text(st, 1, m.data);
             bind_text(st, 2, user);
             sqlite3_step(st);
@@ -157,11 +157,11 @@ void list_identities(const srv_req *q, const char *user, srv_resp *r)
     char **ids = NULL;
     sqlite3_stmt *st;
     if (ps < 0) return;
-    st = sql(Q_LIST_IDENTITIES_1);
+    st = sql(Q_FOLLOWING_PAGE);
     bind_text(st, 1, user);
     sqlite3_bind_int(st, 2, ps);
     ids = page_ids(st, &n);
-    st = sql(Q_LIST_IDENTITIES_2);
+    st = sql(Q_FOLLOWING_COUNT);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
     respond_page(r, ids, n, w_identity_row, user);
@@ -179,7 +179,7 @@ void follow(const char *user, const char *target, int on, srv_resp *r)
     store_begin();
     if (on) {
         ensure_identity(target);
-        st = sql(Q_FOLLOW_1);
+        st = sql(Q_FOLLOWING_ADD);
         bind_text(st, 1, user);
         bind_text(st, 2, target);
         sqlite3_step(st);
@@ -192,7 +192,7 @@ void follow(const char *user, const char *target, int on, srv_resp *r)
             jbuf_free(&d);
         }
     } else {
-        st = sql(Q_FOLLOW_2);
+        st = sql(Q_FOLLOWING_DELETE);
         bind_text(st, 1, user);
         bind_text(st, 2, target);
         sqlite3_step(st);

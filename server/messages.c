@@ -28,17 +28,17 @@ void list_messages(const srv_req *q, const char *user, const char *conv, srv_res
             err_resp(r, 422, "invalid_property", 105, "from_id must be a message id", NULL);
             return;
         }
-        st = sql(Q_LIST_MESSAGES_1);
+        st = sql(Q_MSG_POS_IN_CONV);
         bind_text(st, 1, fu);
         bind_text(st, 2, conv);
         if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
     }
-    st = sql(Q_LIST_MESSAGES_2);
+    st = sql(Q_MSG_COUNT_VISIBLE);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, mfrom);
     bind_text(st, 3, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = sql(Q_LIST_MESSAGES_3);
+    st = sql(Q_MSG_PAGE);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, mfrom);
     bind_text(st, 3, user);
@@ -63,7 +63,7 @@ void delete_message(const char *user, const char *msg, const srv_req *q, srv_res
     store_begin();
     if (strcmp(mode, "all_participants") == 0) {
         n = conv_members(conv, &mem);
-        st = sql(Q_DELETE_MESSAGE_1);
+        st = sql(Q_MSG_DELETE);
         bind_text(st, 1, msg);
         sqlite3_step(st);
         for (i = 0; i < n; i++) {
@@ -75,7 +75,7 @@ void delete_message(const char *user, const char *msg, const srv_req *q, srv_res
     } else {
         conv_member(conv, user, &from);
         conv_last_message(conv, user, from, last_before);
-        st = sql(Q_DELETE_MESSAGE_2);
+        st = sql(Q_RSTATUS_HIDE);
         bind_text(st, 1, msg);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -108,14 +108,14 @@ void message_receipt(const char *user, const char *msg, const jv *body, srv_resp
         err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
         return;
     }
-    st = sql(Q_MESSAGE_RECEIPT_1);
+    st = sql(Q_RSTATUS_GET);
     bind_text(st, 1, msg);
     bind_text(st, 2, user);
     if (sqlite3_step(st) == SQLITE_ROW) cur = sqlite3_column_int(st, 0);
     if (want > cur) {
         jbuf d;
         store_begin();
-        st = sql(Q_MESSAGE_RECEIPT_2);
+        st = sql(Q_RSTATUS_RAISE);
         bind_text(st, 1, msg);
         bind_text(st, 2, user);
         sqlite3_bind_int(st, 3, want);

@@ -60,7 +60,7 @@ int parse_identity(const char *s, size_t n, char *out, size_t osz)
 
 void ensure_identity(const char *user)
 {
-    sqlite3_stmt *st = sql(Q_ENSURE_IDENTITY);
+    sqlite3_stmt *st = sql(Q_IDENTITY_ENSURE);
     bind_text(st, 1, user);
     sqlite3_step(st);
 }
@@ -77,7 +77,7 @@ int identity_exists(const char *user)
 
 int conv_member(const char *conv, const char *user, int64_t *from_pos)
 {
-    sqlite3_stmt *st = sql(Q_CONV_MEMBER);
+    sqlite3_stmt *st = sql(Q_MEMBER_FROM_POS);
     bind_text(st, 1, conv);
     bind_text(st, 2, user);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
@@ -87,7 +87,7 @@ int conv_member(const char *conv, const char *user, int64_t *from_pos)
 
 int conv_members(const char *conv, char ***out)
 {
-    sqlite3_stmt *st = sql(Q_CONV_MEMBERS);
+    sqlite3_stmt *st = sql(Q_MEMBERS_ACTIVE);
     char **v = NULL;
     int n = 0;
     bind_text(st, 1, conv);
@@ -115,13 +115,13 @@ int msg_visible(const char *uuid, const char *viewer, char conv[37], int64_t *po
 {
     char c[37];
     int64_t p, from = 0;
-    sqlite3_stmt *st = sql(Q_MSG_VISIBLE_1);
+    sqlite3_stmt *st = sql(Q_MSG_PLACE);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     snprintf(c, sizeof c, "%s", col_text(st, 0));
     p = sqlite3_column_int64(st, 1);
     if (!conv_member(c, viewer, &from) || p <= from) return 0;
-    st = sql(Q_MSG_VISIBLE_2);
+    st = sql(Q_RSTATUS_HIDDEN);
     bind_text(st, 1, uuid);
     bind_text(st, 2, viewer);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0)) return 0;
@@ -137,11 +137,11 @@ int content_visible(const char *uuid, const char *user)
 {
     char owner[160];
     int attached = 0;
-    sqlite3_stmt *st = sql(Q_CONTENT_VISIBLE_1);
+    sqlite3_stmt *st = sql(Q_CONTENT_OWNER);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     snprintf(owner, sizeof owner, "%s", col_text(st, 0) ? col_text(st, 0) : "");
-    st = sql(Q_CONTENT_VISIBLE_2);
+    st = sql(Q_CONTENT_REFS_OF);
     bind_text(st, 1, uuid);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char msg[37];
@@ -160,7 +160,7 @@ int content_visible(const char *uuid, const char *user)
 
 int conv_last_message(const char *conv, const char *viewer, int64_t from, char out[37])
 {
-    sqlite3_stmt *st = sql(Q_CONV_LAST_MESSAGE);
+    sqlite3_stmt *st = sql(Q_MSG_LAST_VISIBLE);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, from);
     bind_text(st, 3, viewer);
@@ -173,7 +173,7 @@ int conv_last_message(const char *conv, const char *viewer, int64_t from, char o
  * recounted exactly after receipts, deletes and mark_all_read. */
 int64_t conv_unread(const char *conv, const char *viewer, int64_t from)
 {
-    sqlite3_stmt *st = sql(Q_CONV_UNREAD);
+    sqlite3_stmt *st = sql(Q_MEMBER_UNREAD);
     (void)from;
     bind_text(st, 1, conv);
     bind_text(st, 2, viewer);
@@ -183,7 +183,7 @@ int64_t conv_unread(const char *conv, const char *viewer, int64_t from)
 
 void conv_unread_recount(const char *conv, const char *viewer)
 {
-    sqlite3_stmt *st = sql(Q_CONV_UNREAD_RECOUNT);
+    sqlite3_stmt *st = sql(Q_MEMBER_UNREAD_RECOUNT);
     bind_text(st, 1, viewer);
     bind_text(st, 2, conv);
     sqlite3_step(st);

@@ -65,7 +65,7 @@ static void w_identity_head(jbuf *b, const char *user)
 
 void w_basic_identity(jbuf *b, const char *user)
 {
-    sqlite3_stmt *st = sql(Q_W_BASIC_IDENTITY);
+    sqlite3_stmt *st = sql(Q_IDENTITY_BASIC);
     bind_text(st, 1, user);
     w_identity_head(b, user);
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -86,7 +86,7 @@ int w_full_identity(jbuf *b, const char *user)
     static const char *names[] = {"display_name", "avatar_url", "first_name", "last_name",
                                   "email_address", "phone_number", "public_key", "type"};
     int i;
-    sqlite3_stmt *st = sql(Q_W_FULL_IDENTITY);
+    sqlite3_stmt *st = sql(Q_IDENTITY_FULL);
     bind_text(st, 1, user);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     w_identity_head(b, user);
@@ -189,7 +189,7 @@ int w_message(jbuf *b, const char *uuid, const char *viewer)
     char conv[37], sender[160], lid[64], *parts;
     int64_t pos, sent;
     int vstat = 2;
-    sqlite3_stmt *st = sql(Q_W_MESSAGE_1);
+    sqlite3_stmt *st = sql(Q_MSG_GET);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     snprintf(conv, sizeof conv, "%s", col_text(st, 0));
@@ -216,7 +216,7 @@ int w_message(jbuf *b, const char *uuid, const char *viewer)
     jbuf_puts(b, ",\"sender\":");
     w_basic_identity(b, sender);
     jbuf_puts(b, ",\"recipient_status\":{");
-    st = sql(Q_W_MESSAGE_2);
+    st = sql(Q_RSTATUS_OF_MSG);
     bind_text(st, 1, uuid);
     {
         int first = 1;
@@ -245,7 +245,7 @@ int w_conversation(jbuf *b, const char *uuid, const char *viewer)
     int64_t created, from = 0, total = 0;
     int distinct, i, n;
     char *meta, last[37], **mem;
-    sqlite3_stmt *st = sql(Q_W_CONVERSATION_1);
+    sqlite3_stmt *st = sql(Q_CONV_GET);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     created = sqlite3_column_int64(st, 0);
@@ -276,7 +276,7 @@ int w_conversation(jbuf *b, const char *uuid, const char *viewer)
     free(meta);
     jbuf_puts(b, ",\"unread_message_count\":");
     jbuf_int(b, conv_unread(uuid, viewer, from));
-    st = sql(Q_W_CONVERSATION_2);
+    st = sql(Q_MSG_COUNT_VISIBLE_TOTAL);
     bind_text(st, 1, uuid);
     sqlite3_bind_int64(st, 2, from);
     bind_text(st, 3, viewer);
@@ -296,7 +296,7 @@ int w_announcement(jbuf *b, const char *uuid, const char *viewer)
 {
     char lid[64], *parts;
     int status;
-    sqlite3_stmt *st = sql(Q_W_ANNOUNCEMENT);
+    sqlite3_stmt *st = sql(Q_ANN_GET);
     bind_text(st, 1, viewer);
     bind_text(st, 2, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;

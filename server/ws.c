@@ -16,7 +16,7 @@ static void presence_follow_sockets(srv_conn *c, int opened);
 
 void srv_conn_open(srv_conn *c)
 {
-    sqlite3_stmt *st = sql(Q_SRV_CONN_OPEN);
+    sqlite3_stmt *st = sql(Q_SESSION_EXPIRES);
     bind_text(st, 1, c->token);
     c->session_expires_ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     registry_add(c);
@@ -84,7 +84,7 @@ void srv_replay_pump(srv_conn *c)
     char d[64];
     if (!c->replaying || c->close_pending) return;
     while (c->qbytes < REPLAY_QUEUE_LOW) {
-        st = sql(Q_SRV_REPLAY_PUMP);
+        st = sql(Q_EVENT_BATCH);
         bind_text(st, 1, c->user);
         sqlite3_bind_int64(st, 2, c->replay_from);
         sqlite3_bind_int64(st, 3, c->replay_seq);
@@ -140,10 +140,10 @@ static void presence_follow_sockets(srv_conn *c, int opened)
 {
     sqlite3_stmt *st;
     if (srv()->stopping || !c->user[0] || user_online(c->user, c)) return;
-    if (!store_is_open() || !(st = sql(Q_PRESENCE_FOLLOW_SOCKETS_1))) return;
+    if (!store_is_open() || !(st = sql(Q_IDENTITY_PRESENCE))) return;
     bind_text(st, 1, c->user);
     if (sqlite3_step(st) != SQLITE_ROW || !col_text(st, 0) || strcmp(col_text(st, 0), "auto")) return;
-    st = sql(Q_PRESENCE_FOLLOW_SOCKETS_2);
+    st = sql(Q_IDENTITY_SET_LAST_SEEN);
     sqlite3_bind_int64(st, 1, srv_now_ms());
     bind_text(st, 2, c->user);
     sqlite3_step(st);
@@ -162,7 +162,7 @@ static void presence_sync(srv_conn *c, const jv *data, const jv *rid)
         sqlite3_stmt *st;
         const jv *e = &ids->u.items[i];
         if (e->type != JV_STRING || !parse_identity(e->u.s, e->len, u, sizeof u)) continue;
-        st = sql(Q_PRESENCE_SYNC);
+        st = sql(Q_IDENTITY_PRESENCE_SEEN);
         bind_text(st, 1, u);
         if (sqlite3_step(st) != SQLITE_ROW) continue;
         if (b.data[b.len - 1] != '[') jbuf_putc(&b, ',');
@@ -190,7 +190,7 @@ static void presence_push(const char *user, const char *status)
     jbuf d, oid;
     char **peers = NULL;
     int n = 0, i;
-    sqlite3_stmt *st = sql(Q_PRESENCE_PUSH);
+    sqlite3_stmt *st = sql(Q_PRESENCE_PEERS);
     bind_text(st, 1, user);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char **nv = realloc(peers, sizeof *peers * (size_t)(n + 1));
@@ -296,7 +296,7 @@ static void ws_presence_update(const ws_req *q)
                 ws_error(q->c, q->m, q->rid, "invalid_property", 105, "unknown presence status");
                 return;
             }
-            st = sql(Q_PRESENCE_UPDATE);
+            st = sql(Q_IDENTITY_SET_PRESENCE);
             bind_text(st, 1, s);
             sqlite3_bind_int64(st, 2, srv_now_ms());
             bind_text(st, 3, q->c->user);
