@@ -18,7 +18,7 @@ static srv_conn *each_user_conn(srv_conn *from, const char *user)
 }
 
 /* user: the body's user_id, "" when absent (checked by admin_request). */
-static void admin_identities(const jv *body, const char *user, srv_resp *r)
+static void admin_identities(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     if (!user[0]) {
         err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
@@ -65,7 +65,7 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
     store_commit();
 }
 
-static void admin_announcements(const jv *body, const char *user, srv_resp *r)
+static void admin_announcements(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *rc = jv_get(body, "recipients"), *sender = jv_get(body, "sender_name"), *v;
     char uuid[37], u[160];
@@ -103,7 +103,7 @@ static void admin_announcements(const jv *body, const char *user, srv_resp *r)
 }
 
 /* The faults below answer {"affected": n}, or return -1 after answering 422. */
-static int fault_http_error(const jv *body, const char *user, srv_resp *r)
+static int fault_http_error(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *stv = jv_get(body, "status"), *cnt = jv_get(body, "count"), *secs = jv_get(body, "seconds");
     int status = stv && stv->type == JV_INT ? (int)stv->u.i : 503;
@@ -111,13 +111,13 @@ static int fault_http_error(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "status must be 429 or 503", NULL);
         return -1;
     }
-    srv()->fault_status = status;
-    srv()->fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
-    srv()->fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
-    return srv()->fault_left;
+    x->fault_status = status;
+    x->fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
+    x->fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
+    return x->fault_left;
 }
 
-static int fault_expire_session(const jv *body, const char *user, srv_resp *r)
+static int fault_expire_session(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *tok = jv_get(body, "session_token");
     sqlite3_stmt *st;
@@ -140,7 +140,7 @@ static int fault_expire_session(const jv *body, const char *user, srv_resp *r)
 }
 
 /* close_sockets, skip_counter and stall_socket act on each open socket of the user. */
-static int fault_sockets(const jv *body, const char *user, srv_resp *r)
+static int fault_sockets(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *t = jv_get(body, "type"), *cnt = jv_get(body, "count"), *secs = jv_get(body, "seconds");
     srv_conn *c;
@@ -165,7 +165,7 @@ static int fault_sockets(const jv *body, const char *user, srv_resp *r)
 
 static const struct {
     const char *type;
-    int (*inject)(const jv *body, const char *user, srv_resp *r);
+    int (*inject)(srv_ctx *x, const jv *body, const char *user, srv_resp *r);
 } faults[] = {
     {"http_error", fault_http_error},
     {"expire_session", fault_expire_session},
@@ -174,7 +174,7 @@ static const struct {
     {"stall_socket", fault_sockets},
 };
 
-static void admin_faults(const jv *body, const char *user, srv_resp *r)
+static void admin_faults(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *t = jv_get(body, "type");
     size_t i;
@@ -189,7 +189,7 @@ static void admin_faults(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "unknown fault type", NULL);
         return;
     }
-    if ((n = faults[i].inject(body, user, r)) < 0) return;
+    if ((n = faults[i].inject(x, body, user, r)) < 0) return;
     r->status = 200;
     jbuf_puts(&r->body, "{\"affected\":");
     jbuf_int(&r->body, n);
@@ -197,20 +197,20 @@ static void admin_faults(const jv *body, const char *user, srv_resp *r)
 }
 
 /* Test shortcut: a session without the nonce dance. */
-static void admin_sessions(const jv *body, const char *user, srv_resp *r)
+static void admin_sessions(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     if (!user[0]) {
         err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
         return;
     }
     ensure_identity(user);
-    respond_new_session(user, r);
+    respond_new_session(x, user, r);
 }
 
 /* POST /admin/<name>: the body is an object, its user_id (if any) valid. */
 static const struct {
     const char *name;
-    void (*handle)(const jv *body, const char *user, srv_resp *r);
+    void (*handle)(srv_ctx *x, const jv *body, const char *user, srv_resp *r);
 } admin_routes[] = {
     {"identities", admin_identities},
     {"announcements", admin_announcements},
@@ -218,16 +218,16 @@ static const struct {
     {"sessions", admin_sessions},
 };
 
-void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r)
+void admin_request(srv_ctx *x, const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r)
 {
     const char *a = q->authorization;
     static const char pre[] = "Bearer ";
     const jv *v;
     char user[160];
     size_t i;
-    if (!srv()->admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
-        strlen(a + sizeof pre - 1) != strlen(srv()->admin_token) ||
-        !srv_ct_equal(a + sizeof pre - 1, srv()->admin_token, strlen(srv()->admin_token))) {
+    if (!x->admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
+        strlen(a + sizeof pre - 1) != strlen(x->admin_token) ||
+        !srv_ct_equal(a + sizeof pre - 1, x->admin_token, strlen(x->admin_token))) {
         err_resp(r, 403, "access_denied", 101, "Admin token required", NULL);
         return;
     }
@@ -247,7 +247,7 @@ void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_r
     }
     for (i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++)
         if (strcmp(seg[1], admin_routes[i].name) == 0) {
-            admin_routes[i].handle(body, user, r);
+            admin_routes[i].handle(x, body, user, r);
             return;
         }
     err_resp(r, 404, "invalid_endpoint", 106, "Unknown admin endpoint", NULL);

@@ -59,6 +59,7 @@ static int want_uuid(const char *s, char out[37], srv_resp *r, const char *what)
 
 /* One request on its way to a handler: what the routing has checked and parsed. */
 typedef struct {
+    srv_ctx *x;
     const srv_req *q;
     srv_resp *r;
     char **seg;
@@ -98,7 +99,7 @@ static void route_sessions(const route_ctx *c)
     if (c->n == 1) {
         if (m != M_POST) method_na(c->r);
         else if (!c->body) err_resp(c->r, 422, "missing_property", 104, "identity_token is required", NULL);
-        else do_sessions(c->body, c->r);
+        else do_sessions(c->x, c->body, c->r);
         return;
     }
     if (m != M_DELETE) {
@@ -292,22 +293,22 @@ static int parse_body(const srv_req *q, srv_resp *r, jv_doc **doc)
 }
 
 /* An injected 429 or 503 (admin faults), if one is pending: returns 1 after answering. */
-static int injected_fault(srv_resp *r)
+static int injected_fault(srv_ctx *x, srv_resp *r)
 {
-    if (srv()->fault_left <= 0) return 0;
-    srv()->fault_left--;
-    r->retry_after = srv()->fault_retry_after;
-    if (srv()->fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
+    if (x->fault_left <= 0) return 0;
+    x->fault_left--;
+    r->retry_after = x->fault_retry_after;
+    if (x->fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
     else err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
     return 1;
 }
 
 /* The Layer API proper, once the body is parsed: Accept, then the session, then the route. */
-static void layer_api(const srv_req *q, char **seg, int n, const jv *body, srv_resp *r)
+static void layer_api(srv_ctx *x, const srv_req *q, char **seg, int n, const jv *body, srv_resp *r)
 {
     char user[160], tok[160];
     int i = find_route(seg, n);
-    route_ctx c = {q, r, seg, n, body, NULL};
+    route_ctx c = {x, q, r, seg, n, body, NULL};
     if (!api_version(q->accept)) {
         err_resp(r, 406, "invalid_header", 107,
                  "Accept must be application/vnd.layer+json; version=2.0 or 3.0", NULL);
@@ -337,7 +338,7 @@ static void layer_api(const srv_req *q, char **seg, int n, const jv *body, srv_r
     }
 }
 
-void srv_handle_http(const srv_req *q, srv_resp *r)
+void srv_handle_http(srv_ctx *x, const srv_req *q, srv_resp *r)
 {
     char pathbuf[1024], *seg[8];
     int n;
@@ -365,7 +366,7 @@ void srv_handle_http(const srv_req *q, srv_resp *r)
     }
     if (raw_transfer(q, seg, n, r) || !parse_body(q, r, &bd)) return;
     body = bd ? jv_root(bd) : NULL;
-    if (n >= 1 && strcmp(seg[0], "admin") == 0) admin_request(q, seg, n, body, r);
-    else if (!injected_fault(r)) layer_api(q, seg, n, body, r);
+    if (n >= 1 && strcmp(seg[0], "admin") == 0) admin_request(x, q, seg, n, body, r);
+    else if (!injected_fault(x, r)) layer_api(x, q, seg, n, body, r);
     jv_doc_free(bd);
 }

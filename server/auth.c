@@ -112,7 +112,7 @@ static const char *check_time_claims(const jv *claims)
 }
 
 /* HS256 JWT with prn and nce; returns an error message or NULL. */
-static const char *verify_identity_token(const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
+static const char *verify_identity_token(const srv_ctx *x, const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
 {
     const char *d1 = memchr(tok, '.', len), *d2;
     unsigned char hdr[1024], pay[4096], sig[64], mac[32];
@@ -140,13 +140,13 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
         goto out;
     }
     alg = jv_get(jv_root(hd), "alg");
-    unsigned_ok = srv()->allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
+    unsigned_ok = x->allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
     if (!unsigned_ok) {
         if (!alg || alg->type != JV_STRING || strcmp(alg->u.s, "HS256") != 0) {
             err = "identity_token must be signed with HS256";
             goto out;
         }
-        srv_hmac256(srv()->secret, strlen(srv()->secret), tok, (size_t)(d2 - tok), mac);
+        srv_hmac256(x->secret, strlen(x->secret), tok, (size_t)(d2 - tok), mac);
         if (sn != 32 || !srv_ct_equal(mac, sig, 32)) {
             err = "identity_token signature does not verify";
             goto out;
@@ -189,7 +189,7 @@ out:
 }
 
 /* A new session for user, answered as 201 {"session_token"}. */
-void respond_new_session(const char *user, srv_resp *r)
+void respond_new_session(const srv_ctx *x, const char *user, srv_resp *r)
 {
     char token[65];
     sqlite3_stmt *st;
@@ -198,7 +198,7 @@ void respond_new_session(const char *user, srv_resp *r)
     bind_text(st, 1, token);
     bind_text(st, 2, user);
     sqlite3_bind_int64(st, 3, srv_now_ms());
-    sqlite3_bind_int64(st, 4, srv_now_ms() + srv()->session_ttl_ms);
+    sqlite3_bind_int64(st, 4, srv_now_ms() + x->session_ttl_ms);
     sqlite3_step(st);
     r->status = 201;
     jbuf_puts(&r->body, "{\"session_token\":\"");
@@ -206,7 +206,7 @@ void respond_new_session(const char *user, srv_resp *r)
     jbuf_puts(&r->body, "\"}");
 }
 
-void do_sessions(const jv *body, srv_resp *r)
+void do_sessions(const srv_ctx *x, const jv *body, srv_resp *r)
 {
     const jv *tok = body ? jv_get(body, "identity_token") : NULL;
     char user[160];
@@ -220,11 +220,11 @@ void do_sessions(const jv *body, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "identity_token must be a string", NULL);
         return;
     }
-    if ((e = verify_identity_token(tok->u.s, tok->len, user, sizeof user, &claims)) != NULL) {
+    if ((e = verify_identity_token(x, tok->u.s, tok->len, user, sizeof user, &claims)) != NULL) {
         auth_required(r, e);
         return;
     }
     identity_update(user, jv_root(claims), 0);
     jv_doc_free(claims);
-    respond_new_session(user, r);
+    respond_new_session(x, user, r);
 }

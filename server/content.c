@@ -39,7 +39,7 @@ void content_create(const srv_req *q, const char *user, srv_resp *r)
     jbuf_puts(&r->body, "\",\"size\":");
     jbuf_int(&r->body, size);
     jbuf_puts(&r->body, ",\"upload_url\":\"");
-    jbuf_puts(&r->body, srv()->base_url);
+    jbuf_puts(&r->body, render_base_url());
     jbuf_puts(&r->body, "/content-upload/");
     jbuf_puts(&r->body, uuid);
     jbuf_putc(&r->body, '/');
@@ -101,17 +101,13 @@ void content_refresh(const char *user, const char *uuid, srv_resp *r)
 void content_download(const srv_req *q, const char *uuid, srv_resp *r)
 {
     const char *exp = srv_arg(q, "expires"), *sig = srv_arg(q, "sig");
-    char msg[96], hex[65];
-    unsigned char mac[32];
-    int i;
+    char hex[65];
     sqlite3_stmt *st;
     if (!exp || !sig || strlen(sig) != 64 || strlen(exp) > 20 || atoll(exp) < srv_now_ms()) {
         err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
         return;
     }
-    snprintf(msg, sizeof msg, "%s:%s", uuid, exp);
-    srv_hmac256(srv()->content_key, strlen(srv()->content_key), msg, strlen(msg), mac);
-    for (i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", mac[i]);
+    content_signature(uuid, exp, hex);
     if (!srv_ct_equal(hex, sig, 64)) {
         err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
         return;

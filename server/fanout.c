@@ -167,7 +167,7 @@ static void build_body(jbuf *b, int api, const char *kind, const char *op, const
         jbuf_puts(b, ",\"url\":");
         if (strncmp(oid, "layer://", 8) == 0) {
             jbuf_putc(b, '"');
-            jbuf_puts(b, srv()->base_url);
+            jbuf_puts(b, render_base_url());
             jbuf_puts(b, oid + 8);
             jbuf_putc(b, '"');
         } else {

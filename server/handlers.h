@@ -5,18 +5,18 @@
 #include "srv.h"
 
 /* POST /admin/<what> with the admin bearer token; seg[1] names what. */
-void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r);
+void admin_request(srv_ctx *x, const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r);
 /* Close the sockets opened with a session token, or (token NULL) all of a user's. */
 int close_session_sockets(const char *token, const char *user);
 /* A new session for user, answered as 201 {"session_token"}. */
-void respond_new_session(const char *user, srv_resp *r);
+void respond_new_session(const srv_ctx *x, const char *user, srv_resp *r);
 void new_nonce(char out[65]);
 /* 401 with a fresh nonce, as Layer answers an unauthenticated request. */
 void auth_required(srv_resp *r, const char *msg);
 /* The user of the request's session token into user (1), or 0; tok gets the token sent. */
 int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t tsz);
 /* POST /sessions: an identity token for a session token. */
-void do_sessions(const jv *body, srv_resp *r);
+void do_sessions(const srv_ctx *x, const jv *body, srv_resp *r);
 void content_create(const srv_req *q, const char *user, srv_resp *r);
 void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r);
 void content_refresh(const char *user, const char *uuid, srv_resp *r);

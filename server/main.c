@@ -33,6 +33,7 @@ static volatile sig_atomic_t stop_flag;
 static int64_t deadline_ms;
 static pid_t watch_pid;
 static struct lws_context *ctx;
+static srv_ctx server; /* the server context every srv_* call gets */
 static lws_sorted_usec_list_t tick_sul;
 static char pending_user[160], pending_token[80];
 
@@ -129,7 +130,7 @@ static void reap_slow_bodies(void)
         next = p->bnext;
         if (now < p->body_deadline) continue;
         body_done(p);
-        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
+        if (server.log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
     }
 }
@@ -158,7 +159,7 @@ static void log_request(pss_t *p)
 {
     const char *path = p->req ? p->req->path : "?";
     static const char *mn[] = {"?", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
-    if (srv()->log_level < 2 || !p->req || !p->resp) return;
+    if (server.log_level < 2 || !p->req || !p->resp) return;
     /* Paths that embed a secret are shortened: session tokens never reach the log. */
     if (strncmp(path, "/sessions/", 10) == 0) path = "/sessions/<token>";
     else if (strncmp(path, "/content-upload/", 16) == 0) path = "/content-upload/<key>";
@@ -210,7 +211,7 @@ static int run_request(struct lws *wsi, pss_t *p)
     srv_resp_init(p->resp);
     p->req->body = p->body;
     p->req->body_len = p->body_len;
-    srv_handle_http(p->req, p->resp);
+    srv_handle_http(&server, p->req, p->resp);
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -368,7 +369,7 @@ static int crowded_peer(const struct lws_filter_network_conn_args *f)
     const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
     if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
     if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
-    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
     return 1;
 }
 
@@ -383,7 +384,7 @@ static int ws_filter(struct lws *wsi)
     if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
     tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
     if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
-        if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
+        if (server.log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
         return 1;
     }
     snprintf(pending_token, sizeof pending_token, "%s", tok);
@@ -400,8 +401,8 @@ static int ws_established(struct lws *wsi, pss_t *p)
     snprintf(p->conn.user, sizeof p->conn.user, "%s", pending_user);
     snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
     pending_user[0] = pending_token[0] = 0;
-    srv_conn_open(&p->conn);
-    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
+    srv_conn_open(&server, &p->conn);
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
     return 0;
 }
 
@@ -425,7 +426,7 @@ static int ws_receive(struct lws *wsi, pss_t *p, const void *in, size_t len)
     if (len) memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
-    code = srv_ws_frame(c, c->rx, c->rx_len);
+    code = srv_ws_frame(&server, c, c->rx, c->rx_len);
     c->rx_len = 0;
     if (code) {
         lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)"not JSON", 8);
@@ -461,8 +462,8 @@ static int ws_writeable(struct lws *wsi, pss_t *p)
 static void ws_closed(pss_t *p)
 {
     if (!p || !p->is_ws) return;
-    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
-    srv_conn_closed(&p->conn);
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
+    srv_conn_closed(&server, &p->conn);
     p->conn.wsi = NULL;
 }
 
@@ -529,36 +530,36 @@ int main(int argc, char **argv)
 {
     struct lws_context_creation_info info;
     const char *db = "layer.db", *bind_addr = "127.0.0.1", *base = NULL;
+    char base_url[256], content_key[65];
     int port = 7480, i, parent_given = 0;
     double lifetime = 0;
     struct lws_vhost *vh;
 
-    srv()->session_ttl_ms = 30LL * 24 * 3600 * 1000;
-    srv()->log_level = 2;
+    server.session_ttl_ms = 30LL * 24 * 3600 * 1000;
+    server.log_level = 2;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--allow-unsigned") == 0) { srv()->allow_unsigned = 1; continue; }
+        if (strcmp(a, "--allow-unsigned") == 0) { server.allow_unsigned = 1; continue; }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(); return 0; }
         if (!v) { usage(); return 2; }
         if (strcmp(a, "--port") == 0) port = atoi(v);
         else if (strcmp(a, "--bind") == 0) bind_addr = v;
         else if (strcmp(a, "--db") == 0) db = v;
-        else if (strcmp(a, "--identity-secret") == 0) snprintf(srv()->secret, sizeof srv()->secret, "%s", v);
-        else if (strcmp(a, "--admin-token") == 0) snprintf(srv()->admin_token, sizeof srv()->admin_token, "%s", v);
+        else if (strcmp(a, "--identity-secret") == 0) snprintf(server.secret, sizeof server.secret, "%s", v);
+        else if (strcmp(a, "--admin-token") == 0) snprintf(server.admin_token, sizeof server.admin_token, "%s", v);
         else if (strcmp(a, "--max-lifetime") == 0) lifetime = atof(v);
-        else if (strcmp(a, "--session-ttl") == 0) srv()->session_ttl_ms = (int64_t)(atof(v) * 1000);
+        else if (strcmp(a, "--session-ttl") == 0) server.session_ttl_ms = (int64_t)(atof(v) * 1000);
         else if (strcmp(a, "--base-url") == 0) base = v;
         else if (strcmp(a, "--request-timeout") == 0) request_timeout_s = atoi(v);
         else if (strcmp(a, "--max-conns-per-ip") == 0) max_conns_per_ip = atoi(v);
         else if (strcmp(a, "--parent-pid") == 0) { watch_pid = (pid_t)atoi(v); parent_given = 1; }
         else if (strcmp(a, "--log-level") == 0) {
-            srv()->log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
+            server.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
         } else { usage(); return 2; }
         i++;
     }
     if (port < 0 || port > 65535 || request_timeout_s < 1 || max_conns_per_ip < 0) { usage(); return 2; }
-    if (!srv()->secret[0]) srv_random_hex(srv()->secret, 32); /* nothing verifies without --identity-secret */
-    srv_random_hex(srv()->content_key, 32);
+    if (!server.secret[0]) srv_random_hex(server.secret, 32); /* nothing verifies without --identity-secret */
     if (!parent_given) watch_pid = getppid();
     /* Stop with the parent: servers started by tests must never outlive them. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -569,7 +570,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (!store_open(db)) return 1;
-    lws_set_log_level(srv()->log_level >= 3 ? (LLL_ERR | LLL_WARN) : srv()->log_level >= 1 ? LLL_ERR : 0, NULL);
+    lws_set_log_level(server.log_level >= 3 ? (LLL_ERR | LLL_WARN) : server.log_level >= 1 ? LLL_ERR : 0, NULL);
 
     memset(&info, 0, sizeof info);
     info.port = port;
@@ -592,17 +593,19 @@ int main(int argc, char **argv)
     }
     vh = lws_get_vhost_by_name(ctx, "default");
     if (vh) port = lws_get_vhost_listen_port(vh);
-    if (base) snprintf(srv()->base_url, sizeof srv()->base_url, "%s", base);
-    else snprintf(srv()->base_url, sizeof srv()->base_url, "http://%s:%d", bind_addr, port);
+    if (base) snprintf(base_url, sizeof base_url, "%s", base);
+    else snprintf(base_url, sizeof base_url, "http://%s:%d", bind_addr, port);
+    srv_random_hex(content_key, 32); /* download URLs of an earlier run stop working */
+    render_configure(base_url, content_key);
     fanout_set_network(wake, LWS_PRE);
-    printf("layer-server listening on %s port %d pid %d\n", srv()->base_url, port, (int)getpid());
+    printf("layer-server listening on %s port %d pid %d\n", base_url, port, (int)getpid());
     fflush(stdout);
 
     lws_sul_schedule(ctx, 0, &tick_sul, tick, 100 * LWS_US_PER_MS);
     while (!stop_flag)
         if (lws_service(ctx, 0) < 0) break;
-    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
-    srv()->stopping = 1;
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
+    server.stopping = 1;
     lws_context_destroy(ctx);
     store_close();
     return 0;

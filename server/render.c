@@ -8,6 +8,30 @@
 #include "model.h"
 #include "render.h"
 
+static char base_url[256];
+static char content_key[65]; /* signs download URLs */
+
+void render_configure(const char *url, const char *key)
+{
+    snprintf(base_url, sizeof base_url, "%s", url);
+    snprintf(content_key, sizeof content_key, "%s", key);
+}
+
+const char *render_base_url(void)
+{
+    return base_url;
+}
+
+void content_signature(const char *uuid, const char *expires, char hex[65])
+{
+    char msg[96];
+    unsigned char mac[32];
+    int i;
+    snprintf(msg, sizeof msg, "%s:%s", uuid, expires);
+    srv_hmac256(content_key, strlen(content_key), msg, strlen(msg), mac);
+    for (i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", mac[i]);
+}
+
 /* ---------- small JSON writers ---------- */
 
 void w_str(jbuf *b, const char *s)
@@ -42,7 +66,7 @@ void w_identity_id(jbuf *b, const char *user)
 void w_url(jbuf *b, const char *kind, const char *id)
 {
     jbuf_putc(b, '"');
-    jbuf_puts(b, srv()->base_url);
+    jbuf_puts(b, base_url);
     jbuf_putc(b, '/');
     jbuf_puts(b, kind);
     jbuf_putc(b, '/');
@@ -112,20 +136,15 @@ static const char *status_name(int s)
 void w_content(jbuf *b, const char *uuid, int64_t size)
 {
     char sig[65], expires[24];
-    unsigned char mac[32];
-    char msg[80];
     int64_t exp = srv_now_ms() + 3600 * 1000;
-    int i;
     snprintf(expires, sizeof expires, "%lld", (long long)exp);
-    snprintf(msg, sizeof msg, "%s:%s", uuid, expires);
-    srv_hmac256(srv()->content_key, strlen(srv()->content_key), msg, strlen(msg), mac);
-    for (i = 0; i < 32; i++) sprintf(sig + 2 * i, "%02x", mac[i]);
+    content_signature(uuid, expires, sig);
     jbuf_puts(b, "{\"id\":\"layer:///content/");
     jbuf_puts(b, uuid);
     jbuf_puts(b, "\",\"size\":");
     jbuf_int(b, size);
     jbuf_puts(b, ",\"download_url\":\"");
-    jbuf_puts(b, srv()->base_url);
+    jbuf_puts(b, base_url);
     jbuf_puts(b, "/content-download/");
     jbuf_puts(b, uuid);
     jbuf_puts(b, "?expires=");
@@ -257,7 +276,7 @@ int w_conversation(jbuf *b, const char *uuid, const char *viewer)
     jbuf_puts(b, "\",\"url\":");
     w_url(b, "conversations", uuid);
     jbuf_puts(b, ",\"messages_url\":\"");
-    jbuf_puts(b, srv()->base_url);
+    jbuf_puts(b, base_url);
     jbuf_puts(b, "/conversations/");
     jbuf_puts(b, uuid);
     jbuf_puts(b, "/messages\",\"created_at\":");

@@ -3,6 +3,9 @@
 #define LAYER_SRV_RENDER_H
 #include "srv.h"
 
+const char *render_base_url(void); /* what render_configure set (srv.h) */
+/* The hex HMAC a download URL of content uuid, valid until expires (ms, decimal), carries. */
+void content_signature(const char *uuid, const char *expires, char hex[65]);
 void w_str(jbuf *b, const char *s); /* NULL: null */
 void w_key(jbuf *b, const char *k);
 void w_iso(jbuf *b, int64_t ms);

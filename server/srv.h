@@ -87,13 +87,13 @@ typedef struct srv_conn {
     int rx_bad;
 } srv_conn;
 
-/* The server's configuration and injected faults, set up by main() (or a fuzzer) before
- * the first request. Only ctx.c holds it; everyone asks srv(). */
+/* The server context: configuration and injected faults, owned by main() (or a fuzzer) and
+ * passed to every entry point below, and from there to the handlers that need it. The
+ * database handle is store.c's, the socket registry fanout.c's, URLs and the content key
+ * render.c's (render_configure). */
 typedef struct {
-    char base_url[256];
     char secret[512];
     char admin_token[256];
-    char content_key[65];    /* signs download URLs; new per run */
     int allow_unsigned;
     int64_t session_ttl_ms;
     int log_level;        /* 0 quiet, 1 errors, 2 requests, 3 debug */
@@ -101,8 +101,6 @@ typedef struct {
     /* faults */
     int fault_left, fault_status, fault_retry_after;
 } srv_ctx;
-
-srv_ctx *srv(void);
 
 /* ---- store.c ---- */
 int store_open(const char *path);
@@ -116,17 +114,19 @@ int store_commit(void);
 void store_rollback(void);
 
 /* ---- what the network glue (main.c) and the fuzzer call ---- */
-void srv_handle_http(const srv_req *req, srv_resp *resp); /* api.c */
+void srv_handle_http(srv_ctx *x, const srv_req *req, srv_resp *resp); /* api.c */
 void srv_resp_init(srv_resp *r);                           /* resp.c */
 void srv_resp_free(srv_resp *r);
 int srv_ws_authorize(const char *token, char *user, size_t usz); /* auth.c; 1 if valid */
 /* The network layer's "flush c" and the headroom it needs before each packet (fanout.c). */
 void fanout_set_network(void (*wake)(srv_conn *c), size_t pkt_headroom);
+/* The URL prefix of every url in a response, and the key download URLs are signed with (render.c). */
+void render_configure(const char *base_url, const char *content_key);
 /* ws.c */
-void srv_conn_open(srv_conn *c);
-void srv_conn_closed(srv_conn *c);
+void srv_conn_open(srv_ctx *x, srv_conn *c);
+void srv_conn_closed(srv_ctx *x, srv_conn *c);
 /* Handle one complete text frame; returns 0, or a close code to close the socket. */
-int srv_ws_frame(srv_conn *c, const char *data, size_t len);
+int srv_ws_frame(srv_ctx *x, srv_conn *c, const char *data, size_t len);
 void srv_replay_pump(srv_conn *c); /* queue the next replay batch, if the queue has room */
 /* fanout.c */
 void srv_tick(void);   /* periodic: release stalled sockets, close expired ones */

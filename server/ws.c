@@ -12,20 +12,20 @@
 #include "actions.h"
 #include "handlers.h"
 
-static void presence_follow_sockets(srv_conn *c, int opened);
+static void presence_follow_sockets(const srv_ctx *x, srv_conn *c, int opened);
 
-void srv_conn_open(srv_conn *c)
+void srv_conn_open(srv_ctx *x, srv_conn *c)
 {
     sqlite3_stmt *st = sql(Q_SESSION_EXPIRES);
     bind_text(st, 1, c->token);
     c->session_expires_ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     registry_add(c);
-    presence_follow_sockets(c, 1);
+    presence_follow_sockets(x, c, 1);
 }
 
-void srv_conn_closed(srv_conn *c)
+void srv_conn_closed(srv_ctx *x, srv_conn *c)
 {
-    if (registry_remove(c)) presence_follow_sockets(c, 0);
+    if (registry_remove(c)) presence_follow_sockets(x, c, 0);
 }
 
 /* rid_json: the request_id as JSON text, or "" for null */
@@ -136,10 +136,10 @@ static void presence_push(const char *user, const char *status);
 
 /* A user whose presence is auto goes offline with their last socket, and comes back
  * with their first one; peers get the patch. */
-static void presence_follow_sockets(srv_conn *c, int opened)
+static void presence_follow_sockets(const srv_ctx *x, srv_conn *c, int opened)
 {
     sqlite3_stmt *st;
-    if (srv()->stopping || !c->user[0] || user_online(c->user, c)) return;
+    if (x->stopping || !c->user[0] || user_online(c->user, c)) return;
     if (!store_is_open() || !(st = sql(Q_IDENTITY_PRESENCE))) return;
     bind_text(st, 1, c->user);
     if (sqlite3_step(st) != SQLITE_ROW || !col_text(st, 0) || strcmp(col_text(st, 0), "auto")) return;
@@ -325,7 +325,7 @@ static const struct {
     {"Presence.sync", ws_presence_sync},
 };
 
-static void ws_request(srv_conn *c, const jv *body)
+static void ws_request(const srv_ctx *x, srv_conn *c, const jv *body)
 {
     const jv *method = jv_get(body, "method");
     ws_req q;
@@ -339,7 +339,7 @@ static void ws_request(srv_conn *c, const jv *body)
         return;
     }
     q.m = method->u.s;
-    if (srv()->log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, q.m);
+    if (x->log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, q.m);
     for (i = 0; i < sizeof ws_methods / sizeof ws_methods[0]; i++) {
         if (strcmp(q.m, ws_methods[i].method) == 0) {
             ws_methods[i].run(&q);
@@ -382,7 +382,7 @@ static void ws_signal(srv_conn *c, const jv *body)
     jbuf_free(&b);
 }
 
-int srv_ws_frame(srv_conn *c, const char *data, size_t len)
+int srv_ws_frame(srv_ctx *x, srv_conn *c, const char *data, size_t len)
 {
     jv_error je;
     jv_doc *d;
@@ -401,7 +401,7 @@ int srv_ws_frame(srv_conn *c, const char *data, size_t len)
     if (root->type != JV_OBJECT || !type || type->type != JV_STRING || !body || body->type != JV_OBJECT) {
         ws_error(c, NULL, NULL, "invalid_property", 105, "a packet is {\"type\":\"request\"|\"signal\",\"body\":{...}}");
     } else if (strcmp(type->u.s, "request") == 0) {
-        ws_request(c, body);
+        ws_request(x, c, body);
     } else if (strcmp(type->u.s, "signal") == 0) {
         ws_signal(c, body);
     } else {
