@@ -6,6 +6,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static srv_ctx server;
 static srv_conn conn;
 static const char *token = "fuzz-session-token-0123456789abcdef";
 static const char *paths[] = {
@@ -23,12 +24,11 @@ static void setup(void)
     if (done) return;
     done = 1;
     if (!store_open(":memory:")) abort();
-    strcpy(S.base_url, "http://127.0.0.1:1");
-    strcpy(S.secret, "fuzz");
-    strcpy(S.admin_token, "adm");
-    strcpy(S.content_key, "k");
-    S.session_ttl_ms = 1000000000;
-    S.log_level = 0;
+    render_configure("http://127.0.0.1:1", "k");
+    strcpy(server.secret, "fuzz");
+    strcpy(server.admin_token, "adm");
+    server.session_ttl_ms = 1000000000;
+    server.log_level = 0;
     st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?, 'alice', 0, 9e15)");
     sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
     sqlite3_step(st);
@@ -43,7 +43,7 @@ static void setup(void)
                "INSERT INTO rstatus(msg, user_id, status) VALUES('22222222-2222-4222-8222-222222222222','alice',0);");
     strcpy(conn.user, "alice");
     conn.api = 3;
-    srv_conn_open(&conn);
+    srv_conn_open(&server, &conn);
 }
 
 /* Inputs must not poison later ones: restore the session and faults, and
@@ -54,7 +54,7 @@ static void reset(void)
     sqlite3_stmt *st = store_prep("INSERT OR REPLACE INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?, 'alice', 0, 9e15)");
     sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
     sqlite3_step(st);
-    S.fault_left = 0;
+    server.fault_left = 0;
     conn.skip = 0;
     conn.stall_until = 0;
     conn.close_pending = 0;
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reset();
     if (size < 3) return 0;
     if (data[0] % 3 == 0) {
-        srv_ws_frame(&conn, (const char *)data + 1, size - 1);
+        srv_ws_frame(&server, &conn, (const char *)data + 1, size - 1);
     } else {
         srv_req q;
         srv_resp r;
@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         q.body = body;
         q.body_len = bl;
         srv_resp_init(&r);
-        srv_handle_http(&q, &r);
+        srv_handle_http(&server, &q, &r);
         if (r.status < 100 || r.status > 599) abort();
         srv_resp_free(&r);
         free(body);

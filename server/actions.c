@@ -4,7 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "actions.h"
+#include "handlers.h"
 #include "patch.h"
 
 #define MAX_PARTICIPANTS 25
@@ -15,23 +21,6 @@
 #define MAX_META_BYTES (64 * 1024) /* as stored: compact JSON */
 #define MAX_META_KEYS 1024         /* object members, at every level */
 #define MAX_META_DEPTH 8           /* the metadata object itself is level 1 */
-
-void err_resp(srv_resp *r, int status, const char *id, int code, const char *msg, const char *data)
-{
-    r->status = status;
-    r->body.len = 0;
-    jbuf_puts(&r->body, "{\"id\":");
-    w_str(&r->body, id);
-    jbuf_puts(&r->body, ",\"code\":");
-    jbuf_int(&r->body, code);
-    jbuf_puts(&r->body, ",\"message\":");
-    w_str(&r->body, msg);
-    jbuf_puts(&r->body, ",\"url\":\"https://developer.layer.com/docs/client/rest#");
-    jbuf_puts(&r->body, id);
-    jbuf_puts(&r->body, "\",\"data\":");
-    jbuf_puts(&r->body, data ? data : "null");
-    jbuf_putc(&r->body, '}');
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -62,7 +51,7 @@ void update_pkey_pub(const char *conv)
     char **mem;
     int n = conv_members(conv, &mem);
     char *key = participant_key(mem, n);
-    sqlite3_stmt *st = store_prep("UPDATE conversations SET pkey=? WHERE uuid=?");
+    sqlite3_stmt *st = sql(Q_CONV_SET_PKEY);
     bind_text(st, 1, key ? key : "");
     bind_text(st, 2, conv);
     sqlite3_step(st);
@@ -170,7 +159,7 @@ static int check_conv_create(const jv *data, srv_resp *r, int *distinct, char uu
 /* Deduplication: the same create sent twice. Returns 1 after answering 409. */
 static int answer_id_in_use(const char *uuid, const char *user, srv_resp *r)
 {
-    sqlite3_stmt *st = store_prep("SELECT 1 FROM conversations WHERE uuid=?");
+    sqlite3_stmt *st = sql(Q_CONV_EXISTS);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     if (conv_member(uuid, user, NULL)) {
@@ -190,7 +179,7 @@ static int answer_id_in_use(const char *uuid, const char *user, srv_resp *r)
  * matches, 409 when not. Returns 1 when one exists. */
 static int answer_distinct_exists(const char *key, const jv *meta, const char *user, srv_resp *r)
 {
-    sqlite3_stmt *st = store_prep("SELECT uuid, metadata FROM conversations WHERE pkey=? AND is_distinct=1 LIMIT 1");
+    sqlite3_stmt *st = sql(Q_CONV_FIND_DISTINCT);
     char found[37];
     int same = 1;
     bind_text(st, 1, key);
@@ -222,7 +211,7 @@ static void store_new_conv(const char *uuid, int distinct, const char *key, cons
     sqlite3_stmt *st;
     int i;
     store_begin();
-    st = store_prep("INSERT INTO conversations(uuid, created_ms, is_distinct, pkey, metadata, last_ms) VALUES(?,?,?,?,?,?)");
+    st = sql(Q_CONV_INSERT);
     bind_text(st, 1, uuid);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     sqlite3_bind_int(st, 3, distinct);
@@ -232,7 +221,7 @@ static void store_new_conv(const char *uuid, int distinct, const char *key, cons
     sqlite3_step(st);
     for (i = 0; i < n; i++) {
         ensure_identity(users[i]);
-        st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
+        st = sql(Q_MEMBER_ADD);
         bind_text(st, 1, uuid);
         bind_text(st, 2, users[i]);
         sqlite3_step(st);
@@ -337,7 +326,7 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
                 return "part content must carry a layer:///content/<uuid> id";
             /* Content the sender may not see is refused exactly as an unknown id. */
             if (!content_visible(u, user)) return "part content is unknown or not uploaded";
-            st = store_prep("SELECT size FROM content WHERE uuid=?");
+            st = sql(Q_CONTENT_SIZE);
             bind_text(st, 1, u);
             if (sqlite3_step(st) != SQLITE_ROW) return "part content is unknown or not uploaded";
             jbuf_puts(out, ",\"content\":{\"id\":\"layer:///content/");
@@ -362,7 +351,7 @@ static const char *normalize_parts(const jv *parts, const char *user, jbuf *out)
 /* Deduplication: the same create sent twice. Returns 1 after answering 409. */
 static int answer_msg_id_in_use(const char *uuid, const char *user, srv_resp *r)
 {
-    sqlite3_stmt *st = store_prep("SELECT 1 FROM messages WHERE uuid=?");
+    sqlite3_stmt *st = sql(Q_MSG_EXISTS);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     if (msg_visible(uuid, user, NULL, NULL)) {
@@ -383,12 +372,12 @@ static void store_new_message(const char *conv, const char *uuid, const char *us
 {
     int64_t pos;
     sqlite3_stmt *st =
-        store_prep("UPDATE conversations SET next_pos=next_pos+1, last_ms=?2 WHERE uuid=?1 RETURNING next_pos-1");
+        sql(Q_CONV_TAKE_POS);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
     sqlite3_reset(st);
-    st = store_prep("INSERT INTO messages(uuid, conv, pos, sender, sent_ms, parts) VALUES(?,?,?,?,?,?)");
+    st = sql(Q_MSG_INSERT);
     bind_text(st, 1, uuid);
     bind_text(st, 2, conv);
     sqlite3_bind_int64(st, 3, pos);
@@ -397,9 +386,7 @@ static void store_new_message(const char *conv, const char *uuid, const char *us
     bind_text(st, 6, parts);
     sqlite3_step(st);
     /* From now on the content belongs to this message's conversation (see content_visible). */
-    st = store_prep("INSERT OR IGNORE INTO content_refs(content, msg)"
-                    " SELECT substr(json_extract(p.value, '$.content.id'), 18), ?1 FROM json_each(?2) p"
-                    " WHERE json_extract(p.value, '$.content.id') LIKE 'layer:///content/%'");
+    st = sql(Q_CONTENT_REFS_ADD);
     bind_text(st, 1, uuid);
     bind_text(st, 2, parts);
     sqlite3_step(st);
@@ -411,13 +398,13 @@ static void store_new_receipts(const char *conv, const char *uuid, const char *u
     sqlite3_stmt *st;
     int i;
     for (i = 0; i < n; i++) {
-        st = store_prep("INSERT OR REPLACE INTO rstatus(msg, user_id, status) VALUES(?,?,?)");
+        st = sql(Q_RSTATUS_SET);
         bind_text(st, 1, uuid);
         bind_text(st, 2, mem[i]);
         sqlite3_bind_int(st, 3, strcmp(mem[i], user) == 0 ? 2 : 0);
         sqlite3_step(st);
         if (strcmp(mem[i], user) != 0) {
-            st = store_prep("UPDATE members SET unread=unread+1 WHERE conv=? AND user_id=?");
+            st = sql(Q_MEMBER_UNREAD_INC);
             bind_text(st, 1, conv);
             bind_text(st, 2, mem[i]);
             sqlite3_step(st);

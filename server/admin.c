@@ -3,8 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
 static srv_conn *each_user_conn(srv_conn *from, const char *user)
 {
@@ -14,7 +18,7 @@ static srv_conn *each_user_conn(srv_conn *from, const char *user)
 }
 
 /* user: the body's user_id, "" when absent (checked by admin_request). */
-static void admin_identities(const jv *body, const char *user, srv_resp *r)
+static void admin_identities(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     if (!user[0]) {
         err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
@@ -33,9 +37,9 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
     sqlite3_stmt *st;
     int64_t pos;
     store_begin();
-    st = store_prep("SELECT coalesce(max(pos),0)+1 FROM announcements");
+    st = sql(Q_ANN_NEXT_POS);
     pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-    st = store_prep("INSERT INTO announcements(uuid, sent_ms, sender_name, parts, pos) VALUES(?,?,?,?,?)");
+    st = sql(Q_ANN_INSERT);
     bind_text(st, 1, uuid);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     bind_text(st, 3, sender && sender->type == JV_STRING ? sender->u.s : "Admin");
@@ -47,7 +51,7 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
         jbuf d;
         parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u);
         ensure_identity(u);
-        st = store_prep("INSERT OR IGNORE INTO ann_rcpt(ann, user_id) VALUES(?,?)");
+        st = sql(Q_ANN_RCPT_ADD);
         bind_text(st, 1, uuid);
         bind_text(st, 2, u);
         sqlite3_step(st);
@@ -61,7 +65,7 @@ static void store_announcement(const char *uuid, const jv *rc, const jv *sender,
     store_commit();
 }
 
-static void admin_announcements(const jv *body, const char *user, srv_resp *r)
+static void admin_announcements(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *rc = jv_get(body, "recipients"), *sender = jv_get(body, "sender_name"), *v;
     char uuid[37], u[160];
@@ -99,7 +103,7 @@ static void admin_announcements(const jv *body, const char *user, srv_resp *r)
 }
 
 /* The faults below answer {"affected": n}, or return -1 after answering 422. */
-static int fault_http_error(const jv *body, const char *user, srv_resp *r)
+static int fault_http_error(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *stv = jv_get(body, "status"), *cnt = jv_get(body, "count"), *secs = jv_get(body, "seconds");
     int status = stv && stv->type == JV_INT ? (int)stv->u.i : 503;
@@ -107,36 +111,36 @@ static int fault_http_error(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "status must be 429 or 503", NULL);
         return -1;
     }
-    S.fault_status = status;
-    S.fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
-    S.fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
-    return S.fault_left;
+    x->fault_status = status;
+    x->fault_left = cnt && cnt->type == JV_INT && cnt->u.i > 0 ? (int)cnt->u.i : 1;
+    x->fault_retry_after = secs && secs->type == JV_INT && secs->u.i > 0 ? (int)secs->u.i : 1;
+    return x->fault_left;
 }
 
-static int fault_expire_session(const jv *body, const char *user, srv_resp *r)
+static int fault_expire_session(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *tok = jv_get(body, "session_token");
     sqlite3_stmt *st;
     int n;
     if (tok && tok->type == JV_STRING) {
-        st = store_prep("UPDATE sessions SET expires_ms=0 WHERE token=?");
+        st = sql(Q_SESSION_EXPIRE);
         bind_text(st, 1, tok->u.s);
     } else if (user[0]) {
-        st = store_prep("UPDATE sessions SET expires_ms=0 WHERE user_id=?");
+        st = sql(Q_SESSION_EXPIRE_USER);
         bind_text(st, 1, user);
     } else {
         err_resp(r, 422, "missing_property", 104, "session_token or user_id is required", NULL);
         return -1;
     }
     sqlite3_step(st);
-    n = sqlite3_changes(S.db);
+    n = store_changes();
     /* Sockets of an expired session go too: the client then validates, gets 401 and re-authenticates. */
     close_session_sockets(tok && tok->type == JV_STRING ? tok->u.s : NULL, user);
     return n;
 }
 
 /* close_sockets, skip_counter and stall_socket act on each open socket of the user. */
-static int fault_sockets(const jv *body, const char *user, srv_resp *r)
+static int fault_sockets(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *t = jv_get(body, "type"), *cnt = jv_get(body, "count"), *secs = jv_get(body, "seconds");
     srv_conn *c;
@@ -145,7 +149,7 @@ static int fault_sockets(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
         return -1;
     }
-    for (c = each_user_conn(S.conns, user); c; c = each_user_conn(c->next, user)) {
+    for (c = each_user_conn(registry_first(), user); c; c = each_user_conn(c->next, user)) {
         n++;
         if (t->u.s[0] == 'c') {
             c->close_pending = 1;
@@ -154,14 +158,14 @@ static int fault_sockets(const jv *body, const char *user, srv_resp *r)
         } else {
             c->stall_until = srv_now_ms() + (secs && jv_is_number(secs) ? (int64_t)(jv_to_double(secs) * 1000) : 5000);
         }
-        if (S.wake) S.wake(c);
+        conn_wake(c);
     }
     return n;
 }
 
 static const struct {
     const char *type;
-    int (*inject)(const jv *body, const char *user, srv_resp *r);
+    int (*inject)(srv_ctx *x, const jv *body, const char *user, srv_resp *r);
 } faults[] = {
     {"http_error", fault_http_error},
     {"expire_session", fault_expire_session},
@@ -170,7 +174,7 @@ static const struct {
     {"stall_socket", fault_sockets},
 };
 
-static void admin_faults(const jv *body, const char *user, srv_resp *r)
+static void admin_faults(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     const jv *t = jv_get(body, "type");
     size_t i;
@@ -185,7 +189,7 @@ static void admin_faults(const jv *body, const char *user, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "unknown fault type", NULL);
         return;
     }
-    if ((n = faults[i].inject(body, user, r)) < 0) return;
+    if ((n = faults[i].inject(x, body, user, r)) < 0) return;
     r->status = 200;
     jbuf_puts(&r->body, "{\"affected\":");
     jbuf_int(&r->body, n);
@@ -193,20 +197,20 @@ static void admin_faults(const jv *body, const char *user, srv_resp *r)
 }
 
 /* Test shortcut: a session without the nonce dance. */
-static void admin_sessions(const jv *body, const char *user, srv_resp *r)
+static void admin_sessions(srv_ctx *x, const jv *body, const char *user, srv_resp *r)
 {
     if (!user[0]) {
         err_resp(r, 422, "missing_property", 104, "user_id is required", NULL);
         return;
     }
     ensure_identity(user);
-    respond_new_session(user, r);
+    respond_new_session(x, user, r);
 }
 
 /* POST /admin/<name>: the body is an object, its user_id (if any) valid. */
 static const struct {
     const char *name;
-    void (*handle)(const jv *body, const char *user, srv_resp *r);
+    void (*handle)(srv_ctx *x, const jv *body, const char *user, srv_resp *r);
 } admin_routes[] = {
     {"identities", admin_identities},
     {"announcements", admin_announcements},
@@ -214,16 +218,16 @@ static const struct {
     {"sessions", admin_sessions},
 };
 
-void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r)
+void admin_request(srv_ctx *x, const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r)
 {
     const char *a = q->authorization;
     static const char pre[] = "Bearer ";
     const jv *v;
     char user[160];
     size_t i;
-    if (!S.admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
-        strlen(a + sizeof pre - 1) != strlen(S.admin_token) ||
-        !srv_ct_equal(a + sizeof pre - 1, S.admin_token, strlen(S.admin_token))) {
+    if (!x->admin_token[0] || strncmp(a, pre, sizeof pre - 1) != 0 ||
+        strlen(a + sizeof pre - 1) != strlen(x->admin_token) ||
+        !srv_ct_equal(a + sizeof pre - 1, x->admin_token, strlen(x->admin_token))) {
         err_resp(r, 403, "access_denied", 101, "Admin token required", NULL);
         return;
     }
@@ -243,7 +247,7 @@ void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_r
     }
     for (i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++)
         if (strcmp(seg[1], admin_routes[i].name) == 0) {
-            admin_routes[i].handle(body, user, r);
+            admin_routes[i].handle(x, body, user, r);
             return;
         }
     err_resp(r, 404, "invalid_endpoint", 106, "Unknown admin endpoint", NULL);

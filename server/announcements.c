@@ -3,8 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
 void list_announcements(const srv_req *q, const char *user, srv_resp *r)
 {
@@ -20,15 +24,14 @@ void list_announcements(const srv_req *q, const char *user, srv_resp *r)
             err_resp(r, 422, "invalid_property", 105, "from_id must be an announcement id", NULL);
             return;
         }
-        st = store_prep("SELECT pos FROM announcements WHERE uuid=?");
+        st = sql(Q_ANN_POS);
         bind_text(st, 1, fu);
         if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
     }
-    st = store_prep("SELECT count(*) FROM ann_rcpt WHERE user_id=? AND deleted=0");
+    st = sql(Q_ANN_COUNT_FOR_USER);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = store_prep("SELECT a.uuid FROM announcements a JOIN ann_rcpt r ON r.ann=a.uuid AND r.user_id=?"
-                    " AND r.deleted=0 WHERE a.pos<? ORDER BY a.pos DESC LIMIT ?");
+    st = sql(Q_ANN_PAGE);
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, fpos);
     sqlite3_bind_int(st, 3, ps);
@@ -55,7 +58,7 @@ void announcement_action(int method, const char *user, const char *uuid, const c
         r->status = 200;
         w_announcement(&r->body, uuid, user);
     } else if (!sub && method == M_DELETE) {
-        st = store_prep("UPDATE ann_rcpt SET deleted=1 WHERE ann=? AND user_id=?");
+        st = sql(Q_ANN_RCPT_DELETE);
         bind_text(st, 1, uuid);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -67,12 +70,12 @@ void announcement_action(int method, const char *user, const char *uuid, const c
             err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
             return;
         }
-        st = store_prep("UPDATE ann_rcpt SET status=?3 WHERE ann=?1 AND user_id=?2 AND status<?3");
+        st = sql(Q_ANN_RCPT_RAISE);
         bind_text(st, 1, uuid);
         bind_text(st, 2, user);
         sqlite3_bind_int(st, 3, want);
         sqlite3_step(st);
-        if (sqlite3_changes(S.db)) {
+        if (store_changes()) {
             jbuf d;
             jbuf_init(&d);
             receipt_status_patch(&d, user, want);

@@ -6,44 +6,12 @@
 #include <string.h>
 #include <strings.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
-
-const jv_limits srv_body_limits = {SRV_MAX_BODY, 32};
-
-void srv_resp_init(srv_resp *r)
-{
-    memset(r, 0, sizeof *r);
-    jbuf_init(&r->body);
-    r->layer_count = -1;
-}
-
-void srv_resp_free(srv_resp *r)
-{
-    jbuf_free(&r->body);
-    free(r->raw);
-    r->raw = NULL;
-}
-
-const char *srv_arg(const srv_req *r, const char *name)
-{
-    size_t n = strlen(name);
-    int i;
-    for (i = 0; i < r->nargs; i++)
-        if (strncmp(r->args[i], name, n) == 0 && r->args[i][n] == '=') return r->args[i] + n + 1;
-    return NULL;
-}
-
-void ok_empty(srv_resp *r)
-{
-    r->status = 204;
-    r->body.len = 0;
-}
-
-void not_found(srv_resp *r, const char *what)
-{
-    err_resp(r, 404, "not_found", 102, what, NULL);
-}
+#include "render.h"
+#include "resp.h"
+#include "actions.h"
+#include "handlers.h"
 
 /* ---------- HTTP routing ---------- */
 
@@ -91,6 +59,7 @@ static int want_uuid(const char *s, char out[37], srv_resp *r, const char *what)
 
 /* One request on its way to a handler: what the routing has checked and parsed. */
 typedef struct {
+    srv_ctx *x;
     const srv_req *q;
     srv_resp *r;
     char **seg;
@@ -130,14 +99,14 @@ static void route_sessions(const route_ctx *c)
     if (c->n == 1) {
         if (m != M_POST) method_na(c->r);
         else if (!c->body) err_resp(c->r, 422, "missing_property", 104, "identity_token is required", NULL);
-        else do_sessions(c->body, c->r);
+        else do_sessions(c->x, c->body, c->r);
         return;
     }
     if (m != M_DELETE) {
         method_na(c->r);
         return;
     }
-    st = store_prep("DELETE FROM sessions WHERE token=?");
+    st = sql(Q_SESSION_DELETE);
     bind_text(st, 1, c->seg[1]);
     sqlite3_step(st);
     close_session_sockets(c->seg[1], NULL); /* logged out means no more packets, not just no new logins */
@@ -324,22 +293,22 @@ static int parse_body(const srv_req *q, srv_resp *r, jv_doc **doc)
 }
 
 /* An injected 429 or 503 (admin faults), if one is pending: returns 1 after answering. */
-static int injected_fault(srv_resp *r)
+static int injected_fault(srv_ctx *x, srv_resp *r)
 {
-    if (S.fault_left <= 0) return 0;
-    S.fault_left--;
-    r->retry_after = S.fault_retry_after;
-    if (S.fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
+    if (x->fault_left <= 0) return 0;
+    x->fault_left--;
+    r->retry_after = x->fault_retry_after;
+    if (x->fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
     else err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
     return 1;
 }
 
 /* The Layer API proper, once the body is parsed: Accept, then the session, then the route. */
-static void layer_api(const srv_req *q, char **seg, int n, const jv *body, srv_resp *r)
+static void layer_api(srv_ctx *x, const srv_req *q, char **seg, int n, const jv *body, srv_resp *r)
 {
     char user[160], tok[160];
     int i = find_route(seg, n);
-    route_ctx c = {q, r, seg, n, body, NULL};
+    route_ctx c = {x, q, r, seg, n, body, NULL};
     if (!api_version(q->accept)) {
         err_resp(r, 406, "invalid_header", 107,
                  "Accept must be application/vnd.layer+json; version=2.0 or 3.0", NULL);
@@ -369,7 +338,7 @@ static void layer_api(const srv_req *q, char **seg, int n, const jv *body, srv_r
     }
 }
 
-void srv_handle_http(const srv_req *q, srv_resp *r)
+void srv_handle_http(srv_ctx *x, const srv_req *q, srv_resp *r)
 {
     char pathbuf[1024], *seg[8];
     int n;
@@ -397,7 +366,7 @@ void srv_handle_http(const srv_req *q, srv_resp *r)
     }
     if (raw_transfer(q, seg, n, r) || !parse_body(q, r, &bd)) return;
     body = bd ? jv_root(bd) : NULL;
-    if (n >= 1 && strcmp(seg[0], "admin") == 0) admin_request(q, seg, n, body, r);
-    else if (!injected_fault(r)) layer_api(q, seg, n, body, r);
+    if (n >= 1 && strcmp(seg[0], "admin") == 0) admin_request(x, q, seg, n, body, r);
+    else if (!injected_fault(x, r)) layer_api(x, q, seg, n, body, r);
     jv_doc_free(bd);
 }

@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
-#include "model.h"
-#include "api.h"
+#include "sql.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
 /* ---------- authentication ---------- */
 
@@ -13,12 +15,12 @@ void new_nonce(char out[65])
     static unsigned n;
     sqlite3_stmt *st;
     if (++n % 256 == 0) { /* nonces live ten minutes: keep the table small under nonce spam */
-        st = store_prep("DELETE FROM nonces WHERE created_ms<?");
+        st = sql(Q_NONCE_PRUNE);
         sqlite3_bind_int64(st, 1, srv_now_ms() - 600000);
         sqlite3_step(st);
     }
     srv_random_hex(out, 32);
-    st = store_prep("INSERT INTO nonces(nonce, created_ms) VALUES(?,?)");
+    st = sql(Q_NONCE_INSERT);
     bind_text(st, 1, out);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     sqlite3_step(st);
@@ -36,7 +38,7 @@ static int session_user(const char *token, char *user, size_t usz)
 {
     sqlite3_stmt *st;
     if (!token || !*token || strlen(token) > 128) return 0;
-    st = store_prep("SELECT user_id FROM sessions WHERE token=? AND expires_ms>?");
+    st = sql(Q_SESSION_USER);
     bind_text(st, 1, token);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
@@ -55,11 +57,11 @@ int close_session_sockets(const char *token, const char *user)
 {
     srv_conn *c;
     int n = 0;
-    for (c = S.conns; c; c = c->next)
+    for (c = registry_first(); c; c = c->next)
         if (token ? strcmp(c->token, token) == 0 : strcmp(c->user, user) == 0) {
             c->close_pending = 1;
             c->session_expires_ms = 0;
-            if (S.wake) S.wake(c);
+            conn_wake(c);
             n++;
         }
     return n;
@@ -110,7 +112,7 @@ static const char *check_time_claims(const jv *claims)
 }
 
 /* HS256 JWT with prn and nce; returns an error message or NULL. */
-static const char *verify_identity_token(const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
+static const char *verify_identity_token(const srv_ctx *x, const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
 {
     const char *d1 = memchr(tok, '.', len), *d2;
     unsigned char hdr[1024], pay[4096], sig[64], mac[32];
@@ -138,13 +140,13 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
         goto out;
     }
     alg = jv_get(jv_root(hd), "alg");
-    unsigned_ok = S.allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
+    unsigned_ok = x->allow_unsigned && alg && alg->type == JV_STRING && strcmp(alg->u.s, "none") == 0;
     if (!unsigned_ok) {
         if (!alg || alg->type != JV_STRING || strcmp(alg->u.s, "HS256") != 0) {
             err = "identity_token must be signed with HS256";
             goto out;
         }
-        srv_hmac256(S.secret, strlen(S.secret), tok, (size_t)(d2 - tok), mac);
+        srv_hmac256(x->secret, strlen(x->secret), tok, (size_t)(d2 - tok), mac);
         if (sn != 32 || !srv_ct_equal(mac, sig, 32)) {
             err = "identity_token signature does not verify";
             goto out;
@@ -169,11 +171,11 @@ static const char *verify_identity_token(const char *tok, size_t len, char *user
         goto out;
     }
     /* A nonce is good once, for ten minutes. */
-    st = store_prep("UPDATE nonces SET used=1 WHERE nonce=? AND used=0 AND created_ms>?");
+    st = sql(Q_NONCE_USE);
     bind_text(st, 1, nce->u.s);
     sqlite3_bind_int64(st, 2, srv_now_ms() - 600000);
     sqlite3_step(st);
-    if (sqlite3_changes(S.db) != 1) {
+    if (store_changes() != 1) {
         err = "identity_token nonce is unknown, used or expired";
         goto out;
     }
@@ -187,16 +189,16 @@ out:
 }
 
 /* A new session for user, answered as 201 {"session_token"}. */
-void respond_new_session(const char *user, srv_resp *r)
+void respond_new_session(const srv_ctx *x, const char *user, srv_resp *r)
 {
     char token[65];
     sqlite3_stmt *st;
     srv_random_hex(token, 32);
-    st = store_prep("INSERT INTO sessions(token, user_id, created_ms, expires_ms) VALUES(?,?,?,?)");
+    st = sql(Q_SESSION_INSERT);
     bind_text(st, 1, token);
     bind_text(st, 2, user);
     sqlite3_bind_int64(st, 3, srv_now_ms());
-    sqlite3_bind_int64(st, 4, srv_now_ms() + S.session_ttl_ms);
+    sqlite3_bind_int64(st, 4, srv_now_ms() + x->session_ttl_ms);
     sqlite3_step(st);
     r->status = 201;
     jbuf_puts(&r->body, "{\"session_token\":\"");
@@ -204,7 +206,7 @@ void respond_new_session(const char *user, srv_resp *r)
     jbuf_puts(&r->body, "\"}");
 }
 
-void do_sessions(const jv *body, srv_resp *r)
+void do_sessions(const srv_ctx *x, const jv *body, srv_resp *r)
 {
     const jv *tok = body ? jv_get(body, "identity_token") : NULL;
     char user[160];
@@ -218,11 +220,11 @@ void do_sessions(const jv *body, srv_resp *r)
         err_resp(r, 422, "invalid_property", 105, "identity_token must be a string", NULL);
         return;
     }
-    if ((e = verify_identity_token(tok->u.s, tok->len, user, sizeof user, &claims)) != NULL) {
+    if ((e = verify_identity_token(x, tok->u.s, tok->len, user, sizeof user, &claims)) != NULL) {
         auth_required(r, e);
         return;
     }
     identity_update(user, jv_root(claims), 0);
     jv_doc_free(claims);
-    respond_new_session(user, r);
+    respond_new_session(x, user, r);
 }

@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "handlers.h"
 
 void content_create(const srv_req *q, const char *user, srv_resp *r)
 {
@@ -23,7 +26,7 @@ void content_create(const srv_req *q, const char *user, srv_resp *r)
     }
     srv_uuid(uuid);
     srv_random_hex(key, 32);
-    st = store_prep("INSERT INTO content(uuid, owner, mime, size, upload_key) VALUES(?,?,?,?,?)");
+    st = sql(Q_CONTENT_INSERT);
     bind_text(st, 1, uuid);
     bind_text(st, 2, user);
     bind_text(st, 3, q->upload_type);
@@ -36,7 +39,7 @@ void content_create(const srv_req *q, const char *user, srv_resp *r)
     jbuf_puts(&r->body, "\",\"size\":");
     jbuf_int(&r->body, size);
     jbuf_puts(&r->body, ",\"upload_url\":\"");
-    jbuf_puts(&r->body, S.base_url);
+    jbuf_puts(&r->body, render_base_url());
     jbuf_puts(&r->body, "/content-upload/");
     jbuf_puts(&r->body, uuid);
     jbuf_putc(&r->body, '/');
@@ -48,7 +51,7 @@ void content_create(const srv_req *q, const char *user, srv_resp *r)
 
 void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r)
 {
-    sqlite3_stmt *st = store_prep("SELECT upload_key, size FROM content WHERE uuid=? AND complete=0");
+    sqlite3_stmt *st = sql(Q_CONTENT_PENDING);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW || strlen(key) != 64 || !col_text(st, 0) ||
         !srv_ct_equal(col_text(st, 0), key, 64)) {
@@ -59,7 +62,7 @@ void content_upload(const srv_req *q, const char *uuid, const char *key, srv_res
         err_resp(r, 422, "invalid_property", 105, "Body length differs from Upload-Content-Length", NULL);
         return;
     }
-    st = store_prep("UPDATE content SET data=?, complete=1 WHERE uuid=?");
+    st = sql(Q_CONTENT_SET_DATA);
     sqlite3_bind_blob(st, 1, q->body ? q->body : "", (int)q->body_len, SQLITE_TRANSIENT);
     bind_text(st, 2, uuid);
     sqlite3_step(st);
@@ -76,7 +79,7 @@ void content_refresh(const char *user, const char *uuid, srv_resp *r)
         not_found(r, "No such content");
         return;
     }
-    st = store_prep("SELECT size FROM content WHERE uuid=?");
+    st = sql(Q_CONTENT_SIZE);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) {
         not_found(r, "No such content");
@@ -98,22 +101,18 @@ void content_refresh(const char *user, const char *uuid, srv_resp *r)
 void content_download(const srv_req *q, const char *uuid, srv_resp *r)
 {
     const char *exp = srv_arg(q, "expires"), *sig = srv_arg(q, "sig");
-    char msg[96], hex[65];
-    unsigned char mac[32];
-    int i;
+    char hex[65];
     sqlite3_stmt *st;
     if (!exp || !sig || strlen(sig) != 64 || strlen(exp) > 20 || atoll(exp) < srv_now_ms()) {
         err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
         return;
     }
-    snprintf(msg, sizeof msg, "%s:%s", uuid, exp);
-    srv_hmac256(S.content_key, strlen(S.content_key), msg, strlen(msg), mac);
-    for (i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", mac[i]);
+    content_signature(uuid, exp, hex);
     if (!srv_ct_equal(hex, sig, 64)) {
         err_resp(r, 403, "access_denied", 101, "Download URL expired or invalid", NULL);
         return;
     }
-    st = store_prep("SELECT data, mime FROM content WHERE uuid=? AND complete=1");
+    st = sql(Q_CONTENT_DATA);
     bind_text(st, 1, uuid);
     if (sqlite3_step(st) != SQLITE_ROW) {
         not_found(r, "No such content");

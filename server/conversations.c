@@ -3,8 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "actions.h"
+#include "handlers.h"
 #include "patch.h"
 
 void list_conversations(const srv_req *q, const char *user, srv_resp *r)
@@ -27,19 +32,15 @@ void list_conversations(const srv_req *q, const char *user, srv_resp *r)
             err_resp(r, 422, "invalid_property", 105, "from_id must be a conversation id", NULL);
             return;
         }
-        st = store_prep("SELECT created_ms, last_ms FROM conversations WHERE uuid=?");
+        st = sql(Q_CONV_TIMES);
         bind_text(st, 1, fu);
         if (sqlite3_step(st) == SQLITE_ROW) fkey = sqlite3_column_int64(st, by_last ? 1 : 0);
     }
-    st = store_prep("SELECT count(*) FROM members WHERE user_id=? AND active=1");
+    st = sql(Q_CONV_COUNT_FOR_USER);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = by_last ? store_prep("SELECT c.uuid FROM conversations c JOIN members m ON m.conv=c.uuid"
-                              " AND m.user_id=?1 AND m.active=1 WHERE (c.last_ms<?2 OR (c.last_ms=?2 AND"
-                              " c.uuid<?3)) ORDER BY c.last_ms DESC, c.uuid DESC LIMIT ?4")
-                 : store_prep("SELECT c.uuid FROM conversations c JOIN members m ON m.conv=c.uuid"
-                              " AND m.user_id=?1 AND m.active=1 WHERE (c.created_ms<?2 OR (c.created_ms=?2 AND"
-                              " c.uuid<?3)) ORDER BY c.created_ms DESC, c.uuid DESC LIMIT ?4");
+    st = by_last ? sql(Q_CONV_PAGE_BY_LAST)
+                 : sql(Q_CONV_PAGE_BY_CREATED);
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, fkey);
     bind_text(st, 3, fu);
@@ -122,7 +123,7 @@ static jv_doc *patchable_state(const char *conv, char **old, int on)
         if (i) jbuf_putc(&cur, ',');
         w_basic_identity(&cur, old[i]);
     }
-    st = store_prep("SELECT metadata FROM conversations WHERE uuid=?");
+    st = sql(Q_CONV_METADATA);
     bind_text(st, 1, conv);
     jbuf_puts(&cur, "],\"metadata\":");
     jbuf_puts(&cur, sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) ? col_text(st, 0) : "{}");
@@ -164,14 +165,14 @@ static int patched_participants(const jv *np, char ***nu, int *nn, srv_resp *r)
 /* Store the new metadata and membership: old members not in nu leave, new ones join. */
 static void store_patched(const char *conv, const char *metadata, char **old, int on, char **nu, int nn)
 {
-    sqlite3_stmt *st = store_prep("UPDATE conversations SET metadata=? WHERE uuid=?");
+    sqlite3_stmt *st = sql(Q_CONV_SET_METADATA);
     int i;
     bind_text(st, 1, metadata);
     bind_text(st, 2, conv);
     sqlite3_step(st);
     for (i = 0; i < on; i++) {
         if (!in_list(nu, nn, old[i])) {
-            st = store_prep("UPDATE members SET active=0 WHERE conv=? AND user_id=?");
+            st = sql(Q_MEMBER_DEACTIVATE);
             bind_text(st, 1, conv);
             bind_text(st, 2, old[i]);
             sqlite3_step(st);
@@ -180,7 +181,7 @@ static void store_patched(const char *conv, const char *metadata, char **old, in
     for (i = 0; i < nn; i++) {
         if (!in_list(old, on, nu[i])) {
             ensure_identity(nu[i]);
-            st = store_prep("INSERT OR REPLACE INTO members(conv, user_id, active, from_pos) VALUES(?,?,1,0)");
+            st = sql(Q_MEMBER_ADD);
             bind_text(st, 1, conv);
             bind_text(st, 2, nu[i]);
             sqlite3_step(st);
@@ -320,22 +321,22 @@ void delete_conversation(const char *user, const char *conv, const srv_req *q, s
     store_begin();
     if (strcmp(mode, "all_participants") == 0) {
         emit_members(conv, "change", "delete", "Conversation", conv, "{\"mode\":\"all_participants\"}");
-        st = store_prep("DELETE FROM rstatus WHERE msg IN (SELECT uuid FROM messages WHERE conv=?)");
+        st = sql(Q_RSTATUS_DELETE_CONV);
         bind_text(st, 1, conv);
         sqlite3_step(st);
-        st = store_prep("DELETE FROM messages WHERE conv=?");
+        st = sql(Q_MSG_DELETE_CONV);
         bind_text(st, 1, conv);
         sqlite3_step(st);
-        st = store_prep("DELETE FROM members WHERE conv=?");
+        st = sql(Q_MEMBER_DELETE_CONV);
         bind_text(st, 1, conv);
         sqlite3_step(st);
-        st = store_prep("DELETE FROM conversations WHERE uuid=?");
+        st = sql(Q_CONV_DELETE);
         bind_text(st, 1, conv);
         sqlite3_step(st);
     } else if (leave && strcmp(leave, "true") == 0) {
         char data[256];
         jbuf d;
-        st = store_prep("UPDATE members SET active=0 WHERE conv=? AND user_id=?");
+        st = sql(Q_MEMBER_DEACTIVATE);
         bind_text(st, 1, conv);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -352,10 +353,10 @@ void delete_conversation(const char *user, const char *conv, const srv_req *q, s
     } else {
         int64_t last = 0;
         char data[128];
-        st = store_prep("SELECT next_pos-1 FROM conversations WHERE uuid=?");
+        st = sql(Q_CONV_LAST_POS);
         bind_text(st, 1, conv);
         if (sqlite3_step(st) == SQLITE_ROW) last = sqlite3_column_int64(st, 0);
-        st = store_prep("UPDATE members SET from_pos=? WHERE conv=? AND user_id=?");
+        st = sql(Q_MEMBER_SET_FROM_POS);
         sqlite3_bind_int64(st, 1, last);
         bind_text(st, 2, conv);
         bind_text(st, 3, user);
@@ -386,13 +387,12 @@ void mark_all_read(const char *user, const char *conv, const jv *body, srv_resp 
         p = pos->u.i;
     }
     if (p == INT64_MAX) {
-        st = store_prep("SELECT next_pos-1 FROM conversations WHERE uuid=?");
+        st = sql(Q_CONV_LAST_POS);
         bind_text(st, 1, conv);
         if (sqlite3_step(st) == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
     }
     store_begin();
-    st = store_prep("UPDATE rstatus SET status=2 WHERE user_id=?1 AND status<2 AND msg IN"
-                    " (SELECT uuid FROM messages WHERE conv=?2 AND pos<=?3 AND deleted=0)");
+    st = sql(Q_RSTATUS_MARK_ALL_READ);
     bind_text(st, 1, user);
     bind_text(st, 2, conv);
     sqlite3_bind_int64(st, 3, p);

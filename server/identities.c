@@ -9,28 +9,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
-/* store_prep keys statements by the literal's address: one literal per field. */
+/* Each profile field: its name and the named statements reading and writing it. */
 static const struct {
-    const char *name, *get, *set;
+    const char *name;
+    sql_id get, set;
 } fields[] = {
-    {"display_name", "SELECT display_name FROM identities WHERE user_id=?",
-     "UPDATE identities SET display_name=? WHERE user_id=?"},
-    {"avatar_url", "SELECT avatar_url FROM identities WHERE user_id=?",
-     "UPDATE identities SET avatar_url=? WHERE user_id=?"},
-    {"first_name", "SELECT first_name FROM identities WHERE user_id=?",
-     "UPDATE identities SET first_name=? WHERE user_id=?"},
-    {"last_name", "SELECT last_name FROM identities WHERE user_id=?",
-     "UPDATE identities SET last_name=? WHERE user_id=?"},
-    {"email_address", "SELECT email_address FROM identities WHERE user_id=?",
-     "UPDATE identities SET email_address=? WHERE user_id=?"},
-    {"phone_number", "SELECT phone_number FROM identities WHERE user_id=?",
-     "UPDATE identities SET phone_number=? WHERE user_id=?"},
-    {"public_key", "SELECT public_key FROM identities WHERE user_id=?",
-     "UPDATE identities SET public_key=? WHERE user_id=?"},
-    {"type", "SELECT type FROM identities WHERE user_id=?", "UPDATE identities SET type=? WHERE user_id=?"},
+    {"display_name", Q_IDENTITY_GET_DISPLAY_NAME, Q_IDENTITY_SET_DISPLAY_NAME},
+    {"avatar_url", Q_IDENTITY_GET_AVATAR_URL, Q_IDENTITY_SET_AVATAR_URL},
+    {"first_name", Q_IDENTITY_GET_FIRST_NAME, Q_IDENTITY_SET_FIRST_NAME},
+    {"last_name", Q_IDENTITY_GET_LAST_NAME, Q_IDENTITY_SET_LAST_NAME},
+    {"email_address", Q_IDENTITY_GET_EMAIL_ADDRESS, Q_IDENTITY_SET_EMAIL_ADDRESS},
+    {"phone_number", Q_IDENTITY_GET_PHONE_NUMBER, Q_IDENTITY_SET_PHONE_NUMBER},
+    {"public_key", Q_IDENTITY_GET_PUBLIC_KEY, Q_IDENTITY_SET_PUBLIC_KEY},
+    {"type", Q_IDENTITY_GET_TYPE, Q_IDENTITY_SET_TYPE},
 };
 #define N_FIELDS (int)(sizeof fields / sizeof fields[0])
 #define N_TOKEN_FIELDS 4 /* an identity token's claims may set the first four */
@@ -49,10 +48,7 @@ static void put_set_op(jbuf *ops, int *n, const char *property, const jv *value)
 /* The user, their followers and their conversation peers, once each. */
 static int audience(const char *user, char ***out)
 {
-    sqlite3_stmt *st = store_prep(
-        "SELECT ?1 UNION SELECT user_id FROM following WHERE target=?1"
-        " UNION SELECT m2.user_id FROM members m1 JOIN members m2 ON m2.conv=m1.conv AND m2.active=1"
-        " WHERE m1.user_id=?1 AND m1.active=1 LIMIT 100000");
+    sqlite3_stmt *st = sql(Q_IDENTITY_AUDIENCE);
     char **v = NULL;
     int n = 0;
     bind_text(st, 1, user);
@@ -110,11 +106,11 @@ int identity_update(const char *user, const jv *src, int all_fields)
         sqlite3_stmt *st;
         int same;
         if (!v || v->type != JV_STRING) continue;
-        st = store_prep(fields[i].get);
+        st = sql(fields[i].get);
         bind_text(st, 1, user);
         same = sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) && strcmp(col_text(st, 0), v->u.s) == 0;
         if (same) continue;
-        st = store_prep(fields[i].set);
+        st = sql(fields[i].set);
         bind_text(st, 1, v->u.s);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -122,7 +118,7 @@ int identity_update(const char *user, const jv *src, int all_fields)
     }
     if (meta && meta->type == JV_OBJECT) {
         jbuf m;
-        sqlite3_stmt *st = store_prep("SELECT metadata FROM identities WHERE user_id=?");
+        sqlite3_stmt *st = sql(Q_IDENTITY_GET_METADATA);
         int same;
         jbuf_init(&m);
         jv_write(&m, meta);
@@ -130,7 +126,7 @@ int identity_update(const char *user, const jv *src, int all_fields)
         bind_text(st, 1, user);
         same = !m.oom && sqlite3_step(st) == SQLITE_ROW && col_text(st, 0) && strcmp(col_text(st, 0), m.data) == 0;
         if (!same && !m.oom) {
-            st = store_prep("UPDATE identities SET metadata=? WHERE user_id=?");
+            st = sql(Q_IDENTITY_SET_METADATA);
             bind_text(st, 1, m.data);
             bind_text(st, 2, user);
             sqlite3_step(st);
@@ -161,11 +157,11 @@ void list_identities(const srv_req *q, const char *user, srv_resp *r)
     char **ids = NULL;
     sqlite3_stmt *st;
     if (ps < 0) return;
-    st = store_prep("SELECT target FROM following WHERE user_id=? ORDER BY target LIMIT ?");
+    st = sql(Q_FOLLOWING_PAGE);
     bind_text(st, 1, user);
     sqlite3_bind_int(st, 2, ps);
     ids = page_ids(st, &n);
-    st = store_prep("SELECT count(*) FROM following WHERE user_id=?");
+    st = sql(Q_FOLLOWING_COUNT);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
     respond_page(r, ids, n, w_identity_row, user);
@@ -183,11 +179,11 @@ void follow(const char *user, const char *target, int on, srv_resp *r)
     store_begin();
     if (on) {
         ensure_identity(target);
-        st = store_prep("INSERT OR IGNORE INTO following(user_id, target) VALUES(?,?)");
+        st = sql(Q_FOLLOWING_ADD);
         bind_text(st, 1, user);
         bind_text(st, 2, target);
         sqlite3_step(st);
-        if (sqlite3_changes(S.db)) {
+        if (store_changes()) {
             jbuf d;
             jbuf_init(&d);
             w_full_identity(&d, target);
@@ -196,11 +192,11 @@ void follow(const char *user, const char *target, int on, srv_resp *r)
             jbuf_free(&d);
         }
     } else {
-        st = store_prep("DELETE FROM following WHERE user_id=? AND target=?");
+        st = sql(Q_FOLLOWING_DELETE);
         bind_text(st, 1, user);
         bind_text(st, 2, target);
         sqlite3_step(st);
-        if (sqlite3_changes(S.db)) emit(user, "change", "delete", "Identity", oid, "null");
+        if (store_changes()) emit(user, "change", "delete", "Identity", oid, "null");
     }
     store_commit();
     ok_empty(r);

@@ -13,7 +13,7 @@
 
 typedef struct pss pss_t;
 struct pss {
-    srv_conn conn;   /* first: S.wake gets a srv_conn* that is this struct */
+    srv_conn conn;   /* first: wake() gets a srv_conn* that is this struct */
     int is_ws;
     struct lws *wsi;
     /* While a body is awaited: its deadline, on the list tick() checks. */
@@ -33,6 +33,7 @@ static volatile sig_atomic_t stop_flag;
 static int64_t deadline_ms;
 static pid_t watch_pid;
 static struct lws_context *ctx;
+static srv_ctx server; /* the server context every srv_* call gets */
 static lws_sorted_usec_list_t tick_sul;
 static char pending_user[160], pending_token[80];
 
@@ -129,7 +130,7 @@ static void reap_slow_bodies(void)
         next = p->bnext;
         if (now < p->body_deadline) continue;
         body_done(p);
-        if (S.log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
+        if (server.log_level >= 2) fprintf(stderr, "layer-server: request body too slow, connection closed\n");
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
     }
 }
@@ -158,7 +159,7 @@ static void log_request(pss_t *p)
 {
     const char *path = p->req ? p->req->path : "?";
     static const char *mn[] = {"?", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
-    if (S.log_level < 2 || !p->req || !p->resp) return;
+    if (server.log_level < 2 || !p->req || !p->resp) return;
     /* Paths that embed a secret are shortened: session tokens never reach the log. */
     if (strncmp(path, "/sessions/", 10) == 0) path = "/sessions/<token>";
     else if (strncmp(path, "/content-upload/", 16) == 0) path = "/content-upload/<key>";
@@ -210,7 +211,7 @@ static int run_request(struct lws *wsi, pss_t *p)
     srv_resp_init(p->resp);
     p->req->body = p->body;
     p->req->body_len = p->body_len;
-    srv_handle_http(p->req, p->resp);
+    srv_handle_http(&server, p->req, p->resp);
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -328,6 +329,145 @@ static int ws_path_ok(struct lws *wsi)
            strcmp(uri, "/ws") == 0 || strcmp(uri, "/websocket/") == 0;
 }
 
+/* ---------- HTTP reasons ---------- */
+
+static int http_body(pss_t *p, const void *in, size_t len)
+{
+    if (!p->req) return -1;
+    if (p->resp) return 0;
+    if (p->body_len + len > p->body_max) {
+        p->req->body_too_large = 1;
+        return 0;
+    }
+    if (p->body_len + len + 1 > p->body_cap) {
+        size_t cap = (p->body_len + len + 1) * 2;
+        char *nb;
+        if (cap > p->body_max + 1) cap = p->body_max + 1;
+        nb = realloc(p->body, cap);
+        if (!nb) return -1;
+        p->body = nb;
+        p->body_cap = cap;
+    }
+    memcpy(p->body + p->body_len, in, len);
+    p->body_len += len;
+    p->body[p->body_len] = 0;
+    return 0;
+}
+
+static int http_body_complete(struct lws *wsi, pss_t *p)
+{
+    if (!p->req) return -1;
+    if (p->resp) return 0; /* lws also reports completion of a zero-length body */
+    return run_request(wsi, p);
+}
+
+/* ---------- connection reasons ---------- */
+
+/* 1 (refuse) when the new connection's address already holds its share. */
+static int crowded_peer(const struct lws_filter_network_conn_args *f)
+{
+    const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
+    if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
+    if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
+    return 1;
+}
+
+/* ---------- WebSocket reasons ---------- */
+
+/* The upgrade: a layer-* subprotocol on a socket path with a valid session, else refused (1). */
+static int ws_filter(struct lws *wsi)
+{
+    const struct lws_protocols *pr = lws_get_protocol(wsi);
+    char buf[256];
+    const char *tok;
+    if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
+    tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
+    if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
+        if (server.log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
+        return 1;
+    }
+    snprintf(pending_token, sizeof pending_token, "%s", tok);
+    return 0;
+}
+
+static int ws_established(struct lws *wsi, pss_t *p)
+{
+    const struct lws_protocols *pr = lws_get_protocol(wsi);
+    memset(p, 0, sizeof *p);
+    p->is_ws = 1;
+    p->conn.wsi = wsi;
+    p->conn.api = strcmp(pr->name, "layer-2.0") == 0 ? 2 : 3;
+    snprintf(p->conn.user, sizeof p->conn.user, "%s", pending_user);
+    snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
+    pending_user[0] = pending_token[0] = 0;
+    srv_conn_open(&server, &p->conn);
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
+    return 0;
+}
+
+/* A fragment: reassembled, and a whole text message handed to srv_ws_frame. */
+static int ws_receive(struct lws *wsi, pss_t *p, const void *in, size_t len)
+{
+    srv_conn *c = &p->conn;
+    int code;
+    char *nb;
+    if (lws_frame_is_binary(wsi)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)"text JSON only", 14);
+        return -1;
+    }
+    if (c->rx_len + len > SRV_MAX_BODY) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too large", 9);
+        return -1;
+    }
+    nb = realloc(c->rx, c->rx_len + len + 1);
+    if (!nb) return -1;
+    c->rx = nb;
+    if (len) memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
+    code = srv_ws_frame(&server, c, c->rx, c->rx_len);
+    c->rx_len = 0;
+    if (code) {
+        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)"not JSON", 8);
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_writeable(struct lws *wsi, pss_t *p)
+{
+    srv_conn *c = &p->conn;
+    srv_pkt *pk;
+    if (c->close_pending) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"closed by server", 16);
+        return -1;
+    }
+    if (c->stall_until) return 0;
+    /* Several packets per wakeup while the socket takes them: one poll
+     * round per packet would cap fan-out throughput. */
+    while (c->qhead && !lws_send_pipe_choked(wsi)) {
+        pk = srv_conn_pop(c);
+        if (lws_write(wsi, pk->data + LWS_PRE, pk->len, LWS_WRITE_TEXT) < (int)pk->len) {
+            free(pk);
+            return -1;
+        }
+        free(pk);
+    }
+    if (c->replaying) srv_replay_pump(c); /* the next batch, now that the queue has drained */
+    if (c->qhead) lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void ws_closed(pss_t *p)
+{
+    if (!p || !p->is_ws) return;
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
+    srv_conn_closed(&server, &p->conn);
+    p->conn.wsi = NULL;
+}
+
+/* One function per reason; anything else goes to lws's default HTTP handling. */
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     pss_t *p = user;
@@ -335,44 +475,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         return begin_http(wsi, p, in);
     case LWS_CALLBACK_HTTP_BODY:
-        if (!p->req) return -1;
-        if (p->resp) return 0;
-        if (p->body_len + len > p->body_max) {
-            p->req->body_too_large = 1;
-            return 0;
-        }
-        if (p->body_len + len + 1 > p->body_cap) {
-            size_t cap = (p->body_len + len + 1) * 2;
-            char *nb;
-            if (cap > p->body_max + 1) cap = p->body_max + 1;
-            nb = realloc(p->body, cap);
-            if (!nb) return -1;
-            p->body = nb;
-            p->body_cap = cap;
-        }
-        memcpy(p->body + p->body_len, in, len);
-        p->body_len += len;
-        p->body[p->body_len] = 0;
-        return 0;
+        return http_body(p, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (!p->req) return -1;
-        if (p->resp) return 0; /* lws also reports completion of a zero-length body */
-        return run_request(wsi, p);
+        return http_body_complete(wsi, p);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_http(wsi, p);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (p && !p->is_ws) http_reset(p);
         return 0;
-
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
-        const struct lws_filter_network_conn_args *f = user;
-        const struct sockaddr_in *sa = (const struct sockaddr_in *)&f->cli_addr;
-        if (max_conns_per_ip <= 0 || sa->sin_family != AF_INET) return 0;
-        if (peer_conns(sa->sin_addr.s_addr) < max_conns_per_ip) return 0;
-        if (S.log_level >= 2) fprintf(stderr, "layer-server: connection refused: too many from one address\n");
-        return 1;
-    }
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* user is the connection's arguments here */
+        return crowded_peer(user);
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         peer_opened(wsi);
         return 0;
@@ -380,88 +493,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         peer_closed(wsi);
         if (p && !p->is_ws) body_done(p);
         return 0;
-
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        const struct lws_protocols *pr = lws_get_protocol(wsi);
-        char buf[256];
-        const char *tok;
-        if (!pr || strncmp(pr->name, "layer-", 6) != 0 || !ws_path_ok(wsi)) return 1;
-        tok = lws_get_urlarg_by_name(wsi, "session_token=", buf, sizeof buf);
-        if (!tok || !srv_ws_authorize(tok, pending_user, sizeof pending_user)) {
-            if (S.log_level >= 2) fprintf(stderr, "layer-server: WS upgrade refused (bad session)\n");
-            return 1;
-        }
-        snprintf(pending_token, sizeof pending_token, "%s", tok);
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED: {
-        const struct lws_protocols *pr = lws_get_protocol(wsi);
-        memset(p, 0, sizeof *p);
-        p->is_ws = 1;
-        p->conn.wsi = wsi;
-        p->conn.api = strcmp(pr->name, "layer-2.0") == 0 ? 2 : 3;
-        snprintf(p->conn.user, sizeof p->conn.user, "%s", pending_user);
-        snprintf(p->conn.token, sizeof p->conn.token, "%s", pending_token);
-        pending_user[0] = pending_token[0] = 0;
-        srv_conn_open(&p->conn);
-        if (S.log_level >= 2) fprintf(stderr, "layer-server: WS open %s (layer-%d.0)\n", p->conn.user, p->conn.api);
-        return 0;
-    }
-    case LWS_CALLBACK_RECEIVE: {
-        srv_conn *c = &p->conn;
-        int code;
-        if (lws_frame_is_binary(wsi)) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)"text JSON only", 14);
-            return -1;
-        }
-        if (c->rx_len + len > SRV_MAX_BODY) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too large", 9);
-            return -1;
-        }
-        {
-            char *nb = realloc(c->rx, c->rx_len + len + 1);
-            if (!nb) return -1;
-            c->rx = nb;
-            if (len) memcpy(c->rx + c->rx_len, in, len);
-            c->rx_len += len;
-        }
-        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
-        code = srv_ws_frame(c, c->rx, c->rx_len);
-        c->rx_len = 0;
-        if (code) {
-            lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)"not JSON", 8);
-            return -1;
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-        srv_conn *c = &p->conn;
-        srv_pkt *pk;
-        if (c->close_pending) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"closed by server", 16);
-            return -1;
-        }
-        if (c->stall_until) return 0;
-        /* Several packets per wakeup while the socket takes them: one poll
-         * round per packet would cap fan-out throughput. */
-        while (c->qhead && !lws_send_pipe_choked(wsi)) {
-            pk = srv_conn_pop(c);
-            if (lws_write(wsi, pk->data + LWS_PRE, pk->len, LWS_WRITE_TEXT) < (int)pk->len) {
-                free(pk);
-                return -1;
-            }
-            free(pk);
-        }
-        if (c->replaying) srv_replay_pump(c); /* the next batch, now that the queue has drained */
-        if (c->qhead) lws_callback_on_writable(wsi);
-        return 0;
-    }
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(wsi, p);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(wsi, p, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(wsi, p);
     case LWS_CALLBACK_CLOSED:
-        if (p && p->is_ws) {
-            if (S.log_level >= 2) fprintf(stderr, "layer-server: WS close %s\n", p->conn.user);
-            srv_conn_closed(&p->conn);
-            p->conn.wsi = NULL;
-        }
+        ws_closed(p);
         return 0;
     default:
         break;
@@ -489,36 +530,36 @@ int main(int argc, char **argv)
 {
     struct lws_context_creation_info info;
     const char *db = "layer.db", *bind_addr = "127.0.0.1", *base = NULL;
+    char base_url[256], content_key[65];
     int port = 7480, i, parent_given = 0;
     double lifetime = 0;
     struct lws_vhost *vh;
 
-    S.session_ttl_ms = 30LL * 24 * 3600 * 1000;
-    S.log_level = 2;
+    server.session_ttl_ms = 30LL * 24 * 3600 * 1000;
+    server.log_level = 2;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--allow-unsigned") == 0) { S.allow_unsigned = 1; continue; }
+        if (strcmp(a, "--allow-unsigned") == 0) { server.allow_unsigned = 1; continue; }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(); return 0; }
         if (!v) { usage(); return 2; }
         if (strcmp(a, "--port") == 0) port = atoi(v);
         else if (strcmp(a, "--bind") == 0) bind_addr = v;
         else if (strcmp(a, "--db") == 0) db = v;
-        else if (strcmp(a, "--identity-secret") == 0) snprintf(S.secret, sizeof S.secret, "%s", v);
-        else if (strcmp(a, "--admin-token") == 0) snprintf(S.admin_token, sizeof S.admin_token, "%s", v);
+        else if (strcmp(a, "--identity-secret") == 0) snprintf(server.secret, sizeof server.secret, "%s", v);
+        else if (strcmp(a, "--admin-token") == 0) snprintf(server.admin_token, sizeof server.admin_token, "%s", v);
         else if (strcmp(a, "--max-lifetime") == 0) lifetime = atof(v);
-        else if (strcmp(a, "--session-ttl") == 0) S.session_ttl_ms = (int64_t)(atof(v) * 1000);
+        else if (strcmp(a, "--session-ttl") == 0) server.session_ttl_ms = (int64_t)(atof(v) * 1000);
         else if (strcmp(a, "--base-url") == 0) base = v;
         else if (strcmp(a, "--request-timeout") == 0) request_timeout_s = atoi(v);
         else if (strcmp(a, "--max-conns-per-ip") == 0) max_conns_per_ip = atoi(v);
         else if (strcmp(a, "--parent-pid") == 0) { watch_pid = (pid_t)atoi(v); parent_given = 1; }
         else if (strcmp(a, "--log-level") == 0) {
-            S.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
+            server.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
         } else { usage(); return 2; }
         i++;
     }
     if (port < 0 || port > 65535 || request_timeout_s < 1 || max_conns_per_ip < 0) { usage(); return 2; }
-    if (!S.secret[0]) srv_random_hex(S.secret, 32); /* nothing verifies without --identity-secret */
-    srv_random_hex(S.content_key, 32);
+    if (!server.secret[0]) srv_random_hex(server.secret, 32); /* nothing verifies without --identity-secret */
     if (!parent_given) watch_pid = getppid();
     /* Stop with the parent: servers started by tests must never outlive them. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -529,7 +570,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (!store_open(db)) return 1;
-    lws_set_log_level(S.log_level >= 3 ? (LLL_ERR | LLL_WARN) : S.log_level >= 1 ? LLL_ERR : 0, NULL);
+    lws_set_log_level(server.log_level >= 3 ? (LLL_ERR | LLL_WARN) : server.log_level >= 1 ? LLL_ERR : 0, NULL);
 
     memset(&info, 0, sizeof info);
     info.port = port;
@@ -552,18 +593,19 @@ int main(int argc, char **argv)
     }
     vh = lws_get_vhost_by_name(ctx, "default");
     if (vh) port = lws_get_vhost_listen_port(vh);
-    if (base) snprintf(S.base_url, sizeof S.base_url, "%s", base);
-    else snprintf(S.base_url, sizeof S.base_url, "http://%s:%d", bind_addr, port);
-    S.wake = wake;
-    S.pkt_headroom = LWS_PRE;
-    printf("layer-server listening on %s port %d pid %d\n", S.base_url, port, (int)getpid());
+    if (base) snprintf(base_url, sizeof base_url, "%s", base);
+    else snprintf(base_url, sizeof base_url, "http://%s:%d", bind_addr, port);
+    srv_random_hex(content_key, 32); /* download URLs of an earlier run stop working */
+    render_configure(base_url, content_key);
+    fanout_set_network(wake, LWS_PRE);
+    printf("layer-server listening on %s port %d pid %d\n", base_url, port, (int)getpid());
     fflush(stdout);
 
     lws_sul_schedule(ctx, 0, &tick_sul, tick, 100 * LWS_US_PER_MS);
     while (!stop_flag)
         if (lws_service(ctx, 0) < 0) break;
-    if (S.log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
-    S.stopping = 1;
+    if (server.log_level >= 2) fprintf(stderr, "layer-server: stopping\n");
+    server.stopping = 1;
     lws_context_destroy(ctx);
     store_close();
     return 0;

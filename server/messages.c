@@ -3,8 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "handlers.h"
 
 void list_messages(const srv_req *q, const char *user, const char *conv, srv_resp *r)
 {
@@ -24,20 +28,17 @@ void list_messages(const srv_req *q, const char *user, const char *conv, srv_res
             err_resp(r, 422, "invalid_property", 105, "from_id must be a message id", NULL);
             return;
         }
-        st = store_prep("SELECT pos FROM messages WHERE uuid=? AND conv=?");
+        st = sql(Q_MSG_POS_IN_CONV);
         bind_text(st, 1, fu);
         bind_text(st, 2, conv);
         if (sqlite3_step(st) == SQLITE_ROW) fpos = sqlite3_column_int64(st, 0);
     }
-    st = store_prep("SELECT count(*) FROM messages m WHERE conv=?1 AND deleted=0 AND pos>?2 AND NOT EXISTS"
-                    " (SELECT 1 FROM rstatus r WHERE r.msg=m.uuid AND r.user_id=?3 AND r.hidden=1)");
+    st = sql(Q_MSG_COUNT_VISIBLE);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, mfrom);
     bind_text(st, 3, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = store_prep("SELECT uuid FROM messages m WHERE conv=?1 AND deleted=0 AND pos>?2 AND pos<?4 AND NOT EXISTS"
-                    " (SELECT 1 FROM rstatus r WHERE r.msg=m.uuid AND r.user_id=?3 AND r.hidden=1)"
-                    " ORDER BY pos DESC LIMIT ?5");
+    st = sql(Q_MSG_PAGE);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, mfrom);
     bind_text(st, 3, user);
@@ -62,7 +63,7 @@ void delete_message(const char *user, const char *msg, const srv_req *q, srv_res
     store_begin();
     if (strcmp(mode, "all_participants") == 0) {
         n = conv_members(conv, &mem);
-        st = store_prep("UPDATE messages SET deleted=1 WHERE uuid=?");
+        st = sql(Q_MSG_DELETE);
         bind_text(st, 1, msg);
         sqlite3_step(st);
         for (i = 0; i < n; i++) {
@@ -74,8 +75,7 @@ void delete_message(const char *user, const char *msg, const srv_req *q, srv_res
     } else {
         conv_member(conv, user, &from);
         conv_last_message(conv, user, from, last_before);
-        st = store_prep("INSERT INTO rstatus(msg, user_id, status, hidden) VALUES(?1,?2,2,1)"
-                        " ON CONFLICT(msg, user_id) DO UPDATE SET hidden=1");
+        st = sql(Q_RSTATUS_HIDE);
         bind_text(st, 1, msg);
         bind_text(st, 2, user);
         sqlite3_step(st);
@@ -108,15 +108,14 @@ void message_receipt(const char *user, const char *msg, const jv *body, srv_resp
         err_resp(r, 422, "invalid_property", 105, "type must be read or delivery", NULL);
         return;
     }
-    st = store_prep("SELECT status FROM rstatus WHERE msg=? AND user_id=?");
+    st = sql(Q_RSTATUS_GET);
     bind_text(st, 1, msg);
     bind_text(st, 2, user);
     if (sqlite3_step(st) == SQLITE_ROW) cur = sqlite3_column_int(st, 0);
     if (want > cur) {
         jbuf d;
         store_begin();
-        st = store_prep("INSERT INTO rstatus(msg, user_id, status) VALUES(?1,?2,?3)"
-                        " ON CONFLICT(msg, user_id) DO UPDATE SET status=?3");
+        st = sql(Q_RSTATUS_RAISE);
         bind_text(st, 1, msg);
         bind_text(st, 2, user);
         sqlite3_bind_int(st, 3, want);

@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "handlers.h"
 
 /* ---------- paging ---------- */
 

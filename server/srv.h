@@ -87,47 +87,49 @@ typedef struct srv_conn {
     int rx_bad;
 } srv_conn;
 
+/* The server context: configuration and injected faults, owned by main() (or a fuzzer) and
+ * passed to every entry point below, and from there to the handlers that need it. The
+ * database handle is store.c's, the socket registry fanout.c's, URLs and the content key
+ * render.c's (render_configure). */
 typedef struct {
-    sqlite3 *db;
-    char base_url[256];
     char secret[512];
     char admin_token[256];
-    char content_key[65];    /* signs download URLs; new per run */
     int allow_unsigned;
     int64_t session_ttl_ms;
     int log_level;        /* 0 quiet, 1 errors, 2 requests, 3 debug */
     int stopping; /* set while the server shuts down: no more fan-out */
-    srv_conn *conns;
-    srv_conn *buckets[4096];   /* connections by user, for fan-out */
     /* faults */
     int fault_left, fault_status, fault_retry_after;
-    void (*wake)(srv_conn *c); /* ask the network layer to flush c */
-    size_t pkt_headroom;       /* LWS_PRE */
-} srv_state;
-
-extern srv_state S;
+} srv_ctx;
 
 /* ---- store.c ---- */
 int store_open(const char *path);
 void store_close(void);
-sqlite3_stmt *store_prep(const char *sql); /* cached prepared statement, reset */
-int store_exec(const char *sql);
+sqlite3_stmt *store_prep(const char *text); /* cached prepared statement, reset */
+int store_exec(const char *text);
+int store_is_open(void);
+int store_changes(void); /* rows the last statement changed */
 int store_begin(void);
 int store_commit(void);
 void store_rollback(void);
 
-/* ---- api.c ---- */
-void srv_handle_http(const srv_req *req, srv_resp *resp);
-void srv_resp_init(srv_resp *r);
+/* ---- what the network glue (main.c) and the fuzzer call ---- */
+void srv_handle_http(srv_ctx *x, const srv_req *req, srv_resp *resp); /* api.c */
+void srv_resp_init(srv_resp *r);                           /* resp.c */
 void srv_resp_free(srv_resp *r);
-int srv_ws_authorize(const char *token, char *user, size_t usz); /* 1 if valid */
-void srv_conn_open(srv_conn *c);
-void srv_conn_closed(srv_conn *c);
+int srv_ws_authorize(const char *token, char *user, size_t usz); /* auth.c; 1 if valid */
+/* The network layer's "flush c" and the headroom it needs before each packet (fanout.c). */
+void fanout_set_network(void (*wake)(srv_conn *c), size_t pkt_headroom);
+/* The URL prefix of every url in a response, and the key download URLs are signed with (render.c). */
+void render_configure(const char *base_url, const char *content_key);
+/* ws.c */
+void srv_conn_open(srv_ctx *x, srv_conn *c);
+void srv_conn_closed(srv_ctx *x, srv_conn *c);
 /* Handle one complete text frame; returns 0, or a close code to close the socket. */
-int srv_ws_frame(srv_conn *c, const char *data, size_t len);
-void srv_tick(void);   /* periodic: release stalled sockets */
-srv_pkt *srv_conn_pop(srv_conn *c);
+int srv_ws_frame(srv_ctx *x, srv_conn *c, const char *data, size_t len);
 void srv_replay_pump(srv_conn *c); /* queue the next replay batch, if the queue has room */
-srv_conn *srv_user_conns(const char *user); /* walk ->hnext, compare ->user */
+/* fanout.c */
+void srv_tick(void);   /* periodic: release stalled sockets, close expired ones */
+srv_pkt *srv_conn_pop(srv_conn *c);
 
 #endif

@@ -1,12 +1,14 @@
-/* store.c - the server's SQLite database: schema and a prepared-statement cache. */
+/* store.c - the server's SQLite database: its one handle, the schema, a prepared-statement cache
+ * (sql.c names the statements), transactions. */
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include "srv.h"
 
 #define NCACHE 256
-static struct { const char *sql; sqlite3_stmt *st; } cache[NCACHE];
+static struct { const char *text; sqlite3_stmt *st; } cache[NCACHE];
 static int ncache;
+static sqlite3 *db;
 
 static const char *schema =
     "PRAGMA journal_mode=WAL;"
@@ -54,7 +56,7 @@ static int table_exists(const char *name)
 {
     sqlite3_stmt *st;
     int found;
-    if (sqlite3_prepare_v2(S.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) !=
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) !=
         SQLITE_OK)
         return 0;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -67,15 +69,15 @@ int store_open(const char *path)
 {
     char *err = NULL;
     int had_content_refs;
-    if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        fprintf(stderr, "layer-server: cannot open database %s: %s\n", path, sqlite3_errmsg(S.db));
+        fprintf(stderr, "layer-server: cannot open database %s: %s\n", path, sqlite3_errmsg(db));
         return 0;
     }
-    sqlite3_busy_timeout(S.db, 2000);
+    sqlite3_busy_timeout(db, 2000);
     had_content_refs = table_exists("content_refs");
-    if (sqlite3_exec(S.db, schema, NULL, NULL, &err) != SQLITE_OK ||
-        (!had_content_refs && sqlite3_exec(S.db, content_refs_backfill, NULL, NULL, &err) != SQLITE_OK)) {
+    if (sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK ||
+        (!had_content_refs && sqlite3_exec(db, content_refs_backfill, NULL, NULL, &err) != SQLITE_OK)) {
         fprintf(stderr, "layer-server: schema: %s\n", err ? err : "?");
         sqlite3_free(err);
         return 0;
@@ -94,34 +96,37 @@ void store_close(void)
     int i;
     for (i = 0; i < ncache; i++) sqlite3_finalize(cache[i].st);
     ncache = 0;
-    if (S.db) sqlite3_close(S.db);
-    S.db = NULL;
+    if (db) sqlite3_close(db);
+    db = NULL;
 }
 
-sqlite3_stmt *store_prep(const char *sql)
+sqlite3_stmt *store_prep(const char *text)
 {
     /* Keyed by the literal's address: every call site passes a constant. */
     int i;
     for (i = 0; i < ncache; i++) {
-        if (cache[i].sql == sql) {
+        if (cache[i].text == text) {
             sqlite3_reset(cache[i].st);
             sqlite3_clear_bindings(cache[i].st);
             return cache[i].st;
         }
     }
     if (ncache == NCACHE) abort();
-    if (sqlite3_prepare_v2(S.db, sql, -1, &cache[ncache].st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "layer-server: SQL error %s in: %s\n", sqlite3_errmsg(S.db), sql);
+    if (sqlite3_prepare_v2(db, text, -1, &cache[ncache].st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "layer-server: SQL error %s in: %s\n", sqlite3_errmsg(db), text);
         abort();
     }
-    cache[ncache].sql = sql;
+    cache[ncache].text = text;
     return cache[ncache++].st;
 }
 
-int store_exec(const char *sql)
+int store_exec(const char *text)
 {
-    return sqlite3_exec(S.db, sql, NULL, NULL, NULL) == SQLITE_OK;
+    return sqlite3_exec(db, text, NULL, NULL, NULL) == SQLITE_OK;
 }
+
+int store_is_open(void) { return db != NULL; }
+int store_changes(void) { return sqlite3_changes(db); }
 
 int store_begin(void) { return store_exec("BEGIN IMMEDIATE"); }
 int store_commit(void) { return store_exec("COMMIT"); }

@@ -1,77 +1,31 @@
-/* ws.c - the WebSocket side: the registry of open sockets by user, the requests and signals a
- * socket sends, Event.replay and presence. */
+/* ws.c - the WebSocket side: a socket's opening and closing, the requests and signals it sends
+ * (a table by method), Event.replay and presence. The registry itself is fanout.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "srv.h"
+#include "sql.h"
 #include "model.h"
-#include "api.h"
+#include "render.h"
+#include "resp.h"
+#include "fanout.h"
+#include "actions.h"
+#include "handlers.h"
 
-/* ---------- WebSocket ---------- */
+static void presence_follow_sockets(const srv_ctx *x, srv_conn *c, int opened);
 
-static unsigned user_hash(const char *u)
+void srv_conn_open(srv_ctx *x, srv_conn *c)
 {
-    unsigned h = 2166136261u;
-    for (; *u; u++) h = (h ^ (unsigned char)*u) * 16777619u;
-    return h % 4096;
-}
-
-srv_conn *srv_user_conns(const char *user)
-{
-    return S.buckets[user_hash(user)];
-}
-
-static void presence_follow_sockets(srv_conn *c, int opened);
-
-void srv_conn_open(srv_conn *c)
-{
-    sqlite3_stmt *st = store_prep("SELECT expires_ms FROM sessions WHERE token=?");
+    sqlite3_stmt *st = sql(Q_SESSION_EXPIRES);
     bind_text(st, 1, c->token);
     c->session_expires_ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    c->hash = user_hash(c->user);
-    c->hprev = NULL;
-    c->hnext = S.buckets[c->hash];
-    if (c->hnext) c->hnext->hprev = c;
-    S.buckets[c->hash] = c;
-    c->next = S.conns;
-    c->prev = NULL;
-    if (S.conns) S.conns->prev = c;
-    S.conns = c;
-    presence_follow_sockets(c, 1);
+    registry_add(c);
+    presence_follow_sockets(x, c, 1);
 }
 
-void srv_conn_closed(srv_conn *c)
+void srv_conn_closed(srv_ctx *x, srv_conn *c)
 {
-    srv_pkt *p;
-    int was_open = c->next || c->prev || S.conns == c;
-    if (c->prev) c->prev->next = c->next;
-    else if (S.conns == c) S.conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    if (c->hprev) c->hprev->hnext = c->hnext;
-    else if (S.buckets[c->hash] == c) S.buckets[c->hash] = c->hnext;
-    if (c->hnext) c->hnext->hprev = c->hprev;
-    c->hnext = c->hprev = NULL;
-    while ((p = srv_conn_pop(c)) != NULL) free(p);
-    free(c->rx);
-    c->rx = NULL;
-    if (was_open) presence_follow_sockets(c, 0);
-}
-
-void srv_tick(void)
-{
-    srv_conn *c;
-    int64_t now = srv_now_ms();
-    for (c = S.conns; c; c = c->next) {
-        if (c->stall_until && c->stall_until <= now) {
-            c->stall_until = 0;
-            if (S.wake) S.wake(c);
-        }
-        if (!c->close_pending && c->session_expires_ms <= now) { /* the session ran out */
-            c->close_pending = 1;
-            if (S.wake) S.wake(c);
-        }
-    }
+    if (registry_remove(c)) presence_follow_sockets(x, c, 0);
 }
 
 /* rid_json: the request_id as JSON text, or "" for null */
@@ -130,8 +84,7 @@ void srv_replay_pump(srv_conn *c)
     char d[64];
     if (!c->replaying || c->close_pending) return;
     while (c->qbytes < REPLAY_QUEUE_LOW) {
-        st = store_prep("SELECT seq, ts_ms, kind, op, otype, oid, data FROM events"
-                        " WHERE user_id=? AND ts_ms>=? AND seq>? ORDER BY seq LIMIT ?");
+        st = sql(Q_EVENT_BATCH);
         bind_text(st, 1, c->user);
         sqlite3_bind_int64(st, 2, c->replay_from);
         sqlite3_bind_int64(st, 3, c->replay_seq);
@@ -183,14 +136,14 @@ static void presence_push(const char *user, const char *status);
 
 /* A user whose presence is auto goes offline with their last socket, and comes back
  * with their first one; peers get the patch. */
-static void presence_follow_sockets(srv_conn *c, int opened)
+static void presence_follow_sockets(const srv_ctx *x, srv_conn *c, int opened)
 {
     sqlite3_stmt *st;
-    if (S.stopping || !c->user[0] || user_online(c->user, c)) return;
-    if (!S.db || !(st = store_prep("SELECT presence FROM identities WHERE user_id=?"))) return;
+    if (x->stopping || !c->user[0] || user_online(c->user, c)) return;
+    if (!store_is_open() || !(st = sql(Q_IDENTITY_PRESENCE))) return;
     bind_text(st, 1, c->user);
     if (sqlite3_step(st) != SQLITE_ROW || !col_text(st, 0) || strcmp(col_text(st, 0), "auto")) return;
-    st = store_prep("UPDATE identities SET last_seen_ms=? WHERE user_id=?");
+    st = sql(Q_IDENTITY_SET_LAST_SEEN);
     sqlite3_bind_int64(st, 1, srv_now_ms());
     bind_text(st, 2, c->user);
     sqlite3_step(st);
@@ -209,7 +162,7 @@ static void presence_sync(srv_conn *c, const jv *data, const jv *rid)
         sqlite3_stmt *st;
         const jv *e = &ids->u.items[i];
         if (e->type != JV_STRING || !parse_identity(e->u.s, e->len, u, sizeof u)) continue;
-        st = store_prep("SELECT presence, last_seen_ms FROM identities WHERE user_id=?");
+        st = sql(Q_IDENTITY_PRESENCE_SEEN);
         bind_text(st, 1, u);
         if (sqlite3_step(st) != SQLITE_ROW) continue;
         if (b.data[b.len - 1] != '[') jbuf_putc(&b, ',');
@@ -237,9 +190,7 @@ static void presence_push(const char *user, const char *status)
     jbuf d, oid;
     char **peers = NULL;
     int n = 0, i;
-    sqlite3_stmt *st = store_prep(
-        "SELECT DISTINCT m2.user_id FROM members m1 JOIN members m2 ON m2.conv=m1.conv AND m2.active=1"
-        " WHERE m1.user_id=?1 AND m1.active=1 UNION SELECT ?1 LIMIT 10000");
+    sqlite3_stmt *st = sql(Q_PRESENCE_PEERS);
     bind_text(st, 1, user);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char **nv = realloc(peers, sizeof *peers * (size_t)(n + 1));
@@ -269,81 +220,133 @@ static void presence_push(const char *user, const char *status)
     jbuf_free(&oid);
 }
 
-static void ws_request(srv_conn *c, const jv *body)
-{
-    const jv *method = jv_get(body, "method"), *rid = jv_get(body, "request_id");
-    const jv *data = jv_get(body, "data"), *obj = jv_get(body, "object_id");
+/* ---------- requests, by method ---------- */
+
+/* One request: its method name m (for the response), request_id, data and object_id. */
+typedef struct {
+    srv_conn *c;
     const char *m;
-    if (!method || method->type != JV_STRING) {
-        ws_error(c, NULL, rid, "missing_property", 104, "request needs a method");
+    const jv *rid, *data, *obj;
+} ws_req;
+
+static void ws_counter_read(const ws_req *q)
+{
+    char d[64];
+    snprintf(d, sizeof d, "{\"counter\":%lld}", (long long)(q->c->counter > 0 ? q->c->counter - 1 : 0));
+    ws_response(q->c, q->m, q->rid, 1, d, strlen(d));
+}
+
+static void ws_event_replay(const ws_req *q)
+{
+    srv_conn *c = q->c;
+    const jv *ts = q->data ? jv_get(q->data, "from_timestamp") : NULL;
+    int64_t from;
+    if (!ts || ts->type != JV_STRING || !srv_parse_iso(ts->u.s, &from)) {
+        ws_error(c, q->m, q->rid, "invalid_property", 105, "data.from_timestamp must be an ISO-8601 UTC time");
         return;
     }
-    m = method->u.s;
-    if (S.log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, m);
-    if (strcmp(m, "Counter.read") == 0) {
-        char d[64];
-        snprintf(d, sizeof d, "{\"counter\":%lld}", (long long)(c->counter > 0 ? c->counter - 1 : 0));
-        ws_response(c, m, rid, 1, d, strlen(d));
-    } else if (strcmp(m, "Event.replay") == 0) {
-        const jv *ts = data ? jv_get(data, "from_timestamp") : NULL;
-        int64_t from;
-        if (!ts || ts->type != JV_STRING || !srv_parse_iso(ts->u.s, &from)) {
-            ws_error(c, m, rid, "invalid_property", 105, "data.from_timestamp must be an ISO-8601 UTC time");
-            return;
-        }
-        if (c->replaying) {
-            ws_error(c, m, rid, "invalid_request", 107, "an Event.replay is already in progress on this socket");
-            return;
-        }
-        c->replaying = 1;
-        c->replay_from = from;
-        c->replay_seq = 0;
-        c->replay_count = 0;
-        rid_text(rid, c->replay_rid, sizeof c->replay_rid);
-        srv_replay_pump(c);
-    } else if (strcmp(m, "Conversation.create") == 0 || strcmp(m, "Message.create") == 0) {
-        srv_resp r;
-        srv_resp_init(&r);
-        if (m[0] == 'C') {
-            act_conv_create(c->user, data, &r);
-        } else {
-            char conv[37];
-            if (!obj || obj->type != JV_STRING || !parse_layer_uuid(obj->u.s, obj->len, "conversations", conv))
-                err_resp(&r, 404, "not_found", 102, "object_id must be a conversation you take part in", NULL);
-            else
-                act_msg_create(c->user, conv, data, &r);
-        }
-        ws_response(c, m, rid, r.status < 300, r.body.data, r.body.len);
-        srv_resp_free(&r);
-    } else if (strcmp(m, "Presence.subscribe") == 0) {
-        ws_response(c, m, rid, 1, NULL, 0);
-    } else if (strcmp(m, "Presence.update") == 0) {
-        uint32_t i;
-        for (i = 0; data && data->type == JV_ARRAY && i < data->len; i++) {
-            const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
-            if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
-                val->type == JV_STRING) {
-                const char *s = val->u.s;
-                sqlite3_stmt *st;
-                if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
-                    strcmp(s, "offline") && strcmp(s, "invisible")) {
-                    ws_error(c, m, rid, "invalid_property", 105, "unknown presence status");
-                    return;
-                }
-                st = store_prep("UPDATE identities SET presence=?, last_seen_ms=? WHERE user_id=?");
-                bind_text(st, 1, s);
-                sqlite3_bind_int64(st, 2, srv_now_ms());
-                bind_text(st, 3, c->user);
-                sqlite3_step(st);
-                presence_push(c->user, presence_shown(s, c->user, NULL));
-            }
-        }
-        ws_response(c, m, rid, 1, NULL, 0);
-    } else if (strcmp(m, "Presence.sync") == 0) {
-        presence_sync(c, data, rid);
-    } else {
-        ws_error(c, m, rid, "invalid_endpoint", 106, "unknown method");
+    if (c->replaying) {
+        ws_error(c, q->m, q->rid, "invalid_request", 107, "an Event.replay is already in progress on this socket");
+        return;
     }
+    c->replaying = 1;
+    c->replay_from = from;
+    c->replay_seq = 0;
+    c->replay_count = 0;
+    rid_text(q->rid, c->replay_rid, sizeof c->replay_rid);
+    srv_replay_pump(c);
+}
+
+/* Conversation.create and Message.create answer as their REST forms would, in a response. */
+static void ws_create(const ws_req *q)
+{
+    srv_resp r;
+    srv_resp_init(&r);
+    if (q->m[0] == 'C') {
+        act_conv_create(q->c->user, q->data, &r);
+    } else {
+        char conv[37];
+        if (!q->obj || q->obj->type != JV_STRING ||
+            !parse_layer_uuid(q->obj->u.s, q->obj->len, "conversations", conv))
+            err_resp(&r, 404, "not_found", 102, "object_id must be a conversation you take part in", NULL);
+        else
+            act_msg_create(q->c->user, conv, q->data, &r);
+    }
+    ws_response(q->c, q->m, q->rid, r.status < 300, r.body.data, r.body.len);
+    srv_resp_free(&r);
+}
+
+static void ws_presence_subscribe(const ws_req *q)
+{
+    ws_response(q->c, q->m, q->rid, 1, NULL, 0);
+}
+
+static void ws_presence_update(const ws_req *q)
+{
+    const jv *data = q->data;
+    uint32_t i;
+    for (i = 0; data && data->type == JV_ARRAY && i < data->len; i++) {
+        const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
+        if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
+            val->type == JV_STRING) {
+            const char *s = val->u.s;
+            sqlite3_stmt *st;
+            if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
+                strcmp(s, "offline") && strcmp(s, "invisible")) {
+                ws_error(q->c, q->m, q->rid, "invalid_property", 105, "unknown presence status");
+                return;
+            }
+            st = sql(Q_IDENTITY_SET_PRESENCE);
+            bind_text(st, 1, s);
+            sqlite3_bind_int64(st, 2, srv_now_ms());
+            bind_text(st, 3, q->c->user);
+            sqlite3_step(st);
+            presence_push(q->c->user, presence_shown(s, q->c->user, NULL));
+        }
+    }
+    ws_response(q->c, q->m, q->rid, 1, NULL, 0);
+}
+
+static void ws_presence_sync(const ws_req *q)
+{
+    presence_sync(q->c, q->data, q->rid);
+}
+
+static const struct {
+    const char *method;
+    void (*run)(const ws_req *q);
+} ws_methods[] = {
+    {"Counter.read", ws_counter_read},
+    {"Event.replay", ws_event_replay},
+    {"Conversation.create", ws_create},
+    {"Message.create", ws_create},
+    {"Presence.subscribe", ws_presence_subscribe},
+    {"Presence.update", ws_presence_update},
+    {"Presence.sync", ws_presence_sync},
+};
+
+static void ws_request(const srv_ctx *x, srv_conn *c, const jv *body)
+{
+    const jv *method = jv_get(body, "method");
+    ws_req q;
+    size_t i;
+    q.c = c;
+    q.rid = jv_get(body, "request_id");
+    q.data = jv_get(body, "data");
+    q.obj = jv_get(body, "object_id");
+    if (!method || method->type != JV_STRING) {
+        ws_error(c, NULL, q.rid, "missing_property", 104, "request needs a method");
+        return;
+    }
+    q.m = method->u.s;
+    if (x->log_level >= 2) fprintf(stderr, "layer-server: WS %.64s %.64s\n", c->user, q.m);
+    for (i = 0; i < sizeof ws_methods / sizeof ws_methods[0]; i++) {
+        if (strcmp(q.m, ws_methods[i].method) == 0) {
+            ws_methods[i].run(&q);
+            return;
+        }
+    }
+    ws_error(c, q.m, q.rid, "invalid_endpoint", 106, "unknown method");
 }
 
 static void ws_signal(srv_conn *c, const jv *body)
@@ -379,7 +382,7 @@ static void ws_signal(srv_conn *c, const jv *body)
     jbuf_free(&b);
 }
 
-int srv_ws_frame(srv_conn *c, const char *data, size_t len)
+int srv_ws_frame(srv_ctx *x, srv_conn *c, const char *data, size_t len)
 {
     jv_error je;
     jv_doc *d;
@@ -387,7 +390,7 @@ int srv_ws_frame(srv_conn *c, const char *data, size_t len)
     /* a frame already in flight when the session ended is not acted on */
     if (c->close_pending || c->session_expires_ms <= srv_now_ms()) {
         c->close_pending = 1;
-        if (S.wake) S.wake(c);
+        conn_wake(c);
         return 0;
     }
     d = jv_parse(data, len, &srv_body_limits, &je);
@@ -398,7 +401,7 @@ int srv_ws_frame(srv_conn *c, const char *data, size_t len)
     if (root->type != JV_OBJECT || !type || type->type != JV_STRING || !body || body->type != JV_OBJECT) {
         ws_error(c, NULL, NULL, "invalid_property", 105, "a packet is {\"type\":\"request\"|\"signal\",\"body\":{...}}");
     } else if (strcmp(type->u.s, "request") == 0) {
-        ws_request(c, body);
+        ws_request(x, c, body);
     } else if (strcmp(type->u.s, "signal") == 0) {
         ws_signal(c, body);
     } else {

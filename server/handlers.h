@@ -1,24 +1,22 @@
-/* api.h - what the server's request handler files (api.c routing, auth.c, admin.c, ws.c, ...) share. */
-#ifndef LAYER_SRV_API_H
-#define LAYER_SRV_API_H
+/* handlers.h - what the request handler files (auth.c, admin.c, conversations.c, ...) offer the
+ * router (api.c), the WebSocket side (ws.c) and each other. */
+#ifndef LAYER_SRV_HANDLERS_H
+#define LAYER_SRV_HANDLERS_H
 #include "srv.h"
 
-extern const jv_limits srv_body_limits; /* JSON bodies and WebSocket messages */
 /* POST /admin/<what> with the admin bearer token; seg[1] names what. */
-void admin_request(const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r);
+void admin_request(srv_ctx *x, const srv_req *q, char **seg, int nseg, const jv *body, srv_resp *r);
 /* Close the sockets opened with a session token, or (token NULL) all of a user's. */
 int close_session_sockets(const char *token, const char *user);
 /* A new session for user, answered as 201 {"session_token"}. */
-void respond_new_session(const char *user, srv_resp *r);
+void respond_new_session(const srv_ctx *x, const char *user, srv_resp *r);
 void new_nonce(char out[65]);
 /* 401 with a fresh nonce, as Layer answers an unauthenticated request. */
 void auth_required(srv_resp *r, const char *msg);
 /* The user of the request's session token into user (1), or 0; tok gets the token sent. */
 int req_user(const srv_req *q, char *user, size_t usz, char *tok, size_t tsz);
 /* POST /sessions: an identity token for a session token. */
-void do_sessions(const jv *body, srv_resp *r);
-void ok_empty(srv_resp *r);                   /* 204 */
-void not_found(srv_resp *r, const char *what); /* 404 not_found */
+void do_sessions(const srv_ctx *x, const jv *body, srv_resp *r);
 void content_create(const srv_req *q, const char *user, srv_resp *r);
 void content_upload(const srv_req *q, const char *uuid, const char *key, srv_resp *r);
 void content_refresh(const char *user, const char *uuid, srv_resp *r);
@@ -46,4 +44,10 @@ void patch_conversation(const char *user, const char *conv, const srv_req *q, sr
 void delete_conversation(const char *user, const char *conv, const srv_req *q, srv_resp *r);
 void mark_all_read(const char *user, const char *conv, const jv *body, srv_resp *r);
 
+/* identities.c: store the profile fields src sets (all of them, or only those an
+ * identity token may set) and push what changed as an Identity patch to the user,
+ * their followers and their conversation peers. Returns the fields changed. */
+int identity_update(const char *user, const jv *src, int all_fields);
+/* The first profile field an identity token may set that claims hold as anything but a string, or NULL. */
+const char *identity_token_bad_field(const jv *claims);
 #endif
