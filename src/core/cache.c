@@ -18,10 +18,20 @@
 typedef struct conv_index conv_index;
 typedef struct lc_entry lc_entry;
 
+/* A document that change lists point into (lc_event.hold): it outlives its
+ * entry's move to a repacked doc (or the entry) until the last release, and
+ * nobody patches it in place meanwhile. */
+struct lc_hold {
+    jv_doc *doc;
+    unsigned refs;
+    int orphan; /* no longer an entry's doc: freed by the last release */
+};
+
 struct lc_entry {
     uint64_t hash;
     pkt_object_type type;
     jv_doc *doc;
+    lc_hold *hold;       /* of doc, while change lists point into it (or NULL) */
     size_t packed_used;  /* arena bytes in use right after the last repack */
     const char *id;      /* inside doc */
     size_t id_len;
@@ -178,6 +188,45 @@ static void retire(lc_cache *c, jv_doc *doc)
     else jv_doc_free(doc);
 }
 
+/* e's doc is being replaced or e is going: a held doc passes to its hold. */
+static jv_doc *unhold_doc(lc_entry *e)
+{
+    lc_hold *h = e->hold;
+    e->hold = NULL;
+    if (h && h->refs) {
+        h->orphan = 1;
+        return NULL;
+    }
+    free(h);
+    return e->doc;
+}
+
+static void retire_doc(lc_cache *c, lc_entry *e)
+{
+    jv_doc *doc = unhold_doc(e);
+    if (doc) retire(c, doc);
+}
+
+static void free_doc(lc_entry *e) { jv_doc_free(unhold_doc(e)); }
+
+/* Hold e's current doc for a change list; NULL on OOM (the caller copies). */
+static lc_hold *hold_doc(lc_entry *e)
+{
+    if (!e->hold) {
+        if (!(e->hold = calloc(1, sizeof *e->hold))) return NULL;
+        e->hold->doc = e->doc;
+    }
+    e->hold->refs++;
+    return e->hold;
+}
+
+void lc_release(lc_hold *h)
+{
+    if (!h || !h->refs || --h->refs || !h->orphan) return;
+    jv_doc_free(h->doc);
+    free(h);
+}
+
 lc_cache *lc_new(const lc_limits *limits)
 {
     lc_cache *c = calloc(1, sizeof *c);
@@ -208,12 +257,12 @@ void lc_free(lc_cache *c)
     release_retired(c);
     for (e = c->newest; e; e = older) { /* every live entry is on the LRU list */
         older = e->older;
-        jv_doc_free(e->doc);
+        free_doc(e);
         free(e);
     }
     for (e = c->graveyard; e; e = older) {
         older = e->older;
-        jv_doc_free(e->doc);
+        free_doc(e);
         free(e);
     }
     for (i = 0; i < c->convs.cap; i++)
@@ -318,7 +367,7 @@ static void unlink_entry(lc_cache *c, lc_entry *e)
         c->graveyard = e;
         return;
     }
-    retire(c, e->doc);
+    retire_doc(c, e);
     free(e);
 }
 
@@ -413,7 +462,7 @@ static lc_entry *store(lc_cache *c, pkt_object_type type, const jv *object, int 
         c->by_type[e->type]--;
         lru_unlink(c, e);
         conv_remove(c, e);
-        retire(c, e->doc);
+        retire_doc(c, e);
     } else {
         e = calloc(1, sizeof *e);
         if (!e) {
@@ -454,16 +503,19 @@ int lc_put(lc_cache *c, pkt_object_type type, const jv *object)
  * itself, as Layer's clients did; the engine copies what it finds. */
 static const jv *lookup_cached(void *ud, const char *id, size_t len) { return lc_get((const lc_cache *)ud, id, len); }
 
-/* Apply ops to entry e; on success the entry holds the new version. */
-static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_changes, lp_result *res, char *err,
-                       size_t err_len)
+/* Apply ops to entry e; on success the entry holds the new version. With
+ * hold, the change list's doc is held there (NULL if that failed: then
+ * res's values are valid until the next lc_apply only). */
+static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_changes, lp_result *res, lc_hold **hold,
+                       char *err, size_t err_len)
 {
     lp_options opt;
     lp_error perr;
     jv_doc *doc = e->doc;
     memset(&opt, 0, sizeof opt);
     opt.track_changes = track_changes;
-    opt.in_place = 1; /* the entry's doc is its own; without tracking nothing points into the old version */
+    /* The entry's doc is its own, unless a change list still points into it. */
+    opt.in_place = !(e->hold && e->hold->refs);
     opt.lookup = lookup_cached;
     opt.lookup_ud = c;
     opt.return_ids = 1; /* last_message by id: keep the id if the message is not cached */
@@ -473,11 +525,12 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_change
         return fail(err, err_len, "patch of %.*s failed: %s", (int)e->id_len, e->id, perr.message);
     }
     jv_set_root(doc, &res->root);
+    if (hold) *hold = hold_doc(e);
     /* Repack once garbage outweighs live data; the old doc stays alive for the event. */
     if (jv_doc_wants_repack(doc, e->packed_used)) {
         jv_doc *packed = jv_doc_compact(doc);
         if (packed) {
-            retire(c, doc);
+            retire_doc(c, e);
             e->doc = packed;
             e->packed_used = jv_doc_used(packed);
         }
@@ -546,7 +599,7 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
         n = conv_upper(x, position);
         for (i = 0; i < n; i++) {
             lp_result res;
-            if (patch_entry(c, x->msgs[i], &ops, 0, &res, err, err_len)) {
+            if (patch_entry(c, x->msgs[i], &ops, 0, &res, NULL, err, err_len)) {
                 lp_result_free(&res);
                 marked++;
             }
@@ -601,7 +654,8 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
             ev->outcome = LC_IGNORED;
             return 1;
         }
-        if (!patch_entry(c, e, p->data, track_changes, &c->last, err, err_len)) return 0;
+        if (!patch_entry(c, e, p->data, track_changes, &c->last, track_changes ? &ev->hold : NULL, err, err_len))
+            return 0;
         enforce_byte_bound(c, e);
         ev->outcome = LC_PATCHED;
         ev->changes = c->last.changes;
@@ -662,7 +716,7 @@ size_t lc_maintain(lc_cache *c, size_t max_slots)
             jv_doc *packed = jv_doc_compact(e->doc);
             if (!packed) break;
             c->bytes -= entry_bytes(e);
-            retire(c, e->doc); /* the last event may still point into it */
+            retire_doc(c, e); /* the last event may still point into it */
             e->doc = packed;
             e->packed_used = jv_doc_used(packed);
             e->id = jv_get(jv_root(packed), "id")->u.s;
@@ -713,7 +767,7 @@ void lc_unpin(lc_cache *c, lc_ref *r)
     if (r->deleted) { /* already out of the table: this was its last holder */
         if (r->newer) r->newer->older = r->older; else c->graveyard = r->older;
         if (r->older) r->older->newer = r->newer;
-        jv_doc_free(r->doc);
+        free_doc(r);
         free(r);
     }
 }

@@ -25,6 +25,7 @@ LAYER_BEGIN_DECLS
 
 typedef struct lc_cache lc_cache;
 typedef struct lc_entry lc_ref; /* a pinned object */
+typedef struct lc_hold lc_hold;   /* a document held for a change list */
 
 typedef struct {
     size_t max_messages_per_conversation; /* 0: no limit */
@@ -50,6 +51,10 @@ typedef struct {
     const lp_change *changes;
     size_t n_changes;
     int changed;    /* LC_PATCHED: the object differs from before (with or without tracking) */
+    /* LC_PATCHED with track_changes: the doc the changes point into, held
+     * for the caller until lc_release (NULL if holding failed: then they
+     * are valid until the next lc_apply, as without it). */
+    lc_hold *hold;
     size_t removed; /* LC_TRUNCATED / LC_MARKED_READ: messages affected */
 } lc_event;
 
@@ -72,6 +77,8 @@ void lc_keep_created(lc_cache *c, int on);
  * every patched path, wasted when nobody reads the list (ev->changed says
  * whether anything changed either way). */
 int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len);
+/* Let go of an lc_event.hold; safe after lc_free and with NULL. */
+void lc_release(lc_hold *h);
 
 /* Insert or replace an object fetched over REST (copied). */
 int lc_put(lc_cache *c, pkt_object_type type, const jv *object);

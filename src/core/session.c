@@ -312,6 +312,7 @@ void ls_event_free(ls_session *s, ls_event *ev)
 {
     if (!ev) return;
     if (ev->ref && s) lc_unpin(s->cache, ev->ref);
+    lc_release(ev->hold);
     free(ev->changes);
     jv_doc_free(ev->doc);
     free(ev);
@@ -811,10 +812,12 @@ static int really_changed(const lp_change *c)
     return !(c->old_value && c->new_value && jv_deep_equal(c->old_value, c->new_value));
 }
 
-static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n)
+/* hold: the changes point into a cache doc held for this event, which keeps
+ * them (and frees them when released); else they are copied into ev's doc. */
+static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n, lc_hold *hold)
 {
     size_t i, kept = 0;
-    if (!ev_doc(ev)) return 0;
+    if (!hold && !ev_doc(ev)) return 0;
     ev->changes = calloc(n ? n : 1, sizeof *ev->changes);
     if (!ev->changes) return 0;
     for (i = 0; i < n; i++) {
@@ -822,6 +825,11 @@ static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n)
         ls_change *d = &ev->changes[kept];
         jv *o = NULL, *nv = NULL, *paths;
         if (!really_changed(c)) continue;
+        if (hold) {
+            *d = *c;
+            kept++;
+            continue;
+        }
         paths = jv_alloc(ev->doc, sizeof *paths);
         if (c->old_value && (o = jv_alloc(ev->doc, sizeof *o))) jv_copy_into(ev->doc, o, c->old_value);
         if (c->new_value && (nv = jv_alloc(ev->doc, sizeof *nv))) jv_copy_into(ev->doc, nv, c->new_value);
@@ -834,6 +842,7 @@ static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n)
         kept++;
     }
     ev->n_changes = kept;
+    if (hold && kept) ev->hold = hold;
     return kept;
 }
 
@@ -884,7 +893,7 @@ static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
         }
         list[i].paths = arr;
     }
-    kept = copy_changes(ev, list, n);
+    kept = copy_changes(ev, list, n, NULL);
     free(list);
     return kept;
 }
@@ -953,10 +962,16 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
     case LC_PATCHED: {
         const jv *nv;
         ls_event_type type = lev.outcome == LC_CREATED ? LS_EV_CREATE : LS_EV_UPDATE;
-        if (!wanted(s, type, p->object_type)) return; /* applied; nobody listens */
+        if (!wanted(s, type, p->object_type)) { /* applied; nobody listens */
+            lc_release(lev.hold);
+            return;
+        }
         nv = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
         ev = event_new(s, type);
-        if (!ev) return;
+        if (!ev) {
+            lc_release(lev.hold);
+            return;
+        }
         if (lev.outcome == LC_REPLACED &&
             (!old || !nv || (s->no_change_lists ? jv_deep_equal(old, nv) : !diff_objects(ev, old, nv)))) {
             s->stats.duplicates_suppressed++;
@@ -964,11 +979,13 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
             return;
         }
         if (lev.outcome == LC_PATCHED &&
-            !(s->no_change_lists ? lev.changed : (int)copy_changes(ev, lev.changes, lev.n_changes))) {
+            !(s->no_change_lists ? lev.changed : (int)copy_changes(ev, lev.changes, lev.n_changes, lev.hold))) {
+            if (!ev->hold) lc_release(lev.hold);
             s->stats.duplicates_suppressed++;
             ls_event_free(s, ev);
             return;
         }
+        if (lev.hold && ev->hold != lev.hold) lc_release(lev.hold); /* copied instead (or nothing kept) */
         ev->ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len);
         break;
     }

@@ -83,6 +83,7 @@ typedef struct ls_event {
     const jv *value;
     ls_change *changes;
     size_t n_changes;
+    lc_hold *hold;           /* the cache doc changes point into, or NULL (then they live in doc) */
     lc_ref *ref;             /* the object, pinned; NULL for non-object events */
     uint64_t change_seq;     /* the change packet behind it, with ls_track_cursor; else 0 */
     uint64_t change_fp;      /* that packet's fingerprint: stable across replays */

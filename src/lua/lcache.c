@@ -57,8 +57,10 @@ static int l_apply(lua_State *L)
     lua_pushstring(L, outcome_names[ev.outcome]);
     lua_pushlstring(L, ev.id, ev.id_len);
     if (!want_changes) return 2;
-    if (ev.outcome == LC_PATCHED) lconv_push_changes(L, ev.changes, ev.n_changes, 0);
-    else if (ev.outcome == LC_TRUNCATED || ev.outcome == LC_MARKED_READ) lua_pushinteger(L, (lua_Integer)ev.removed);
+    if (ev.outcome == LC_PATCHED) {
+        lconv_push_changes(L, ev.changes, ev.n_changes, 0); /* (raising on OOM, it leaks the hold) */
+        lc_release(ev.hold);
+    } else if (ev.outcome == LC_TRUNCATED || ev.outcome == LC_MARKED_READ) lua_pushinteger(L, (lua_Integer)ev.removed);
     else lua_pushnil(L);
     return 3;
 }

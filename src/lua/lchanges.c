@@ -5,11 +5,12 @@
  * handlers read the object, some read which properties changed, few read the
  * old and new values (for a receipt, two 25-entry recipient_status maps). So
  * the list and each entry's property are plain Lua values at once, and paths,
- * old and new are converted from the event's C copy when an entry is first
- * indexed for one of them. The C copy is freed once every entry has been
- * converted, or when the dispatcher releases it after the event's handlers
- * have finished (client.lua): Lua's collector does not see C memory, so
- * leaving it to __gc let RSS grow by twice the copies. Reading an unconverted
+ * old and new are converted when an entry is first indexed for one of them,
+ * from the versions of the cached object the patch left behind (held in the
+ * cache: no copy), or from the event's copy. They are let go once every
+ * entry has been converted, or when the dispatcher releases them after the
+ * event's handlers have finished (client.lua): Lua's collector does not see
+ * C memory, so leaving it to __gc let RSS grow by twice the values. Reading an unconverted
  * value after the release raises an error that says so.
  */
 #include "lchanges.h"
@@ -23,7 +24,8 @@
 #define SOURCES "layer.change_sources" /* entry -> holder, weak keys */
 
 typedef struct {
-    jv_doc *doc;
+    jv_doc *doc;    /* the values, copied (or NULL) */
+    lc_hold *hold;  /* or the cache doc they are in, held */
     lp_change *changes;
     size_t n;
     size_t unread; /* entries not converted yet */
@@ -33,8 +35,10 @@ typedef struct {
 static void holder_free(holder *h)
 {
     jv_doc_free(h->doc);
+    lc_release(h->hold);
     free(h->changes);
     h->doc = NULL;
+    h->hold = NULL;
     h->changes = NULL;
     h->n = h->unread = 0;
 }
@@ -87,7 +91,7 @@ static int entry_index(lua_State *L)
     if (h && h->released)
         return luaL_error(L, "the change list's %s values were released when its handlers finished; "
                              "read them in the handler (or copy them there)", key);
-    if (!h || !h->doc) return 0; /* converted already */
+    if (!h || !h->changes) return 0; /* converted already */
     lua_getfield(L, 1, "property");
     property = lua_tolstring(L, -1, &plen);
     for (i = 0; property && i < h->n; i++) {
@@ -130,17 +134,19 @@ void lchanges_open(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, SOURCES);
 }
 
-void lchanges_push(lua_State *L, jv_doc **doc, lp_change **changes, size_t n)
+void lchanges_push(lua_State *L, jv_doc **doc, lc_hold **hold, lp_change **changes, size_t n)
 {
     holder *h = (holder *)lua_newuserdata(L, sizeof *h);
     size_t i;
     int list, sources;
     /* Taken over only now that nothing can fail before the holder frees them. */
     h->doc = *doc;
+    h->hold = *hold;
     h->changes = *changes;
     h->n = h->unread = n;
     h->released = 0;
     *doc = NULL;
+    *hold = NULL;
     *changes = NULL;
     luaL_getmetatable(L, HOLDER_MT);
     lua_setmetatable(L, -2);

@@ -5,6 +5,7 @@
 #ifndef LAYER_LCHANGES_H
 #define LAYER_LCHANGES_H
 
+#include "cache.h"
 #include "compat.h"
 #include "json.h"
 #include "patch.h"
@@ -15,9 +16,10 @@ LAYER_HIDDEN_BEGIN
 void lchanges_open(lua_State *L);
 
 /* Push the list of n changes and the holder of their values (call its
- * release() once the handlers are done), taking over *doc (which holds the
- * values) and the *changes array, both set to NULL. */
-void lchanges_push(lua_State *L, jv_doc **doc, lp_change **changes, size_t n);
+ * release() once the handlers are done), taking over what keeps the values
+ * (*doc, their copy, or *hold, the cache doc they are in) and the *changes
+ * array; all three are set to NULL. */
+void lchanges_push(lua_State *L, jv_doc **doc, lc_hold **hold, lp_change **changes, size_t n);
 
 LAYER_HIDDEN_END
 

@@ -523,7 +523,7 @@ static int l_next_event(lua_State *L)
         n = 3;
         if (ev->type == LS_EV_UPDATE && ev->changes) {
             lua_pushnil(L); /* no details */
-            lchanges_push(L, &ev->doc, &ev->changes, ev->n_changes);
+            lchanges_push(L, &ev->doc, &ev->hold, &ev->changes, ev->n_changes);
             lua_insert(L, -2);
             lua_insert(L, -3); /* changes, nil, holder */
             n = 6;
