@@ -189,7 +189,7 @@ function Client:step(timeout, budget)
     if not name then break end
     n = n + 1
     self:_handle(name, object_type, object, extra, ev, values)
-    self:_raise_pending()
+    if self._raise then self:_raise_pending() end
   end
   self._stepping = false
   if self._state and not self._closed then self._state:save() end

@@ -368,7 +368,7 @@ function Client:_emit(name, ...)
     end
   end
   self._dispatching = was
-  if not was then self:_compact() end
+  if not was and next(self._stale) ~= nil then self:_compact() end
 end
 
 return { methods = Client, WAIT = WAIT, running_coroutine = running_coroutine, runner_body_for = runner_body_for }
