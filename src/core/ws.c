@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "proxy.h"
 #include "resolve.h"
@@ -100,6 +101,7 @@ struct lt_ws {
     int terminal; /* on_close/on_error queued */
     int freed;
     int killed;
+    int touched; /* lws called back for it, or we asked lws for something: resync its fd */
     char proto_neg[64];
 };
 
@@ -236,6 +238,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
     wsvc *svc = cx ? lws_context_user(cx) : NULL;
 
+    if (ws)
+        ws->touched = 1;
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
         /* lws 4.1.6 has no client CA-directory option; call OpenSSL (already
@@ -474,6 +478,7 @@ static struct lws_vhost *get_vhost(wsvc *svc, lt_ws *ws)
 static void start_lws(wsvc *svc, lt_ws *ws)
 {
     ws->need_connect = 0;
+    ws->touched = 1;
     if (!ws->proxied) {
         snprintf(ws->vh_proxy, sizeof ws->vh_proxy, ":0");
     } else if (snprintf(ws->vh_proxy, sizeof ws->vh_proxy, strchr(ws->addr, ':') ? "%s%s[%s]:%d" : "%s%s%s:%d",
@@ -664,8 +669,13 @@ static void svc_run(void *ud)
      * host stepping once a frame is not held to 64 kB a frame. */
     for (int pass = 0; svc->head && pass < WS_PASSES_PER_STEP; pass++) {
         lws_service(svc->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
+        /* Only sockets lws dealt with can have changed (lws_send_pipe_choked
+         * is a poll() each: too dear for a thousand idle ones a pass). */
         for (lt_ws *ws = svc->head; ws; ws = ws->next)
-            sync_fd(svc, ws);
+            if (ws->touched || ws->state != LT_WS_OPEN || (ws->fd_events & EPOLLOUT)) {
+                ws->touched = 0;
+                sync_fd(svc, ws);
+            }
         if (!input_waiting(svc))
             break;
     }
@@ -755,8 +765,11 @@ static wsvc *get_svc(lt_loop *loop)
     info.uid = -1;
     info.user = svc;
     /* One loop holds a socket or two, but lws sizes its fd tables from the
-     * process limit: at ulimit -n 8448 that is ~200 KB per client. */
-    info.fd_limit_per_thread = 64;
+     * process limit: at ulimit -n 8448 that is ~200 KB per client. A shared
+     * loop holds many: there the tables follow the limit, which also keeps
+     * lws's fd lookup a table index rather than a linear search. */
+    long open_max = sysconf(_SC_OPEN_MAX);
+    info.fd_limit_per_thread = !lt_loop_shared(loop) ? 64 : open_max > 0 && open_max <= 65536 ? 0 : 65536;
     info.pt_serv_buf_size = WS_READ_BUFFER;
     svc->ctx = lws_create_context(&info);
     if (!svc->ctx) {
@@ -966,8 +979,10 @@ int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
         ws->oq = m;
     ws->oq_tail = m;
     ws->obytes += len;
-    if (ws->wsi && ws->state == LT_WS_OPEN)
+    if (ws->wsi && ws->state == LT_WS_OPEN) {
         lws_callback_on_writable(ws->wsi);
+        ws->touched = 1;
+    }
     return 0;
 }
 
@@ -978,6 +993,7 @@ int lt_ws_close(lt_ws *ws, int code, const char *reason)
     if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015)
         code = 1000;
     ws->close_requested = 1;
+    ws->touched = 1;
     ws->close_code = code;
     snprintf(ws->close_reason, sizeof ws->close_reason, "%s", reason ? reason : "");
     if (ws->state == LT_WS_OPEN && ws->wsi) {
