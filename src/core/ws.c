@@ -305,6 +305,17 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         if (lws_is_first_fragment(wsi))
             ws->rx_binary = lws_frame_is_binary(wsi);
+        if (!ws->rxlen && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            /* a whole message in one piece: no reassembly buffer to keep */
+            if (len > ws->o.max_message) {
+                terminal_error(ws, "message too big");
+                ws->state = LT_WS_CLOSED;
+                refuse_connection(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+                return 0;
+            }
+            queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, in ? in : "", len, 0, 0);
+            return 0;
+        }
         int r = append_rx(ws, in, len);
         if (r < 0) {
             terminal_error(ws, r == -1 ? "message too big" : "out of memory");
@@ -317,11 +328,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
             queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
             ws->rxlen = 0;
-            if (ws->rxcap > 65536) { /* do not pin a large buffer after a big message */
-                free(ws->rx);
-                ws->rx = NULL;
-                ws->rxcap = 0;
-            }
+            /* most messages come in one piece (above): the buffer is for the rare big one */
+            free(ws->rx);
+            ws->rx = NULL;
+            ws->rxcap = 0;
         }
         return 0;
     }
@@ -389,8 +399,12 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
+/* lws keeps a buffer of rx_buffer_size per connection for ever (0 would be
+ * the 64 KB pt_serv_buf_size): messages pass through it in pieces anyway, so
+ * a small one keeps an idle connection small. Sends stay up to 64 KB a go. */
+#define WS_RX_CHUNK 4096
 static const struct lws_protocols ws_protocols[] = {
-    {"lt-ws", ws_callback, 0, 0, 0, NULL, 0},
+    {"lt-ws", ws_callback, 0, WS_RX_CHUNK, 0, NULL, WS_READ_BUFFER},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
