@@ -57,6 +57,7 @@ if not MODE then -- the parent: each mode in a fresh process, then the compariso
     print(string.format("%-44s %12" .. fmt .. " %12" .. fmt .. " %10.1fx", name, p[key], q[key], p[key] / q[key]))
   end
   row("RSS per idle (connected) client, bytes", "rss_per_client", ".0f")
+  row("  of which anonymous, bytes", "anon_per_client", ".0f")
   row("RSS per client after traffic, bytes", "rss_per_client_after", ".0f")
   row("Lua heap per client, bytes", "lua_per_client", ".0f")
   row("client CPU per delivered packet, us", "cpu_us_per_packet", ".2f")
@@ -77,6 +78,17 @@ assert(GROUP <= 25, "the server allows at most 25 participants")
 
 local probes = require "probes"
 local rss_bytes, full_gc = probes.rss_bytes, probes.full_gc
+-- Anonymous resident memory: RSS without the pages of mapped files (library code the first
+-- connection touches once, whatever the number of clients).
+local function anon_bytes()
+  local f = assert(io.open("/proc/self/status"))
+  local kb
+  for line in f:lines() do
+    kb = kb or tonumber(line:match("^RssAnon:%s+(%d+)"))
+  end
+  f:close()
+  return (kb or 0) * 1024
+end
 local function open_fds()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("*l"):match("^(%d+)")
@@ -129,7 +141,7 @@ local server = start_server()
 local clients, ready_count = {}, 0
 local ok, err = pcall(function()
   full_gc()
-  local rss0, lua0 = rss_bytes(), collectgarbage("count") * 1024
+  local rss0, lua0, anon0 = rss_bytes(), collectgarbage("count") * 1024, anon_bytes()
   local fds0 = open_fds()
   local loop = SHARED and layer.loop() or nil -- its own memory counts, spread over the clients
 
@@ -179,7 +191,7 @@ local ok, err = pcall(function()
   end
   local sweep_ms = (now() - ts) / 20 * 1000
   full_gc()
-  local rss1, lua1, fds1 = rss_bytes(), collectgarbage("count") * 1024, open_fds()
+  local rss1, lua1, fds1, anon1 = rss_bytes(), collectgarbage("count") * 1024, open_fds(), anon_bytes()
   local cbytes1 = 0
   for i = 1, N do cbytes1 = cbytes1 + clients[i]:stats().bytes end
 
@@ -260,6 +272,7 @@ local ok, err = pcall(function()
     "+ compact()"))
   print(string.format("%-40s %12.0f %14.0f %14.0f", "  RSS growth / clients", (rss1 - rss0) / N, (rss2 - rss0) / N,
     (rss3 - rss0) / N))
+  print(string.format("%-40s %12.0f %14s %14s", "  of which anonymous (not library pages)", (anon1 - anon0) / N, "-", "-"))
   print(string.format("%-40s %12.0f %14.0f %14s", "  Lua heap growth / clients", (lua1 - lua0) / N, (lua2 - lua0) / N, "-"))
   print(string.format("%-40s %12.0f %14.0f %14.0f", "  C cache, stats().bytes / clients", cbytes1 / N, cbytes2 / N,
     cbytes3 / N))
@@ -269,8 +282,8 @@ local ok, err = pcall(function()
     own_cpu, own_cpu / t_traffic * 100, own_cpu / packets * 1e6, srv_cpu, srv_cpu / t_traffic * 100))
   print(string.format("RESULT bench=client_scale mode=%s interp=%q clients=%d rss_per_client=%.0f rss_per_client_after=%.0f " ..
     "lua_per_client=%.0f cache_per_client_after=%.0f cache_per_client_compacted=%.0f packets=%d seconds=%.2f pps=%.0f " ..
-    "login_s=%.1f sweep_ms=%.3f ulimit_n=%d client_cpu_s=%.2f server_cpu_s=%.2f cpu_us_per_packet=%.2f", MODE, interp, N, (rss1 - rss0) / N, (rss2 - rss0) / N, (lua1 - lua0) / N,
-    cbytes2 / N, cbytes3 / N, packets, t_traffic, pps, t_login, sweep_ms, limit, own_cpu, srv_cpu, own_cpu / packets * 1e6))
+    "login_s=%.1f sweep_ms=%.3f ulimit_n=%d client_cpu_s=%.2f server_cpu_s=%.2f cpu_us_per_packet=%.2f anon_per_client=%.0f", MODE, interp, N, (rss1 - rss0) / N, (rss2 - rss0) / N, (lua1 - lua0) / N,
+    cbytes2 / N, cbytes3 / N, packets, t_traffic, pps, t_login, sweep_ms, limit, own_cpu, srv_cpu, own_cpu / packets * 1e6, (anon1 - anon0) / N))
 end)
 for _, c in ipairs(clients) do pcall(c.close, c) end
 server.stop()

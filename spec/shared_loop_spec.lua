@@ -197,10 +197,12 @@ describe("layer.loop", function()
     local l4 = layer.loop()
     local z = on_loop(server, l4, "sl6-z")
     all_ready(l4, { z })
+    assert.are.equal(1, l4._u:count())
     z = nil
     x:close(); y:close()
     collectgarbage()
     collectgarbage()
+    assert.are.equal(0, l4._u:count()) -- z's transport was collected and left the loop
     assert.is_true(l4:step(0))
     l4:close()
     collectgarbage()

@@ -402,7 +402,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 /* lws keeps a buffer of rx_buffer_size per connection for ever (0 would be
  * the 64 KB pt_serv_buf_size): messages pass through it in pieces anyway, so
  * a small one keeps an idle connection small. Sends stay up to 64 KB a go. */
-#define WS_RX_CHUNK 4096
+#define WS_RX_CHUNK 1024
 static const struct lws_protocols ws_protocols[] = {
     {"lt-ws", ws_callback, 0, WS_RX_CHUNK, 0, NULL, WS_READ_BUFFER},
     {NULL, NULL, 0, 0, 0, NULL, 0},
@@ -651,18 +651,10 @@ static void svc_on_fd(void *ud, int fd, uint32_t ev)
     /* Nothing to do per fd: lws_service polls its own table in svc_run. */
 }
 
-/* Whether a socket has unread input, or lws holds some (TLS records). */
-static int input_waiting(wsvc *svc)
+/* Whether one of the sockets lws just served (p, n) has more unread input,
+ * or lws holds some (TLS records). Sockets it did not serve had none. */
+static int input_waiting(wsvc *svc, struct pollfd *p, nfds_t n)
 {
-    struct pollfd p[16];
-    nfds_t n = 0;
-    for (lt_ws *ws = svc->head; ws && n < 16; ws = ws->next)
-        if (ws->fd >= 0 && !ws->freed) {
-            p[n].fd = ws->fd;
-            p[n].events = POLLIN;
-            p[n].revents = 0;
-            n++;
-        }
     if (n && poll(p, n, 0) > 0)
         for (nfds_t i = 0; i < n; i++)
             if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
@@ -682,15 +674,24 @@ static void svc_run(void *ud)
     /* A pass reads one buffer per socket: go on while input is waiting, so a
      * host stepping once a frame is not held to 64 kB a frame. */
     for (int pass = 0; svc->head && pass < WS_PASSES_PER_STEP; pass++) {
+        struct pollfd served[64];
+        nfds_t nserved = 0;
         lws_service(svc->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
         /* Only sockets lws dealt with can have changed (lws_send_pipe_choked
          * is a poll() each: too dear for a thousand idle ones a pass). */
         for (lt_ws *ws = svc->head; ws; ws = ws->next)
             if (ws->touched || ws->state != LT_WS_OPEN || (ws->fd_events & EPOLLOUT)) {
+                int was_touched = ws->touched;
                 ws->touched = 0;
                 sync_fd(svc, ws);
+                if (was_touched && ws->fd >= 0 && !ws->freed && nserved < 64) {
+                    served[nserved].fd = ws->fd;
+                    served[nserved].events = POLLIN;
+                    served[nserved].revents = 0;
+                    nserved++;
+                }
             }
-        if (!input_waiting(svc))
+        if (!input_waiting(svc, served, nserved))
             break;
     }
     dispatch(svc);
