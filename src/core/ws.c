@@ -329,9 +329,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
             ws->rxlen = 0;
             /* most messages come in one piece (above): the buffer is for the rare big one */
-            free(ws->rx);
-            ws->rx = NULL;
-            ws->rxcap = 0;
+            if (ws->rxcap > 65536 || lt_loop_shared(svc->loop)) {
+                free(ws->rx);
+                ws->rx = NULL;
+                ws->rxcap = 0;
+            }
         }
         return 0;
     }
@@ -399,12 +401,19 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
-/* lws keeps a buffer of rx_buffer_size per connection for ever (0 would be
- * the 64 KB pt_serv_buf_size): messages pass through it in pieces anyway, so
- * a small one keeps an idle connection small. Sends stay up to 64 KB a go. */
-#define WS_RX_CHUNK 1024
 static const struct lws_protocols ws_protocols[] = {
-    {"lt-ws", ws_callback, 0, WS_RX_CHUNK, 0, NULL, WS_READ_BUFFER},
+    {"lt-ws", ws_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* lws keeps a buffer of rx_buffer_size per connection for ever (0: the 64 KB
+ * pt_serv_buf_size) and reads at most that much per socket per pass. A shared
+ * loop holds a thousand mostly idle connections: 4 KB still takes a typical
+ * packet in one read (64 KB per socket per step), at a sixteenth of the memory.
+ * Sends stay up to 64 KB a go. */
+#define WS_SHARED_RX 4096
+static const struct lws_protocols ws_protocols_shared[] = {
+    {"lt-ws", ws_callback, 0, WS_SHARED_RX, 0, NULL, WS_READ_BUFFER},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -463,7 +472,7 @@ static struct lws_vhost *get_vhost(wsvc *svc, lt_ws *ws)
     memset(&info, 0, sizeof info);
     info.vhost_name = name;
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = ws_protocols;
+    info.protocols = lt_loop_shared(svc->loop) ? ws_protocols_shared : ws_protocols;
     info.gid = -1;
     info.uid = -1;
     /* Never NULL: lws would then read http_proxy itself, ignoring no_proxy
