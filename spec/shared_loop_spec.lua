@@ -142,6 +142,57 @@ describe("layer.loop", function()
     assert.are.same({ nil, "closed" }, { loop:step(0) })
   end)
 
+  it("steps a client again while its budget leaves events queued", function()
+    local loop = layer.loop()
+    local a = on_loop(server, loop, "sl7-a")
+    local b = live.client(server, "sl7-b", { loop = loop, max_events_per_step = 1 })
+    all_ready(loop, { a, b })
+    local got = {}
+    b:on("message", function(m) got[#got + 1] = m:text() end)
+    a:spawn(function()
+      local conv = assert(a:create_conversation({ participants = { "sl7-b" }, distinct = false }))
+      for i = 1, 5 do conv:send("m" .. i, function() end) end
+    end)
+    local saw_pending = false
+    pump(loop, function()
+      if b:engine():pending() > 0 then
+        saw_pending = true
+        assert.are.equal(0, loop:timeout()) -- queued events count as work: no waiting
+      end
+      return #got == 5
+    end, 10, "five messages, one event a step")
+    assert.are.same({ "m1", "m2", "m3", "m4", "m5" }, got)
+    assert.is_true(saw_pending)
+    loop:close()
+  end)
+
+  it("raises a handler error from loop:step, and the other clients go on", function()
+    local loop = layer.loop()
+    local a = on_loop(server, loop, "sl8-a")
+    local raw = layer.client({ -- no error handler: its step raises the handler's error
+      url = server.base, app_id = live.APP, loop = loop,
+      identity = function(nonce) return layer.dev_token({ secret = srv.SECRET, user_id = "sl8-raw", nonce = nonce }) end,
+    })
+    local b = on_loop(server, loop, "sl8-b")
+    local n = 0
+    for _, c in ipairs({ a, b }) do c:once("ready", function() n = n + 1 end) end
+    raw:once("ready", function() error("boom from a handler") end)
+    local raised
+    local deadline = socket.gettime() + 15
+    while not raised and socket.gettime() < deadline do
+      local ok, err = pcall(loop.step, loop, 0.01)
+      if not ok then raised = err end
+    end
+    assert.matches("boom from a handler", tostring(raised))
+    pump(loop, function() return n == 2 end, 15, "the other clients")
+    assert.is_falsy(raw:closed())
+    local found
+    raw:identity("sl8-a", function(ident) found = ident end)
+    pump(loop, function() return found ~= nil end, 10, "a request of the client whose handler raised")
+    assert.are.equal("layer:///identities/sl8-a", found.id)
+    loop:close()
+  end)
+
   it("keeps a client without the option on a loop of its own", function()
     local loop = layer.loop()
     local shared = on_loop(server, loop, "sl4-a")
