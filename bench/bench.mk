@@ -43,8 +43,10 @@ bench-client-e2e: server
 	$(MAKE) --no-print-directory all LUA=5.4
 	LAYER_BUILD=$(BUILD) $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_e2e.lua 300 2 30
 
-# 1,000 clients need about 8 descriptors each; libwebsockets sizes every context's fd tables
-# from this limit, so it also sets part of the memory per client (docs/performance.md 3.4).
+# 1,000 clients, each on a loop of its own and then all on one layer.loop(), side by side. A loop
+# of its own needs about 8 descriptors per client; libwebsockets sizes every context's fd tables
+# from this limit, so it also sets part of the memory per client there (docs/performance.md 3.4,
+# docs/client.md "Many clients on one loop").
 bench-client-scale: server
 	$(MAKE) --no-print-directory all LUA=5.4
 	ulimit -n 8448; LAYER_BUILD=$(BUILD) $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_scale.lua 1000 25 5 10

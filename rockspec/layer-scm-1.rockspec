@@ -38,6 +38,7 @@ build = {
     lua = {
       layer = "lua/layer/init.lua",
       ["layer.client"] = "lua/layer/client.lua",
+      ["layer.loop"] = "lua/layer/loop.lua",
       ["layer.errors"] = "lua/layer/errors.lua",
       ["layer.ids"] = "lua/layer/ids.lua",
       ["layer.requests"] = "lua/layer/requests.lua",

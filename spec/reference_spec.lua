@@ -73,7 +73,7 @@ describe("the reference (lua/layer/meta.lua)", function()
   it("declares the classes the code has", function()
     for _, name in ipairs({ "layer", "layer.ClientOptions", "layer.Client", "layer.Event", "layer.Conversation",
       "layer.Message", "layer.Part", "layer.Identity", "layer.Announcement", "layer.Error", "layer.Stats",
-      "layer.Change", "layer.Cache", "layer.Engine", "layer.dev", "layer.ngx" }) do
+      "layer.Change", "layer.Cache", "layer.Engine", "layer.Loop", "layer.dev", "layer.ngx" }) do
       assert.is_not_nil(classes[name], name)
     end
   end)
@@ -97,6 +97,7 @@ describe("the reference (lua/layer/meta.lua)", function()
       ["layer.Cache"] = layer.cache(),
       ["layer.Engine"] = engine,
       ["layer.dev"] = require "layer.dev",
+      ["layer.Loop"] = layer.loop(),
     }
   end
 

@@ -161,7 +161,14 @@ end
 
 -- One pass: I/O, timers, then handlers within the budget: a number of events,
 -- or {events = n, ms = m} to also stop after m milliseconds of handler time.
+-- A client on a shared loop (the loop option) steps that loop: all its clients.
 function Client:step(timeout, budget)
+  local loop = self._loop
+  if loop and not self._closed and not self._c:closed() then return loop:step(timeout, budget) end
+  return self:_step(timeout, budget)
+end
+
+function Client:_step(timeout, budget)
   if self._closed then return nil, "closed" end
   if self._c:closed() then -- the engine was closed under us (client:engine():close())
     self:_teardown()
@@ -396,7 +403,8 @@ function Client:_teardown()
   if self._transport then
     -- A cqueues controller that polled the fd would fail on it once closed
     -- ("unable to update event disposition: Bad file descriptor").
-    if cqueues and cqueues.cancel then cqueues.cancel(self._transport:pollfd()) end
+    -- A shared loop's fd stays open for its other clients.
+    if cqueues and cqueues.cancel and not self._loop then cqueues.cancel(self._transport:pollfd()) end
     self._transport:close()
   end
   if self._state then self._state:close() end
@@ -429,7 +437,8 @@ function Client:engine() return self._c end
 local OPTION_NAMES = { "url", "websocket_url", "app_id", "identity", "session_token", "user_id", "api_version",
   "keepalive", "dead_after", "request_timeout", "backoff_base", "backoff_cap", "backoff_jitter",
   "max_messages_per_conversation", "max_bytes", "max_events_per_step", "transport", "ca_file", "ca_path",
-  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout", "state", "catch_up", "change_lists" }
+  "insecure", "proxy", "manual_clock", "random_seed", "connect_timeout", "state", "catch_up", "change_lists",
+  "loop" }
 
 local function new(opts)
   assert(type(opts) == "table", "layer.client{url=..., app_id=..., identity=function(nonce) ... end} expected")
@@ -473,14 +482,24 @@ local function new(opts)
   if type(ngx_) == "table" and type(ngx_.thread) == "table" and ngx_.get_phase then
     self._threads = require("layer.ngx").threads
   end
+  if opts.loop ~= nil then -- a shared loop (layer.loop())
+    assert(type(opts.loop) == "table" and type(opts.loop._transport) == "function", "loop must be a layer.loop()")
+    assert(opts.transport == nil, "the loop option goes with layer's own transport only")
+  end
   if type(opts.transport) == "function" then -- a transport written in Lua (layer.ngx)
     self._transport = opts.transport(self, opts)
   elseif opts.transport ~= "manual" then
-    self._transport = core.transport(self._c, {
+    local transport_options = {
       url = opts.url, websocket_url = opts.websocket_url, ca_file = opts.ca_file, ca_path = opts.ca_path,
       insecure = opts.insecure == true, proxy = opts.proxy, connect_timeout = opts.connect_timeout,
       request_timeout = opts.request_timeout,
-    })
+    }
+    if opts.loop then
+      self._loop = opts.loop
+      self._transport = opts.loop:_transport(self, transport_options)
+    else
+      self._transport = core.transport(self._c, transport_options)
+    end
   end
   if opts.state then
     self._state = state_file.open(self, opts.state, opts.catch_up)

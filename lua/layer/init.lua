@@ -24,6 +24,11 @@ function layer.client(options)
   return require("layer.client").new(options)
 end
 
+-- layer.loop(): one loop many clients share (layer.client{ ..., loop = L }); L:step(timeout)
+function layer.loop()
+  return require("layer.loop").new()
+end
+
 function layer.is_error(v)
   return require("layer.client").is_error(v)
 end

@@ -23,6 +23,10 @@ local layer = {}
 ---@return layer.Client
 function layer.client(options) end
 
+---One transport loop (epoll set, libwebsockets context, curl multi handle) for many clients: pass it as `loop`.
+---@return layer.Loop
+function layer.loop() end
+
 ---Whether `v` is an error value returned by a client call.
 ---@param v any
 ---@return boolean
@@ -112,6 +116,7 @@ function layer.dev_token(claims) end
 ---@field proxy? string `http://[user:password@]host[:port]` for REST and the WebSocket; `""` never; default the environment
 ---@field state? string SQLite file keeping the sync state across restarts (docs/client.md, Restarts)
 ---@field catch_up? number with `state`: seconds of history a file without a cursor starts from
+---@field loop? layer.Loop share this loop with other clients (`layer.loop()`); default a loop of its own
 
 ---A Layer client. Request methods return their results directly inside handlers and coroutines, take a callback as their last argument elsewhere, and fail with `nil, err` (`layer.Error`).
 ---@class layer.Client
@@ -554,6 +559,54 @@ function announcement:delete(callback) end
 ---@field sender? table
 ---@field position? integer
 ---@field identity? string
+
+---A transport loop shared by many clients (docs/client.md, "Many clients on one loop"). A client on it
+---forwards `step`, `run`, `pollfd` and `timeout` to the loop.
+---@class layer.Loop
+local loop = {}
+
+---One I/O pass for every client (waiting up to `timeout` seconds; 0 never blocks, negative until there is
+---work), then a step of each client that has work, with `budget` as `client:step`'s.
+---@param timeout? number
+---@param budget? integer|{events?: integer, ms?: number}
+function loop:step(timeout, budget) end
+
+---Steps until every client on the loop is closed.
+function loop:run() end
+
+---Seconds until the loop needs a step without fd activity (0: work pending), or nil.
+---@return number?
+function loop:timeout() end
+
+---The epoll fd to poll for readability (cqueues, luv, a game loop), or nil once closed.
+---@return integer?
+function loop:pollfd() end
+
+---Always "r" (the cqueues pollable protocol).
+---@return string
+function loop:events() end
+
+---Same as `pollfd()`.
+---@return integer?
+function loop:getfd() end
+
+---Whether a step is due now.
+---@return boolean
+function loop:dirty() end
+
+---Makes the fd readable: work was queued outside a step.
+function loop:wake() end
+
+---The open clients on the loop.
+---@return layer.Client[]
+function loop:clients() end
+
+---Whether the loop was closed.
+---@return boolean
+function loop:closed() end
+
+---Closes every client on the loop, then the loop.
+function loop:close() end
 
 ---The C object cache fed with raw frames (`layer.cache()`).
 ---@class layer.Cache

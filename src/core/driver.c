@@ -4,7 +4,9 @@
  * Transport callbacks only translate: an HTTP completion becomes
  * ls_http_response, a WebSocket event ls_ws_opened / ls_ws_frame /
  * ls_ws_closed. They never call Lua; the Lua layer reads the engine's event
- * queue after the step.
+ * queue after the step. On a hub the same inputs are queued on the driver
+ * (ld_input) and fed to the engine by its own ld_service, and the driver is
+ * put in line (make_ready) for the hub's round.
  */
 #include "driver.h"
 
@@ -25,9 +27,45 @@ typedef struct pending_http {
     struct pending_http *next;
 } pending_http;
 
+/* An input for the engine, held until its client's step (hub drivers). */
+enum { IN_HTTP, IN_OPEN, IN_FRAME, IN_CLOSED };
+typedef struct ld_input {
+    struct ld_input *next;
+    int kind, status;
+    uint64_t id;
+    int64_t layer_count;
+    char *retry_after; /* inside this allocation, or NULL */
+    size_t len;
+    char data[];       /* body, frame or reason, NUL-terminated */
+} ld_input;
+
+/* Where a hub driver is: in no list, waiting for the next round, in the
+ * round being dispatched, or handed out and not yet settled. */
+enum { AT_NONE, AT_READY, AT_ROUND, AT_STEPPING };
+
+typedef struct {
+    ld_driver *head, *tail;
+} dlist;
+
+struct ld_hub {
+    lt_loop *loop;
+    size_t n;     /* drivers on it */
+    int released; /* the owner let go */
+    dlist ready, round, stepping;
+    ld_driver *current; /* the last ld_hub_next */
+    uint64_t next_id;
+};
+
 struct ld_driver {
     ls_session *s;
     lt_loop *loop;
+    ld_hub *hub; /* NULL: loop is private */
+    uint64_t id;
+    int at;
+    ld_driver *lprev, *lnext;
+    uint64_t timer;   /* the engine's deadline on the loop, or 0 */
+    int64_t timer_at;
+    ld_input *in_head, *in_tail;
     lt_ws *ws;
     char *base, *ws_base;
     char *ca_file, *ca_path, *proxy;
@@ -36,6 +74,10 @@ struct ld_driver {
     char accept[64];
     pending_http *http;
 };
+
+static void make_ready(ld_driver *d);
+static void unlist(ld_driver *d);
+static void hub_destroy(ld_hub *h);
 
 int64_t ld_now_ms(void) { return lt_now_ms(); }
 
@@ -85,6 +127,14 @@ ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len)
         ld_free(d);
         return NULL;
     }
+    if (o->hub) {
+        d->hub = o->hub;
+        d->loop = o->hub->loop;
+        d->id = ++o->hub->next_id;
+        o->hub->n++;
+        make_ready(d); /* the engine's first request waits for a step */
+        return d;
+    }
     d->loop = lt_loop_new();
     if (!d->loop) {
         snprintf(err, err_len, "could not create the event loop (epoll)");
@@ -97,8 +147,28 @@ ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len)
 void ld_free(ld_driver *d)
 {
     if (!d) return;
-    if (d->ws) lt_ws_free(d->ws);
-    if (d->loop) lt_loop_free(d->loop); /* runs no callbacks */
+    if (d->hub) {
+        /* The loop goes on for the others: take back all that points at d. */
+        ld_hub *h = d->hub;
+        if (d->ws) {
+            lt_ws_close(d->ws, 1000, "client closing");
+            lt_ws_free(d->ws);
+        }
+        for (pending_http *p = d->http; p; p = p->next) lt_http_cancel(d->loop, p->transport_id);
+        if (d->timer) lt_timer_cancel(d->loop, d->timer);
+        unlist(d);
+        if (h->current == d) h->current = NULL;
+        while (d->in_head) {
+            ld_input *in = d->in_head;
+            d->in_head = in->next;
+            free(in);
+        }
+        h->n--;
+        if (h->released && !h->n) hub_destroy(h);
+    } else {
+        if (d->ws) lt_ws_free(d->ws);
+        if (d->loop) lt_loop_free(d->loop); /* runs no callbacks */
+    }
     while (d->http) {
         pending_http *p = d->http;
         d->http = p->next;
@@ -113,8 +183,61 @@ void ld_free(ld_driver *d)
 }
 
 int ld_fd(const ld_driver *d) { return lt_loop_fd(d->loop); }
-int ld_timeout_ms(ld_driver *d) { return lt_loop_timeout_ms(d->loop); }
-void ld_wake(ld_driver *d) { lt_loop_wake(d->loop); }
+int ld_timeout_ms(ld_driver *d) { return d->hub ? ld_hub_timeout_ms(d->hub) : lt_loop_timeout_ms(d->loop); }
+uint64_t ld_id(const ld_driver *d) { return d->id; }
+int ld_shared(const ld_driver *d) { return d->hub != NULL; }
+
+void ld_wake(ld_driver *d)
+{
+    if (d->hub) make_ready(d);
+    else lt_loop_wake(d->loop);
+}
+
+/* ===== inputs held for a hub driver's own step ===== */
+
+static void hold(ld_driver *d, int kind, uint64_t id, int status, const char *retry_after, int64_t layer_count,
+                 const char *data, size_t len)
+{
+    size_t ra = retry_after ? strlen(retry_after) + 1 : 0;
+    ld_input *in = malloc(sizeof *in + len + 1 + ra);
+    if (!in) {
+        /* nothing better to do than the engine's own timeouts: it never hears */
+        lt_loop_log(d->loop, LT_LOG_ERR, "out of memory: an input for the engine is lost");
+        return;
+    }
+    in->next = NULL;
+    in->kind = kind;
+    in->status = status;
+    in->id = id;
+    in->layer_count = layer_count;
+    in->len = len;
+    if (len) memcpy(in->data, data, len);
+    in->data[len] = '\0';
+    in->retry_after = ra ? memcpy(in->data + len + 1, retry_after, ra) : NULL;
+    if (d->in_tail) d->in_tail->next = in;
+    else d->in_head = in;
+    d->in_tail = in;
+    make_ready(d);
+}
+
+static void feed(ld_driver *d)
+{
+    ld_input *in;
+    while ((in = d->in_head) != NULL) {
+        int64_t now = lt_now_ms();
+        d->in_head = in->next;
+        if (!d->in_head) d->in_tail = NULL;
+        switch (in->kind) {
+        case IN_HTTP:
+            ls_http_response(d->s, now, in->id, in->status, in->retry_after, in->layer_count, in->data, in->len);
+            break;
+        case IN_OPEN: ls_ws_opened(d->s, now); break;
+        case IN_FRAME: ls_ws_frame(d->s, now, in->data, in->len); break;
+        case IN_CLOSED: ls_ws_closed(d->s, now, in->data); break;
+        }
+        free(in);
+    }
+}
 
 /* ===== HTTP ===== */
 
@@ -161,7 +284,11 @@ static void on_http(const lt_http_resp *resp, void *ud)
         /* a refused certificate will be refused again: no point retrying (status -1) */
         int status = resp->error == LT_HTTP_ETLS ? -1 : 0;
         describe_failure(resp, msg, sizeof msg);
-        ls_http_response(d->s, lt_now_ms(), p->session_id, status, NULL, -1, msg, strlen(msg));
+        if (d->hub) hold(d, IN_HTTP, p->session_id, status, NULL, -1, msg, strlen(msg));
+        else ls_http_response(d->s, lt_now_ms(), p->session_id, status, NULL, -1, msg, strlen(msg));
+    } else if (d->hub) {
+        hold(d, IN_HTTP, p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"), layer_count,
+             resp->body, resp->body_len);
     } else {
         ls_http_response(d->s, lt_now_ms(), p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"),
                          layer_count, resp->body, resp->body_len);
@@ -243,21 +370,24 @@ static void on_open(lt_ws *ws, void *ud)
 {
     ld_driver *d = ud;
     (void)ws;
-    ls_ws_opened(d->s, lt_now_ms());
+    if (d->hub) hold(d, IN_OPEN, 0, 0, NULL, -1, NULL, 0);
+    else ls_ws_opened(d->s, lt_now_ms());
 }
 
 static void on_text(lt_ws *ws, const char *data, size_t len, void *ud)
 {
     ld_driver *d = ud;
     (void)ws;
-    ls_ws_frame(d->s, lt_now_ms(), data, len);
+    if (d->hub) hold(d, IN_FRAME, 0, 0, NULL, -1, data, len);
+    else ls_ws_frame(d->s, lt_now_ms(), data, len);
 }
 
 static void ws_gone(ld_driver *d, lt_ws *ws, const char *reason)
 {
     if (d->ws == ws) d->ws = NULL;
     lt_ws_free(ws); /* allowed from its own callback */
-    ls_ws_closed(d->s, lt_now_ms(), reason);
+    if (d->hub) hold(d, IN_CLOSED, 0, 0, NULL, -1, reason, strlen(reason));
+    else ls_ws_closed(d->s, lt_now_ms(), reason);
 }
 
 static void on_close(lt_ws *ws, int code, const char *reason, int was_clean, void *ud)
@@ -350,9 +480,148 @@ void ld_pump(ld_driver *d)
 void ld_service(ld_driver *d, int timeout_ms)
 {
     int64_t due;
+    if (d->hub) { /* the hub's pass did the I/O: hand over what it brought */
+        feed(d);
+        ld_pump(d);
+        return;
+    }
     ld_pump(d); /* start what the engine asked for before waiting */
     due = ls_next_deadline(d->s, lt_now_ms()); /* never sleep past the engine's own timers */
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms)) timeout_ms = (int)due;
     lt_loop_step(d->loop, timeout_ms);
     ld_pump(d);
+}
+
+/* ===== the hub ===== */
+
+static dlist *list_of(ld_hub *h, int at)
+{
+    return at == AT_READY ? &h->ready : at == AT_ROUND ? &h->round : at == AT_STEPPING ? &h->stepping : NULL;
+}
+
+static void unlist(ld_driver *d)
+{
+    dlist *l = list_of(d->hub, d->at);
+    if (!l) return;
+    if (d->lprev) d->lprev->lnext = d->lnext;
+    else l->head = d->lnext;
+    if (d->lnext) d->lnext->lprev = d->lprev;
+    else l->tail = d->lprev;
+    d->lprev = d->lnext = NULL;
+    d->at = AT_NONE;
+}
+
+static void enlist(ld_driver *d, int at)
+{
+    dlist *l = list_of(d->hub, at);
+    unlist(d);
+    d->at = at;
+    d->lprev = l->tail;
+    d->lnext = NULL;
+    if (l->tail) l->tail->lnext = d;
+    else l->head = d;
+    l->tail = d;
+}
+
+/* In line for the next round; one already in this round stays there. */
+static void make_ready(ld_driver *d)
+{
+    ld_hub *h = d->hub;
+    if (d->at == AT_READY || d->at == AT_ROUND) return;
+    /* a host waiting on the fd must see it: once, when the first work appears */
+    if (!h->ready.head && !h->round.head && !lt_loop_in_step(h->loop)) lt_loop_wake(h->loop);
+    enlist(d, AT_READY);
+}
+
+static void on_deadline(lt_loop *loop, void *ud)
+{
+    ld_driver *d = ud;
+    (void)loop;
+    d->timer = 0;
+    make_ready(d);
+}
+
+void ld_settle(ld_driver *d)
+{
+    int64_t now, due, at;
+    if (!d->hub) return;
+    if (d->at == AT_STEPPING) unlist(d);
+    if (d->in_head || ls_pending_events(d->s)) {
+        make_ready(d);
+        return;
+    }
+    now = lt_now_ms();
+    due = ls_next_deadline(d->s, now);
+    if (due < 0) return; /* a timer still armed fires early: a spare step, no harm */
+    if (due == 0) {
+        make_ready(d);
+        return;
+    }
+    at = now + due;
+    if (d->timer && d->timer_at <= at) return; /* deadlines mostly move later: keep the earlier one */
+    if (d->timer) lt_timer_cancel(d->loop, d->timer);
+    d->timer = lt_timer_start(d->loop, due, on_deadline, d);
+    d->timer_at = at;
+    if (!d->timer) make_ready(d); /* out of memory for the timer: poll it instead */
+}
+
+ld_hub *ld_hub_new(char *err, size_t err_len)
+{
+    ld_hub *h = calloc(1, sizeof *h);
+    if (!h || !(h->loop = lt_loop_new())) {
+        free(h);
+        snprintf(err, err_len, "could not create the event loop (epoll)");
+        return NULL;
+    }
+    lt_loop_set_shared(h->loop);
+    return h;
+}
+
+static void hub_destroy(ld_hub *h)
+{
+    lt_loop_free(h->loop);
+    free(h);
+}
+
+void ld_hub_release(ld_hub *h)
+{
+    if (!h || h->released) return;
+    h->released = 1;
+    if (!h->n) hub_destroy(h);
+}
+
+int ld_hub_fd(ld_hub *h) { return lt_loop_fd(h->loop); }
+size_t ld_hub_drivers(const ld_hub *h) { return h->n; }
+void ld_hub_wake(ld_hub *h) { lt_loop_wake(h->loop); }
+
+int ld_hub_timeout_ms(ld_hub *h)
+{
+    if (h->ready.head || h->round.head || h->stepping.head) return 0;
+    return lt_loop_timeout_ms(h->loop);
+}
+
+int ld_hub_step(ld_hub *h, int timeout_ms)
+{
+    int rc;
+    /* handed out and never settled (its step raised): it may still have work */
+    while (h->stepping.head) enlist(h->stepping.head, AT_READY);
+    if (h->ready.head || h->round.head) timeout_ms = 0;
+    rc = lt_loop_step(h->loop, timeout_ms);
+    /* this pass's drivers join what is left of the last round */
+    while (h->ready.head) enlist(h->ready.head, AT_ROUND);
+    return rc;
+}
+
+ld_driver *ld_hub_next(ld_hub *h)
+{
+    ld_driver *d = h->round.head;
+    h->current = d;
+    if (d) enlist(d, AT_STEPPING);
+    return d;
+}
+
+void ld_hub_skip(ld_hub *h)
+{
+    if (h->current && h->current->at == AT_STEPPING) unlist(h->current);
+    h->current = NULL;
 }

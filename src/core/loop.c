@@ -33,6 +33,7 @@ struct lt_loop {
     int epfd, wakefd;
     int depth;   /* >0 while inside lt_loop_step */
     int closing; /* lt_loop_free called during a step */
+    int shared;  /* many connections: see lt_loop_set_shared */
     struct {
         const lt_service_vt *vt;
         void *ud;
@@ -107,6 +108,8 @@ void lt_loop_free(lt_loop *loop)
 int lt_loop_fd(lt_loop *loop) { return loop->epfd; }
 int lt_loop_in_step(lt_loop *loop) { return loop->depth > 0; }
 int lt_loop_closing(lt_loop *loop) { return loop->closing; }
+void lt_loop_set_shared(lt_loop *loop) { loop->shared = 1; }
+int lt_loop_shared(const lt_loop *loop) { return loop->shared; }
 
 int lt_loop_wake(lt_loop *loop)
 {

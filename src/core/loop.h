@@ -38,6 +38,10 @@ int lt_loop_timeout_ms(lt_loop *loop);
  * called from inside one of its own callbacks). */
 int lt_loop_step(lt_loop *loop, int timeout_ms);
 int lt_loop_wake(lt_loop *loop);                  /* thread-safe; makes the fd readable */
+/* Marks a loop that many connections share (ld_hub): ws.c then sizes its lws
+ * context for the process's descriptors instead of a handful. Before any use. */
+void lt_loop_set_shared(lt_loop *loop);
+int lt_loop_shared(const lt_loop *loop);
 /* Log sink for the loop (and for lws, whose log hook is process-wide: the
  * most recently set callback of any loop receives lws messages). */
 void lt_loop_set_log(lt_loop *loop, lt_log_cb cb, void *ud);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "proxy.h"
 #include "resolve.h"
@@ -100,6 +101,7 @@ struct lt_ws {
     int terminal; /* on_close/on_error queued */
     int freed;
     int killed;
+    int touched; /* lws called back for it, or we asked lws for something: resync its fd */
     char proto_neg[64];
 };
 
@@ -236,6 +238,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
     wsvc *svc = cx ? lws_context_user(cx) : NULL;
 
+    if (ws)
+        ws->touched = 1;
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
         /* lws 4.1.6 has no client CA-directory option; call OpenSSL (already
@@ -301,6 +305,17 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         if (lws_is_first_fragment(wsi))
             ws->rx_binary = lws_frame_is_binary(wsi);
+        if (!ws->rxlen && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            /* a whole message in one piece: no reassembly buffer to keep */
+            if (len > ws->o.max_message) {
+                terminal_error(ws, "message too big");
+                ws->state = LT_WS_CLOSED;
+                refuse_connection(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+                return 0;
+            }
+            queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, in ? in : "", len, 0, 0);
+            return 0;
+        }
         int r = append_rx(ws, in, len);
         if (r < 0) {
             terminal_error(ws, r == -1 ? "message too big" : "out of memory");
@@ -313,7 +328,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
             queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
             ws->rxlen = 0;
-            if (ws->rxcap > 65536) { /* do not pin a large buffer after a big message */
+            /* most messages come in one piece (above): the buffer is for the rare big one */
+            if (ws->rxcap > 65536 || lt_loop_shared(svc->loop)) {
                 free(ws->rx);
                 ws->rx = NULL;
                 ws->rxcap = 0;
@@ -390,6 +406,17 @@ static const struct lws_protocols ws_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* lws keeps a buffer of rx_buffer_size per connection for ever (0: the 64 KB
+ * pt_serv_buf_size) and reads at most that much per socket per pass. A shared
+ * loop holds a thousand mostly idle connections: 4 KB still takes a typical
+ * packet in one read (64 KB per socket per step), at a sixteenth of the memory.
+ * Sends stay up to 64 KB a go. */
+#define WS_SHARED_RX 4096
+static const struct lws_protocols ws_protocols_shared[] = {
+    {"lt-ws", ws_callback, 0, WS_SHARED_RX, 0, NULL, WS_READ_BUFFER},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
 /* ---- connection management ------------------------------------------------ */
 
 /* The option strings lt_ws_connect copied, and the struct itself. */
@@ -445,7 +472,7 @@ static struct lws_vhost *get_vhost(wsvc *svc, lt_ws *ws)
     memset(&info, 0, sizeof info);
     info.vhost_name = name;
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = ws_protocols;
+    info.protocols = lt_loop_shared(svc->loop) ? ws_protocols_shared : ws_protocols;
     info.gid = -1;
     info.uid = -1;
     /* Never NULL: lws would then read http_proxy itself, ignoring no_proxy
@@ -474,6 +501,7 @@ static struct lws_vhost *get_vhost(wsvc *svc, lt_ws *ws)
 static void start_lws(wsvc *svc, lt_ws *ws)
 {
     ws->need_connect = 0;
+    ws->touched = 1;
     if (!ws->proxied) {
         snprintf(ws->vh_proxy, sizeof ws->vh_proxy, ":0");
     } else if (snprintf(ws->vh_proxy, sizeof ws->vh_proxy, strchr(ws->addr, ':') ? "%s%s[%s]:%d" : "%s%s%s:%d",
@@ -632,18 +660,10 @@ static void svc_on_fd(void *ud, int fd, uint32_t ev)
     /* Nothing to do per fd: lws_service polls its own table in svc_run. */
 }
 
-/* Whether a socket has unread input, or lws holds some (TLS records). */
-static int input_waiting(wsvc *svc)
+/* Whether one of the sockets lws just served (p, n) has more unread input,
+ * or lws holds some (TLS records). Sockets it did not serve had none. */
+static int input_waiting(wsvc *svc, struct pollfd *p, nfds_t n)
 {
-    struct pollfd p[16];
-    nfds_t n = 0;
-    for (lt_ws *ws = svc->head; ws && n < 16; ws = ws->next)
-        if (ws->fd >= 0 && !ws->freed) {
-            p[n].fd = ws->fd;
-            p[n].events = POLLIN;
-            p[n].revents = 0;
-            n++;
-        }
     if (n && poll(p, n, 0) > 0)
         for (nfds_t i = 0; i < n; i++)
             if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
@@ -663,10 +683,24 @@ static void svc_run(void *ud)
     /* A pass reads one buffer per socket: go on while input is waiting, so a
      * host stepping once a frame is not held to 64 kB a frame. */
     for (int pass = 0; svc->head && pass < WS_PASSES_PER_STEP; pass++) {
+        struct pollfd served[64];
+        nfds_t nserved = 0;
         lws_service(svc->ctx, -1); /* one non-blocking pass: poll(..., 0) + ripe lws timers */
+        /* Only sockets lws dealt with can have changed (lws_send_pipe_choked
+         * is a poll() each: too dear for a thousand idle ones a pass). */
         for (lt_ws *ws = svc->head; ws; ws = ws->next)
-            sync_fd(svc, ws);
-        if (!input_waiting(svc))
+            if (ws->touched || ws->state != LT_WS_OPEN || (ws->fd_events & EPOLLOUT)) {
+                int was_touched = ws->touched;
+                ws->touched = 0;
+                sync_fd(svc, ws);
+                if (was_touched && ws->fd >= 0 && !ws->freed && nserved < 64) {
+                    served[nserved].fd = ws->fd;
+                    served[nserved].events = POLLIN;
+                    served[nserved].revents = 0;
+                    nserved++;
+                }
+            }
+        if (!input_waiting(svc, served, nserved))
             break;
     }
     dispatch(svc);
@@ -755,8 +789,11 @@ static wsvc *get_svc(lt_loop *loop)
     info.uid = -1;
     info.user = svc;
     /* One loop holds a socket or two, but lws sizes its fd tables from the
-     * process limit: at ulimit -n 8448 that is ~200 KB per client. */
-    info.fd_limit_per_thread = 64;
+     * process limit: at ulimit -n 8448 that is ~200 KB per client. A shared
+     * loop holds many: there the tables follow the limit, which also keeps
+     * lws's fd lookup a table index rather than a linear search. */
+    long open_max = sysconf(_SC_OPEN_MAX);
+    info.fd_limit_per_thread = !lt_loop_shared(loop) ? 64 : open_max > 0 && open_max <= 65536 ? 0 : 65536;
     info.pt_serv_buf_size = WS_READ_BUFFER;
     svc->ctx = lws_create_context(&info);
     if (!svc->ctx) {
@@ -966,8 +1003,10 @@ int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
         ws->oq = m;
     ws->oq_tail = m;
     ws->obytes += len;
-    if (ws->wsi && ws->state == LT_WS_OPEN)
+    if (ws->wsi && ws->state == LT_WS_OPEN) {
         lws_callback_on_writable(ws->wsi);
+        ws->touched = 1;
+    }
     return 0;
 }
 
@@ -978,6 +1017,7 @@ int lt_ws_close(lt_ws *ws, int code, const char *reason)
     if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015)
         code = 1000;
     ws->close_requested = 1;
+    ws->touched = 1;
     ws->close_code = code;
     snprintf(ws->close_reason, sizeof ws->close_reason, "%s", reason ? reason : "");
     if (ws->state == LT_WS_OPEN && ws->wsi) {

@@ -27,6 +27,8 @@ int layer_l_object_table(lua_State *L);  /* lobject.c */
 int layer_l_object_json(lua_State *L);
 int layer_l_transport_new(lua_State *L); /* ltransport.c */
 void layer_transport_open(lua_State *L);
+int layer_l_loop_new(lua_State *L);      /* lloop.c */
+void layer_loop_open(lua_State *L);
 int layer_l_uuid(lua_State *L);          /* ldev.c */
 int layer_l_dev_token(lua_State *L);
 int layer_l_clock(lua_State *L);

@@ -93,6 +93,7 @@ static const luaL_Reg functions[] = {
     {"object_json", layer_l_object_json},
     {"uuid", layer_l_uuid},
     {"transport", layer_l_transport_new},
+    {"loop", layer_l_loop_new},
     {"dev_token", layer_l_dev_token},
     {"clock", layer_l_clock},
     {"state", layer_l_state_open},
@@ -105,6 +106,7 @@ int luaopen_layer_core(lua_State *L)
     layer_cache_open(L);
     layer_client_open(L);
     layer_transport_open(L);
+    layer_loop_open(L);
     layer_state_open(L);
     luaL_newmetatable(L, LAYER_ARRAY_MT);
     lua_pushliteral(L, "array");

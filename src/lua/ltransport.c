@@ -2,10 +2,14 @@
  * ltransport.c - layer.core.transport(engine, options): the driver (driver.c)
  * as a userdata, with the methods layer.client's loop calls: service, pump,
  * pollfd, wake, timeout, close. It keeps its engine alive and is closed first.
+ * With options.loop (a layer.core.loop) the driver sits on that shared hub:
+ * service then only hands the hub's inputs to the engine (the loop did the
+ * I/O), and settle tells the hub what the engine waits for next.
  */
 #include "bindings.h"
 #include "driver.h"
 #include "lclient.h"
+#include "lloop.h"
 
 #include <string.h>
 
@@ -66,13 +70,17 @@ int layer_l_transport_new(lua_State *L)
     o.request_timeout_ms = (long)(luaL_optnumber(L, -1, 60) * 1000);
     lua_pop(L, 3);
     luaL_argcheck(L, o.url != NULL, 2, "url is required");
+    lua_getfield(L, 2, "loop");
+    if (!lua_isnil(L, -1)) o.hub = lloop_hub(L, lua_gettop(L));
     t = (ltransport *)layer_newuserdata(L, sizeof *t);
     t->d = NULL;
     luaL_getmetatable(L, TRANSPORT_MT);
     lua_setmetatable(L, -2);
-    lua_newtable(L); /* keeps the engine alive while the transport borrows it */
+    lua_newtable(L); /* keeps the engine (and the loop) alive while the transport borrows them */
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "engine");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "loop");
     layer_setuservalue(L, -2);
     t->d = ld_new(s, &o, err, sizeof err);
     if (!t->d) return luaL_error(L, "layer: %s", err);
@@ -116,6 +124,30 @@ static int l_timeout(lua_State *L)
     return 1;
 }
 
+/* transport:settle(): after its client's step on a shared loop (a no-op on
+ * a private one, or once closed). */
+static int l_settle(lua_State *L)
+{
+    ltransport *t = (ltransport *)luaL_checkudata(L, 1, TRANSPORT_MT);
+    int open;
+    if (!t->d) return 0;
+    layer_getuservalue(L, 1);
+    lua_getfield(L, -1, "engine");
+    open = lclient_is_open(L, -1);
+    lua_pop(L, 2);
+    if (open) ld_settle(t->d);
+    return 0;
+}
+
+/* transport:id(): its number on a shared loop, or nil on a private one. */
+static int l_id(lua_State *L)
+{
+    ld_driver *d = check(L);
+    if (!ld_shared(d)) return 0;
+    lua_pushnumber(L, (lua_Number)ld_id(d));
+    return 1;
+}
+
 static int l_close(lua_State *L)
 {
     ltransport *t = (ltransport *)luaL_checkudata(L, 1, TRANSPORT_MT);
@@ -126,6 +158,7 @@ static int l_close(lua_State *L)
 
 static const luaL_Reg methods[] = {
     {"service", l_service}, {"pump", l_pump}, {"pollfd", l_pollfd}, {"wake", l_wake}, {"timeout", l_timeout}, {"close", l_close},
+    {"settle", l_settle}, {"id", l_id},
     {NULL, NULL},
 };
 
