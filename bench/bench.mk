@@ -7,7 +7,7 @@ BENCH_ROUNDS ?= 3
 BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;"
 
 .PHONY: bench bench-streams bench-patch-engine bench-decode-apply
-.PHONY: bench-client bench-client-ingest bench-client-e2e bench-client-scale
+.PHONY: bench-client bench-client-ingest bench-client-e2e bench-client-scale bench-summary
 
 bench: bench-patch-engine bench-decode-apply bench-client
 
@@ -50,3 +50,9 @@ bench-client-e2e: server
 bench-client-scale: server
 	$(MAKE) --no-print-directory all LUA=5.4
 	ulimit -n 8448; LAYER_BUILD=$(BUILD) $(BENCH_ENV) LUA_CPATH="$(BUILD)/5.4/?.so;;" lua5.4 bench/client_scale.lua 1000 25 5 10
+
+# docs/performance.md's summary table from one run: every row's figures, ratio and verdict.
+bench-summary:
+	mkdir -p $(BENCH_OUT)
+	$(MAKE) --no-print-directory bench 2>&1 | tee $(BENCH_OUT)/bench.log
+	lua5.4 bench/summary.lua $(BENCH_OUT)/bench.log

@@ -250,6 +250,13 @@ end
 
 local median = probes.median
 local t_ours, t_lua = median(times.ours), median(times.lua)
+-- The target holds only if it holds in every round (rounds alternate, so each
+-- pair of times comes from the same stretch of the machine's load).
+local round_ratios, min_ratio = {}, math.huge
+for r = 1, rounds do
+  round_ratios[r] = times.lua[r] / times.ours[r]
+  if round_ratios[r] < min_ratio then min_ratio = round_ratios[r] end
+end
 
 ---- Same final state: every object of the reference against ours (object_json of the live object).
 local client, ref = last.ours, last.lua
@@ -308,6 +315,9 @@ print(string.format("handler calls: ours %d, reference %d (ours drops %d patches
   calls.ours, calls.lua, dups))
 print(string.format("%-40s %12s %12s %8s", "", "layer.client", "cjson+Lua", "ours/ref"))
 print(string.format("%-40s %12.0f %12.0f %7.2fx", "packets/s through step() to handlers", pps_ours, pps_lua, speed))
+local shown = {}
+for r, x in ipairs(round_ratios) do shown[r] = string.format("%.2fx", x) end
+print(string.format("%-40s %s (lowest %.2fx)", "  ratio in each round", table.concat(shown, " "), min_ratio))
 print(string.format("%-40s %12.0f %12.0f %7.2f", "retained bytes/message (counters)", per(ours_total), per(lua_bytes),
   ours_total / lua_bytes))
 print(string.format("%-40s %12.0f %12s", "  C heap, stats().bytes after compact()", per(ours_c_bytes), "-"))
@@ -315,10 +325,11 @@ print(string.format("%-40s %12.0f %12s", "  C heap before compact()", per(ours_c
 print(string.format("%-40s %12.0f %12s", "  Lua heap growth (client, handlers)", per(ours_lua_bytes), "-"))
 print(string.format("%-40s %12.0f %12.0f %7.2f", "RSS growth bytes/message", per(rss_ours), per(rss_lua), rss_ours / rss_lua))
 print(string.format("RESULT bench=client_ingest handlers=" .. HANDLERS .. " interp=%q frames=%d batch=%d ours_pps=%.0f lua_pps=%.0f speed_ratio=%.2f " ..
-  "ours_bpm=%.0f ours_bpm_before_compact=%.0f lua_bpm=%.0f ours_rss_bpm=%.0f lua_rss_bpm=%.0f",
-  interp, n_frames, batch, pps_ours, pps_lua, speed, per(ours_total), per(ours_c_busy + math.max(0, ours_lua_bytes)),
+  "min_round_ratio=%.2f ours_bpm=%.0f ours_bpm_before_compact=%.0f lua_bpm=%.0f ours_rss_bpm=%.0f lua_rss_bpm=%.0f",
+  interp, n_frames, batch, pps_ours, pps_lua, speed, min_ratio, per(ours_total), per(ours_c_busy + math.max(0, ours_lua_bytes)),
   per(lua_bytes), per(rss_ours), per(rss_lua)))
-print(string.format("target >= 3x packets/s: %s (%.2fx)", speed >= 3 and "MET" or "MISSED", speed))
+print(string.format("target >= 3x packets/s in every round: %s (median %.2fx, lowest %.2fx)",
+  min_ratio >= 3 and "MET" or "MISSED", speed, min_ratio))
 print(string.format("target no more bytes/message, heap counters: %s (ours %.0f vs %.0f; %.0f before compact())",
   ours_total <= lua_bytes and "MET" or "MISSED", per(ours_total), per(lua_bytes),
   per(ours_c_busy + math.max(0, ours_lua_bytes))))

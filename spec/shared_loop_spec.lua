@@ -144,15 +144,17 @@ describe("layer.loop", function()
 
   it("steps a client again while its budget leaves events queued", function()
     local loop = layer.loop()
-    local a = on_loop(server, loop, "sl7-a")
+    local a = live.client(server, "sl7-a") -- on a loop of its own: it sends while the shared loop stands still
     local b = live.client(server, "sl7-b", { loop = loop, max_events_per_step = 1 })
-    all_ready(loop, { a, b })
+    all_ready(loop, { b })
+    live.pump({ a }, function() return a._ready end, 10, "a ready")
     local got = {}
     b:on("message", function(m) got[#got + 1] = m:text() end)
-    a:spawn(function()
+    live.run({ a }, a, function()
       local conv = assert(a:create_conversation({ participants = { "sl7-b" }, distinct = false }))
-      for i = 1, 5 do conv:send("m" .. i, function() end) end
+      for i = 1, 5 do assert(conv:send("m" .. i)) end
     end)
+    socket.sleep(0.3) -- the server has pushed all of it onto b's socket: one read takes it all
     local saw_pending = false
     pump(loop, function()
       if b:engine():pending() > 0 then
@@ -163,6 +165,7 @@ describe("layer.loop", function()
     end, 10, "five messages, one event a step")
     assert.are.same({ "m1", "m2", "m3", "m4", "m5" }, got)
     assert.is_true(saw_pending)
+    a:close()
     loop:close()
   end)
 
