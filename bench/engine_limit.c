@@ -4,7 +4,7 @@
  * decode, counters, apply to the cache), in MB/s and µs per packet. Run by
  * bench/run-engine-limit next to bench/simdjson_parse.cpp on the same bytes.
  *
- *   engine_limit FRAMES [passes]
+ *   engine_limit FRAMES [passes [mode]]     (mode: only that one, for a profiler)
  *
  * Modes, alternated pass by pass, each on a fresh session per pass:
  *   quiet   no interest (layer.client with no handlers): no events are built
@@ -159,9 +159,11 @@ int main(int argc, char **argv)
     static const char *names[3] = {"quiet", "events", "parse"};
     size_t events = 0, values = 0;
     jv_doc *scratch;
+    const char *only;
     if (argc < 2) die("usage: engine_limit FRAMES [passes]");
     passes = argc > 2 ? atoi(argv[2]) : 5;
     if (passes < 1) die("passes must be positive");
+    only = argc > 3 ? argv[3] : NULL;
     load(argv[1], &f);
     for (m = 0; m < 3; m++)
         if (!(times[m] = calloc((size_t)passes, sizeof(double)))) die("out of memory");
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
             int mode = (m + p) % 3; /* rotate which mode goes first */
             drained d;
             ls_stats st;
+            if (only && strcmp(only, names[mode]) != 0) continue;
             if (mode == 2) {
                 times[mode][p] = parse_pass(&f, scratch, &values);
                 continue;
@@ -187,11 +190,12 @@ int main(int argc, char **argv)
     }
     for (m = 0; m < 3; m++) {
         double t = median(times[m], passes);
+        if (only && strcmp(only, names[m]) != 0) continue;
         printf("impl=engine mode=%s frames=%lu bytes=%lu passes=%d events=%lu mb_per_s=%.1f us_per_packet=%.3f\n",
                names[m], (unsigned long)f.n, (unsigned long)f.bytes, passes, (unsigned long)(m == 1 ? events : 0),
                (double)f.bytes / t / 1e6, t / (double)f.n * 1e6);
     }
-    if (!values) die("nothing parsed");
+    if (!values && (!only || !strcmp(only, "parse"))) die("nothing parsed");
     jv_doc_free(scratch);
     return 0;
 }
