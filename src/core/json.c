@@ -13,7 +13,11 @@
 
 #include <locale.h>
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,36 +150,61 @@ static const known_key known_keys[] = {
 #undef K
 
 #define KNOWN_SLOTS 256
+#define KNOWN_COUNT (sizeof known_keys / sizeof known_keys[0])
+/* has_duplicates keeps one bit per static key in a uint64_t */
+typedef char known_keys_fit_in_a_word[KNOWN_COUNT <= 64 ? 1 : -1];
 static unsigned char known_slots[KNOWN_SLOTS]; /* index + 1, 0 = empty */
+static uint64_t known_heads[KNOWN_COUNT];      /* key_head of each, compared before the text */
 static pthread_once_t known_once = PTHREAD_ONCE_INIT;
 static int known_ready; /* set, with release order, once known_slots is complete */
 
-static unsigned known_hash(const char *s, size_t len)
+/* The first (up to) 8 bytes of a key as a little-endian word, zero above len:
+ * one load when avail (readable bytes at s) allows, as in the parser. */
+static inline uint64_t key_head(const char *s, size_t len, size_t avail)
 {
-    return (unsigned)(len * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1] * 3u +
-                      (len > 2 ? (unsigned char)s[len / 2] : 0u)) & (KNOWN_SLOTS - 1);
+    uint64_t w = 0;
+    size_t i, n = len < 8 ? len : 8;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (avail >= 8) {
+        memcpy(&w, s, 8);
+        return n == 8 ? w : w & ((1ull << (8 * n)) - 1);
+    }
+#endif
+    for (i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    return w;
+}
+
+static inline unsigned known_hash(uint64_t head, size_t len)
+{
+    return (unsigned)(((head ^ len) * 0x9E3779B97F4A7C15ull) >> 56) & (KNOWN_SLOTS - 1);
 }
 
 static void known_init(void)
 {
     size_t i;
-    for (i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++) {
-        const char *t = known_keys[i].text;
-        unsigned h = known_hash(t, known_keys[i].len[0]);
+    for (i = 0; i < KNOWN_COUNT; i++) {
+        size_t len = known_keys[i].len[0];
+        unsigned h;
+        known_heads[i] = key_head(known_keys[i].text, len, len + 1);
+        h = known_hash(known_heads[i], len);
         while (known_slots[h]) h = (h + 1) & (KNOWN_SLOTS - 1);
         known_slots[h] = (unsigned char)(i + 1);
     }
     __atomic_store_n(&known_ready, 1, __ATOMIC_RELEASE);
 }
 
-static const char *known_key_find(const char *s, size_t len)
+/* The static copy of key s (len bytes, avail readable from s), or NULL. */
+static const char *known_key_find(const char *s, size_t len, size_t avail)
 {
-    unsigned h;
+    unsigned h, slot;
+    uint64_t head;
     if (len == 0 || len >= KNOWN_KEY_MAX) return NULL;
     if (!__atomic_load_n(&known_ready, __ATOMIC_ACQUIRE)) pthread_once(&known_once, known_init);
-    for (h = known_hash(s, len); known_slots[h]; h = (h + 1) & (KNOWN_SLOTS - 1)) {
-        const known_key *k = &known_keys[known_slots[h] - 1];
-        if (k->len[0] == len && jv_same_bytes(k->text, s, len)) return k->text;
+    head = key_head(s, len, avail);
+    for (h = known_hash(head, len); (slot = known_slots[h]) != 0; h = (h + 1) & (KNOWN_SLOTS - 1)) {
+        const known_key *k = &known_keys[slot - 1];
+        if (known_heads[slot - 1] == head && k->len[0] == len && (len <= 8 || jv_same_bytes(k->text + 8, s + 8, len - 8)))
+            return k->text;
     }
     return NULL;
 }
@@ -203,7 +232,7 @@ const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key)
 {
     char *p;
     if (len > UINT32_MAX - 8) return NULL;
-    if (key && (p = (char *)known_key_find(s, len)) != NULL) return p;
+    if (key && (p = (char *)known_key_find(s, len, len)) != NULL) return p;
     p = arena_alloc(doc, len + 1 + (key ? 4 : 0), 1);
     if (!p) return NULL;
     if (key) {
@@ -578,6 +607,8 @@ static int fail(parser *ps, const char *at, const char *fmt, const char *detail)
 static void skip_ws(parser *ps)
 {
     const char *p = ps->p, *end = ps->end;
+    /* frames rarely hold whitespace: one test for the usual next byte */
+    if (p < end && (unsigned char)*p > ' ') return;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     ps->p = p;
 }
@@ -634,6 +665,22 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
     /* pass 1: find the end and validate */
     for (;;) {
         unsigned char c;
+#ifdef __SSE2__
+        /* 16 plain ASCII bytes at a time (SSE2 is part of x86-64): the mask
+         * has a bit for each quote, backslash, control or high-bit byte */
+        while (end - q >= 16) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+            const __m128i special =
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                             _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(special) | (unsigned)_mm_movemask_epi8(v);
+            if (mask) {
+                q += __builtin_ctz(mask);
+                goto special;
+            }
+            q += 16;
+        }
+#endif
         /* 8 plain ASCII bytes at a time: no quote, backslash, control or high bit */
         while (end - q >= 8) {
             uint64_t word, flags;
@@ -651,6 +698,9 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
             q += 8;
         }
         if (q >= end) return fail(ps, ps->p, "%sunterminated string starting at byte %lu", "");
+#ifdef __SSE2__
+    special:
+#endif
         c = (unsigned char)*q;
         if (c == '"') break;
         if (c == '\\') {
@@ -678,7 +728,7 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
     }
     if ((size_t)(q - body) > UINT32_MAX - 8) return fail(ps, body, "%sstring too long at byte %lu", "");
     if (as_key && !escapes) {
-        const char *known = known_key_find(body, (size_t)(q - body));
+        const char *known = known_key_find(body, (size_t)(q - body), (size_t)(end - body));
         if (known) {
             *out = known;
             *out_len = (uint32_t)(q - body);
@@ -728,6 +778,19 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         ps->doc->chunks->used -= (size_t)((dst + (q - body)) - w);
         ps->doc->used -= (size_t)((dst + (q - body)) - w);
     }
+    if (as_key && escapes) {
+        /* "i\u0064" is "id": parsed keys equal to a static key are always that
+         * pointer, which lets has_duplicates tell static keys apart by address */
+        const char *known = known_key_find(dst, (size_t)(w - dst), (size_t)(w - dst));
+        if (known) {
+            ps->doc->chunks->used -= (size_t)(w - dst) + 5;
+            ps->doc->used -= (size_t)(w - dst) + 5;
+            *out = known;
+            *out_len = (uint32_t)(w - dst);
+            ps->p = q + 1;
+            return 1;
+        }
+    }
     if (as_key) put_len4(dst - 4, (uint32_t)(w - dst));
     *out = dst;
     *out_len = (uint32_t)(w - dst);
@@ -756,48 +819,75 @@ static uint32_t dedupe_members(jv_member *m, uint32_t n)
     return kept;
 }
 
+/* Hash of a key that is not a static one: ids share long prefixes
+ * (layer:///identities/...), so their last 8 bytes and length. */
+static inline uint32_t other_key_hash(const char *k, uint32_t len)
+{
+    uint64_t w = len;
+    if (len >= 8) {
+        uint64_t tail;
+        memcpy(&tail, k + len - 8, 8);
+        w ^= tail;
+    } else {
+        w ^= key_head(k, len, len);
+    }
+    return (uint32_t)((w * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
 static int has_duplicates(const jv_member *m, uint32_t n)
 {
-    /* Cheap filter: exact check only when two keys share length and first byte. */
-    uint32_t i, j;
+    /* Static keys are equal only as the same pointer (parse_string maps even
+     * escaped spellings to it): a bit each. The rest are compared among
+     * themselves, through a hash set once there are more than a few. */
+    uint64_t seen = 0;
+    uint32_t i, j, others = 0;
+    uint32_t inline_slots[64], *slots = inline_slots;
+    size_t cap, mask;
+    int dup = 0;
     if (n < 2) return 0;
-    if (n <= 32) {
+    for (i = 0; i < n; i++) {
+        const char *k = m[i].key;
+        if (is_known_key(k)) {
+            uint64_t bit = 1ull << (((uintptr_t)k - (uintptr_t)known_keys[0].text) / sizeof(known_key));
+            if (seen & bit) return 1;
+            seen |= bit;
+        } else {
+            others++;
+        }
+    }
+    if (others < 2) return 0;
+    if (others <= 8) {
         for (i = 1; i < n; i++) {
             const char *ki = m[i].key;
-            uint32_t li = jv_key_len(ki);
-            int known = is_known_key(ki);
+            uint32_t li;
+            if (is_known_key(ki)) continue;
+            li = jv_key_len(ki);
             for (j = 0; j < i; j++) {
                 const char *kj = m[j].key;
-                if (kj == ki) return 1;
-                /* two static keys are equal only as the same pointer */
-                if (known && is_known_key(kj)) continue;
-                if (jv_key_len(kj) == li && jv_same_bytes(ki, kj, li)) return 1;
+                if (jv_key_len(kj) == li && !is_known_key(kj) && jv_same_bytes(ki, kj, li)) return 1;
             }
         }
         return 0;
     }
-    {
-        /* hash set of key indices, open addressing */
-        size_t cap = 64, mask;
-        uint32_t *slots;
-        int dup = 0;
-        while (cap < (size_t)n * 2) cap <<= 1;
-        mask = cap - 1;
-        slots = malloc(cap * sizeof *slots);
-        if (!slots) return 1; /* fall back to the quadratic path */
-        memset(slots, 0xff, cap * sizeof *slots);
-        for (i = 0; i < n && !dup; i++) {
-            uint32_t len = jv_key_len(m[i].key);
-            size_t s;
-            for (s = jv_hash_id(m[i].key, len) & mask; slots[s] != 0xFFFFFFFFu; s = (s + 1) & mask) {
-                const char *o = m[slots[s]].key;
-                if (jv_key_len(o) == len && jv_same_bytes(o, m[i].key, len)) { dup = 1; break; }
-            }
-            slots[s] = i;
+    for (cap = 64; cap < (size_t)others * 2; cap <<= 1) {}
+    mask = cap - 1;
+    if (cap > sizeof inline_slots / sizeof inline_slots[0] && !(slots = malloc(cap * sizeof *slots)))
+        return 1; /* no memory for the set: dedupe_members does the exact work */
+    memset(slots, 0xff, cap * sizeof *slots);
+    for (i = 0; i < n && !dup; i++) {
+        const char *k = m[i].key;
+        uint32_t len;
+        size_t at;
+        if (is_known_key(k)) continue;
+        len = jv_key_len(k);
+        for (at = other_key_hash(k, len) & mask; slots[at] != 0xFFFFFFFFu; at = (at + 1) & mask) {
+            const char *o = m[slots[at]].key;
+            if (jv_key_len(o) == len && jv_same_bytes(o, k, len)) { dup = 1; break; }
         }
-        free(slots);
-        return dup;
+        slots[at] = i;
     }
+    if (slots != inline_slots) free(slots);
+    return dup;
 }
 
 static int close_container(parser *ps, size_t base, int is_object, jv *out)
@@ -948,7 +1038,7 @@ static int parse_into(jv_doc *doc, const char *text, size_t len, const jv_limits
 {
     parser ps;
     jv root;
-    memset(&ps, 0, sizeof ps);
+    memset(&ps, 0, offsetof(parser, inline_stack)); /* not the 1.5 KB stack: written before read */
     ps.start = ps.p = text;
     ps.end = text + len;
     ps.doc = doc;
