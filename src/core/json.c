@@ -656,7 +656,8 @@ static uint32_t hex4(const char *p)
     return v;
 }
 
-/* Parse a string starting at the opening quote. */
+/* Parse a string starting at the opening quote. as_key: 0 a value, 1 a key,
+ * 2 a key known not to be a static one (key_fast looked). */
 static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_len)
 {
     const char *q = ps->p + 1, *end = ps->end, *body = q;
@@ -727,7 +728,7 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         }
     }
     if ((size_t)(q - body) > UINT32_MAX - 8) return fail(ps, body, "%sstring too long at byte %lu", "");
-    if (as_key && !escapes) {
+    if (as_key == 1 && !escapes) {
         const char *known = known_key_find(body, (size_t)(q - body), (size_t)(end - body));
         if (known) {
             *out = known;
@@ -799,6 +800,79 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
 }
 
 static int parse_value(parser *ps, jv *out);
+
+#ifdef __SSE2__
+/* Most keys are static ones shorter than 16 bytes: one load finds the closing
+ * quote and gives the first word, one compare checks the rest. Returns the
+ * static key and moves past it, or NULL (then *looked says whether the lookup
+ * ran and failed, so parse_string need not repeat it). */
+static inline const char *key_fast(parser *ps, int *looked)
+{
+    const char *p = ps->p + 1;
+    __m128i v, t;
+    unsigned mask, len, h, slot;
+    uint64_t head;
+    *looked = 0;
+    if (ps->end - p < 16) return NULL;
+    v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    mask = (unsigned)_mm_movemask_epi8(
+               _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                            _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)))) |
+           (unsigned)_mm_movemask_epi8(v);
+    if (!mask) return NULL; /* 16 plain bytes or more: the general path */
+    len = (unsigned)__builtin_ctz(mask);
+    if (p[len] != '"' || len == 0) return NULL; /* escapes, controls, UTF-8 */
+    if (!__atomic_load_n(&known_ready, __ATOMIC_ACQUIRE)) pthread_once(&known_once, known_init);
+    memcpy(&head, p, 8);
+    if (len < 8) head &= (1ull << (8 * len)) - 1;
+    *looked = 1;
+    for (h = known_hash(head, len); (slot = known_slots[h]) != 0; h = (h + 1) & (KNOWN_SLOTS - 1)) {
+        const known_key *k = &known_keys[slot - 1];
+        if (known_heads[slot - 1] != head || k->len[0] != len) continue;
+        if (len > 8) { /* text is zero-padded to KNOWN_KEY_MAX: a 16-byte load stays inside */
+            unsigned want = (1u << len) - 1;
+            t = _mm_loadu_si128((const __m128i *)(const void *)k->text);
+            if (((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, t)) & want) != want) continue;
+        }
+        ps->p = p + len + 1;
+        return k->text;
+    }
+    return NULL;
+}
+#endif
+
+#ifdef __SSE2__
+/* A value string shorter than 16 bytes ("read", "text/plain"), with room for
+ * a 16-byte store in the arena's chunk: one load, one store, no call. Returns
+ * 0 for anything else, which the general path takes. */
+static inline int string_fast(parser *ps, jv *out)
+{
+    const char *p = ps->p + 1;
+    jv_chunk *c = ps->doc->chunks;
+    __m128i v;
+    unsigned mask, len;
+    char *dst;
+    if (ps->end - p < 16 || !c || c->cap - c->used < 16) return 0;
+    v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    mask = (unsigned)_mm_movemask_epi8(
+               _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                            _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)))) |
+           (unsigned)_mm_movemask_epi8(v);
+    if (!mask) return 0;
+    len = (unsigned)__builtin_ctz(mask);
+    if (p[len] != '"') return 0;
+    dst = CHUNK_DATA(c) + c->used;
+    _mm_storeu_si128((__m128i *)(void *)dst, v); /* the bytes past len land in free space */
+    dst[len] = '\0';
+    c->used += len + 1;
+    ps->doc->used += len + 1;
+    out->type = JV_STRING;
+    out->len = len;
+    out->u.s = dst;
+    ps->p = p + len + 1;
+    return 1;
+}
+#endif
 
 /* JSON.parse keeps the last of duplicate keys, at the first one's place. */
 static uint32_t dedupe_members(jv_member *m, uint32_t n)
@@ -942,9 +1016,13 @@ static int parse_container(parser *ps, jv *out)
         jv v;
         if (is_object) {
             uint32_t klen;
+            int looked = 0;
             if (ps->p >= ps->end || *ps->p != '"')
                 return fail(ps, ps->p, "%sexpected a string key at byte %lu", "");
-            if (!parse_string(ps, 1, &key, &klen)) return 0;
+#ifdef __SSE2__
+            key = key_fast(ps, &looked);
+#endif
+            if (!key && !parse_string(ps, looked ? 2 : 1, &key, &klen)) return 0;
             skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != ':') return fail(ps, ps->p, "%sexpected ':' at byte %lu", "");
             ps->p++;
@@ -979,6 +1057,9 @@ static int parse_value(parser *ps, jv *out)
     case '"': {
         const char *s;
         uint32_t n;
+#ifdef __SSE2__
+        if (string_fast(ps, out)) return 1;
+#endif
         if (!parse_string(ps, 0, &s, &n)) return 0;
         out->type = JV_STRING;
         out->len = n;
