@@ -128,7 +128,7 @@ int jv_doc_wants_repack(const jv_doc *doc, size_t packed_used) { return doc->use
  * about 400 bytes per cached Message and the copying while parsing. The
  * table is read-only after its one-time build. */
 
-#define KNOWN_KEY_MAX 24
+#define KNOWN_KEY_MAX 28 /* with the length, 32 bytes an entry: has_duplicates indexes by shift */
 typedef struct {
     unsigned char len[4]; /* little-endian, right before the text: jv_key_len */
     char text[KNOWN_KEY_MAX];
@@ -152,7 +152,7 @@ static const known_key known_keys[] = {
 #define KNOWN_SLOTS 256
 #define KNOWN_COUNT (sizeof known_keys / sizeof known_keys[0])
 /* has_duplicates keeps one bit per static key in a uint64_t */
-typedef char known_keys_fit_in_a_word[KNOWN_COUNT <= 64 ? 1 : -1];
+typedef char known_keys_fit_in_a_word[KNOWN_COUNT <= 64 && sizeof(known_key) == 32 ? 1 : -1];
 static unsigned char known_slots[KNOWN_SLOTS]; /* index + 1, 0 = empty */
 static uint64_t known_heads[KNOWN_COUNT];      /* key_head of each, compared before the text */
 static pthread_once_t known_once = PTHREAD_ONCE_INIT;
@@ -280,14 +280,20 @@ size_t jv_value_bytes(const jv *v)
         return v->len + 1;
     case JV_ARRAY:
         n = (size_t)v->len * sizeof(jv) + 7; /* alignment slack */
-        for (i = 0; i < v->len; i++) n += jv_value_bytes(&v->u.items[i]);
+        for (i = 0; i < v->len; i++) {
+            const jv *item = &v->u.items[i];
+            if (item->type == JV_STRING) n += item->len + 1;
+            else if (item->type > JV_STRING) n += jv_value_bytes(item);
+        }
         return n;
     case JV_OBJECT:
         n = (size_t)v->len * sizeof(jv_member) + 7;
         for (i = 0; i < v->len; i++) {
             const char *k = v->u.members[i].key;
+            const jv *value = &v->u.members[i].value;
             if (!is_known_key(k)) n += jv_key_len(k) + 5; /* length prefix and NUL */
-            n += jv_value_bytes(&v->u.members[i].value);
+            if (value->type == JV_STRING) n += value->len + 1;
+            else if (value->type > JV_STRING) n += jv_value_bytes(value);
         }
         return n;
     default:
@@ -295,21 +301,40 @@ size_t jv_value_bytes(const jv *v)
     }
 }
 
+/* A string or (key=1) a length-prefixed key, copied into doc. */
+static inline const char *copy_text(jv_doc *doc, const char *s, uint32_t len, int key)
+{
+    char *p = arena_alloc(doc, (size_t)len + 1 + (key ? 4 : 0), 1);
+    if (!p) return NULL;
+    if (key) {
+        put_len4(p, len);
+        p += 4;
+    }
+    if (len) memcpy(p, s, len); /* s may be NULL for "" built by hand */
+    p[len] = '\0';
+    return p;
+}
+
+/* The cache copies every created object: scalars are copied in the loops,
+ * only containers recurse, and a key that is not a static one cannot become
+ * one (jv_intern and the parser already map every static spelling to it). */
 int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
 {
     uint32_t i;
     *dst = *src;
     switch (src->type) {
     case JV_STRING:
-        dst->u.s = jv_intern(doc, src->u.s, src->len, 0);
-        return dst->u.s != NULL;
+        return (dst->u.s = copy_text(doc, src->u.s, src->len, 0)) != NULL;
     case JV_ARRAY: {
         jv *items;
         if (!src->len) { dst->u.items = NULL; return 1; }
         items = arena_alloc(doc, (size_t)src->len * sizeof(jv), 8);
         if (!items) return 0;
-        for (i = 0; i < src->len; i++)
-            if (!jv_copy_into(doc, &items[i], &src->u.items[i])) return 0;
+        for (i = 0; i < src->len; i++) {
+            const jv *v = &src->u.items[i];
+            if (v->type < JV_STRING) items[i] = *v;
+            else if (!jv_copy_into(doc, &items[i], v)) return 0;
+        }
         dst->u.items = items;
         return 1;
     }
@@ -320,8 +345,11 @@ int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
         if (!m) return 0;
         for (i = 0; i < src->len; i++) {
             const char *k = src->u.members[i].key;
-            m[i].key = is_known_key(k) ? k : jv_intern(doc, k, jv_key_len(k), 1);
-            if (!m[i].key || !jv_copy_into(doc, &m[i].value, &src->u.members[i].value)) return 0;
+            const jv *v = &src->u.members[i].value;
+            m[i].key = is_known_key(k) ? k : copy_text(doc, k, jv_key_len(k), 1);
+            if (!m[i].key) return 0;
+            if (v->type < JV_STRING) m[i].value = *v;
+            else if (!jv_copy_into(doc, &m[i].value, v)) return 0;
         }
         dst->u.members = m;
         return 1;
@@ -611,6 +639,22 @@ static void skip_ws(parser *ps)
     if (p < end && (unsigned char)*p > ' ') return;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     ps->p = p;
+}
+
+/* Consume c, after any blanks; 0 (blanks skipped) if something else comes.
+ * The usual case, c right there, costs one test. */
+static inline int eat(parser *ps, char c)
+{
+    if (ps->p < ps->end && *ps->p == c) {
+        ps->p++;
+        return 1;
+    }
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == c) {
+        ps->p++;
+        return 1;
+    }
+    return 0;
 }
 
 static int push_entry(parser *ps, const char *key, const jv *v)
@@ -1023,20 +1067,16 @@ static int parse_container(parser *ps, jv *out)
             key = key_fast(ps, &looked);
 #endif
             if (!key && !parse_string(ps, looked ? 2 : 1, &key, &klen)) return 0;
-            skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != ':') return fail(ps, ps->p, "%sexpected ':' at byte %lu", "");
-            ps->p++;
+            if (!eat(ps, ':')) return fail(ps, ps->p, "%sexpected ':' at byte %lu", "");
             skip_ws(ps);
         }
         if (!parse_value(ps, &v)) return 0;
         if (!push_entry(ps, key, &v)) return 0;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
+        if (eat(ps, ',')) {
             skip_ws(ps);
             continue;
         }
-        if (ps->p < ps->end && *ps->p == close) {
+        if (ps->p < ps->end && *ps->p == close) { /* eat skipped the blanks */
             ps->p++;
             ps->depth--;
             return close_container(ps, base, is_object, out);
