@@ -47,35 +47,54 @@ static int is_object_id_n(const jv *v, const char *prefix, size_t n)
 }
 #define is_object_id(v, lit) is_object_id_n((v), "" lit, sizeof(lit) - 1)
 
-/* Field of an object with a required JSON type; NULL + error otherwise. */
-static const jv *need_n(const jv *obj, const char *where, const char *key, size_t klen, int type, pkt_error *err)
+/* Field of an object with a required JSON type; NULL + error otherwise.
+ * The lookup is inline (the key's length is a constant there); reporting
+ * a problem is not. */
+static int type_fits(int want, int got)
 {
-    const jv *v = field_n(obj, key, klen);
+    return want < 0 || got == want || (want == JV_TRUE && got == JV_FALSE) || (want == JV_INT && got == JV_REAL);
+}
+
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
+static const jv *need_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err)
+{
     if (!v) {
         bad(err, "%s: missing field '%s'", where, key);
         return NULL;
     }
-    if (type >= 0 && !(v->type == type || (type == JV_TRUE && v->type == JV_FALSE) ||
-                       (type == JV_INT && v->type == JV_REAL))) {
-        bad(err, "%s: field '%s' must be %s %s, got %s", where, key, type == JV_ARRAY || type == JV_OBJECT ? "an" : "a",
-            jv_type_name(type), jv_type_name(v->type));
-        return NULL;
-    }
-    return v;
+    bad(err, "%s: field '%s' must be %s %s, got %s", where, key, type == JV_ARRAY || type == JV_OBJECT ? "an" : "a",
+        jv_type_name(type), jv_type_name(v->type));
+    return NULL;
+}
+
+static inline const jv *need_n(const jv *obj, const char *where, const char *key, size_t klen, int type,
+                               pkt_error *err)
+{
+    const jv *v = field_n(obj, key, klen);
+    if (v && type_fits(type, v->type)) return v;
+    return need_failed(v, where, key, type, err);
 }
 #define need(obj, where, lit, type, err) need_n((obj), (where), "" lit, sizeof(lit) - 1, (type), (err))
 
-static const jv *optional_n(const jv *obj, const char *where, const char *key, size_t klen, int type, pkt_error *err,
-                            int *ok)
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
+static const jv *optional_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err, int *ok)
+{
+    *ok = 0;
+    bad(err, "%s: field '%s' must be a %s, got %s", where, key, jv_type_name(type), jv_type_name(v->type));
+    return NULL;
+}
+
+static inline const jv *optional_n(const jv *obj, const char *where, const char *key, size_t klen, int type,
+                                   pkt_error *err, int *ok)
 {
     const jv *v = field_n(obj, key, klen);
     *ok = 1;
     if (!v || v->type == JV_NULL) return NULL;
-    if (v->type != type && !(type == JV_INT && v->type == JV_REAL)) {
-        *ok = 0;
-        bad(err, "%s: field '%s' must be a %s, got %s", where, key, jv_type_name(type), jv_type_name(v->type));
-        return NULL;
-    }
+    if (v->type != type && !(type == JV_INT && v->type == JV_REAL)) return optional_failed(v, where, key, type, err, ok);
     return v;
 }
 #define optional(obj, where, lit, type, err, ok) optional_n((obj), (where), "" lit, sizeof(lit) - 1, (type), (err), (ok))
