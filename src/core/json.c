@@ -1147,6 +1147,12 @@ void jv_doc_reset(jv_doc *doc, size_t need)
     if (keep) {
         keep->next = NULL;
         keep->used = 0;
+    } else {
+        /* One chunk of the whole need, which the next frames of up to this
+         * size reuse: growing by halves would leave the largest chunk too
+         * small for the next frame like this one, and malloc again each time.
+         * On no memory the parse grows the doc as it goes. */
+        chunk_new(doc, need);
     }
     doc->used = 0;
     doc->root = jv_null();
