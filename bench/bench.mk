@@ -1,15 +1,15 @@
 # bench.mk - `make bench`: the benchmarks of docs/performance.md (figures and ratios, not tests).
 # Included by the top-level Makefile; needs what `make deps` installs (lua5.4, luajit, lua-cjson,
-# node + npm). layer-patch@1.2.1 is installed into bench/node by bench/run-patch-engine.
+# node + npm, libsimdjson-dev for bench-engine-limit's yardstick). layer-patch@1.2.1 is installed into bench/node by bench/run-patch-engine.
 
 BENCH_OUT ?= $(BUILD)/bench
 BENCH_ROUNDS ?= 3
 BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;"
 
-.PHONY: bench bench-streams bench-patch-engine bench-decode-apply
+.PHONY: bench bench-streams bench-patch-engine bench-decode-apply bench-engine-limit
 .PHONY: bench-client bench-client-ingest bench-client-e2e bench-client-scale bench-summary
 
-bench: bench-patch-engine bench-decode-apply bench-client
+bench: bench-patch-engine bench-decode-apply bench-engine-limit bench-client
 
 bench-streams: $(BENCH_OUT)/frames.txt
 
@@ -19,6 +19,10 @@ $(BENCH_OUT)/frames.txt: bench/gen-streams.lua
 
 bench-patch-engine: bench-streams
 	BENCH_OUT=$(BENCH_OUT) CC="$(CC)" CFLAGS="$(CFLAGS)" bench/run-patch-engine $(BENCH_ROUNDS)
+
+# The engine alone (C, no Lua) against simdjson on the same frames, in MB/s.
+bench-engine-limit: bench-streams
+	BENCH_OUT=$(BENCH_OUT) CC="$(CC)" CFLAGS="$(CFLAGS)" bench/run-engine-limit $(BENCH_ROUNDS)
 
 # Both interpreters, each with its own build of the module.
 bench-decode-apply: bench-streams

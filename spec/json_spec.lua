@@ -61,6 +61,37 @@ describe("json_decode", function()
     assert.are.equal(300, v.k0)
   end)
 
+  -- The duplicate check tells well-known keys apart by address and hashes the
+  -- others once there are more than 8: each path, and no false positives.
+  it("finds duplicates among well-known keys, escaped spellings and many long ids", function()
+    local v = layer.json_decode('{"id":1,"type":2,"id":3}')
+    assert.are.equal(3, v.id)
+    assert.are.equal(2, v.type)
+    v = layer.json_decode('{"id":1,"i\\u0064":2,"url":3}')
+    assert.are.equal(2, v.id)
+    assert.are.equal(3, v.url)
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    assert.are.equal(2, n)
+    for _, count in ipairs({ 9, 25, 40, 70 }) do
+      local parts, distinct = {}, {}
+      for i = 1, count do
+        parts[#parts + 1] = ('"layer:///identities/user_%03d":%d'):format(i, i)
+      end
+      parts[#parts + 1] = '"id":0'
+      distinct = layer.json_decode("{" .. table.concat(parts, ",") .. "}")
+      n = 0
+      for _ in pairs(distinct) do n = n + 1 end
+      assert.are.equal(count + 1, n)
+      parts[#parts + 1] = ('"layer:///identities/user_%03d":-1'):format(count)
+      local dup = layer.json_decode("{" .. table.concat(parts, ",") .. "}")
+      n = 0
+      for _ in pairs(dup) do n = n + 1 end
+      assert.are.equal(count + 1, n)
+      assert.are.equal(-1, dup[("layer:///identities/user_%03d"):format(count)])
+    end
+  end)
+
   it("refuses what JSON does not allow, with the byte offset", function()
     local bad = {
       { "{'a':1}", "expected a string key at byte 1" },

@@ -13,7 +13,11 @@
 
 #include <locale.h>
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +128,7 @@ int jv_doc_wants_repack(const jv_doc *doc, size_t packed_used) { return doc->use
  * about 400 bytes per cached Message and the copying while parsing. The
  * table is read-only after its one-time build. */
 
-#define KNOWN_KEY_MAX 24
+#define KNOWN_KEY_MAX 28 /* with the length, 32 bytes an entry: has_duplicates indexes by shift */
 typedef struct {
     unsigned char len[4]; /* little-endian, right before the text: jv_key_len */
     char text[KNOWN_KEY_MAX];
@@ -146,36 +150,61 @@ static const known_key known_keys[] = {
 #undef K
 
 #define KNOWN_SLOTS 256
+#define KNOWN_COUNT (sizeof known_keys / sizeof known_keys[0])
+/* has_duplicates keeps one bit per static key in a uint64_t */
+typedef char known_keys_fit_in_a_word[KNOWN_COUNT <= 64 && sizeof(known_key) == 32 ? 1 : -1];
 static unsigned char known_slots[KNOWN_SLOTS]; /* index + 1, 0 = empty */
+static uint64_t known_heads[KNOWN_COUNT];      /* key_head of each, compared before the text */
 static pthread_once_t known_once = PTHREAD_ONCE_INIT;
 static int known_ready; /* set, with release order, once known_slots is complete */
 
-static unsigned known_hash(const char *s, size_t len)
+/* The first (up to) 8 bytes of a key as a little-endian word, zero above len:
+ * one load when avail (readable bytes at s) allows, as in the parser. */
+static inline uint64_t key_head(const char *s, size_t len, size_t avail)
 {
-    return (unsigned)(len * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1] * 3u +
-                      (len > 2 ? (unsigned char)s[len / 2] : 0u)) & (KNOWN_SLOTS - 1);
+    uint64_t w = 0;
+    size_t i, n = len < 8 ? len : 8;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (avail >= 8) {
+        memcpy(&w, s, 8);
+        return n == 8 ? w : w & ((1ull << (8 * n)) - 1);
+    }
+#endif
+    for (i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    return w;
+}
+
+static inline unsigned known_hash(uint64_t head, size_t len)
+{
+    return (unsigned)(((head ^ len) * 0x9E3779B97F4A7C15ull) >> 56) & (KNOWN_SLOTS - 1);
 }
 
 static void known_init(void)
 {
     size_t i;
-    for (i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++) {
-        const char *t = known_keys[i].text;
-        unsigned h = known_hash(t, known_keys[i].len[0]);
+    for (i = 0; i < KNOWN_COUNT; i++) {
+        size_t len = known_keys[i].len[0];
+        unsigned h;
+        known_heads[i] = key_head(known_keys[i].text, len, len + 1);
+        h = known_hash(known_heads[i], len);
         while (known_slots[h]) h = (h + 1) & (KNOWN_SLOTS - 1);
         known_slots[h] = (unsigned char)(i + 1);
     }
     __atomic_store_n(&known_ready, 1, __ATOMIC_RELEASE);
 }
 
-static const char *known_key_find(const char *s, size_t len)
+/* The static copy of key s (len bytes, avail readable from s), or NULL. */
+static const char *known_key_find(const char *s, size_t len, size_t avail)
 {
-    unsigned h;
+    unsigned h, slot;
+    uint64_t head;
     if (len == 0 || len >= KNOWN_KEY_MAX) return NULL;
     if (!__atomic_load_n(&known_ready, __ATOMIC_ACQUIRE)) pthread_once(&known_once, known_init);
-    for (h = known_hash(s, len); known_slots[h]; h = (h + 1) & (KNOWN_SLOTS - 1)) {
-        const known_key *k = &known_keys[known_slots[h] - 1];
-        if (k->len[0] == len && jv_same_bytes(k->text, s, len)) return k->text;
+    head = key_head(s, len, avail);
+    for (h = known_hash(head, len); (slot = known_slots[h]) != 0; h = (h + 1) & (KNOWN_SLOTS - 1)) {
+        const known_key *k = &known_keys[slot - 1];
+        if (known_heads[slot - 1] == head && k->len[0] == len && (len <= 8 || jv_same_bytes(k->text + 8, s + 8, len - 8)))
+            return k->text;
     }
     return NULL;
 }
@@ -203,7 +232,7 @@ const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key)
 {
     char *p;
     if (len > UINT32_MAX - 8) return NULL;
-    if (key && (p = (char *)known_key_find(s, len)) != NULL) return p;
+    if (key && (p = (char *)known_key_find(s, len, len)) != NULL) return p;
     p = arena_alloc(doc, len + 1 + (key ? 4 : 0), 1);
     if (!p) return NULL;
     if (key) {
@@ -251,14 +280,20 @@ size_t jv_value_bytes(const jv *v)
         return v->len + 1;
     case JV_ARRAY:
         n = (size_t)v->len * sizeof(jv) + 7; /* alignment slack */
-        for (i = 0; i < v->len; i++) n += jv_value_bytes(&v->u.items[i]);
+        for (i = 0; i < v->len; i++) {
+            const jv *item = &v->u.items[i];
+            if (item->type == JV_STRING) n += item->len + 1;
+            else if (item->type > JV_STRING) n += jv_value_bytes(item);
+        }
         return n;
     case JV_OBJECT:
         n = (size_t)v->len * sizeof(jv_member) + 7;
         for (i = 0; i < v->len; i++) {
             const char *k = v->u.members[i].key;
+            const jv *value = &v->u.members[i].value;
             if (!is_known_key(k)) n += jv_key_len(k) + 5; /* length prefix and NUL */
-            n += jv_value_bytes(&v->u.members[i].value);
+            if (value->type == JV_STRING) n += value->len + 1;
+            else if (value->type > JV_STRING) n += jv_value_bytes(value);
         }
         return n;
     default:
@@ -266,21 +301,40 @@ size_t jv_value_bytes(const jv *v)
     }
 }
 
+/* A string or (key=1) a length-prefixed key, copied into doc. */
+static inline const char *copy_text(jv_doc *doc, const char *s, uint32_t len, int key)
+{
+    char *p = arena_alloc(doc, (size_t)len + 1 + (key ? 4 : 0), 1);
+    if (!p) return NULL;
+    if (key) {
+        put_len4(p, len);
+        p += 4;
+    }
+    if (len) memcpy(p, s, len); /* s may be NULL for "" built by hand */
+    p[len] = '\0';
+    return p;
+}
+
+/* The cache copies every created object: scalars are copied in the loops,
+ * only containers recurse, and a key that is not a static one cannot become
+ * one (jv_intern and the parser already map every static spelling to it). */
 int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
 {
     uint32_t i;
     *dst = *src;
     switch (src->type) {
     case JV_STRING:
-        dst->u.s = jv_intern(doc, src->u.s, src->len, 0);
-        return dst->u.s != NULL;
+        return (dst->u.s = copy_text(doc, src->u.s, src->len, 0)) != NULL;
     case JV_ARRAY: {
         jv *items;
         if (!src->len) { dst->u.items = NULL; return 1; }
         items = arena_alloc(doc, (size_t)src->len * sizeof(jv), 8);
         if (!items) return 0;
-        for (i = 0; i < src->len; i++)
-            if (!jv_copy_into(doc, &items[i], &src->u.items[i])) return 0;
+        for (i = 0; i < src->len; i++) {
+            const jv *v = &src->u.items[i];
+            if (v->type < JV_STRING) items[i] = *v;
+            else if (!jv_copy_into(doc, &items[i], v)) return 0;
+        }
         dst->u.items = items;
         return 1;
     }
@@ -291,8 +345,11 @@ int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
         if (!m) return 0;
         for (i = 0; i < src->len; i++) {
             const char *k = src->u.members[i].key;
-            m[i].key = is_known_key(k) ? k : jv_intern(doc, k, jv_key_len(k), 1);
-            if (!m[i].key || !jv_copy_into(doc, &m[i].value, &src->u.members[i].value)) return 0;
+            const jv *v = &src->u.members[i].value;
+            m[i].key = is_known_key(k) ? k : copy_text(doc, k, jv_key_len(k), 1);
+            if (!m[i].key) return 0;
+            if (v->type < JV_STRING) m[i].value = *v;
+            else if (!jv_copy_into(doc, &m[i].value, v)) return 0;
         }
         dst->u.members = m;
         return 1;
@@ -578,8 +635,26 @@ static int fail(parser *ps, const char *at, const char *fmt, const char *detail)
 static void skip_ws(parser *ps)
 {
     const char *p = ps->p, *end = ps->end;
+    /* frames rarely hold whitespace: one test for the usual next byte */
+    if (p < end && (unsigned char)*p > ' ') return;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     ps->p = p;
+}
+
+/* Consume c, after any blanks; 0 (blanks skipped) if something else comes.
+ * The usual case, c right there, costs one test. */
+static inline int eat(parser *ps, char c)
+{
+    if (ps->p < ps->end && *ps->p == c) {
+        ps->p++;
+        return 1;
+    }
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == c) {
+        ps->p++;
+        return 1;
+    }
+    return 0;
 }
 
 static int push_entry(parser *ps, const char *key, const jv *v)
@@ -625,7 +700,8 @@ static uint32_t hex4(const char *p)
     return v;
 }
 
-/* Parse a string starting at the opening quote. */
+/* Parse a string starting at the opening quote. as_key: 0 a value, 1 a key,
+ * 2 a key known not to be a static one (key_fast looked). */
 static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_len)
 {
     const char *q = ps->p + 1, *end = ps->end, *body = q;
@@ -634,6 +710,22 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
     /* pass 1: find the end and validate */
     for (;;) {
         unsigned char c;
+#ifdef __SSE2__
+        /* 16 plain ASCII bytes at a time (SSE2 is part of x86-64): the mask
+         * has a bit for each quote, backslash, control or high-bit byte */
+        while (end - q >= 16) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+            const __m128i special =
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                             _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(special) | (unsigned)_mm_movemask_epi8(v);
+            if (mask) {
+                q += __builtin_ctz(mask);
+                goto special;
+            }
+            q += 16;
+        }
+#endif
         /* 8 plain ASCII bytes at a time: no quote, backslash, control or high bit */
         while (end - q >= 8) {
             uint64_t word, flags;
@@ -651,6 +743,9 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
             q += 8;
         }
         if (q >= end) return fail(ps, ps->p, "%sunterminated string starting at byte %lu", "");
+#ifdef __SSE2__
+    special:
+#endif
         c = (unsigned char)*q;
         if (c == '"') break;
         if (c == '\\') {
@@ -677,8 +772,8 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         }
     }
     if ((size_t)(q - body) > UINT32_MAX - 8) return fail(ps, body, "%sstring too long at byte %lu", "");
-    if (as_key && !escapes) {
-        const char *known = known_key_find(body, (size_t)(q - body));
+    if (as_key == 1 && !escapes) {
+        const char *known = known_key_find(body, (size_t)(q - body), (size_t)(end - body));
         if (known) {
             *out = known;
             *out_len = (uint32_t)(q - body);
@@ -728,6 +823,19 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         ps->doc->chunks->used -= (size_t)((dst + (q - body)) - w);
         ps->doc->used -= (size_t)((dst + (q - body)) - w);
     }
+    if (as_key && escapes) {
+        /* "i\u0064" is "id": parsed keys equal to a static key are always that
+         * pointer, which lets has_duplicates tell static keys apart by address */
+        const char *known = known_key_find(dst, (size_t)(w - dst), (size_t)(w - dst));
+        if (known) {
+            ps->doc->chunks->used -= (size_t)(w - dst) + 5;
+            ps->doc->used -= (size_t)(w - dst) + 5;
+            *out = known;
+            *out_len = (uint32_t)(w - dst);
+            ps->p = q + 1;
+            return 1;
+        }
+    }
     if (as_key) put_len4(dst - 4, (uint32_t)(w - dst));
     *out = dst;
     *out_len = (uint32_t)(w - dst);
@@ -736,6 +844,79 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
 }
 
 static int parse_value(parser *ps, jv *out);
+
+#ifdef __SSE2__
+/* Most keys are static ones shorter than 16 bytes: one load finds the closing
+ * quote and gives the first word, one compare checks the rest. Returns the
+ * static key and moves past it, or NULL (then *looked says whether the lookup
+ * ran and failed, so parse_string need not repeat it). */
+static inline const char *key_fast(parser *ps, int *looked)
+{
+    const char *p = ps->p + 1;
+    __m128i v, t;
+    unsigned mask, len, h, slot;
+    uint64_t head;
+    *looked = 0;
+    if (ps->end - p < 16) return NULL;
+    v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    mask = (unsigned)_mm_movemask_epi8(
+               _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                            _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)))) |
+           (unsigned)_mm_movemask_epi8(v);
+    if (!mask) return NULL; /* 16 plain bytes or more: the general path */
+    len = (unsigned)__builtin_ctz(mask);
+    if (p[len] != '"' || len == 0) return NULL; /* escapes, controls, UTF-8 */
+    if (!__atomic_load_n(&known_ready, __ATOMIC_ACQUIRE)) pthread_once(&known_once, known_init);
+    memcpy(&head, p, 8);
+    if (len < 8) head &= (1ull << (8 * len)) - 1;
+    *looked = 1;
+    for (h = known_hash(head, len); (slot = known_slots[h]) != 0; h = (h + 1) & (KNOWN_SLOTS - 1)) {
+        const known_key *k = &known_keys[slot - 1];
+        if (known_heads[slot - 1] != head || k->len[0] != len) continue;
+        if (len > 8) { /* text is zero-padded to KNOWN_KEY_MAX: a 16-byte load stays inside */
+            unsigned want = (1u << len) - 1;
+            t = _mm_loadu_si128((const __m128i *)(const void *)k->text);
+            if (((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, t)) & want) != want) continue;
+        }
+        ps->p = p + len + 1;
+        return k->text;
+    }
+    return NULL;
+}
+#endif
+
+#ifdef __SSE2__
+/* A value string shorter than 16 bytes ("read", "text/plain"), with room for
+ * a 16-byte store in the arena's chunk: one load, one store, no call. Returns
+ * 0 for anything else, which the general path takes. */
+static inline int string_fast(parser *ps, jv *out)
+{
+    const char *p = ps->p + 1;
+    jv_chunk *c = ps->doc->chunks;
+    __m128i v;
+    unsigned mask, len;
+    char *dst;
+    if (ps->end - p < 16 || !c || c->cap - c->used < 16) return 0;
+    v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    mask = (unsigned)_mm_movemask_epi8(
+               _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                            _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)))) |
+           (unsigned)_mm_movemask_epi8(v);
+    if (!mask) return 0;
+    len = (unsigned)__builtin_ctz(mask);
+    if (p[len] != '"') return 0;
+    dst = CHUNK_DATA(c) + c->used;
+    _mm_storeu_si128((__m128i *)(void *)dst, v); /* the bytes past len land in free space */
+    dst[len] = '\0';
+    c->used += len + 1;
+    ps->doc->used += len + 1;
+    out->type = JV_STRING;
+    out->len = len;
+    out->u.s = dst;
+    ps->p = p + len + 1;
+    return 1;
+}
+#endif
 
 /* JSON.parse keeps the last of duplicate keys, at the first one's place. */
 static uint32_t dedupe_members(jv_member *m, uint32_t n)
@@ -756,48 +937,75 @@ static uint32_t dedupe_members(jv_member *m, uint32_t n)
     return kept;
 }
 
+/* Hash of a key that is not a static one: ids share long prefixes
+ * (layer:///identities/...), so their last 8 bytes and length. */
+static inline uint32_t other_key_hash(const char *k, uint32_t len)
+{
+    uint64_t w = len;
+    if (len >= 8) {
+        uint64_t tail;
+        memcpy(&tail, k + len - 8, 8);
+        w ^= tail;
+    } else {
+        w ^= key_head(k, len, len);
+    }
+    return (uint32_t)((w * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
 static int has_duplicates(const jv_member *m, uint32_t n)
 {
-    /* Cheap filter: exact check only when two keys share length and first byte. */
-    uint32_t i, j;
+    /* Static keys are equal only as the same pointer (parse_string maps even
+     * escaped spellings to it): a bit each. The rest are compared among
+     * themselves, through a hash set once there are more than a few. */
+    uint64_t seen = 0;
+    uint32_t i, j, others = 0;
+    uint32_t inline_slots[64], *slots = inline_slots;
+    size_t cap, mask;
+    int dup = 0;
     if (n < 2) return 0;
-    if (n <= 32) {
+    for (i = 0; i < n; i++) {
+        const char *k = m[i].key;
+        if (is_known_key(k)) {
+            uint64_t bit = 1ull << (((uintptr_t)k - (uintptr_t)known_keys[0].text) / sizeof(known_key));
+            if (seen & bit) return 1;
+            seen |= bit;
+        } else {
+            others++;
+        }
+    }
+    if (others < 2) return 0;
+    if (others <= 8) {
         for (i = 1; i < n; i++) {
             const char *ki = m[i].key;
-            uint32_t li = jv_key_len(ki);
-            int known = is_known_key(ki);
+            uint32_t li;
+            if (is_known_key(ki)) continue;
+            li = jv_key_len(ki);
             for (j = 0; j < i; j++) {
                 const char *kj = m[j].key;
-                if (kj == ki) return 1;
-                /* two static keys are equal only as the same pointer */
-                if (known && is_known_key(kj)) continue;
-                if (jv_key_len(kj) == li && jv_same_bytes(ki, kj, li)) return 1;
+                if (jv_key_len(kj) == li && !is_known_key(kj) && jv_same_bytes(ki, kj, li)) return 1;
             }
         }
         return 0;
     }
-    {
-        /* hash set of key indices, open addressing */
-        size_t cap = 64, mask;
-        uint32_t *slots;
-        int dup = 0;
-        while (cap < (size_t)n * 2) cap <<= 1;
-        mask = cap - 1;
-        slots = malloc(cap * sizeof *slots);
-        if (!slots) return 1; /* fall back to the quadratic path */
-        memset(slots, 0xff, cap * sizeof *slots);
-        for (i = 0; i < n && !dup; i++) {
-            uint32_t len = jv_key_len(m[i].key);
-            size_t s;
-            for (s = jv_hash_id(m[i].key, len) & mask; slots[s] != 0xFFFFFFFFu; s = (s + 1) & mask) {
-                const char *o = m[slots[s]].key;
-                if (jv_key_len(o) == len && jv_same_bytes(o, m[i].key, len)) { dup = 1; break; }
-            }
-            slots[s] = i;
+    for (cap = 64; cap < (size_t)others * 2; cap <<= 1) {}
+    mask = cap - 1;
+    if (cap > sizeof inline_slots / sizeof inline_slots[0] && !(slots = malloc(cap * sizeof *slots)))
+        return 1; /* no memory for the set: dedupe_members does the exact work */
+    memset(slots, 0xff, cap * sizeof *slots);
+    for (i = 0; i < n && !dup; i++) {
+        const char *k = m[i].key;
+        uint32_t len;
+        size_t at;
+        if (is_known_key(k)) continue;
+        len = jv_key_len(k);
+        for (at = other_key_hash(k, len) & mask; slots[at] != 0xFFFFFFFFu; at = (at + 1) & mask) {
+            const char *o = m[slots[at]].key;
+            if (jv_key_len(o) == len && jv_same_bytes(o, k, len)) { dup = 1; break; }
         }
-        free(slots);
-        return dup;
+        slots[at] = i;
     }
+    if (slots != inline_slots) free(slots);
+    return dup;
 }
 
 static int close_container(parser *ps, size_t base, int is_object, jv *out)
@@ -852,23 +1060,23 @@ static int parse_container(parser *ps, jv *out)
         jv v;
         if (is_object) {
             uint32_t klen;
+            int looked = 0;
             if (ps->p >= ps->end || *ps->p != '"')
                 return fail(ps, ps->p, "%sexpected a string key at byte %lu", "");
-            if (!parse_string(ps, 1, &key, &klen)) return 0;
-            skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != ':') return fail(ps, ps->p, "%sexpected ':' at byte %lu", "");
-            ps->p++;
+#ifdef __SSE2__
+            key = key_fast(ps, &looked);
+#endif
+            if (!key && !parse_string(ps, looked ? 2 : 1, &key, &klen)) return 0;
+            if (!eat(ps, ':')) return fail(ps, ps->p, "%sexpected ':' at byte %lu", "");
             skip_ws(ps);
         }
         if (!parse_value(ps, &v)) return 0;
         if (!push_entry(ps, key, &v)) return 0;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
+        if (eat(ps, ',')) {
             skip_ws(ps);
             continue;
         }
-        if (ps->p < ps->end && *ps->p == close) {
+        if (ps->p < ps->end && *ps->p == close) { /* eat skipped the blanks */
             ps->p++;
             ps->depth--;
             return close_container(ps, base, is_object, out);
@@ -889,6 +1097,9 @@ static int parse_value(parser *ps, jv *out)
     case '"': {
         const char *s;
         uint32_t n;
+#ifdef __SSE2__
+        if (string_fast(ps, out)) return 1;
+#endif
         if (!parse_string(ps, 0, &s, &n)) return 0;
         out->type = JV_STRING;
         out->len = n;
@@ -936,6 +1147,12 @@ void jv_doc_reset(jv_doc *doc, size_t need)
     if (keep) {
         keep->next = NULL;
         keep->used = 0;
+    } else {
+        /* One chunk of the whole need, which the next frames of up to this
+         * size reuse: growing by halves would leave the largest chunk too
+         * small for the next frame like this one, and malloc again each time.
+         * On no memory the parse grows the doc as it goes. */
+        chunk_new(doc, need);
     }
     doc->used = 0;
     doc->root = jv_null();
@@ -948,7 +1165,7 @@ static int parse_into(jv_doc *doc, const char *text, size_t len, const jv_limits
 {
     parser ps;
     jv root;
-    memset(&ps, 0, sizeof ps);
+    memset(&ps, 0, offsetof(parser, inline_stack)); /* not the 1.5 KB stack: written before read */
     ps.start = ps.p = text;
     ps.end = text + len;
     ps.doc = doc;

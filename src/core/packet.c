@@ -19,49 +19,85 @@ static int bad(pkt_error *err, const char *fmt, ...)
     return 0;
 }
 
-static int str_is(const jv *v, const char *s)
+/* Field names and expected values are literals: their lengths are known at
+ * compile time, so lookups need no strlen and compare whole words inline. */
+static inline int str_is_n(const jv *v, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    return v && v->type == JV_STRING && v->len == n && memcmp(v->u.s, s, n) == 0;
+    return v && v->type == JV_STRING && v->len == n && jv_same_bytes(v->u.s, s, n);
 }
+#define str_is(v, lit) str_is_n((v), "" lit, sizeof(lit) - 1)
+
+static inline const jv *field_n(const jv *obj, const char *key, size_t klen)
+{
+    uint32_t i;
+    if (!obj || obj->type != JV_OBJECT) return NULL;
+    for (i = 0; i < obj->len; i++) {
+        const char *k = obj->u.members[i].key;
+        if (jv_key_len(k) == klen && jv_same_bytes(k, key, klen)) return &obj->u.members[i].value;
+    }
+    return NULL;
+}
+#define field(obj, lit) field_n((obj), "" lit, sizeof(lit) - 1)
 
 /* An object id: the prefix, a name, and no NUL byte (the engine keeps ids as
  * C strings, e.g. for typists and event ids). */
-static int is_object_id(const jv *v, const char *prefix)
+static int is_object_id_n(const jv *v, const char *prefix, size_t n)
 {
-    size_t n = strlen(prefix);
-    return v && v->type == JV_STRING && v->len > n && memcmp(v->u.s, prefix, n) == 0 && !memchr(v->u.s, 0, v->len);
+    return v && v->type == JV_STRING && v->len > n && jv_same_bytes(v->u.s, prefix, n) && !memchr(v->u.s, 0, v->len);
+}
+#define is_object_id(v, lit) is_object_id_n((v), "" lit, sizeof(lit) - 1)
+
+/* Field of an object with a required JSON type; NULL + error otherwise.
+ * The lookup is inline (the key's length is a constant there); reporting
+ * a problem is not. */
+static int type_fits(int want, int got)
+{
+    return want < 0 || got == want || (want == JV_TRUE && got == JV_FALSE) || (want == JV_INT && got == JV_REAL);
 }
 
-/* Field of an object with a required JSON type; NULL + error otherwise. */
-static const jv *need(const jv *obj, const char *where, const char *key, int type, pkt_error *err)
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
+static const jv *need_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err)
 {
-    const jv *v = jv_get(obj, key);
     if (!v) {
         bad(err, "%s: missing field '%s'", where, key);
         return NULL;
     }
-    if (type >= 0 && !(v->type == type || (type == JV_TRUE && v->type == JV_FALSE) ||
-                       (type == JV_INT && v->type == JV_REAL))) {
-        bad(err, "%s: field '%s' must be %s %s, got %s", where, key, type == JV_ARRAY || type == JV_OBJECT ? "an" : "a",
-            jv_type_name(type), jv_type_name(v->type));
-        return NULL;
-    }
-    return v;
+    bad(err, "%s: field '%s' must be %s %s, got %s", where, key, type == JV_ARRAY || type == JV_OBJECT ? "an" : "a",
+        jv_type_name(type), jv_type_name(v->type));
+    return NULL;
 }
 
-static const jv *optional(const jv *obj, const char *where, const char *key, int type, pkt_error *err, int *ok)
+static inline const jv *need_n(const jv *obj, const char *where, const char *key, size_t klen, int type,
+                               pkt_error *err)
 {
-    const jv *v = jv_get(obj, key);
+    const jv *v = field_n(obj, key, klen);
+    if (v && type_fits(type, v->type)) return v;
+    return need_failed(v, where, key, type, err);
+}
+#define need(obj, where, lit, type, err) need_n((obj), (where), "" lit, sizeof(lit) - 1, (type), (err))
+
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
+static const jv *optional_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err, int *ok)
+{
+    *ok = 0;
+    bad(err, "%s: field '%s' must be a %s, got %s", where, key, jv_type_name(type), jv_type_name(v->type));
+    return NULL;
+}
+
+static inline const jv *optional_n(const jv *obj, const char *where, const char *key, size_t klen, int type,
+                                   pkt_error *err, int *ok)
+{
+    const jv *v = field_n(obj, key, klen);
     *ok = 1;
     if (!v || v->type == JV_NULL) return NULL;
-    if (v->type != type && !(type == JV_INT && v->type == JV_REAL)) {
-        *ok = 0;
-        bad(err, "%s: field '%s' must be a %s, got %s", where, key, jv_type_name(type), jv_type_name(v->type));
-        return NULL;
-    }
+    if (v->type != type && !(type == JV_INT && v->type == JV_REAL)) return optional_failed(v, where, key, type, err, ok);
     return v;
 }
+#define optional(obj, where, lit, type, err, ok) optional_n((obj), (where), "" lit, sizeof(lit) - 1, (type), (err), (ok))
 
 const char *pkt_type_name(pkt_type t)
 {
@@ -75,15 +111,18 @@ const char *pkt_type_name(pkt_type t)
     return "?";
 }
 
+#define PREFIX(lit) "" lit, sizeof(lit) - 1
 static const struct {
     const char *name, *prefix;
+    size_t prefix_len;
 } object_types[] = {
-    {NULL, NULL},
-    {"Conversation", "layer:///conversations/"},
-    {"Message", "layer:///messages/"},
-    {"Announcement", "layer:///announcements/"},
-    {"Identity", "layer:///identities/"},
+    {NULL, NULL, 0},
+    {"Conversation", PREFIX("layer:///conversations/")},
+    {"Message", PREFIX("layer:///messages/")},
+    {"Announcement", PREFIX("layer:///announcements/")},
+    {"Identity", PREFIX("layer:///identities/")},
 };
+#undef PREFIX
 
 const char *pkt_object_type_name(pkt_object_type t) { return object_types[t].name; }
 
@@ -159,7 +198,7 @@ static int decode_object_ref(const jv *body, pkt *p, pkt_error *err)
     optional(p->object, "change object", "url", JV_STRING, err, &ok);
     if (!ok) return 0;
     for (t = OBJ_CONVERSATION; t <= OBJ_IDENTITY; t++) {
-        if (is_object_id(p->object_id, object_types[t].prefix)) {
+        if (is_object_id_n(p->object_id, object_types[t].prefix, object_types[t].prefix_len)) {
             p->object_type = (pkt_object_type)t;
             return 1;
         }
@@ -180,12 +219,12 @@ static int decode_change(const jv *body, pkt *p, pkt_error *err)
     else if (str_is(op, "update") || str_is(op, "patch")) p->change_op = CHG_PATCH;
     else return bad(err, "change body: unknown operation '%.40s' (expected create, delete, update or patch)", op->u.s);
     if (!decode_object_ref(body, p, err)) return 0;
-    p->data = jv_get(body, "data");
+    p->data = field(body, "data");
     switch (p->change_op) {
     case CHG_CREATE: {
         const jv *id;
         if (!(p->data = need(body, "create", "data", JV_OBJECT, err))) return 0;
-        id = jv_get(p->data, "id");
+        id = field(p->data, "id");
         if (id && !jv_strict_equal(id, p->object_id))
             return bad(err, "create: data.id '%.60s' differs from object.id", id->type == JV_STRING ? id->u.s : "?");
         return 1;
@@ -230,7 +269,7 @@ static int decode_response(const jv *body, pkt *p, pkt_error *err)
 {
     const jv *success;
     int ok;
-    p->request_id = jv_get(body, "request_id");
+    p->request_id = field(body, "request_id");
     if (!p->request_id) return bad(err, "response body: missing field 'request_id'");
     if (p->request_id->type != JV_STRING && !jv_is_number(p->request_id))
         return bad(err, "response body: field 'request_id' must be a string, got %s", jv_type_name(p->request_id->type));
@@ -238,7 +277,7 @@ static int decode_response(const jv *body, pkt *p, pkt_error *err)
     if (!ok) return 0;
     if (!(success = need(body, "response body", "success", JV_TRUE, err))) return 0;
     p->success = success->type == JV_TRUE;
-    p->data = jv_get(body, "data");
+    p->data = field(body, "data");
     if (!p->success) {
         if (!p->data || p->data->type != JV_OBJECT)
             return bad(err, "response body: a failed response needs an error object in 'data'");
@@ -284,7 +323,7 @@ static int decode_operation(const jv *body, pkt *p, pkt_error *err)
     if (!(p->data = need(body, "Conversation.mark_all_read", "data", JV_OBJECT, err))) return 0;
     if (!(pos = need(p->data, "Conversation.mark_all_read data", "position", JV_INT, err))) return 0;
     p->position = jv_to_double(pos);
-    p->identity = jv_get(p->data, "identity");
+    p->identity = field(p->data, "identity");
     if (!p->identity || (p->identity->type != JV_OBJECT && p->identity->type != JV_STRING))
         return bad(err, "Conversation.mark_all_read data: field 'identity' must be an object or an id string");
     return 1;
@@ -294,12 +333,12 @@ static int decode_request(const jv *body, pkt *p, pkt_error *err)
 {
     int ok;
     if (!(p->method = need(body, "request body", "method", JV_STRING, err))) return 0;
-    p->request_id = jv_get(body, "request_id");
+    p->request_id = field(body, "request_id");
     if (!p->request_id || (p->request_id->type != JV_STRING && !jv_is_number(p->request_id)))
         return bad(err, "request body: field 'request_id' must be a string");
     p->object_id = optional(body, "request body", "object_id", JV_STRING, err, &ok);
     if (!ok) return 0;
-    p->data = jv_get(body, "data");
+    p->data = field(body, "data");
     return 1;
 }
 
