@@ -739,10 +739,9 @@ int ls_send_typing(ls_session *s, const char *conversation_id, const char *actio
 
 /* ===== duplicate suppression ===== */
 
-/* Fingerprints are computed for every observed change packet (0.5 us for a
- * created Message when the whole tree was one chain of multiplies). Each
- * child is hashed from a fixed seed and folded into its parent in order, so
- * siblings' chains overlap in the CPU while order and nesting still count. */
+/* A change packet's fingerprint: each child is hashed from a fixed seed and
+ * folded into its parent in order, so siblings' chains overlap in the CPU
+ * while order and nesting still count. */
 static uint64_t hash_value(const jv *v)
 {
     uint32_t i;
