@@ -232,6 +232,171 @@ static int append_rx(lt_ws *ws, const void *in, size_t len)
 
 typedef int (*load_dir_fn)(void *ctx, const char *ca_file, const char *ca_dir);
 
+/* ---- the lws callback, one function per reason ---- */
+
+/* lws 4.1.6 has no client CA-directory option; call OpenSSL (already loaded
+ * by lws) by name so we need no extra link dependency. */
+static int on_load_verify_certs(wsvc *svc, void *ssl_ctx)
+{
+    if (svc && svc->vhost_ca_path && ssl_ctx) {
+        load_dir_fn f;
+        *(void **)&f = dlsym(RTLD_DEFAULT, "SSL_CTX_load_verify_locations"); /* POSIX idiom */
+        if (!f || f(ssl_ctx, NULL, svc->vhost_ca_path) != 1)
+            lt_loop_log(svc->loop, LT_LOG_WARN, "ws: cannot load CA path %s", svc->vhost_ca_path);
+    }
+    return 0;
+}
+
+static int on_append_headers(lt_ws *ws, void *in, size_t len)
+{
+    if (ws && ws->hdrs) {
+        char **p = in;
+        size_t n = strlen(ws->hdrs);
+        if (n + 1 > len)
+            return -1;
+        memcpy(*p, ws->hdrs, n);
+        *p += n;
+    }
+    return 0;
+}
+
+static int on_connection_error(struct lws *wsi, lt_ws *ws, const char *in)
+{
+    if (ws) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", in ? in : "connection failed");
+        ws->wsi = NULL;
+        unwatch(ws);
+        if (ws->close_requested)
+            terminal_close(ws, ws->close_code, ws->close_reason, 0);
+        else
+            terminal_error(ws, msg);
+        ws->state = LT_WS_CLOSED;
+        lws_set_opaque_user_data(wsi, NULL);
+    }
+    return 0;
+}
+
+static int on_established(struct lws *wsi, lt_ws *ws, wsvc *svc)
+{
+    if (!ws)
+        return -1;
+    if (ws->timer) {
+        lt_timer_cancel(svc->loop, ws->timer);
+        ws->timer = 0;
+    }
+    ws->state = ws->close_requested ? LT_WS_CLOSING : LT_WS_OPEN;
+    queue_ev(svc, ws, EV_OPEN, NULL, 0, 0, 0);
+    if (ws->oq || ws->close_requested)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Never returns -1: lws 4.1.6 can corrupt its heap when a receive callback
+ * refuses data mid-buffer. Unwanted data is dropped and the close goes out
+ * from WRITEABLE (or kill_wsi's timeout). */
+static int on_receive(struct lws *wsi, lt_ws *ws, wsvc *svc, const char *in, size_t len)
+{
+    int r;
+    if (!ws || ws->freed || ws->terminal)
+        return 0;
+    if (lws_is_first_fragment(wsi))
+        ws->rx_binary = lws_frame_is_binary(wsi);
+    if (!ws->rxlen && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        /* a whole message in one piece: no reassembly buffer to keep */
+        if (len > ws->o.max_message) {
+            terminal_error(ws, "message too big");
+            ws->state = LT_WS_CLOSED;
+            refuse_connection(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+            return 0;
+        }
+        queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, in ? in : "", len, 0, 0);
+        return 0;
+    }
+    r = append_rx(ws, in, len);
+    if (r < 0) {
+        terminal_error(ws, r == -1 ? "message too big" : "out of memory");
+        ws->state = LT_WS_CLOSED;
+        ws->rxlen = 0;
+        refuse_connection(ws, r == -1 ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return 0;
+    }
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
+        ws->rxlen = 0;
+        /* most messages come in one piece (above): the buffer is for the rare big one */
+        if (ws->rxcap > 65536 || lt_loop_shared(svc->loop)) {
+            free(ws->rx);
+            ws->rx = NULL;
+            ws->rxcap = 0;
+        }
+    }
+    return 0;
+}
+
+static int on_writeable(struct lws *wsi, lt_ws *ws)
+{
+    if (!ws || ws->freed)
+        return -1;
+    if (ws->oq && !ws->terminal) {
+        omsg *m = ws->oq;
+        int n;
+        ws->oq = m->next;
+        if (!ws->oq)
+            ws->oq_tail = NULL;
+        ws->obytes -= m->len;
+        n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        free(m);
+        if (n < 0)
+            return -1;
+        if (ws->oq || ws->close_requested)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (ws->close_requested) {
+        ws->close_sent = 1;
+        lws_close_reason(wsi, (enum lws_close_status)ws->close_code, (unsigned char *)ws->close_reason,
+                         strlen(ws->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+static int on_peer_close(lt_ws *ws, const unsigned char *p, size_t len)
+{
+    if (ws) {
+        ws->peer_closed = 1;
+        ws->peer_code = 1005;
+        ws->peer_reason[0] = 0;
+        if (len >= 2) {
+            size_t rl = len - 2 < sizeof ws->peer_reason - 1 ? len - 2 : sizeof ws->peer_reason - 1;
+            ws->peer_code = p[0] << 8 | p[1];
+            memcpy(ws->peer_reason, p + 2, rl);
+            ws->peer_reason[rl] = 0;
+        }
+    }
+    return 0;
+}
+
+static int on_closed(struct lws *wsi, lt_ws *ws)
+{
+    if (ws) {
+        ws->wsi = NULL;
+        unwatch(ws);
+        if (ws->peer_closed)
+            terminal_close(ws, ws->peer_code, ws->peer_reason, 1);
+        else if (ws->close_requested)
+            terminal_close(ws, ws->close_code, ws->close_reason, ws->state != LT_WS_CONNECTING);
+        else if (ws->state == LT_WS_CONNECTING)
+            terminal_error(ws, "connection closed during handshake");
+        else
+            terminal_close(ws, 1006, "", 0);
+        ws->state = LT_WS_CLOSED;
+        lws_set_opaque_user_data(wsi, NULL);
+    }
+    return 0;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     lt_ws *ws = wsi ? lws_get_opaque_user_data(wsi) : NULL;
@@ -242,160 +407,27 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         ws->touched = 1;
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
-        /* lws 4.1.6 has no client CA-directory option; call OpenSSL (already
-         * loaded by lws) by name so we need no extra link dependency. */
-        if (svc && svc->vhost_ca_path && user) {
-            load_dir_fn f;
-            *(void **)&f = dlsym(RTLD_DEFAULT, "SSL_CTX_load_verify_locations"); /* POSIX idiom */
-            if (!f || f(user, NULL, svc->vhost_ca_path) != 1)
-                lt_loop_log(svc->loop, LT_LOG_WARN, "ws: cannot load CA path %s", svc->vhost_ca_path);
-        }
-        return 0;
-
+        return on_load_verify_certs(svc, user);
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        if (ws && ws->hdrs) {
-            char **p = in;
-            size_t n = strlen(ws->hdrs);
-            if (n + 1 > len)
-                return -1;
-            memcpy(*p, ws->hdrs, n);
-            *p += n;
-        }
-        return 0;
-
+        return on_append_headers(ws, in, len);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (ws) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "%s", in ? (const char *)in : "connection failed");
-            ws->wsi = NULL;
-            unwatch(ws);
-            if (ws->close_requested)
-                terminal_close(ws, ws->close_code, ws->close_reason, 0);
-            else
-                terminal_error(ws, msg);
-            ws->state = LT_WS_CLOSED;
-            lws_set_opaque_user_data(wsi, NULL);
-        }
-        return 0;
-
+        return on_connection_error(wsi, ws, in);
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
         /* the handshake headers are gone by CLIENT_ESTABLISHED */
         if (ws && lws_hdr_copy(wsi, ws->proto_neg, sizeof ws->proto_neg, WSI_TOKEN_PROTOCOL) < 0)
             ws->proto_neg[0] = 0;
         return 0;
-
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (!ws)
-            return -1;
-        if (ws->timer) {
-            lt_timer_cancel(svc->loop, ws->timer);
-            ws->timer = 0;
-        }
-        ws->state = ws->close_requested ? LT_WS_CLOSING : LT_WS_OPEN;
-        queue_ev(svc, ws, EV_OPEN, NULL, 0, 0, 0);
-        if (ws->oq || ws->close_requested)
-            lws_callback_on_writable(wsi);
-        return 0;
-
-    case LWS_CALLBACK_CLIENT_RECEIVE: {
-        /* Never return -1 from here: lws 4.1.6 can corrupt its heap when a
-         * receive callback refuses data mid-buffer. Unwanted data is dropped
-         * and the close goes out from WRITEABLE (or kill_wsi's timeout). */
-        if (!ws || ws->freed || ws->terminal)
-            return 0;
-        if (lws_is_first_fragment(wsi))
-            ws->rx_binary = lws_frame_is_binary(wsi);
-        if (!ws->rxlen && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-            /* a whole message in one piece: no reassembly buffer to keep */
-            if (len > ws->o.max_message) {
-                terminal_error(ws, "message too big");
-                ws->state = LT_WS_CLOSED;
-                refuse_connection(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
-                return 0;
-            }
-            queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, in ? in : "", len, 0, 0);
-            return 0;
-        }
-        int r = append_rx(ws, in, len);
-        if (r < 0) {
-            terminal_error(ws, r == -1 ? "message too big" : "out of memory");
-            ws->state = LT_WS_CLOSED;
-            ws->rxlen = 0;
-            refuse_connection(ws, r == -1 ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
-                                          : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
-            return 0;
-        }
-        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-            queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
-            ws->rxlen = 0;
-            /* most messages come in one piece (above): the buffer is for the rare big one */
-            if (ws->rxcap > 65536 || lt_loop_shared(svc->loop)) {
-                free(ws->rx);
-                ws->rx = NULL;
-                ws->rxcap = 0;
-            }
-        }
-        return 0;
-    }
-
+        return on_established(wsi, ws, svc);
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        return on_receive(wsi, ws, svc, in, len);
     case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (!ws || ws->freed)
-            return -1;
-        if (ws->oq && !ws->terminal) {
-            omsg *m = ws->oq;
-            ws->oq = m->next;
-            if (!ws->oq)
-                ws->oq_tail = NULL;
-            ws->obytes -= m->len;
-            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-            free(m);
-            if (n < 0)
-                return -1;
-            if (ws->oq || ws->close_requested)
-                lws_callback_on_writable(wsi);
-            return 0;
-        }
-        if (ws->close_requested) {
-            ws->close_sent = 1;
-            lws_close_reason(wsi, (enum lws_close_status)ws->close_code,
-                             (unsigned char *)ws->close_reason, strlen(ws->close_reason));
-            return -1;
-        }
-        return 0;
-
+        return on_writeable(wsi, ws);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (ws) {
-            const unsigned char *p = in;
-            ws->peer_closed = 1;
-            ws->peer_code = 1005;
-            ws->peer_reason[0] = 0;
-            if (len >= 2) {
-                size_t rl = len - 2 < sizeof ws->peer_reason - 1 ? len - 2 : sizeof ws->peer_reason - 1;
-                ws->peer_code = p[0] << 8 | p[1];
-                memcpy(ws->peer_reason, p + 2, rl);
-                ws->peer_reason[rl] = 0;
-            }
-        }
-        return 0;
-
+        return on_peer_close(ws, in, len);
     case LWS_CALLBACK_CLIENT_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
-        if (ws) {
-            ws->wsi = NULL;
-            unwatch(ws);
-            if (ws->peer_closed)
-                terminal_close(ws, ws->peer_code, ws->peer_reason, 1);
-            else if (ws->close_requested)
-                terminal_close(ws, ws->close_code, ws->close_reason, ws->state != LT_WS_CONNECTING);
-            else if (ws->state == LT_WS_CONNECTING)
-                terminal_error(ws, "connection closed during handshake");
-            else
-                terminal_close(ws, 1006, "", 0);
-            ws->state = LT_WS_CLOSED;
-            lws_set_opaque_user_data(wsi, NULL);
-        }
-        return 0;
-
+        return on_closed(wsi, ws);
     default:
         return 0;
     }
