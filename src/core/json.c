@@ -702,6 +702,46 @@ static uint32_t hex4(const char *p)
 
 /* Parse a string starting at the opening quote. as_key: 0 a value, 1 a key,
  * 2 a key known not to be a static one (key_fast looked). */
+/* Write the validated string body..q with its escapes decoded into dst;
+ * returns the end written, or NULL (failed) on an unpaired surrogate. Out of
+ * line: escapes are rare in Layer's traffic. */
+static char *unescape(parser *ps, const char *body, const char *q, char *dst)
+{
+    const char *r = body;
+    char *w = dst;
+    while (r < q) {
+        if (*r != '\\') { *w++ = *r++; continue; }
+        r++;
+        switch (*r) {
+        case 'b': *w++ = '\b'; r++; break;
+        case 'f': *w++ = '\f'; r++; break;
+        case 'n': *w++ = '\n'; r++; break;
+        case 'r': *w++ = '\r'; r++; break;
+        case 't': *w++ = '\t'; r++; break;
+        case 'u': {
+            uint32_t cp = hex4(r + 1);
+            r += 5;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                uint32_t lo;
+                if (q - r < 6 || r[0] != '\\' || r[1] != 'u' || (lo = hex4(r + 2)) < 0xDC00 || lo > 0xDFFF) {
+                    fail(ps, r - 6, "%sunpaired surrogate in \\u escape at byte %lu", "");
+                    return NULL;
+                }
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                r += 6;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                fail(ps, r - 6, "%sunpaired surrogate in \\u escape at byte %lu", "");
+                return NULL;
+            }
+            w += utf8_put(w, cp);
+            break;
+        }
+        default: *w++ = *r++; break; /* " \ / */
+        }
+    }
+    return w;
+}
+
 static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_len)
 {
     const char *q = ps->p + 1, *end = ps->end, *body = q;
@@ -787,36 +827,8 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
     if (!escapes) {
         memcpy(dst, body, (size_t)(q - body));
         w = dst + (q - body);
-    } else {
-        const char *r = body;
-        w = dst;
-        while (r < q) {
-            if (*r != '\\') { *w++ = *r++; continue; }
-            r++;
-            switch (*r) {
-            case 'b': *w++ = '\b'; r++; break;
-            case 'f': *w++ = '\f'; r++; break;
-            case 'n': *w++ = '\n'; r++; break;
-            case 'r': *w++ = '\r'; r++; break;
-            case 't': *w++ = '\t'; r++; break;
-            case 'u': {
-                uint32_t cp = hex4(r + 1);
-                r += 5;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    uint32_t lo;
-                    if (q - r < 6 || r[0] != '\\' || r[1] != 'u' || (lo = hex4(r + 2)) < 0xDC00 || lo > 0xDFFF)
-                        return fail(ps, r - 6, "%sunpaired surrogate in \\u escape at byte %lu", "");
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    r += 6;
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    return fail(ps, r - 6, "%sunpaired surrogate in \\u escape at byte %lu", "");
-                }
-                w += utf8_put(w, cp);
-                break;
-            }
-            default: *w++ = *r++; break; /* " \ / */
-            }
-        }
+    } else if (!(w = unescape(ps, body, q, dst))) {
+        return 0;
     }
     *w = '\0';
     if (escapes) { /* give back what unescaping saved */
