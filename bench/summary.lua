@@ -12,9 +12,25 @@ for line in assert(io.open(path)):lines() do
   local rest = line:match("^RESULT (.*)$")
   if rest then
     local r = { _kind = rest:match("^(%a[%w_]*) ") } -- a leading bare word names the benchmark
-    for k, v in rest:gmatch('([%w_]+)=("[^"]*"|%S+)') do
-      v = v:gsub('^"(.*)"$', "%1")
+    local pos = 1
+    while true do -- key=value, or key="value with spaces"
+      local k, after = rest:match("^%s*([%w_]+)=()", pos)
+      if not k then -- a bare word (the benchmark's name): skip it
+        local skip = rest:match("^%s*%S+()", pos)
+        if not skip then break end
+        pos = skip
+        goto continue
+      end
+      local v, nxt
+      if rest:sub(after, after) == '"' then
+        v, nxt = rest:match('^"([^"]*)"()', after)
+      else
+        v, nxt = rest:match("^(%S+)()", after)
+      end
+      if not v then break end
       r[k] = tonumber(v) or v
+      pos = nxt
+      ::continue::
     end
     results[#results + 1] = r
   end
