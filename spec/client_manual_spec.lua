@@ -743,6 +743,31 @@ describe("client, manual transport", function()
     assert.is_nil(kept[2].whatever) -- other keys are simply absent
   end)
 
+  it("lets a change list outlive its client and the collector, unread values refused", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    local kept, read
+    h.client:on("conversation.update", function(_, list)
+      kept = list
+      read = list[1].new
+    end)
+    for i = 1, 40 do -- enough patches for the entry's document to be repacked while held
+      h:change({ operation = "patch", object = { type = "Conversation", id = CONV }, data = layer.array({
+        { operation = "set", property = "metadata.title", value = ("t%d"):format(i) },
+        { operation = "set", property = "distinct", value = i % 2 == 0 } }) })
+    end
+    h:step()
+    h.client:close()
+    h = nil
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal("t40", read.title)
+    assert.are.equal("metadata", kept[1].property)
+    assert.are.equal("t39", kept[1].old.title) -- read in the handler, so kept
+    assert.has_error(function() return kept[2].new end)
+  end)
+
   it("keeps a change list's values while a handler waits on a request", function()
     local h = harness()
     h:login()
