@@ -18,12 +18,14 @@ $(SERVER_BIN): $(SERVER_SRC) $(SERVER_HDR) $(SERVER_CORE) $(CORE_HDR)
 
 # `make test` runs the server specs, so it needs the binary: an extra prerequisite
 # added here works even though this file is included after the test rule.
-test: server check-server-cycles
+test: server check-cycles
 
-# Like check-core-isolation: no two server files may depend on each other, even through others.
-.PHONY: check-server-cycles
-check-server-cycles:
-	@scripts/check-server-cycles
+# Like check-core-isolation: no two server files, and no two core or binding files, may depend
+# on each other, even through others.
+.PHONY: check-cycles
+check-cycles:
+	@scripts/check-cycles server
+	@scripts/check-cycles src/core src/lua
 
 # libFuzzer target over the REST request and WebSocket frame handlers (clang).
 #   make fuzz-server [FUZZ_SECONDS=60]

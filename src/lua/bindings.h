@@ -12,7 +12,7 @@ LAYER_HIDDEN_BEGIN
 
 /* A userdata class: registry metatable `name` with the methods as __index and
  * gc as __gc. Leaves the metatable on the stack; 1 if it was created just now
- * (add further metamethods then). lmodule.c */
+ * (add further metamethods then). lclass.c */
 int layer_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
 
 int layer_l_patch(lua_State *L);         /* lpatch.c */

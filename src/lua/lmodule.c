@@ -3,7 +3,7 @@
  *
  * Registers the data-plane functions (patch, decode_packet, JSON helpers),
  * the null sentinel and the array metatable. lua/layer/init.lua builds the
- * public module on top of this table. Also the class helper the bindings share.
+ * public module on top of this table.
  */
 #include "bindings.h"
 #include "lconv.h"
@@ -12,19 +12,6 @@
 #include <string.h>
 
 #define LAYER_CORE_VERSION "0.1.0"
-
-int layer_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
-{
-    int n = 0;
-    if (!luaL_newmetatable(L, name)) return 0;
-    while (methods[n].name) n++;
-    lua_createtable(L, 0, n);
-    layer_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    return 1;
-}
 
 #if defined(__GNUC__)
 #define LAYER_EXPORT __attribute__((visibility("default")))
