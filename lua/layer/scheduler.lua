@@ -298,7 +298,12 @@ function Client:_run(where, fn, a, b, c, d)
   self._ours[co] = where
   local change = self._change
   if change and where ~= "spawn" and where ~= "callback" then self._state:attach(co, change) end
-  self:_resume(co, fn, a, b, c, d)
+  local running, main = coroutine.running()
+  if (running == nil or main) and self._n_parked == 0 and self._roots[co] == nil then
+    self:_resumed(co, false, coroutine.resume(co, fn, a, b, c, d)) -- plain code: _resume's work is done
+  else
+    self:_resume(co, fn, a, b, c, d)
+  end
   local values = self._values
   if values and self._ours[co] and pool[#pool] ~= co then self:_hold_values(values, co) end -- it waits
 end
