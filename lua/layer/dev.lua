@@ -32,16 +32,19 @@ local function find_binary()
   return "layer-server" -- from PATH
 end
 
--- dev.start_server{port=0, db=":memory:", secret=, admin_token=, max_lifetime=600, log=}
--- -> {url=, port=, pid=, secret=, admin_token=, stop=function}
+-- dev.start_server{port=0, db=":memory:", secret=, admin_token=, max_lifetime=600, log=, log_level="error",
+--   args={"--request-timeout", "5", ...}, binary=}
+-- -> {url=, port=, pid=, secret=, admin_token=, log=, stop=function([signal]), alive=function}
 function dev.start_server(opts)
   opts = opts or {}
   local secret = opts.secret or "dev-secret"
   local admin = opts.admin_token or "dev-admin"
   local log = opts.log or os.tmpname()
-  local cmd = ("exec %s --port %d --db %s --identity-secret %s --admin-token %s --max-lifetime %d --log-level %s 2>>%s"):format(
+  local extra = {}
+  for i, a in ipairs(opts.args or {}) do extra[i] = quote(a) end
+  local cmd = ("exec %s --port %d --db %s --identity-secret %s --admin-token %s --max-lifetime %d --log-level %s %s 2>>%s"):format(
     quote(opts.binary or find_binary()), opts.port or 0, quote(opts.db or ":memory:"), quote(secret), quote(admin),
-    opts.max_lifetime or 600, opts.log_level or "error", quote(log))
+    opts.max_lifetime or 600, opts.log_level or "error", table.concat(extra, " "), quote(log))
   local handle = assert(io.popen(cmd, "r"))
   local banner = handle:read("*l")
   local url, port, pid = (banner or ""):match("listening on (%S+) port (%d+) pid (%d+)")
@@ -53,9 +56,18 @@ function dev.start_server(opts)
     error("layer-server did not start (" .. cmd .. "): " .. text, 2)
   end
   local server = { url = url, port = tonumber(port), pid = tonumber(pid), secret = secret, admin_token = admin, log = log }
-  function server.stop()
+  -- Running: a child that died stays a zombie until the pipe is closed, so read its state.
+  function server.alive()
+    local f = handle and io.open("/proc/" .. server.pid .. "/stat")
+    if not f then return false end
+    local state = f:read("*a"):match("%) (%a)")
+    f:close()
+    return state ~= nil and state ~= "Z" and state ~= "X"
+  end
+  -- Stops it (SIGTERM, or the signal named) and waits for it.
+  function server.stop(signal)
     if not handle then return end
-    os.execute("kill -TERM " .. server.pid .. " 2>/dev/null")
+    os.execute("kill -" .. (signal or "TERM") .. " " .. server.pid .. " 2>/dev/null")
     handle:close()
     handle = nil
     if not opts.log then os.remove(log) end

@@ -715,7 +715,7 @@ function engine:closed() end
 local dev = {}
 
 ---Starts the local server (`$LAYER_SERVER`, `build/layer-server`, the rock's `bin/`, or PATH) on 127.0.0.1.
----@param opts? {port?: integer, db?: string, secret?: string, admin_token?: string, max_lifetime?: integer, log?: string, log_level?: string, binary?: string}
+---@param opts? {port?: integer, db?: string, secret?: string, admin_token?: string, max_lifetime?: integer, log?: string, log_level?: string, binary?: string, args?: string[]} `args`: extra flags for layer-server (`{"--request-timeout", "5"}`)
 ---@return layer.Server
 function dev.start_server(opts) end
 
@@ -734,7 +734,8 @@ function dev.identity(secret, user_id, profile) end
 ---@field secret string
 ---@field admin_token string
 ---@field log string the server's log file
----@field stop fun() stops it (also after `max_lifetime` seconds)
+---@field stop fun(signal?: string) stops it with SIGTERM (or the signal named) and waits; it also stops after `max_lifetime` seconds
+---@field alive fun(): boolean whether it still runs
 
 ---------------------------------------------------------------------------
 -- require "layer.ngx" (OpenResty only)

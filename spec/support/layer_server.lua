@@ -26,52 +26,33 @@ M.sleep = sleep
 local Server = {}
 Server.__index = Server
 
--- Starts the server; opts.db (default :memory:), opts.args (extra string).
+-- Starts the server through layer.dev.start_server with the specs' secret and
+-- admin token; opts.db (default :memory:), opts.args (extra flags, one string),
+-- opts.lifetime, opts.log_level, opts.log.
 function M.start(opts)
   opts = opts or {}
   local log = opts.log or tmpname()
-  local cmd = string.format(
-    "exec %s --port %d --db '%s' --identity-secret %s --admin-token %s --max-lifetime %d --log-level %s %s 2>>'%s'",
-    M.binary, opts.port or 0, opts.db or ":memory:", M.SECRET, M.ADMIN, opts.lifetime or 120, opts.log_level or "info",
-    opts.args or "", log)
-  local h = assert(io.popen(cmd, "r"))
-  local line = h:read("*l")
-  if not line then
-    h:close()
-    local f = io.open(log)
-    local text = f and f:read("*a") or ""
-    if f then f:close() end
-    error("layer-server did not start: " .. text)
-  end
-  local port, pid = line:match("port (%d+) pid (%d+)")
-  assert(port, "unexpected banner: " .. line)
-  local s = setmetatable({ handle = h, port = tonumber(port), pid = tonumber(pid), log = log,
-    base = "http://127.0.0.1:" .. port, sockets = {} }, Server)
-  return s
+  local args = {}
+  for a in (opts.args or ""):gmatch("%S+") do args[#args + 1] = a end
+  local dev = require "layer.dev"
+  local ok, handle = pcall(dev.start_server, { binary = M.binary, port = opts.port, db = opts.db, secret = M.SECRET,
+    admin_token = M.ADMIN, max_lifetime = opts.lifetime or 120, log_level = opts.log_level or "info", log = log,
+    args = args })
+  if not ok then error(handle, 2) end
+  return setmetatable({ dev = handle, port = handle.port, pid = handle.pid, log = log,
+    base = "http://127.0.0.1:" .. handle.port, sockets = {} }, Server)
 end
 
--- Running (a crashed child stays a zombie until we close the pipe, so read its state).
-function Server:alive()
-  local f = io.open("/proc/" .. self.pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("*a")
-  f:close()
-  local state = stat:match("%) (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+function Server:alive() return self.dev.alive() end
 
 -- Stops the server and waits for it. The log file is removed unless the
 -- server had already died by itself (then it is kept for the post-mortem).
 function Server:stop(signal)
   for _, w in ipairs(self.sockets) do pcall(function() w:close() end) end
   self.sockets = {}
-  if self.handle then
-    local was_alive = self:alive()
-    os.execute("kill -" .. (signal or "TERM") .. " " .. self.pid .. " 2>/dev/null")
-    self.handle:close() -- waits for the process
-    self.handle = nil
-    if was_alive and not os.getenv("LAYER_KEEP_LOGS") then os.remove(self.log) end
-  end
+  local was_alive = self.dev.alive()
+  self.dev.stop(signal) -- nothing once stopped
+  if was_alive and not os.getenv("LAYER_KEEP_LOGS") then os.remove(self.log) end
 end
 
 function Server:kill9() self:stop("KILL") end
