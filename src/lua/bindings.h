@@ -30,6 +30,7 @@ void layer_transport_open(lua_State *L);
 int layer_l_uuid(lua_State *L);          /* ldev.c */
 int layer_l_dev_token(lua_State *L);
 int layer_l_clock(lua_State *L);
+int layer_l_base64url_decode(lua_State *L);
 int layer_l_state_open(lua_State *L);    /* lstate.c */
 void layer_state_open(lua_State *L);
 

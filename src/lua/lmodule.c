@@ -95,6 +95,7 @@ static const luaL_Reg functions[] = {
     {"transport", layer_l_transport_new},
     {"dev_token", layer_l_dev_token},
     {"clock", layer_l_clock},
+    {"base64url_decode", layer_l_base64url_decode},
     {"state", layer_l_state_open},
     {NULL, NULL},
 };
