@@ -425,6 +425,42 @@ describe("client, manual transport", function()
     assert.are.equal(404, got[2].http_status)
   end)
 
+  -- Request retries and reconnects share one backoff: capped, and jittered.
+  it("retries a failed request on the reconnect backoff, cap and jitter included", function()
+    local function retry_gaps(opts)
+      local h = harness(opts)
+      h:login()
+      h.client:request("GET", "/conversations", function() end)
+      local gaps, waited = {}, 0
+      local reqs = h:take_http()
+      for _ = 1, 3 do
+        h:respond(reqs[1], 503, { id = "service_unavailable", code = 1 })
+        h:step()
+        waited = 0
+        repeat
+          h:advance(0.05)
+          waited = waited + 0.05
+          h:step()
+          reqs = h:take_http()
+        until #reqs > 0 or waited > 60
+        gaps[#gaps + 1] = waited
+      end
+      return gaps
+    end
+    -- base 1 s, cap 1.5 s: 1, then 2 capped to 1.5, then 1.5
+    local capped = retry_gaps({ backoff_base = 1, backoff_cap = 1.5 })
+    for i, want in ipairs({ 1, 1.5, 1.5 }) do
+      assert.is_true(math.abs(capped[i] - want) < 0.08, "gap " .. i .. ": " .. capped[i])
+    end
+    -- jitter adds up to half of each delay, differently per seed
+    local a = retry_gaps({ backoff_base = 1, backoff_cap = 100, backoff_jitter = 0.5, random_seed = 7 })
+    for i, gap in ipairs(a) do
+      assert.is_true(gap >= 2 ^ (i - 1) - 0.01 and gap <= 1.5 * 2 ^ (i - 1) + 0.08, "gap " .. i .. ": " .. gap)
+    end
+    local b = retry_gaps({ backoff_base = 1, backoff_cap = 100, backoff_jitter = 0.5, random_seed = 8 })
+    assert.are_not.same(a, b)
+  end)
+
   -- Two identical receipts in one millisecond are two changes; their replay
   -- copies after a reconnect are not.
   it("skips only the replayed copies of packets sharing the cursor's timestamp", function()

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE /* gmtime_r, also under the fuzzers' -std=c99 */
 #include "session.h"
+#include "fifo.h"
 #include "strcopy.h"
 
 #include <stdarg.h>
@@ -191,8 +192,7 @@ static jv_doc *ev_doc(ls_event *ev)
 static void event_push(ls_session *s, ls_event *ev)
 {
     if (!ev) return;
-    if (s->events_tail) s->events_tail->next = ev; else s->events = ev;
-    s->events_tail = ev;
+    FIFO_PUSH(s->events, s->events_tail, ev);
     s->n_events++;
 }
 
@@ -299,11 +299,9 @@ static void reply_error_json(ls_event *ev, const char *error_json, size_t len)
 
 ls_event *ls_next_event(ls_session *s)
 {
-    ls_event *ev = s->events;
+    ls_event *ev;
+    FIFO_POP(s->events, s->events_tail, ev);
     if (!ev) return NULL;
-    s->events = ev->next;
-    if (!s->events) s->events_tail = NULL;
-    ev->next = NULL;
     s->n_events--;
     return ev;
 }
@@ -329,22 +327,26 @@ static void queue_frame(ls_session *s, const char *text, size_t len, int64_t now
         return;
     }
     f->len = len;
-    if (s->frames_tail) s->frames_tail->next = f; else s->frames = f;
-    s->frames_tail = f;
+    FIFO_PUSH(s->frames, s->frames_tail, f);
     s->last_sent = now;
 }
 
 char *ls_take_frame(ls_session *s, size_t *len)
 {
-    frame_out *f = s->frames;
+    frame_out *f;
     char *text;
+    FIFO_POP(s->frames, s->frames_tail, f);
     if (!f) return NULL;
-    s->frames = f->next;
-    if (!s->frames) s->frames_tail = NULL;
     text = f->text;
     *len = f->len;
     free(f);
     return text;
+}
+
+static void drop_frames(ls_session *s)
+{
+    size_t n;
+    while (s->frames) free(ls_take_frame(s, &n));
 }
 
 static void queue_http(ls_session *s, rest_req *r)
@@ -363,8 +365,7 @@ static void queue_http(ls_session *s, rest_req *r)
         ls_http_request_free(h);
         return;
     }
-    if (s->http_tail) s->http_tail->next = h; else s->http = h;
-    s->http_tail = h;
+    FIFO_PUSH(s->http, s->http_tail, h);
     r->in_flight = 1;
     r->retry_at = -1;
     r->attempts++;
@@ -372,11 +373,8 @@ static void queue_http(ls_session *s, rest_req *r)
 
 ls_http_request *ls_take_http(ls_session *s)
 {
-    ls_http_request *h = s->http;
-    if (!h) return NULL;
-    s->http = h->next;
-    if (!s->http) s->http_tail = NULL;
-    h->next = NULL;
+    ls_http_request *h;
+    FIFO_POP(s->http, s->http_tail, h);
     return h;
 }
 
@@ -536,18 +534,22 @@ uint64_t ls_http(ls_session *s, int64_t now, const ls_http_spec *spec)
 
 /* ===== reconnecting ===== */
 
-/* The next delay of the exponential backoff reconnects and re-logins share. */
-static int64_t next_backoff(ls_session *s)
+/* The one backoff rule, for reconnects, re-logins and request retries alike:
+ * the base doubled per attempt after the first, at most the cap, plus up to
+ * the jitter fraction at random so clients do not retry in step. */
+static int64_t backoff_delay(ls_session *s, int attempt)
 {
     int64_t delay = s->cfg.backoff_base_ms;
     int i;
-    for (i = 1; i < s->attempt && delay < s->cfg.backoff_cap_ms; i++) delay *= 2;
+    for (i = 1; i < attempt && delay < s->cfg.backoff_cap_ms; i++) delay *= 2;
     if (delay > s->cfg.backoff_cap_ms) delay = s->cfg.backoff_cap_ms;
     if (s->cfg.backoff_jitter > 0)
         delay += (int64_t)((double)delay * s->cfg.backoff_jitter * (double)(rng_next(s) % 10001) / 10000.0);
-    s->attempt++;
     return delay;
 }
+
+/* The next delay of the backoff reconnects and re-logins share. */
+static int64_t next_backoff(ls_session *s) { return backoff_delay(s, s->attempt++); }
 
 static int64_t schedule_reconnect(ls_session *s, int64_t now, const char *reason)
 {
@@ -1417,10 +1419,7 @@ void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
             pp = &r->next;
         }
     }
-    while (s->frames) { /* unsent frames of a dead socket */
-        size_t n;
-        free(ls_take_frame(s, &n));
-    }
+    drop_frames(s); /* unsent frames of a dead socket */
     if (s->closed) return;
     s->want_ws = 0;
     if (s->auth == AUTH_OK) schedule_reconnect(s, now, reason ? reason : "closed");
@@ -1537,13 +1536,11 @@ static void answer_app(ls_session *s, rest_req *r, const http_answer *a)
     event_push(s, ev);
 }
 
-/* How long a failed request waits before it goes again: doubling per attempt
- * (at most MAX_RETRIES of them), or what a 429's Retry-After asks. */
-static int64_t request_retry_delay(const ls_session *s, const rest_req *r, int status, const char *retry_after)
+/* How long a failed request waits before it goes again: the backoff (at
+ * most MAX_RETRIES attempts), or what a 429's Retry-After asks. */
+static int64_t request_retry_delay(ls_session *s, const rest_req *r, int status, const char *retry_after)
 {
-    int64_t wait = s->cfg.backoff_base_ms;
-    int i;
-    for (i = 1; i < r->attempts; i++) wait *= 2;
+    int64_t wait = backoff_delay(s, r->attempts);
     if (status == 429 && retry_after) {
         double secs = atof(retry_after);
         if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
@@ -1731,10 +1728,7 @@ void ls_free(ls_session *s)
     if (!s) return;
     while ((ev = ls_next_event(s))) ls_event_free(s, ev);
     while ((h = ls_take_http(s))) ls_http_request_free(h);
-    while (s->frames) {
-        size_t n;
-        free(ls_take_frame(s, &n));
-    }
+    drop_frames(s);
     while (s->ws_reqs) {
         ws_req *r = s->ws_reqs;
         s->ws_reqs = r->next;
