@@ -425,6 +425,72 @@ describe("client, manual transport", function()
     assert.are.equal(404, got[2].http_status)
   end)
 
+  -- next_event's non-object events name what they carry; nothing is a bare number or text.
+  it("gives non-object events named fields", function()
+    local h = harness()
+    h:login()
+    local function next_details()
+      local name, object_type, object, extra, ev = h.engine:next_event()
+      assert.is_nil(object_type); assert.is_nil(object); assert.is_nil(extra)
+      assert.equal(name, ev.name)
+      for _, k in ipairs({ "number", "text", "value" }) do assert.is_nil(ev[k], k) end
+      return ev
+    end
+    h.engine:feed("not json")
+    local ev = next_details()
+    assert.equal("error", ev.name)
+    assert.equal("client", ev.kind)
+    assert.matches("^bad packet from server", ev.message)
+    h.engine:ws_closed("going away")
+    ev = next_details()
+    assert.equal("disconnected", ev.name)
+    assert.equal("going away", ev.reason)
+    assert.equal(1600, ev.delay_ms) -- backoff_base 1.6 s, no jitter
+    h:advance(1.7)
+    h.engine:tick()
+    ev = next_details()
+    assert.equal("reconnecting", ev.name)
+    assert.equal(1, ev.attempt)
+    h.client:step(0)
+    -- the client reads them: disconnected's delay in seconds, synced's count
+    local seen = {}
+    h.client:on("disconnected", function(reason, delay) seen.reason, seen.delay = reason, delay end)
+    h.engine:ws_closed("again")
+    h:step()
+    assert.equal("again", seen.reason)
+    assert.is_true(seen.delay >= 1.6)
+  end)
+
+  it("takes interest bits from the engine, for every object event and type", function()
+    local core = require "layer.core"
+    local seen = {}
+    for _, change in ipairs({ "create", "update", "delete" }) do
+      for _, t in ipairs({ "Conversation", "Message", "Announcement", "Identity" }) do
+        local bit = core.interest_bit(change, t)
+        assert.is_number(bit)
+        assert.equal(bit, core.interest_bit(change, t:lower()))
+        assert.is_nil(seen[bit], "one bit per pair")
+        seen[bit] = true
+      end
+    end
+    assert.is_nil(core.interest_bit("truncate", "Conversation"))
+    assert.is_nil(core.interest_bit("create", "Part"))
+    -- a client with one handler asks the engine for that event only
+    local h = harness()
+    h:login()
+    local got = 0
+    h.client:on("conversation.delete", function() got = got + 1 end)
+    local created = 0
+    h.client:on("message", function() created = created + 1 end)
+    h:create_conv()
+    h:create_msg(1)
+    h:step()
+    assert.equal(1, created)
+    h:change({ operation = "delete", object = { type = "Conversation", id = CONV }, data = { mode = "all_participants" } })
+    h:step()
+    assert.equal(1, got)
+  end)
+
   -- Request retries and reconnects share one backoff: capped, and jittered.
   it("retries a failed request on the reconnect backoff, cap and jitter included", function()
     local function retry_gaps(opts)

@@ -325,6 +325,7 @@ static ls_event *take_reply(ls_session *s, ls_event **slot, uint64_t request_id)
 static void reply_out_of_memory(ls_event *ev)
 {
     ev->success = 0;
+    ev->out_of_memory = 1;
     ev->value = NULL;
     ev->text = "out of memory"; /* static: event_free frees only ev->doc */
     ev->text_len = 13;

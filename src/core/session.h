@@ -56,7 +56,8 @@ typedef enum {
     LS_EV_TRUNCATE,      /* id: conversation, number: messages removed */
     LS_EV_MARK_READ,     /* id: conversation, number: messages marked */
     LS_EV_TYPING,        /* id: conversation, value: {action, sender} */
-    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status, number: Layer-Count or -1 */
+    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status, number: Layer-Count or -1;
+                          * out_of_memory: it failed because the answer could not be copied */
     LS_EV_ERROR,         /* text: message; value: error object when there is one; number: LS_ERROR_* */
     LS_EV_LOG            /* text: message; number: LS_LOG_* level */
 } ls_event_type;
@@ -86,6 +87,7 @@ typedef struct ls_event {
     uint64_t request_id;
     int success;
     int http_status;
+    int out_of_memory;       /* LS_EV_RESPONSE: failed for want of memory (text says so, no value) */
     double number;
     const char *text;
     size_t text_len;

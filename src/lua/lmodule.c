@@ -89,6 +89,7 @@ static const luaL_Reg functions[] = {
     {"array", l_array},
     {"cache", layer_l_cache_new},
     {"client", layer_l_client_new},
+    {"interest_bit", layer_l_interest_bit},
     {"object_table", layer_l_object_table},
     {"object_json", layer_l_object_json},
     {"uuid", layer_l_uuid},
