@@ -744,6 +744,7 @@ static int l_stats(lua_State *L)
     set_count(L, "reconnects", (double)ss.reconnects);
     set_count(L, "gaps", (double)ss.gaps);
     set_count(L, "last_counter", (double)ss.last_counter);
+    set_count(L, "out_of_memory", (double)ss.out_of_memory);
     layer_push_cache_stats(L, &cs);
     return 1;
 }
