@@ -56,6 +56,12 @@ static void push_count(lua_State *L, double v)
         lua_pushnumber(L, (lua_Number)v);
 }
 
+static void set_count(lua_State *L, const char *k, double v)
+{
+    push_count(L, v);
+    lua_setfield(L, -2, k);
+}
+
 int lclient_is_open(lua_State *L, int idx)
 {
     lclient *c = (lclient *)layer_testudata(L, idx, CLIENT_MT);
@@ -466,19 +472,6 @@ static void set_str(lua_State *L, const char *k, const char *v, size_t n)
     lua_setfield(L, -2, k);
 }
 
-static void set_num(lua_State *L, const char *k, double v)
-{
-    push_count(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_value(lua_State *L, const char *k, const jv *v)
-{
-    if (!v) return;
-    lconv_push(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* The error object a failure for want of memory stands for. */
 static void set_oom_error(lua_State *L, const char *message)
 {
@@ -504,24 +497,24 @@ static void push_event(lua_State *L, const ls_event *ev)
     switch (ev->type) {
     case LS_EV_CHALLENGE: set_str(L, "nonce", ev->text, ev->text_len); break;
     case LS_EV_AUTHENTICATED: set_str(L, "token", ev->text, ev->text_len); break;
-    case LS_EV_CONNECTED: set_num(L, "connection", ev->number); break;
+    case LS_EV_CONNECTED: set_count(L, "connection", ev->number); break;
     case LS_EV_DISCONNECTED:
         set_str(L, "reason", ev->text, ev->text_len);
-        if (ev->number >= 0) set_num(L, "delay_ms", ev->number); /* absent: not retrying */
+        if (ev->number >= 0) set_count(L, "delay_ms", ev->number); /* absent: not retrying */
         break;
-    case LS_EV_RECONNECTING: set_num(L, "attempt", ev->number); break;
-    case LS_EV_SYNCED: set_num(L, "replayed", ev->number); break;
+    case LS_EV_RECONNECTING: set_count(L, "attempt", ev->number); break;
+    case LS_EV_SYNCED: set_count(L, "replayed", ev->number); break;
     case LS_EV_TRUNCATE:
         set_str(L, "conversation_id", ev->id, ev->id_len);
-        set_num(L, "removed", ev->number);
+        set_count(L, "removed", ev->number);
         break;
     case LS_EV_MARK_READ:
         set_str(L, "conversation_id", ev->id, ev->id_len);
-        set_num(L, "marked", ev->number);
+        set_count(L, "marked", ev->number);
         break;
     case LS_EV_TYPING:
         set_str(L, "conversation_id", ev->id, ev->id_len);
-        set_value(L, "typing", ev->value); /* {action, sender [, expired]} */
+        lconv_setfield(L, "typing", ev->value); /* {action, sender [, expired]} */
         break;
     case LS_EV_RESPONSE:
         lua_pushnumber(L, (lua_Number)ev->request_id);
@@ -530,15 +523,15 @@ static void push_event(lua_State *L, const ls_event *ev)
         lua_setfield(L, -2, "success");
         lua_pushinteger(L, ev->http_status);
         lua_setfield(L, -2, "http_status");
-        if (ev->number >= 0) set_num(L, "count", ev->number); /* the Layer-Count header */
-        set_value(L, ev->success ? "data" : "error", ev->value);
+        if (ev->number >= 0) set_count(L, "count", ev->number); /* the Layer-Count header */
+        lconv_setfield(L, ev->success ? "data" : "error", ev->value);
         /* a raw body (success), or the failure's text when it has no JSON error */
         set_str(L, ev->success ? "body" : "message", ev->text, ev->text_len);
         if (ev->out_of_memory) set_oom_error(L, "out of memory: the answer could not be copied");
         break;
     case LS_EV_ERROR:
         set_str(L, "message", ev->text, ev->text_len);
-        set_value(L, "error", ev->value);
+        lconv_setfield(L, "error", ev->value);
         lua_pushstring(L, error_kinds[ev->number >= 0 && ev->number <= LS_ERROR_OUT_OF_MEMORY ? (int)ev->number : 0]);
         lua_setfield(L, -2, "kind");
         if (ev->number == LS_ERROR_OUT_OF_MEMORY && !ev->value) set_oom_error(L, ev->text ? ev->text : "out of memory");
@@ -721,12 +714,6 @@ static int l_pending(lua_State *L)
     lclient *c = check_client(L);
     lua_pushinteger(L, (lua_Integer)ls_pending_events(c->s));
     return 1;
-}
-
-static void set_count(lua_State *L, const char *k, double v)
-{
-    push_count(L, v);
-    lua_setfield(L, -2, k);
 }
 
 static int l_stats(lua_State *L)
