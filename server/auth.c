@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base64url.h"
 #include "srv.h"
 #include "sql.h"
 #include "resp.h"
@@ -129,9 +130,9 @@ static const char *verify_identity_token(const srv_ctx *x, const char *tok, size
     if ((size_t)(d1 - tok) * 3 / 4 + 3 > sizeof hdr || (size_t)(d2 - d1) * 3 / 4 + 3 > sizeof pay ||
         (size_t)(tok + len - d2) * 3 / 4 + 3 > sizeof sig)
         return "identity_token is too large";
-    if (!srv_b64url_decode(tok, (size_t)(d1 - tok), hdr, &hn) ||
-        !srv_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, &pn) ||
-        !srv_b64url_decode(d2 + 1, (size_t)(tok + len - d2 - 1), sig, &sn))
+    if (!b64url_decode(tok, (size_t)(d1 - tok), hdr, &hn) ||
+        !b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, &pn) ||
+        !b64url_decode(d2 + 1, (size_t)(tok + len - d2 - 1), sig, &sn))
         return "identity_token is not base64url";
     hd = jv_parse((const char *)hdr, hn, NULL, NULL);
     pd = jv_parse((const char *)pay, pn, NULL, NULL);

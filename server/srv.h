@@ -22,8 +22,6 @@ void srv_uuid(char out[37]);
 int srv_is_uuid(const char *s, size_t n);
 int srv_valid_user_id(const char *s, size_t n);
 void srv_url_encode(jbuf *b, const char *s); /* exactly layer-websdk's strictEncodeURI */
-int srv_b64url_decode(const char *in, size_t n, unsigned char *out, size_t *outn);
-void srv_b64url_encode(const unsigned char *in, size_t n, char *out);
 void srv_hmac256(const char *key, size_t klen, const char *msg, size_t mlen, unsigned char out[32]);
 int srv_ct_equal(const void *a, const void *b, size_t n);
 

@@ -129,54 +129,6 @@ void srv_url_encode(jbuf *b, const char *s)
     }
 }
 
-static int b64v(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-' || c == '+') return 62;
-    if (c == '_' || c == '/') return 63;
-    return -1;
-}
-
-int srv_b64url_decode(const char *in, size_t n, unsigned char *out, size_t *outn)
-{
-    size_t i, o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    while (n > 0 && in[n - 1] == '=') n--;
-    for (i = 0; i < n; i++) {
-        int v = b64v((unsigned char)in[i]);
-        if (v < 0) return 0;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    *outn = o;
-    return 1;
-}
-
-void srv_b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t i, o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (i = 0; i < n; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = t[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0) out[o++] = t[(acc << (6 - bits)) & 63];
-    out[o] = 0;
-}
-
 void srv_hmac256(const char *key, size_t klen, const char *msg, size_t mlen, unsigned char out[32])
 {
     unsigned int olen = 32;

@@ -341,6 +341,108 @@ describe("client, manual transport", function()
     assert.are.equal(404, got[2].http_status)
   end)
 
+  -- next_event's non-object events name what they carry; nothing is a bare number or text.
+  it("gives non-object events named fields", function()
+    local h = harness()
+    h:login()
+    local function next_details()
+      local name, object_type, object, extra, ev = h.engine:next_event()
+      assert.is_nil(object_type); assert.is_nil(object); assert.is_nil(extra)
+      assert.equal(name, ev.name)
+      for _, k in ipairs({ "number", "text", "value" }) do assert.is_nil(ev[k], k) end
+      return ev
+    end
+    h.engine:feed("not json")
+    local ev = next_details()
+    assert.equal("error", ev.name)
+    assert.equal("client", ev.kind)
+    assert.matches("^bad packet from server", ev.message)
+    h.engine:ws_closed("going away")
+    ev = next_details()
+    assert.equal("disconnected", ev.name)
+    assert.equal("going away", ev.reason)
+    assert.equal(1600, ev.delay_ms) -- backoff_base 1.6 s, no jitter
+    h:advance(1.7)
+    h.engine:tick()
+    ev = next_details()
+    assert.equal("reconnecting", ev.name)
+    assert.equal(1, ev.attempt)
+    h.client:step(0)
+    -- the client reads them: disconnected's delay in seconds, synced's count
+    local seen = {}
+    h.client:on("disconnected", function(reason, delay) seen.reason, seen.delay = reason, delay end)
+    h.engine:ws_closed("again")
+    h:step()
+    assert.equal("again", seen.reason)
+    assert.is_true(seen.delay >= 1.6)
+  end)
+
+  it("takes interest bits from the engine, for every object event and type", function()
+    local core = require "layer.core"
+    local seen = {}
+    for _, change in ipairs({ "create", "update", "delete" }) do
+      for _, t in ipairs({ "Conversation", "Message", "Announcement", "Identity" }) do
+        local bit = core.interest_bit(change, t)
+        assert.is_number(bit)
+        assert.equal(bit, core.interest_bit(change, t:lower()))
+        assert.is_nil(seen[bit], "one bit per pair")
+        seen[bit] = true
+      end
+    end
+    assert.is_nil(core.interest_bit("truncate", "Conversation"))
+    assert.is_nil(core.interest_bit("create", "Part"))
+    -- a client with one handler asks the engine for that event only
+    local h = harness()
+    h:login()
+    local got = 0
+    h.client:on("conversation.delete", function() got = got + 1 end)
+    local created = 0
+    h.client:on("message", function() created = created + 1 end)
+    h:create_conv()
+    h:create_msg(1)
+    h:step()
+    assert.equal(1, created)
+    h:change({ operation = "delete", object = { type = "Conversation", id = CONV }, data = { mode = "all_participants" } })
+    h:step()
+    assert.equal(1, got)
+  end)
+
+  -- Request retries and reconnects share one backoff: capped, and jittered.
+  it("retries a failed request on the reconnect backoff, cap and jitter included", function()
+    local function retry_gaps(opts)
+      local h = harness(opts)
+      h:login()
+      h.client:request("GET", "/conversations", function() end)
+      local gaps, waited = {}, 0
+      local reqs = h:take_http()
+      for _ = 1, 3 do
+        h:respond(reqs[1], 503, { id = "service_unavailable", code = 1 })
+        h:step()
+        waited = 0
+        repeat
+          h:advance(0.05)
+          waited = waited + 0.05
+          h:step()
+          reqs = h:take_http()
+        until #reqs > 0 or waited > 60
+        gaps[#gaps + 1] = waited
+      end
+      return gaps
+    end
+    -- base 1 s, cap 1.5 s: 1, then 2 capped to 1.5, then 1.5
+    local capped = retry_gaps({ backoff_base = 1, backoff_cap = 1.5 })
+    for i, want in ipairs({ 1, 1.5, 1.5 }) do
+      assert.is_true(math.abs(capped[i] - want) < 0.08, "gap " .. i .. ": " .. capped[i])
+    end
+    -- jitter adds up to half of each delay, differently per seed
+    local a = retry_gaps({ backoff_base = 1, backoff_cap = 100, backoff_jitter = 0.5, random_seed = 7 })
+    for i, gap in ipairs(a) do
+      assert.is_true(gap >= 2 ^ (i - 1) - 0.01 and gap <= 1.5 * 2 ^ (i - 1) + 0.08, "gap " .. i .. ": " .. gap)
+    end
+    local b = retry_gaps({ backoff_base = 1, backoff_cap = 100, backoff_jitter = 0.5, random_seed = 8 })
+    assert.are_not.same(a, b)
+  end)
+
   -- Two identical receipts in one millisecond are two changes; their replay
   -- copies after a reconnect are not.
   it("skips only the replayed copies of packets sharing the cursor's timestamp", function()

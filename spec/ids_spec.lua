@@ -41,4 +41,22 @@ describe("layer.ids", function()
     assert.is_nil(ids.token_user("not a token"))
     assert.is_nil(ids.token_user(nil))
   end)
+
+  it("decodes base64url once, in the core, for every length and byte", function()
+    local core = require "layer.core"
+    -- dev_token encodes with the same core codec; its claims decode back whole
+    for n = 0, 9 do
+      local name = ("é~?"):rep(n) -- 4 bytes a time: every length mod 3
+      local token = layer.dev_token{ secret = "s", user_id = "u" .. name, nonce = "n" }
+      local header, claims, sig = token:match("^([^.]+)%.([^.]+)%.([^.]+)$")
+      assert.equal('{"typ":"JWT","alg":"HS256"}', core.base64url_decode(header))
+      assert.equal("u" .. name, core.json_decode(core.base64url_decode(claims)).prn)
+      assert.equal(32, #core.base64url_decode(sig))
+    end
+    assert.equal("\251\255", core.base64url_decode("-_8"))
+    assert.equal("\251\255", core.base64url_decode("+/8=")) -- plain base64 and padding, as the server reads
+    assert.equal("", core.base64url_decode(""))
+    assert.is_nil(core.base64url_decode("ab.c"))
+    assert.is_nil(core.base64url_decode("a b"))
+  end)
 end)

@@ -72,9 +72,9 @@ for type_name, kind in pairs({ Conversation = "conversation", Message = "message
   OBJECT_EVENT[type_name] = { create = kind .. ".create", update = kind .. ".update", delete = kind .. ".delete" }
 end
 
--- As LS_ERROR_TRANSPORT and LS_LOG_* in session.h.
-local ERROR_TRANSPORT = 1
-local LOG_LEVEL = { "error", "warn", "info" }
+-- The error id of an engine error without a Layer error object, by its kind
+-- (transport errors keep make_error's "transport_error").
+local ERROR_ID = { client = "client_error", out_of_memory = "out_of_memory" }
 
 function Client:_handle(name, object_type, object, extra, ev, values)
   if object_type then -- create / update / delete, positional (the hot path)
@@ -97,9 +97,9 @@ function Client:_handle(name, object_type, object, extra, ev, values)
   elseif name == "response" then
     self:_resolve(ev)
   elseif name == "challenge" then
-    self:_challenge(ev.text)
+    self:_challenge(ev.nonce)
   elseif name == "authenticated" then
-    self.session_token = ev.text
+    self.session_token = ev.token
   elseif name == "connected" then
     if not self._ready then
       self._ready = true
@@ -107,37 +107,40 @@ function Client:_handle(name, object_type, object, extra, ev, values)
     end
     self:_emit("connected")
   elseif name == "disconnected" then
-    self:_emit("disconnected", ev.text, ev.number >= 0 and ev.number / 1000 or nil)
+    self:_emit("disconnected", ev.reason, ev.delay_ms and ev.delay_ms / 1000)
   elseif name == "reconnecting" then
-    self:_emit("reconnecting", ev.number)
+    self:_emit("reconnecting", ev.attempt)
   elseif name == "synced" then
-    self:_emit("synced", ev.number)
+    self:_emit("synced", ev.replayed)
   elseif name == "truncate" then
-    self:_emit("conversation.truncate", self._c:object(ev.id) or ev.id, ev.number)
+    local id = ev.conversation_id
+    self:_emit("conversation.truncate", self._c:object(id) or id, ev.removed)
   elseif name == "mark_read" then
-    self:_emit("conversation.mark_read", self._c:object(ev.id) or ev.id, ev.number)
+    local id = ev.conversation_id
+    self:_emit("conversation.mark_read", self._c:object(id) or id, ev.marked)
   elseif name == "typing" then
-    local v = ev.value or {}
-    self:_emit("typing", self._c:object(ev.id) or ev.id, v.sender, v.action)
+    local id, t = ev.conversation_id, ev.typing or {}
+    self:_emit("typing", self._c:object(id) or id, t.sender, t.action)
   elseif name == "error" then
-    local err = make_error(ev.value, nil, ev.text)
-    if not ev.value and ev.number ~= ERROR_TRANSPORT then err.id = "client_error" end
+    local err = make_error(ev.error, nil, ev.message)
+    if not ev.error then err.id = ERROR_ID[ev.kind] or err.id end
     if self:_has("error") then self:_emit("error", err) else self:_emit("log", "error", tostring(err)) end
   elseif name == "log" then
-    self:_emit("log", LOG_LEVEL[ev.number] or "info", ev.text)
+    self:_emit("log", ev.level, ev.message)
   end
 end
 
 function Client:_challenge(nonce)
   local fn = self._opts.identity
   if not fn then
-    self:_handle("error", nil, nil, nil, { text = "the session expired and no identity callback was given" })
+    self:_handle("error", nil, nil, nil, { message = "the session expired and no identity callback was given",
+      kind = "client" })
     return
   end
   self:spawn(function()
     local ok, token = pcall(fn, nonce)
     if not ok or type(token) ~= "string" then
-      self:_handle("error", nil, nil, nil, { text = "identity callback failed: " .. tostring(token) })
+      self:_handle("error", nil, nil, nil, { message = "identity callback failed: " .. tostring(token), kind = "client" })
       return
     end
     local user_id = token_user(token)

@@ -52,27 +52,10 @@ local function query(params)
   return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
 end
 
-local function base64url_decode(s)
-  local abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-  local bits, out = {}, {}
-  for i = 1, #s do
-    local v = abc:find(s:sub(i, i), 1, true)
-    if not v then return nil end
-    v = v - 1
-    for b = 5, 0, -1 do bits[#bits + 1] = math.floor(v / 2 ^ b) % 2 end
-  end
-  for i = 1, #bits - 7, 8 do
-    local byte = 0
-    for b = 0, 7 do byte = byte * 2 + bits[i + b] end
-    out[#out + 1] = string.char(byte)
-  end
-  return table.concat(out)
-end
-
 -- The user id (prn) inside an identity token, so client.user is known.
 local function token_user(token)
   local payload = type(token) == "string" and token:match("^[^.]+%.([^.]+)%.")
-  local text = payload and base64url_decode(payload)
+  local text = payload and core.base64url_decode(payload)
   local claims = text and core.json_decode(text)
   return type(claims) == "table" and type(claims.prn) == "string" and claims.prn or nil
 end

@@ -502,7 +502,7 @@ function announcement:delete(callback) end
 
 ---What a failed call returns as its second value; `tostring` and `..` give a readable message.
 ---@class layer.Error
----@field id string Layer's error id, or `transport_error`, `http_error`, `invalid_response`, `request_timeout`, `client_error`, `client_closed`, `handler_error`
+---@field id string Layer's error id, or `transport_error`, `http_error`, `invalid_response`, `request_timeout`, `client_error`, `client_closed`, `handler_error`, `out_of_memory` (an allocation failed; what was lost or put off is in the message)
 ---@field code? integer Layer's error code
 ---@field message string
 ---@field url? string
@@ -520,6 +520,7 @@ function announcement:delete(callback) end
 ---@field reconnects integer
 ---@field gaps integer
 ---@field last_counter integer
+---@field out_of_memory integer allocation failures the engine reported (as `out_of_memory` errors)
 ---@field objects integer
 ---@field conversations integer
 ---@field messages integer

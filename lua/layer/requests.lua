@@ -80,9 +80,9 @@ function Client:_resolve(ev)
   self._waiting[ev.request_id] = nil
   local results
   if ev.success then
-    results = { waiter.convert(ev.value, ev) }
+    results = { waiter.convert(ev.data, ev) }
   else
-    results = { nil, make_error(ev.value, ev.http_status, ev.text) }
+    results = { nil, make_error(ev.error, ev.http_status, ev.message) }
   end
   if waiter.co then
     self:_resume(waiter.co, results[1], results[2])
@@ -155,7 +155,7 @@ function Client:_async(callback, fn, level)
 end
 
 -- HTTP beyond the REST API (rich content): absolute URLs from the server.
-local function raw_body(_, ev) return ev.text or "" end
+local function raw_body(_, ev) return ev.body or "" end
 
 function Client:_http(spec)
   local id = self._c:http(spec)
@@ -206,7 +206,7 @@ function Client:_put_list(type_name)
   return function(list, ev)
     local out = {}
     for i, v in ipairs(type(list) == "table" and list or {}) do out[i] = self._c:put(type_name, v) end
-    out.total = ev and ev.number and ev.number >= 0 and ev.number or nil
+    out.total = ev and ev.count
     return out
   end
 end

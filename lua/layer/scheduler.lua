@@ -3,6 +3,7 @@
 -- (the pool, resumes, waits passed to a host, parked handlers, nginx threads).
 -- Its methods are mixed into layer.client's Client; WAIT is what a handler
 -- yields while one of its requests is out.
+local core = require "layer.core"
 local errors = require "layer.errors"
 
 local make_error = errors.make_error
@@ -49,15 +50,11 @@ end
 -- The engine builds only the object events somebody listens to, and change
 -- lists (copies of old and new values) only while an *.update handler is
 -- registered and the client was not made with change_lists = false.
--- Bits as LS_INTEREST in session.h: (change * 5 + object type).
-local OBJECT_TYPE_NUMBER = { conversation = 1, message = 2, announcement = 3, identity = 4 }
-local CHANGE_NUMBER = { create = 0, update = 1, delete = 2 }
-
+-- The bits come from the engine (LS_INTEREST in session.h), not a copy of its layout.
 local function interest_bit(name)
-  if name == "message" then return 2 ^ (0 * 5 + 2) end
+  if name == "message" then return core.interest_bit("create", "message") end
   local kind, change = name:match("^(%a+)%.(%a+)$")
-  local t, c = OBJECT_TYPE_NUMBER[kind], CHANGE_NUMBER[change]
-  return t and c and 2 ^ (c * 5 + t) or nil
+  return kind and core.interest_bit(change, kind)
 end
 
 function Client:_update_interest()

@@ -1,6 +1,9 @@
 /* test_session_oom.c - the session engine under allocation failure: an
  * answered request still resolves (one LS_EV_RESPONSE per request id), so a
- * coroutine waiting on it cannot hang because an event could not be made.
+ * coroutine waiting on it cannot hang because an event could not be made;
+ * an object, typing or login event is either delivered whole or replaced by
+ * an LS_ERROR_OUT_OF_MEMORY error, never lost silently; a login step that
+ * could not be made is retried, not left hanging.
  *
  * Every malloc/calloc/realloc of this process goes through the wrappers
  * below; fail_at makes the n-th one from now on return NULL, once. */
@@ -12,18 +15,49 @@
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
 
 static long allocs_left = -1; /* -1: never fail */
+static long injected;         /* allocations failed so far (none under valgrind, which owns malloc) */
 
 static int should_fail(void)
 {
     if (allocs_left < 0) return 0;
-    return allocs_left-- == 0;
+    if (allocs_left-- != 0) return 0;
+    injected++;
+    return 1;
 }
 
-void *malloc(size_t n) { return should_fail() ? NULL : __libc_malloc(n); }
-void *calloc(size_t k, size_t n) { return should_fail() ? NULL : __libc_calloc(k, n); }
-void *realloc(void *p, size_t n) { return should_fail() ? NULL : __libc_realloc(p, n); }
+/* Blocks allocated and not freed: a run that frees its session must end
+ * where it started, or an allocation failure leaked something. */
+static long live;
+
+void *malloc(size_t n)
+{
+    void *p = should_fail() ? NULL : __libc_malloc(n);
+    if (p) live++;
+    return p;
+}
+void *calloc(size_t k, size_t n)
+{
+    void *p = should_fail() ? NULL : __libc_calloc(k, n);
+    if (p) live++;
+    return p;
+}
+void *realloc(void *p, size_t n)
+{
+    void *q;
+    if (should_fail()) return NULL;
+    q = __libc_realloc(p, n);
+    if (q && !p) live++;
+    if (!q && p && !n) live--; /* realloc(p, 0) freed p */
+    return q;
+}
+void free(void *p)
+{
+    if (p) live--;
+    __libc_free(p);
+}
 
 static void fail_at(long n) { allocs_left = n; }
 
@@ -106,8 +140,157 @@ static int rest_answer_resolves(long n, int *reached_end)
     return got;
 }
 
+#define TS "\"timestamp\":\"2026-01-01T00:00:01.000Z\""
+#define CONV "layer:///conversations/c1"
+static const char *const conv_create =
+    "{\"type\":\"change\",\"counter\":%d," TS ",\"body\":{\"operation\":\"create\",\"object\":{\"type\":"
+    "\"Conversation\",\"id\":\"" CONV "\"},\"data\":{\"id\":\"" CONV "\",\"participants\":[],"
+    "\"metadata\":{\"title\":\"t\"}}}}";
+
+/* What one packet, fed while an allocation fails, left in the queue. */
+typedef struct {
+    int events;     /* of the expected type, made whole */
+    int broken;     /* of the expected type with a field missing */
+    int oom_errors; /* LS_EV_ERROR, LS_ERROR_OUT_OF_MEMORY, with its text */
+    int other_errors;
+} outcome;
+
+static int whole(const ls_event *ev, int want_changes)
+{
+    switch (ev->type) {
+    case LS_EV_CREATE: return ev->id && ev->ref && ev->object_type == OBJ_CONVERSATION;
+    case LS_EV_UPDATE: return ev->id && ev->ref && (!want_changes || (ev->changes && ev->n_changes == 1));
+    case LS_EV_DELETE: return ev->id && ev->ref && ev->text && !strcmp(ev->text, "all_participants");
+    case LS_EV_TYPING: return ev->id && ev->value;
+    case LS_EV_MARK_READ: return ev->id != NULL;
+    case LS_EV_CHALLENGE: return ev->text && !strcmp(ev->text, "n1");
+    default: return 0;
+    }
+}
+
+static outcome drain(ls_session *s, ls_event_type want)
+{
+    outcome o = {0, 0, 0, 0};
+    ls_event *ev;
+    while ((ev = ls_next_event(s))) {
+        if (ev->type == want) {
+            if (whole(ev, ls_change_lists(s))) o.events++;
+            else o.broken++;
+        } else if (ev->type == LS_EV_ERROR) {
+            if (ev->number == LS_ERROR_OUT_OF_MEMORY && ev->text && strstr(ev->text, "out of memory")) o.oom_errors++;
+            else o.other_errors++;
+        }
+        ls_event_free(s, ev);
+    }
+    return o;
+}
+
+static void feed(ls_session *s, int64_t now, const char *frame, int counter)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, frame, counter);
+    ls_ws_frame(s, now, buf, strlen(buf));
+}
+
+/* setup[] (fed normally), then `packet` while the n-th allocation fails. */
+static long leaked; /* blocks left over by runs, summed */
+
+static outcome object_event(long n, const char *const *setup, const char *packet, ls_event_type want, int lists,
+                            int *reached_end)
+{
+    long before = live;
+    ls_session *s = open_session();
+    outcome o = {0, 0, 0, 0};
+    int i = 0;
+    if (!s) return o;
+    ls_set_change_lists(s, lists);
+    for (; setup && setup[i]; i++) feed(s, 1, setup[i], i);
+    drain(s, want);
+    fail_at(n);
+    feed(s, 2, packet, i);
+    *reached_end = allocs_left >= 0;
+    fail_at(-1);
+    o = drain(s, want);
+    ls_free(s);
+    leaked += live - before;
+    return o;
+}
+
+/* Runs one packet over every failing allocation; 1 if each run delivered the
+ * event whole or reported running out of memory as such, and never a broken
+ * event or an error that blames something else. */
+static int never_lost(const char *what, const char *const *setup, const char *packet, ls_event_type want, int lists)
+{
+    long n;
+    int end = 0, ok = 1, tried = 0, reported = 0;
+    for (n = 0; !end && n < 300; n++, tried++) {
+        outcome o = object_event(n, setup, packet, want, lists, &end);
+        if (o.broken || o.other_errors || o.events + o.oom_errors == 0 || o.events > 1) {
+            DIAG("%s, allocation %ld failing: %d whole, %d broken, %d out-of-memory errors, %d other errors", what, n,
+                 o.events, o.broken, o.oom_errors, o.other_errors);
+            ok = 0;
+        }
+        if (!o.events && !o.other_errors && o.oom_errors) reported++;
+    }
+    OK(ok && end, "%s: delivered whole or reported, whichever of %d allocations fails", what, tried);
+    OK(leaked == 0, "%s: nothing leaked on any of those paths (%ld blocks)", what, leaked);
+    leaked = 0;
+    /* valgrind replaces malloc, so nothing fails there and nothing needs reporting */
+    OK(reported > 0 || !injected, "%s: %d of them were reported as out_of_memory errors", what, reported);
+    return ok;
+}
+
+/* POST /nonces is answered while the n-th allocation fails: a challenge
+ * comes, or the failure is reported and a new login starts after the backoff. */
+static int login_continues(long n, int *reached_end)
+{
+    ls_config cfg;
+    ls_session *s;
+    ls_http_request *h;
+    static const char body[] = "{\"nonce\":\"n1\"}";
+    outcome o;
+    int ok = 0, tick;
+    long before = live;
+    ls_config_defaults(&cfg);
+    cfg.backoff_jitter = 0;
+    if (!(s = ls_new(&cfg))) return 0;
+    ls_start(s, 0, NULL);
+    h = ls_take_http(s);
+    if (!h) goto out;
+    fail_at(n);
+    ls_http_response(s, 1, h->id, 200, NULL, -1, body, sizeof body - 1);
+    *reached_end = allocs_left >= 0;
+    fail_at(-1);
+    ls_http_request_free(h);
+    o = drain(s, LS_EV_CHALLENGE);
+    if (o.broken) goto out;
+    if (o.events == 1) {
+        ok = 1;
+        goto out;
+    }
+    if (!o.oom_errors) goto out;
+    for (tick = 1; tick <= 600 && !ok; tick++) { /* ten minutes: past the longest first backoff */
+        ls_tick(s, 1 + tick * 1000);
+        while ((h = ls_take_http(s))) {
+            if (!strcmp(h->path, "/nonces")) ok = 1;
+            ls_http_request_free(h);
+        }
+    }
+out:
+    ls_free(s);
+    leaked += live - before;
+    return ok;
+}
+
 int main(void)
 {
+    void *(*volatile alloc)(size_t) = malloc; /* called for real, not folded away by the compiler */
+    void *probe;
+    fail_at(0);
+    probe = alloc(8);
+    fail_at(-1);
+    if (probe) DIAG("allocation failures cannot be injected here (valgrind?): the runs below fail nothing");
+    free(probe);
     long n;
     int end = 0, all_ws = 1, all_rest = 1, tried = 0;
     tap_watchdog(60);
@@ -131,5 +314,44 @@ int main(void)
     }
     OK(all_rest, "a REST answer resolves its request once, whichever of %d allocations fails", tried);
     OK(end && last_success, "the REST run reached an answer with no failing allocation, a success");
+    {
+        static const char patch[] =
+            "{\"type\":\"change\",\"counter\":%d," TS ",\"body\":{\"operation\":\"patch\",\"object\":{\"type\":"
+            "\"Conversation\",\"id\":\"" CONV "\"},\"data\":[{\"operation\":\"set\",\"property\":"
+            "\"metadata.title\",\"value\":\"u\"}]}}";
+        static const char del[] =
+            "{\"type\":\"change\",\"counter\":%d," TS ",\"body\":{\"operation\":\"delete\",\"object\":{\"type\":"
+            "\"Conversation\",\"id\":\"" CONV "\"},\"data\":{\"mode\":\"all_participants\"}}}";
+        static const char typing[] =
+            "{\"type\":\"signal\",\"counter\":%d," TS ",\"body\":{\"type\":\"typing_indicator\",\"object\":{\"id\":"
+            "\"" CONV "\"},\"data\":{\"action\":\"started\",\"sender\":{\"id\":\"layer:///identities/bob\"}}}}";
+        static const char mark[] =
+            "{\"type\":\"operation\",\"counter\":%d," TS ",\"body\":{\"method\":\"Conversation.mark_all_read\","
+            "\"object\":{\"id\":\"" CONV "\"},\"data\":{\"position\":5,\"identity\":{\"id\":"
+            "\"layer:///identities/alice\"}}}}";
+        const char *after_create[2];
+        after_create[0] = conv_create;
+        after_create[1] = NULL;
+        never_lost("a created conversation", NULL, conv_create, LS_EV_CREATE, 1);
+        never_lost("a patched conversation, with change lists", after_create, patch, LS_EV_UPDATE, 1);
+        never_lost("a patched conversation, without change lists", after_create, patch, LS_EV_UPDATE, 0);
+        never_lost("a deleted conversation", after_create, del, LS_EV_DELETE, 1);
+        never_lost("a typing signal", after_create, typing, LS_EV_TYPING, 1);
+        never_lost("a conversation marked read", after_create, mark, LS_EV_MARK_READ, 1);
+    }
+    {
+        int all = 1;
+        end = 0;
+        tried = 0;
+        for (n = 0; !end && n < 200; n++, tried++) {
+            if (!login_continues(n, &end)) {
+                DIAG("login, allocation %ld failing: neither a challenge nor a new login", n);
+                all = 0;
+            }
+        }
+        OK(all && end, "an answered nonce gives a challenge or, reported, a new login, whichever of %d allocations fails",
+           tried);
+        OK(leaked == 0, "the login runs leaked nothing (%ld blocks)", leaked);
+    }
     return tap_done();
 }

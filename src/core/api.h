@@ -1,7 +1,29 @@
 /*
  * api.h - the bracket around every core header's declarations: hidden
  * visibility, so a shared module built from the core exports nothing of it
- * even when a build passes no -fvisibility, and C linkage for C++.
+ * even when a build passes no -fvisibility, and C linkage for C++. It also
+ * states the core's one error convention, which every header follows or is
+ * listed below as not yet following.
+ *
+ * Errors in the core:
+ *  - A call that can fail returns 0 or NULL (a count or id: -1 or 0, said in
+ *    its header) and, when the caller needs the reason, fills an error the
+ *    caller passed: the module's error struct (jv_error, pkt_error, lp_error)
+ *    or a char buffer with its length. Nothing is printed, nothing aborts,
+ *    errno is not the channel.
+ *  - Running out of memory is an error like any other, never a silent drop
+ *    or a half-made result: the call fails whole, and its message contains
+ *    "out of memory" (hiredis's REDIS_ERR_OOM is the model; the error structs
+ *    have no code field yet, so callers that must tell it apart match that).
+ *  - What happens later, not inside a call (the session engine's answers,
+ *    packets, timeouts), is reported as an event: LS_EV_ERROR, whose number
+ *    is LS_ERROR_CLIENT, LS_ERROR_TRANSPORT or LS_ERROR_OUT_OF_MEMORY, or a
+ *    failed LS_EV_RESPONSE for a request. An event the session cannot
+ *    allocate is replaced by an LS_ERROR_OUT_OF_MEMORY event made from memory
+ *    set aside for it (session.c, out_of_memory), so a waiting caller or
+ *    handler is always told.
+ * Not following it yet: the transport (loop.h, http.h, ws.h) returns -1 and
+ * sets errno, and reports asynchronous failures through on_error callbacks.
  */
 #ifndef LAYER_API_H
 #define LAYER_API_H

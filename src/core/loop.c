@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "loop.h"
+#include "monoclock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -46,12 +47,7 @@ struct lt_loop {
     void *log_ud;
 };
 
-int64_t lt_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t lt_now_ms(void) { return mono_ms(); }
 
 lt_loop *lt_loop_new(void)
 {

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE /* gmtime_r, also under the fuzzers' -std=c99 */
 #include "session.h"
+#include "fifo.h"
 #include "strcopy.h"
 
 #include <stdarg.h>
@@ -143,6 +144,11 @@ struct ls_session {
     ls_stats stats;
     int no_change_lists;
     unsigned interest; /* LS_INTEREST bits */
+    /* out-of-memory reports: a spare event set aside for the next one, the
+     * one queued (failures after it was queued are counted into it), and
+     * failures not reported yet because not even the spare was there */
+    ls_event *oom_spare, *oom_queued;
+    uint64_t oom_count, oom_unreported;
     jv_doc *scratch; /* each frame is parsed here: no allocation per frame */
 };
 
@@ -172,9 +178,50 @@ void ls_config_defaults(ls_config *cfg)
 
 /* ===== events ===== */
 
+static void event_push(ls_session *s, ls_event *ev);
+static int64_t schedule_reconnect(ls_session *s, int64_t now, const char *reason);
+
+/* Queue the out-of-memory report if one is owed and none is queued. */
+static void report_oom(ls_session *s)
+{
+    ls_event *ev = s->oom_spare;
+    if (!s->oom_unreported || s->oom_queued) return;
+    if (!ev && !(ev = calloc(1, sizeof *ev))) return; /* owed still: the next event tries again */
+    s->oom_spare = NULL;
+    ev->type = LS_EV_ERROR;
+    ev->number = LS_ERROR_OUT_OF_MEMORY;
+    s->oom_queued = ev;
+    s->oom_count = s->oom_unreported;
+    s->oom_unreported = 0;
+    event_push(s, ev);
+}
+
+/* An allocation failed and something was dropped or put off: never silently.
+ * The queued report counts it, or one is queued now. */
+static void out_of_memory(ls_session *s)
+{
+    s->stats.out_of_memory++;
+    if (s->oom_queued) {
+        s->oom_count++;
+        return;
+    }
+    s->oom_unreported++;
+    report_oom(s);
+}
+
+/* An event that could not be made whole is dropped and reported, never
+ * delivered with a field missing. ev may be NULL (it was not allocated). */
+static void event_lost(ls_session *s, ls_event *ev)
+{
+    ls_event_free(s, ev);
+    out_of_memory(s);
+}
+
 static ls_event *event_new(ls_session *s, ls_event_type type)
 {
-    ls_event *ev = calloc(1, sizeof *ev);
+    ls_event *ev;
+    if (s->oom_unreported) report_oom(s); /* the report goes before what follows it */
+    ev = calloc(1, sizeof *ev);
     if (!ev) return NULL;
     ev->type = type;
     ev->change_seq = s->applying_seq;
@@ -191,21 +238,23 @@ static jv_doc *ev_doc(ls_event *ev)
 static void event_push(ls_session *s, ls_event *ev)
 {
     if (!ev) return;
-    if (s->events_tail) s->events_tail->next = ev; else s->events = ev;
-    s->events_tail = ev;
+    FIFO_PUSH(s->events, s->events_tail, ev);
     s->n_events++;
 }
 
-static void event_text(ls_event *ev, const char *text, size_t len)
+/* The setters below return 0 when memory ran out (nothing to set is success). */
+static int event_text(ls_event *ev, const char *text, size_t len)
 {
-    if (!ev || !text || !ev_doc(ev)) return;
+    if (!ev || !text) return 1;
+    if (!ev_doc(ev)) return 0;
     ev->text = jv_intern(ev->doc, text, len, 0);
     ev->text_len = ev->text ? len : 0;
+    return ev->text != NULL;
 }
 
-static void event_id(ls_event *ev, const char *id, size_t len)
+static int event_id(ls_event *ev, const char *id, size_t len)
 {
-    if (!ev || !id) return;
+    if (!ev || !id) return 1;
     if (len < sizeof ev->id_buf) {
         memcpy(ev->id_buf, id, len);
         ev->id_buf[len] = '\0';
@@ -214,23 +263,31 @@ static void event_id(ls_event *ev, const char *id, size_t len)
         ev->id = ev_doc(ev) ? jv_intern(ev->doc, id, len, 0) : NULL;
     }
     ev->id_len = ev->id ? len : 0;
+    return ev->id != NULL;
 }
 
-static void event_value(ls_event *ev, const jv *v)
+static int event_value(ls_event *ev, const jv *v)
 {
     jv *copy;
-    if (!ev || !v || !ev_doc(ev)) return;
+    if (!ev || !v) return 1;
+    if (!ev_doc(ev)) return 0;
     copy = jv_alloc(ev->doc, sizeof *copy);
     if (copy && jv_copy_into(ev->doc, copy, v)) ev->value = copy;
+    return ev->value != NULL;
+}
+
+/* Queue ev if it was made whole (ok), else drop and report it. */
+static void event_finish(ls_session *s, ls_event *ev, int ok)
+{
+    if (ev && ok) event_push(s, ev);
+    else event_lost(s, ev);
 }
 
 static void emit_simple(ls_session *s, ls_event_type type, const char *text, double number)
 {
     ls_event *ev = event_new(s, type);
-    if (!ev) return;
-    if (text) event_text(ev, text, strlen(text));
-    ev->number = number;
-    event_push(s, ev);
+    if (ev) ev->number = number;
+    event_finish(s, ev, ev && (!text || event_text(ev, text, strlen(text))));
 }
 
 static void emit_error(ls_session *s, const jv *error, const char *fmt, ...)
@@ -238,13 +295,10 @@ static void emit_error(ls_session *s, const jv *error, const char *fmt, ...)
     char msg[400];
     va_list ap;
     ls_event *ev = event_new(s, LS_EV_ERROR);
-    if (!ev) return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    event_text(ev, msg, strlen(msg));
-    event_value(ev, error);
-    event_push(s, ev);
+    event_finish(s, ev, ev && event_text(ev, msg, strlen(msg)) && event_value(ev, error));
 }
 
 /* A request's answer event is allocated when the request is made, so that
@@ -271,6 +325,7 @@ static ls_event *take_reply(ls_session *s, ls_event **slot, uint64_t request_id)
 static void reply_out_of_memory(ls_event *ev)
 {
     ev->success = 0;
+    ev->out_of_memory = 1;
     ev->value = NULL;
     ev->text = "out of memory"; /* static: event_free frees only ev->doc */
     ev->text_len = 13;
@@ -299,12 +354,18 @@ static void reply_error_json(ls_event *ev, const char *error_json, size_t len)
 
 ls_event *ls_next_event(ls_session *s)
 {
-    ls_event *ev = s->events;
+    ls_event *ev;
+    FIFO_POP(s->events, s->events_tail, ev);
     if (!ev) return NULL;
-    s->events = ev->next;
-    if (!s->events) s->events_tail = NULL;
-    ev->next = NULL;
     s->n_events--;
+    if (ev == s->oom_queued) { /* its count is final now; the text lives in the event itself */
+        snprintf(ev->id_buf, sizeof ev->id_buf, "out of memory: %llu allocation failure%s dropped events or put off work",
+                 (unsigned long long)s->oom_count, s->oom_count == 1 ? "" : "s");
+        ev->text = ev->id_buf;
+        ev->text_len = strlen(ev->id_buf);
+        s->oom_queued = NULL;
+        if (!s->oom_spare) s->oom_spare = calloc(1, sizeof *s->oom_spare);
+    }
     return ev;
 }
 
@@ -322,36 +383,48 @@ size_t ls_pending_events(const ls_session *s) { return s->n_events; }
 
 /* ===== outputs ===== */
 
-static void queue_frame(ls_session *s, const char *text, size_t len, int64_t now)
+/* 0 when memory ran out (reported): the frame is not sent; a request it
+ * carried still resolves, by its timeout. */
+static int queue_frame(ls_session *s, const char *text, size_t len, int64_t now)
 {
     frame_out *f = calloc(1, sizeof *f);
     if (!f || !(f->text = str_dupn(text, len))) {
         free(f);
-        return;
+        out_of_memory(s);
+        return 0;
     }
     f->len = len;
-    if (s->frames_tail) s->frames_tail->next = f; else s->frames = f;
-    s->frames_tail = f;
+    FIFO_PUSH(s->frames, s->frames_tail, f);
     s->last_sent = now;
+    return 1;
 }
 
 char *ls_take_frame(ls_session *s, size_t *len)
 {
-    frame_out *f = s->frames;
+    frame_out *f;
     char *text;
+    FIFO_POP(s->frames, s->frames_tail, f);
     if (!f) return NULL;
-    s->frames = f->next;
-    if (!s->frames) s->frames_tail = NULL;
     text = f->text;
     *len = f->len;
     free(f);
     return text;
 }
 
+static void drop_frames(ls_session *s)
+{
+    size_t n;
+    while (s->frames) free(ls_take_frame(s, &n));
+}
+
+/* On no memory the request stays unsent (reported) and the next flush tries again. */
 static void queue_http(ls_session *s, rest_req *r)
 {
     ls_http_request *h = calloc(1, sizeof *h);
-    if (!h) return;
+    if (!h) {
+        out_of_memory(s);
+        return;
+    }
     h->id = r->id;
     h->method = r->method;
     h->path = str_dup0(r->path);
@@ -362,10 +435,10 @@ static void queue_http(ls_session *s, rest_req *r)
     if (r->headers) h->headers = str_dup0(r->headers);
     if (!h->path || (r->body && !h->body) || (r->headers && !h->headers)) {
         ls_http_request_free(h);
+        out_of_memory(s);
         return;
     }
-    if (s->http_tail) s->http_tail->next = h; else s->http = h;
-    s->http_tail = h;
+    FIFO_PUSH(s->http, s->http_tail, h);
     r->in_flight = 1;
     r->retry_at = -1;
     r->attempts++;
@@ -373,11 +446,8 @@ static void queue_http(ls_session *s, rest_req *r)
 
 ls_http_request *ls_take_http(ls_session *s)
 {
-    ls_http_request *h = s->http;
-    if (!h) return NULL;
-    s->http = h->next;
-    if (!s->http) s->http_tail = NULL;
-    h->next = NULL;
+    ls_http_request *h;
+    FIFO_POP(s->http, s->http_tail, h);
     return h;
 }
 
@@ -462,11 +532,23 @@ static void flush_rest(ls_session *s, int64_t now)
     }
 }
 
+/* A login step that could not be made for want of memory: reported, and the
+ * reconnect backoff starts the login again. */
+static void login_out_of_memory(ls_session *s, int64_t now)
+{
+    out_of_memory(s);
+    s->auth = AUTH_NONE;
+    schedule_reconnect(s, now, "out of memory");
+}
+
 static uint64_t start_nonce(ls_session *s, int64_t now)
 {
     rest_req *r = rest_new(s, HTTP_NONCE, "POST", "/nonces", NULL, 0, NULL, 0);
     s->auth = AUTH_NONCE;
-    if (!r) return 0;
+    if (!r) {
+        login_out_of_memory(s, now);
+        return 0;
+    }
     flush_rest(s, now);
     return r->id;
 }
@@ -476,7 +558,10 @@ void ls_start(ls_session *s, int64_t now, const char *session_token)
     s->closed = 0;
     if (session_token && *session_token) {
         free(s->token);
-        s->token = str_dup0(session_token);
+        if (!(s->token = str_dup0(session_token))) {
+            login_out_of_memory(s, now); /* logs in afresh after the backoff */
+            return;
+        }
         s->auth = AUTH_OK;
         s->want_ws = 1;
         emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
@@ -492,7 +577,10 @@ void ls_answer_challenge(ls_session *s, int64_t now, const char *identity_token,
     if (s->closed) return;
     if (app_id) {
         free(s->app_id);
-        s->app_id = str_dup0(app_id);
+        if (!(s->app_id = str_dup0(app_id))) {
+            login_out_of_memory(s, now);
+            return;
+        }
     }
     jbuf_init(&b);
     jbuf_puts(&b, "{\"identity_token\":");
@@ -500,10 +588,11 @@ void ls_answer_challenge(ls_session *s, int64_t now, const char *identity_token,
     jbuf_puts(&b, ",\"app_id\":");
     jbuf_string(&b, s->app_id ? s->app_id : "", s->app_id ? strlen(s->app_id) : 0);
     jbuf_putc(&b, '}');
-    if (!b.oom) {
-        rest_new(s, HTTP_SESSION, "POST", "/sessions", b.data, b.len, "application/json", 0);
+    if (!b.oom && rest_new(s, HTTP_SESSION, "POST", "/sessions", b.data, b.len, "application/json", 0)) {
         s->auth = AUTH_SESSION;
         flush_rest(s, now);
+    } else {
+        login_out_of_memory(s, now);
     }
     jbuf_free(&b);
 }
@@ -537,18 +626,22 @@ uint64_t ls_http(ls_session *s, int64_t now, const ls_http_spec *spec)
 
 /* ===== reconnecting ===== */
 
-/* The next delay of the exponential backoff reconnects and re-logins share. */
-static int64_t next_backoff(ls_session *s)
+/* The one backoff rule, for reconnects, re-logins and request retries alike:
+ * the base doubled per attempt after the first, at most the cap, plus up to
+ * the jitter fraction at random so clients do not retry in step. */
+static int64_t backoff_delay(ls_session *s, int attempt)
 {
     int64_t delay = s->cfg.backoff_base_ms;
     int i;
-    for (i = 1; i < s->attempt && delay < s->cfg.backoff_cap_ms; i++) delay *= 2;
+    for (i = 1; i < attempt && delay < s->cfg.backoff_cap_ms; i++) delay *= 2;
     if (delay > s->cfg.backoff_cap_ms) delay = s->cfg.backoff_cap_ms;
     if (s->cfg.backoff_jitter > 0)
         delay += (int64_t)((double)delay * s->cfg.backoff_jitter * (double)(rng_next(s) % 10001) / 10000.0);
-    s->attempt++;
     return delay;
 }
+
+/* The next delay of the backoff reconnects and re-logins share. */
+static int64_t next_backoff(ls_session *s) { return backoff_delay(s, s->attempt++); }
 
 static int64_t schedule_reconnect(ls_session *s, int64_t now, const char *reason)
 {
@@ -569,12 +662,10 @@ static void login_unreachable(ls_session *s, int64_t now, const char *step, cons
     ls_event *ev;
     snprintf(reason, sizeof reason, "cannot reach the server: %.*s", (int)(why_len > 300 ? 300 : why_len),
              why ? why : "transport error");
-    if ((ev = event_new(s, LS_EV_ERROR)) != NULL) {
-        snprintf(line, sizeof line, "%s failed: %s", step, reason);
-        event_text(ev, line, strlen(line));
-        ev->number = LS_ERROR_TRANSPORT;
-        event_push(s, ev);
-    }
+    ev = event_new(s, LS_EV_ERROR);
+    snprintf(line, sizeof line, "%s failed: %s", step, reason);
+    if (ev) ev->number = LS_ERROR_TRANSPORT;
+    event_finish(s, ev, ev && event_text(ev, line, strlen(line)));
     delay = schedule_reconnect(s, now, reason);
     snprintf(line, sizeof line, "%s; retrying in %.1f s", reason, (double)delay / 1000.0);
     emit_simple(s, LS_EV_LOG, line, LS_LOG_WARN);
@@ -607,7 +698,11 @@ static void start_reauth(ls_session *s, int64_t now)
     s->reauth_at = -1;
     if (s->reauth_nonce) {
         ls_event *ev = event_new(s, LS_EV_CHALLENGE);
-        event_text(ev, s->reauth_nonce, strlen(s->reauth_nonce));
+        if (!ev || !event_text(ev, s->reauth_nonce, strlen(s->reauth_nonce))) {
+            event_lost(s, ev); /* the nonce stays: this challenge goes again after the backoff */
+            s->reauth_at = now + backoff_delay(s, s->reauths);
+            return;
+        }
         event_push(s, ev);
         free(s->reauth_nonce);
         s->reauth_nonce = NULL;
@@ -657,9 +752,9 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
     ws_req *r;
     if (s->closed) return 0;
     r = calloc(1, sizeof *r);
-    if (!r) return 0;
-    if (kind == REQ_APP && !(r->reply = reply_new())) {
+    if (!r || (kind == REQ_APP && !(r->reply = reply_new()))) {
         free(r);
+        if (kind != REQ_APP) out_of_memory(s); /* an app request's caller gets 0 and says so */
         return 0;
     }
     r->id = ++s->next_id;
@@ -684,6 +779,7 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
         jbuf_free(&b);
         free(r->reply);
         free(r);
+        if (kind != REQ_APP) out_of_memory(s);
         return 0;
     }
     r->frame = b.data;
@@ -725,6 +821,7 @@ static void ws_req_free(ws_req *r)
 int ls_send_typing(ls_session *s, const char *conversation_id, const char *action)
 {
     jbuf b;
+    int ok;
     if (!s->ws_open || s->closed) return 0;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"type\":\"signal\",\"body\":{\"type\":\"typing_indicator\",\"object\":{\"id\":");
@@ -732,9 +829,9 @@ int ls_send_typing(ls_session *s, const char *conversation_id, const char *actio
     jbuf_puts(&b, "},\"data\":{\"action\":");
     jbuf_string(&b, action, strlen(action));
     jbuf_puts(&b, "}}}");
-    if (!b.oom) queue_frame(s, b.data, b.len, s->last_sent);
+    ok = b.oom ? (out_of_memory(s), 0) : queue_frame(s, b.data, b.len, s->last_sent);
     jbuf_free(&b);
-    return !b.oom;
+    return ok;
 }
 
 /* ===== duplicate suppression ===== */
@@ -764,7 +861,8 @@ static uint64_t hash_value(const jv *v)
     }
 }
 
-static void bag_put(fp_bag *b, uint64_t fp)
+/* 0 when memory ran out: fp is not kept (a duplicate it would catch may pass). */
+static int bag_put(fp_bag *b, uint64_t fp)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
@@ -776,10 +874,11 @@ static void bag_put(fp_bag *b, uint64_t fp)
             b->fps = nf;
             b->cap = cap;
         } else {
-            return;
+            return 0;
         }
     }
     b->fps[b->n++] = fp;
+    return 1;
 }
 
 /* Remove one copy of fp; 1 if there was one. */
@@ -794,11 +893,17 @@ static int bag_take(fp_bag *b, uint64_t fp)
     return 0;
 }
 
-static void bag_copy(fp_bag *dst, const fp_bag *src)
+/* bag_put, reporting a fingerprint it could not keep. */
+static void bag_add(ls_session *s, fp_bag *b, uint64_t fp)
+{
+    if (!bag_put(b, fp)) out_of_memory(s);
+}
+
+static void bag_copy(ls_session *s, fp_bag *dst, const fp_bag *src)
 {
     size_t i;
     dst->n = 0;
-    for (i = 0; i < src->n; i++) bag_put(dst, src->fps[i]);
+    for (i = 0; i < src->n; i++) bag_add(s, dst, src->fps[i]);
 }
 
 /* ===== applying changes ===== */
@@ -812,13 +917,14 @@ static int really_changed(const lp_change *c)
 }
 
 /* hold: the changes point into a cache doc held for this event, which keeps
- * them (and frees them when released); else they are copied into ev's doc. */
-static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n, lc_hold *hold)
+ * them (and frees them when released); else they are copied into ev's doc.
+ * -1 when memory ran out: the event cannot be made whole. */
+static long copy_changes(ls_event *ev, const lp_change *changes, size_t n, lc_hold *hold)
 {
     size_t i, kept = 0;
-    if (!hold && !ev_doc(ev)) return 0;
+    if (!hold && !ev_doc(ev)) return -1;
     ev->changes = calloc(n ? n : 1, sizeof *ev->changes);
-    if (!ev->changes) return 0;
+    if (!ev->changes) return -1;
     for (i = 0; i < n; i++) {
         const lp_change *c = &changes[i];
         ls_change *d = &ev->changes[kept];
@@ -830,10 +936,11 @@ static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n, lc_
             continue;
         }
         paths = jv_alloc(ev->doc, sizeof *paths);
-        if (c->old_value && (o = jv_alloc(ev->doc, sizeof *o))) jv_copy_into(ev->doc, o, c->old_value);
-        if (c->new_value && (nv = jv_alloc(ev->doc, sizeof *nv))) jv_copy_into(ev->doc, nv, c->new_value);
-        if (paths) jv_copy_into(ev->doc, paths, c->paths);
+        if (!paths || !jv_copy_into(ev->doc, paths, c->paths)) return -1;
+        if (c->old_value && !((o = jv_alloc(ev->doc, sizeof *o)) && jv_copy_into(ev->doc, o, c->old_value))) return -1;
+        if (c->new_value && !((nv = jv_alloc(ev->doc, sizeof *nv)) && jv_copy_into(ev->doc, nv, c->new_value))) return -1;
         d->property = jv_intern(ev->doc, c->property, c->property_len, 0);
+        if (!d->property) return -1;
         d->property_len = c->property_len;
         d->paths = paths;
         d->old_value = o;
@@ -842,23 +949,25 @@ static size_t copy_changes(ls_event *ev, const lp_change *changes, size_t n, lc_
     }
     ev->n_changes = kept;
     if (hold && kept) ev->hold = hold;
-    return kept;
+    return (long)kept;
 }
 
 /* Top-level differences between two versions of an object (a create for an
- * object already cached). */
-static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
+ * object already cached); -1 when memory ran out. */
+static long diff_objects(ls_event *ev, const jv *old, const jv *nv)
 {
     lp_change *list;
-    size_t n = 0, kept;
+    size_t n = 0;
+    long kept;
+    int oom = 0;
     jv *paths;
     uint32_t i;
-    if (!ev_doc(ev)) return 0;
+    if (!ev_doc(ev)) return -1;
     list = calloc((size_t)old->len + nv->len + 1, sizeof *list);
     paths = jv_alloc(ev->doc, ((size_t)old->len + nv->len + 1) * sizeof *paths);
     if (!list || !paths) {
         free(list);
-        return 0;
+        return -1;
     }
     for (i = 0; i < nv->len; i++) {
         const char *k = nv->u.members[i].key;
@@ -867,7 +976,7 @@ static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
         list[n].property_len = kl;
         list[n].old_value = jv_getn(old, k, kl);
         list[n].new_value = &nv->u.members[i].value;
-        jv_string(ev->doc, &paths[n], k, kl);
+        if (!jv_string(ev->doc, &paths[n], k, kl)) oom = 1;
         list[n].paths = NULL;
         n++;
     }
@@ -879,7 +988,7 @@ static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
         list[n].property_len = kl;
         list[n].old_value = &old->u.members[i].value;
         list[n].new_value = NULL;
-        jv_string(ev->doc, &paths[n], k, kl);
+        if (!jv_string(ev->doc, &paths[n], k, kl)) oom = 1;
         n++;
     }
     for (i = 0; i < n; i++) { /* each path list is the one property itself */
@@ -889,10 +998,12 @@ static size_t diff_objects(ls_event *ev, const jv *old, const jv *nv)
             arr->type = JV_ARRAY;
             arr->len = 1;
             arr->u.items = &paths[i];
+        } else {
+            oom = 1;
         }
         list[i].paths = arr;
     }
-    kept = copy_changes(ev, list, n, NULL);
+    kept = oom ? -1 : copy_changes(ev, list, n, NULL);
     free(list);
     return kept;
 }
@@ -912,7 +1023,10 @@ static void refetch(ls_session *s, int64_t now, pkt_object_type type, const char
     for (r = s->rest_reqs; r; r = r->next) /* one fetch answers every packet of a burst */
         if (r->kind == HTTP_REFETCH && strcmp(r->path, path) == 0) return;
     r = rest_new(s, HTTP_REFETCH, "GET", path, NULL, 0, NULL, 1);
-    if (!r) return;
+    if (!r) {
+        out_of_memory(s); /* the object stays as it is until it changes again */
+        return;
+    }
     r->refetch_type = type;
     flush_rest(s, now);
 }
@@ -939,6 +1053,7 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
     ls_event *ev;
     lc_ref *ref = NULL;
     const jv *old = NULL;
+    long kept = 0; /* change-list entries copied; -1: out of memory */
     if (p->type == PKT_CHANGE && p->change_op == CHG_DELETE && !p->has_from_position &&
         wanted(s, LS_EV_DELETE, p->object_type))
         ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len); /* readable after the delete */
@@ -949,7 +1064,8 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
     if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type) && !s->no_change_lists, &lev, err,
                   sizeof err)) {
         if (ref) lc_unpin(s->cache, ref);
-        emit_error(s, NULL, "%s", err);
+        if (strstr(err, "out of memory")) out_of_memory(s); /* lc_apply's error has no code: its message says */
+        else emit_error(s, NULL, "%s", err);
         if (p->type == PKT_CHANGE && p->change_op == CHG_PATCH)
             refetch(s, now, p->object_type, p->object_id->u.s, p->object_id->len);
         return;
@@ -969,22 +1085,27 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         ev = event_new(s, type);
         if (!ev) {
             lc_release(lev.hold);
+            event_lost(s, NULL);
             return;
         }
-        if (lev.outcome == LC_REPLACED &&
-            (!old || !nv || (s->no_change_lists ? jv_deep_equal(old, nv) : !diff_objects(ev, old, nv)))) {
+        if (lev.outcome == LC_REPLACED && old && nv && !s->no_change_lists) kept = diff_objects(ev, old, nv);
+        if (lev.outcome == LC_PATCHED && !s->no_change_lists)
+            kept = copy_changes(ev, lev.changes, lev.n_changes, lev.hold);
+        if (!ev->hold) lc_release(lev.hold); /* the event kept no pointer into it */
+        if (kept < 0) { /* the change list could not be copied */
+            event_lost(s, ev);
+            return;
+        }
+        if (lev.outcome == LC_REPLACED && (!old || !nv || (s->no_change_lists ? jv_deep_equal(old, nv) : !kept))) {
             s->stats.duplicates_suppressed++;
             ls_event_free(s, ev);
             return;
         }
-        if (lev.outcome == LC_PATCHED &&
-            !(s->no_change_lists ? lev.changed : (int)copy_changes(ev, lev.changes, lev.n_changes, lev.hold))) {
-            if (!ev->hold) lc_release(lev.hold);
+        if (lev.outcome == LC_PATCHED && !(s->no_change_lists ? lev.changed : kept)) {
             s->stats.duplicates_suppressed++;
             ls_event_free(s, ev);
             return;
         }
-        if (lev.hold && ev->hold != lev.hold) lc_release(lev.hold); /* copied instead (or nothing kept) */
         ev->ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len);
         break;
     }
@@ -993,11 +1114,15 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         ev = event_new(s, LS_EV_DELETE);
         if (!ev) {
             if (ref) lc_unpin(s->cache, ref);
+            event_lost(s, NULL);
             return;
         }
         ev->ref = ref;
         ref = NULL;
-        if (p->mode) event_text(ev, p->mode->u.s, p->mode->len);
+        if (p->mode && !event_text(ev, p->mode->u.s, p->mode->len)) {
+            event_lost(s, ev);
+            return;
+        }
         break;
     case LC_TRUNCATED:
         ev = event_new(s, LS_EV_TRUNCATE);
@@ -1017,10 +1142,8 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         return;
     }
     if (ref) lc_unpin(s->cache, ref);
-    if (!ev) return;
-    ev->object_type = p->type == PKT_OPERATION ? OBJ_CONVERSATION : p->object_type;
-    event_id(ev, p->object_id->u.s, p->object_id->len);
-    event_push(s, ev);
+    if (ev) ev->object_type = p->type == PKT_OPERATION ? OBJ_CONVERSATION : p->object_type;
+    event_finish(s, ev, ev && event_id(ev, p->object_id->u.s, p->object_id->len));
 }
 
 /* ===== typing ===== */
@@ -1054,10 +1177,7 @@ static void typing_signal(ls_session *s, int64_t now, const pkt *p)
     const jv *sender_id = p->sender ? jv_get(p->sender, "id") : NULL;
     typist *t, **pp;
     ls_event *ev = event_new(s, LS_EV_TYPING);
-    if (!ev) return;
-    event_id(ev, p->object_id->u.s, p->object_id->len);
-    event_value(ev, p->data);
-    event_push(s, ev);
+    event_finish(s, ev, ev && event_id(ev, p->object_id->u.s, p->object_id->len) && event_value(ev, p->data));
     if (!sender_id || sender_id->type != JV_STRING) return;
     for (pp = &s->typists; (t = *pp); pp = &t->next)
         if (!strcmp(t->conversation, p->object_id->u.s) && !strcmp(t->identity, sender_id->u.s)) break;
@@ -1070,11 +1190,13 @@ static void typing_signal(ls_session *s, int64_t now, const pkt *p)
     }
     if (!t) {
         t = calloc(1, sizeof *t);
-        if (!t) return;
-        t->conversation = str_dup0(p->object_id->u.s);
-        t->identity = str_dup0(sender_id->u.s);
-        if (!t->conversation || !t->identity) {
-            typist_free(t);
+        if (t) {
+            t->conversation = str_dup0(p->object_id->u.s);
+            t->identity = str_dup0(sender_id->u.s);
+        }
+        if (!t || !t->conversation || !t->identity) { /* no "finished" will come when it expires */
+            if (t) typist_free(t);
+            out_of_memory(s);
             return;
         }
         t->next = s->typists;
@@ -1096,9 +1218,12 @@ static void expire_typists(ls_session *s, int64_t now)
         *pp = t->next;
         {
             ls_event *ev = event_new(s, LS_EV_TYPING);
-            if (ev) {
+            if (!ev) {
+                event_lost(s, NULL);
+            } else {
                 jbuf b;
                 jv_doc *d;
+                int ok;
                 jbuf_init(&b);
                 jbuf_puts(&b, "{\"action\":\"finished\",\"expired\":true,\"sender\":");
                 if (t->sender) {
@@ -1110,11 +1235,10 @@ static void expire_typists(ls_session *s, int64_t now)
                 }
                 jbuf_putc(&b, '}');
                 d = b.oom ? NULL : jv_parse(b.data, b.len, NULL, NULL);
-                if (d) event_value(ev, jv_root(d));
+                ok = d && event_value(ev, jv_root(d)) && event_id(ev, t->conversation, strlen(t->conversation));
                 jv_doc_free(d);
                 jbuf_free(&b);
-                event_id(ev, t->conversation, strlen(t->conversation));
-                event_push(s, ev);
+                event_finish(s, ev, ok);
             }
         }
         typist_free(t);
@@ -1131,7 +1255,7 @@ static uint64_t fingerprint(const jv *body, const char *timestamp, size_t len)
 static void flush_pending_fp(ls_session *s)
 {
     if (!s->pending_body) return;
-    bag_put(&s->at_cursor, fingerprint(s->pending_body, s->pending_ts, s->pending_ts_len));
+    bag_add(s, &s->at_cursor, fingerprint(s->pending_body, s->pending_ts, s->pending_ts_len));
     s->pending_body = NULL;
 }
 
@@ -1153,7 +1277,7 @@ static void cursor_add(ls_session *s, const pkt *p, int have_fp, uint64_t fp)
         }
         fp = fingerprint(p->body, p->timestamp->u.s, p->timestamp->len);
     }
-    bag_put(&s->at_cursor, fp);
+    bag_add(s, &s->at_cursor, fp);
 }
 
 static void request_replay(ls_session *s, int64_t now)
@@ -1167,13 +1291,16 @@ static void request_replay(ls_session *s, int64_t now)
     jbuf_putc(&b, '}');
     d = b.oom ? NULL : jv_parse(b.data, b.len, NULL, NULL);
     jbuf_free(&b);
-    if (!d) return;
+    if (!d) { /* ws_send_request reports its own failures */
+        out_of_memory(s);
+        return;
+    }
     if (ws_send_request(s, now, REQ_REPLAY, "Event.replay", NULL, jv_root(d))) {
         s->replaying = 1;
         s->replay_packets = 0;
         s->replay_from_ms = s->cursor_ms;
         flush_pending_fp(s);
-        bag_copy(&s->overlap, &s->at_cursor);
+        bag_copy(s, &s->overlap, &s->at_cursor);
         s->stats.replays++;
     }
     jv_doc_free(d);
@@ -1182,14 +1309,14 @@ static void request_replay(ls_session *s, int64_t now)
 /* ===== the durable cursor ===== */
 
 /* The same rule as the replay cursor: a newer time starts a new bag. */
-static void cursor_fold(int64_t *ms, fp_bag *bag, int64_t at, uint64_t fp)
+static void cursor_fold(ls_session *s, int64_t *ms, fp_bag *bag, int64_t at, uint64_t fp)
 {
     if (at > *ms) {
         *ms = at;
         bag->n = 0;
-        bag_put(bag, fp);
+        bag_add(s, bag, fp);
     } else if (at == *ms) {
-        bag_put(bag, fp);
+        bag_add(s, bag, fp);
     }
 }
 
@@ -1204,7 +1331,7 @@ static void mark_change(ls_session *s, int64_t ms, uint64_t fp)
             size_t cap = s->marks_cap ? s->marks_cap * 2 : 64;
             cursor_mark *nm = realloc(s->marks, cap * sizeof *nm);
             if (!nm) { /* cannot wait for it: count it finished now */
-                cursor_fold(&s->durable_ms, &s->durable, ms, fp);
+                cursor_fold(s, &s->durable_ms, &s->durable, ms, fp);
                 return;
             }
             s->marks = nm;
@@ -1233,7 +1360,7 @@ int ls_finish_changes(ls_session *s, uint64_t below)
     while (s->marks_n && (!below || s->marks[s->marks_head].seq < below)) {
         const cursor_mark *m = &s->marks[s->marks_head++];
         s->marks_n--;
-        cursor_fold(&s->durable_ms, &s->durable, m->ms, m->fp);
+        cursor_fold(s, &s->durable_ms, &s->durable, m->ms, m->fp);
         moved = 1;
     }
     if (!s->marks_n) s->marks_head = 0;
@@ -1326,12 +1453,15 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
     if (s->closed) return;
     s->last_packet = now;
     s->attempt = 0; /* any packet resets the backoff */
+    /* a packet lost for want of memory is reported; the next packet's
+     * counter shows the gap and a replay brings it back */
     if (!s->scratch && !(s->scratch = jv_doc_new(4096))) {
-        emit_error(s, NULL, "out of memory");
+        out_of_memory(s);
         return;
     }
     if (!pkt_decode_reuse(s->scratch, text, len, NULL, &p, &perr)) {
-        emit_error(s, NULL, "bad packet from server: %s", perr.message);
+        if (strstr(perr.message, "out of memory")) out_of_memory(s); /* pkt_error has no code: its message says */
+        else emit_error(s, NULL, "bad packet from server: %s", perr.message);
         return;
     }
     s->stats.packets++;
@@ -1370,7 +1500,7 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
         }
         apply_change(s, now, &p);
         s->applying_seq = s->applying_fp = 0;
-        if (in_overlap) bag_put(&s->overlap, fp); /* seen live: its replay copy is skipped */
+        if (in_overlap) bag_add(s, &s->overlap, fp); /* seen live: its replay copy is skipped */
         if (p.time_ms > s->cursor_ms || !s->last_timestamp[0]) {
             if (p.timestamp->len < sizeof s->last_timestamp) {
                 memcpy(s->last_timestamp, p.timestamp->u.s, p.timestamp->len);
@@ -1433,10 +1563,7 @@ void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
             pp = &r->next;
         }
     }
-    while (s->frames) { /* unsent frames of a dead socket */
-        size_t n;
-        free(ls_take_frame(s, &n));
-    }
+    drop_frames(s); /* unsent frames of a dead socket */
     if (s->closed) return;
     s->want_ws = 0;
     if (s->auth == AUTH_OK) schedule_reconnect(s, now, reason ? reason : "closed");
@@ -1465,8 +1592,12 @@ static void answer_nonce(ls_session *s, int64_t now, const http_answer *a)
     const jv *nonce = a->root ? jv_get(a->root, "nonce") : NULL;
     if (answer_ok(a) && nonce && nonce->type == JV_STRING) {
         ls_event *ev = event_new(s, LS_EV_CHALLENGE);
+        if (!ev || !event_text(ev, nonce->u.s, nonce->len)) {
+            ls_event_free(s, ev);
+            login_out_of_memory(s, now); /* nobody could answer it: log in again after the backoff */
+            return;
+        }
         s->auth = AUTH_CHALLENGED;
-        event_text(ev, nonce->u.s, nonce->len);
         event_push(s, ev);
     } else {
         s->auth = AUTH_NONE;
@@ -1484,7 +1615,10 @@ static void answer_session(ls_session *s, int64_t now, const http_answer *a)
     const jv *token = a->root ? jv_get(a->root, "session_token") : NULL;
     if (answer_ok(a) && token && token->type == JV_STRING) {
         free(s->token);
-        s->token = str_dupn(token->u.s, token->len);
+        if (!(s->token = str_dupn(token->u.s, token->len))) {
+            login_out_of_memory(s, now);
+            return;
+        }
         s->auth = AUTH_OK;
         s->want_ws = 1;
         s->reconnect_at = -1;
@@ -1553,13 +1687,33 @@ static void answer_app(ls_session *s, rest_req *r, const http_answer *a)
     event_push(s, ev);
 }
 
-/* How long a failed request waits before it goes again: doubling per attempt
- * (at most MAX_RETRIES of them), or what a 429's Retry-After asks. */
-static int64_t request_retry_delay(const ls_session *s, const rest_req *r, int status, const char *retry_after)
+/* An answer that could not be parsed for want of memory: an app request
+ * fails saying so, a login step starts over after the backoff. */
+static void answer_out_of_memory(ls_session *s, int64_t now, rest_req *r)
 {
-    int64_t wait = s->cfg.backoff_base_ms;
-    int i;
-    for (i = 1; i < r->attempts; i++) wait *= 2;
+    ls_event *ev;
+    switch (r->kind) {
+    case HTTP_APP:
+        if ((ev = take_reply(s, &r->reply, r->id)) != NULL) {
+            reply_out_of_memory(ev);
+            event_push(s, ev);
+        }
+        break;
+    case HTTP_NONCE:
+    case HTTP_SESSION: login_out_of_memory(s, now); break;
+    case HTTP_VALIDATE:
+        out_of_memory(s);
+        schedule_reconnect(s, now, "out of memory");
+        break;
+    case HTTP_REFETCH: out_of_memory(s); break;
+    }
+}
+
+/* How long a failed request waits before it goes again: the backoff (at
+ * most MAX_RETRIES attempts), or what a 429's Retry-After asks. */
+static int64_t request_retry_delay(ls_session *s, const rest_req *r, int status, const char *retry_after)
+{
+    int64_t wait = backoff_delay(s, r->attempts);
     if (status == 429 && retry_after) {
         double secs = atof(retry_after);
         if (secs >= 0 && secs < 3600) wait = (int64_t)(secs * 1000);
@@ -1573,7 +1727,8 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
     rest_req *r;
     jv_doc *d = NULL;
     const jv *root = NULL;
-    int unreachable_login;
+    jv_error perr;
+    int unreachable_login, parse_oom = 0;
     for (r = s->rest_reqs; r && r->id != id; r = r->next) {}
     if (!r) return;
     r->in_flight = 0;
@@ -1582,8 +1737,9 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         r->attempts = MAX_RETRIES;
     }
     if (status != 0 && body && body_len && !(r->raw && status >= 200 && status < 300)) {
-        d = jv_parse(body, body_len, NULL, NULL);
+        d = jv_parse(body, body_len, NULL, &perr);
         if (d) root = jv_root(d);
+        else parse_oom = strstr(perr.message, "out of memory") != NULL; /* jv_error has no code: its message says */
     }
     /* an expired session: re-authenticate, then this request goes again */
     if (status == 401 && r->authenticated) {
@@ -1606,6 +1762,12 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         return;
     }
     if (r->authenticated && status >= 200 && status < 300) s->reauths = 0; /* the session works */
+    if (parse_oom) { /* the answer could not be read: not the server's fault, and never silent */
+        answer_out_of_memory(s, now, r);
+        rest_free(s, r);
+        flush_rest(s, now);
+        return;
+    }
     {
         const http_answer a = {status, d, root, body, body_len, layer_count};
         switch (r->kind) {
@@ -1674,7 +1836,10 @@ void ls_tick(ls_session *s, int64_t now)
         s->reconnect_at = -1;
         emit_simple(s, LS_EV_RECONNECTING, NULL, s->attempt);
         if (s->auth == AUTH_OK) {
-            rest_new(s, HTTP_VALIDATE, "GET", "/?action=validateConnectionForWebsocket", NULL, 0, NULL, 1);
+            if (!rest_new(s, HTTP_VALIDATE, "GET", "/?action=validateConnectionForWebsocket", NULL, 0, NULL, 1)) {
+                out_of_memory(s);
+                schedule_reconnect(s, now, "out of memory"); /* else no reconnect would ever come */
+            }
         } else if (s->auth == AUTH_NONE) {
             start_nonce(s, now);
         }
@@ -1724,7 +1889,10 @@ ls_session *ls_new(const ls_config *cfg)
     s->reauth_at = -1;
     s->interest = ~0u;
     s->cache = lc_new(&s->cfg.cache_limits);
-    if (!s->cache) {
+    s->oom_spare = calloc(1, sizeof *s->oom_spare); /* the first out-of-memory report */
+    if (!s->cache || !s->oom_spare) {
+        lc_free(s->cache);
+        free(s->oom_spare);
         free(s);
         return NULL;
     }
@@ -1747,10 +1915,7 @@ void ls_free(ls_session *s)
     if (!s) return;
     while ((ev = ls_next_event(s))) ls_event_free(s, ev);
     while ((h = ls_take_http(s))) ls_http_request_free(h);
-    while (s->frames) {
-        size_t n;
-        free(ls_take_frame(s, &n));
-    }
+    drop_frames(s);
     while (s->ws_reqs) {
         ws_req *r = s->ws_reqs;
         s->ws_reqs = r->next;
@@ -1762,6 +1927,7 @@ void ls_free(ls_session *s)
         s->typists = t->next;
         typist_free(t);
     }
+    free(s->oom_spare);
     free(s->reauth_nonce);
     free(s->at_cursor.fps);
     free(s->durable.fps);

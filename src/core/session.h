@@ -56,13 +56,23 @@ typedef enum {
     LS_EV_TRUNCATE,      /* id: conversation, number: messages removed */
     LS_EV_MARK_READ,     /* id: conversation, number: messages marked */
     LS_EV_TYPING,        /* id: conversation, value: {action, sender} */
-    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status, number: Layer-Count or -1 */
+    LS_EV_RESPONSE,      /* request_id, success, value: data or error, http_status, number: Layer-Count or -1;
+                          * out_of_memory: it failed because the answer could not be copied */
     LS_EV_ERROR,         /* text: message; value: error object when there is one; number: LS_ERROR_* */
     LS_EV_LOG            /* text: message; number: LS_LOG_* level */
 } ls_event_type;
 
-/* What an LS_EV_ERROR without a value is about. */
-enum { LS_ERROR_CLIENT = 0, LS_ERROR_TRANSPORT = 1 /* the server could not be reached */ };
+/* What an LS_EV_ERROR without a value is about. LS_ERROR_OUT_OF_MEMORY: an
+ * allocation failed and something was dropped (events that could not be
+ * made, a frame that could not be queued) or put off (a login or request
+ * step, retried after the backoff); text counts the failures since the last
+ * such report. It is made from memory set aside beforehand, so it arrives
+ * even when nothing else can be allocated. */
+enum {
+    LS_ERROR_CLIENT = 0,
+    LS_ERROR_TRANSPORT = 1, /* the server could not be reached */
+    LS_ERROR_OUT_OF_MEMORY = 2
+};
 enum { LS_LOG_ERROR = 1, LS_LOG_WARN = 2, LS_LOG_INFO = 3 };
 
 /* One changed top-level property: the engine's lp_change, with values
@@ -77,6 +87,7 @@ typedef struct ls_event {
     uint64_t request_id;
     int success;
     int http_status;
+    int out_of_memory;       /* LS_EV_RESPONSE: failed for want of memory (text says so, no value) */
     double number;
     const char *text;
     size_t text_len;
@@ -210,6 +221,7 @@ void ls_set_interest(ls_session *s, unsigned mask);
 
 typedef struct {
     uint64_t packets, changes_applied, duplicates_suppressed, replays, reconnects, gaps;
+    uint64_t out_of_memory; /* allocation failures reported as LS_ERROR_OUT_OF_MEMORY */
     int64_t last_counter;
 } ls_stats;
 void ls_stats_get(const ls_session *s, ls_stats *out);

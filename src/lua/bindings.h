@@ -23,6 +23,7 @@ void layer_cache_open(lua_State *L);
 void layer_push_cache_stats(lua_State *L, const lc_stats *s);
 int layer_l_client_new(lua_State *L);    /* lclient.c */
 void layer_client_open(lua_State *L);
+int layer_l_interest_bit(lua_State *L);
 int layer_l_object_table(lua_State *L);  /* lobject.c */
 int layer_l_object_json(lua_State *L);
 int layer_l_transport_new(lua_State *L); /* ltransport.c */
@@ -32,6 +33,7 @@ void layer_loop_open(lua_State *L);
 int layer_l_uuid(lua_State *L);          /* ldev.c */
 int layer_l_dev_token(lua_State *L);
 int layer_l_clock(lua_State *L);
+int layer_l_base64url_decode(lua_State *L);
 int layer_l_state_open(lua_State *L);    /* lstate.c */
 void layer_state_open(lua_State *L);
 

@@ -18,6 +18,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h> /* strcasecmp */
 #include <string.h>
 
 #define CLIENT_MT "layer.client_core"
@@ -53,6 +54,12 @@ static void push_count(lua_State *L, double v)
         lua_pushinteger(L, (lua_Integer)v);
     else
         lua_pushnumber(L, (lua_Number)v);
+}
+
+static void set_count(lua_State *L, const char *k, double v)
+{
+    push_count(L, v);
+    lua_setfield(L, -2, k);
 }
 
 int lclient_is_open(lua_State *L, int idx)
@@ -465,34 +472,76 @@ static void set_str(lua_State *L, const char *k, const char *v, size_t n)
     lua_setfield(L, -2, k);
 }
 
-static void push_event(lua_State *L, lclient *c, const ls_event *ev)
+/* The error object a failure for want of memory stands for. */
+static void set_oom_error(lua_State *L, const char *message)
 {
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "out_of_memory");
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, 0);
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    lua_setfield(L, -2, "error");
+}
+
+/* A non-object event as a table whose fields say what each one carries,
+ * instead of the C struct's number/text/value (whose meaning varies). */
+static void push_event(lua_State *L, const ls_event *ev)
+{
+    static const char *const error_kinds[] = {"client", "transport", "out_of_memory"};
+    static const char *const log_levels[] = {"info", "error", "warn", "info"};
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, event_names[ev->type]);
     lua_setfield(L, -2, "name");
-    if (ev->object_type) {
-        lobject_push_type_name(L, ev->object_type);
-        lua_setfield(L, -2, "object_type");
-    }
-    if (ev->id) set_str(L, "id", ev->id, ev->id_len);
-    if (ev->text) set_str(L, "text", ev->text, ev->text_len);
-    if (ev->value) {
-        lconv_push(L, ev->value);
-        lua_setfield(L, -2, "value");
-    }
-    push_count(L, ev->number);
-    lua_setfield(L, -2, "number");
-    if (ev->type == LS_EV_RESPONSE) {
+    switch (ev->type) {
+    case LS_EV_CHALLENGE: set_str(L, "nonce", ev->text, ev->text_len); break;
+    case LS_EV_AUTHENTICATED: set_str(L, "token", ev->text, ev->text_len); break;
+    case LS_EV_CONNECTED: set_count(L, "connection", ev->number); break;
+    case LS_EV_DISCONNECTED:
+        set_str(L, "reason", ev->text, ev->text_len);
+        if (ev->number >= 0) set_count(L, "delay_ms", ev->number); /* absent: not retrying */
+        break;
+    case LS_EV_RECONNECTING: set_count(L, "attempt", ev->number); break;
+    case LS_EV_SYNCED: set_count(L, "replayed", ev->number); break;
+    case LS_EV_TRUNCATE:
+        set_str(L, "conversation_id", ev->id, ev->id_len);
+        set_count(L, "removed", ev->number);
+        break;
+    case LS_EV_MARK_READ:
+        set_str(L, "conversation_id", ev->id, ev->id_len);
+        set_count(L, "marked", ev->number);
+        break;
+    case LS_EV_TYPING:
+        set_str(L, "conversation_id", ev->id, ev->id_len);
+        lconv_setfield(L, "typing", ev->value); /* {action, sender [, expired]} */
+        break;
+    case LS_EV_RESPONSE:
         lua_pushnumber(L, (lua_Number)ev->request_id);
         lua_setfield(L, -2, "request_id");
         lua_pushboolean(L, ev->success);
         lua_setfield(L, -2, "success");
         lua_pushinteger(L, ev->http_status);
         lua_setfield(L, -2, "http_status");
-    }
-    if (ev->ref) {
-        lobject_push_ref(L, 1, &c->owner, ev->ref);
-        lua_setfield(L, -2, "object");
+        if (ev->number >= 0) set_count(L, "count", ev->number); /* the Layer-Count header */
+        lconv_setfield(L, ev->success ? "data" : "error", ev->value);
+        /* a raw body (success), or the failure's text when it has no JSON error */
+        set_str(L, ev->success ? "body" : "message", ev->text, ev->text_len);
+        if (ev->out_of_memory) set_oom_error(L, "out of memory: the answer could not be copied");
+        break;
+    case LS_EV_ERROR:
+        set_str(L, "message", ev->text, ev->text_len);
+        lconv_setfield(L, "error", ev->value);
+        lua_pushstring(L, error_kinds[ev->number >= 0 && ev->number <= LS_ERROR_OUT_OF_MEMORY ? (int)ev->number : 0]);
+        lua_setfield(L, -2, "kind");
+        if (ev->number == LS_ERROR_OUT_OF_MEMORY && !ev->value) set_oom_error(L, ev->text ? ev->text : "out of memory");
+        break;
+    case LS_EV_LOG:
+        set_str(L, "message", ev->text, ev->text_len);
+        lua_pushstring(L, log_levels[ev->number >= 1 && ev->number <= LS_LOG_INFO ? (int)ev->number : 0]);
+        lua_setfield(L, -2, "level");
+        break;
+    default: break;
     }
 }
 
@@ -503,7 +552,8 @@ static void push_event(lua_State *L, lclient *c, const ls_event *ev)
  *            their values, whose release() the dispatcher calls; nothing
  *            without change lists)
  *   "delete", type, obj or id, mode
- * every other event as name, nil, nil, nil, {fields}. */
+ * every other event as name, nil, nil, nil, {name=, and its named fields
+ * (push_event)}. */
 static int l_next_event(lua_State *L)
 {
     lclient *c = check_client(L);
@@ -535,7 +585,7 @@ static int l_next_event(lua_State *L)
         lua_pushnil(L);
         lua_pushnil(L);
         lua_pushnil(L);
-        push_event(L, c, ev);
+        push_event(L, ev);
         n = 5;
     }
     ls_event_free(c->s, ev);
@@ -624,8 +674,25 @@ static int l_restore_cursor(lua_State *L)
     return 0;
 }
 
+/* layer.core.interest_bit(change, object_type) -> the LS_INTEREST bit for
+ * "create" | "update" | "delete" events of "Conversation" ... (any case), or
+ * nil for a pair that is no object event; the layout stays in session.h. */
+int layer_l_interest_bit(lua_State *L)
+{
+    static const char *const changes[] = {"create", "update", "delete", NULL};
+    const char *change = luaL_checkstring(L, 1), *type = luaL_checkstring(L, 2);
+    int e, t;
+    for (e = 0; changes[e]; e++)
+        if (!strcmp(changes[e], change)) break;
+    for (t = OBJ_CONVERSATION; t <= OBJ_IDENTITY; t++)
+        if (!strcasecmp(pkt_object_type_name((pkt_object_type)t), type)) break;
+    if (!changes[e] || t > OBJ_IDENTITY) return 0;
+    lua_pushnumber(L, (lua_Number)LS_INTEREST(LS_EV_CREATE + e, t));
+    return 1;
+}
+
 /* client:interest(mask): which object events to build (LS_INTEREST bits,
- * computed by client.lua from its handlers) */
+ * from interest_bit, by scheduler.lua from its handlers) */
 static int l_interest(lua_State *L)
 {
     lclient *c = check_client(L);
@@ -649,12 +716,6 @@ static int l_pending(lua_State *L)
     return 1;
 }
 
-static void set_count(lua_State *L, const char *k, double v)
-{
-    push_count(L, v);
-    lua_setfield(L, -2, k);
-}
-
 static int l_stats(lua_State *L)
 {
     lclient *c = check_client(L);
@@ -670,6 +731,7 @@ static int l_stats(lua_State *L)
     set_count(L, "reconnects", (double)ss.reconnects);
     set_count(L, "gaps", (double)ss.gaps);
     set_count(L, "last_counter", (double)ss.last_counter);
+    set_count(L, "out_of_memory", (double)ss.out_of_memory);
     layer_push_cache_stats(L, &cs);
     return 1;
 }

@@ -233,3 +233,10 @@ void lconv_push_changes(lua_State *L, const lp_change *changes, size_t n, int js
         lua_rawseti(L, -2, (int)i + 1);
     }
 }
+
+void lconv_setfield(lua_State *L, const char *k, const jv *v)
+{
+    if (!v) return;
+    lconv_push(L, v);
+    lua_setfield(L, -2, k);
+}

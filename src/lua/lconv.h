@@ -19,6 +19,8 @@ LAYER_HIDDEN_BEGIN
 
 /* Push v (and everything below it) as plain Lua values. */
 void lconv_push(lua_State *L, const jv *v);
+/* t[k] = v for the table on top of the stack; nothing when v is NULL. */
+void lconv_setfield(lua_State *L, const char *k, const jv *v);
 
 /* Convert the Lua value at idx into doc; raises a Lua error naming the
  * offending value. Callers keep doc reachable from a userdata with __gc so

@@ -1,11 +1,13 @@
 /*
- * ldev.c - layer.uuid(), layer.dev_token{...} and the monotonic clock: random
+ * ldev.c - layer.uuid(), layer.dev_token{...}, base64url_decode and the monotonic clock: random
  * ids for client-chosen object ids, HS256 identity tokens for the local
  * server (so a bot can log in with no application server of its own), and
  * time for step budgets.
  */
 #define _GNU_SOURCE /* getrandom */
+#include "base64url.h"
 #include "bindings.h"
+#include "monoclock.h"
 #include "lconv.h"
 #include "scratch.h"
 
@@ -30,9 +32,7 @@ static int random_bytes(unsigned char *out, size_t n)
 /* layer.core.clock() -> monotonic seconds (for step budgets) */
 int layer_l_clock(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, (lua_Number)mono_ns() / 1e9);
     return 1;
 }
 
@@ -60,27 +60,26 @@ int layer_l_uuid(lua_State *L)
     return 1;
 }
 
+/* Appends the base64url encoding of n bytes (the core's b64url_encode). */
 static void base64url(luaL_Buffer *B, const unsigned char *p, size_t n)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char chunk[4 * 64 + 1];
     size_t i;
-    for (i = 0; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        luaL_addchar(B, abc[v >> 18]);
-        luaL_addchar(B, abc[(v >> 12) & 63]);
-        luaL_addchar(B, abc[(v >> 6) & 63]);
-        luaL_addchar(B, abc[v & 63]);
+    for (i = 0; i < n; i += 3 * 64) { /* whole 3-byte groups per chunk: no padding bits mid-string */
+        size_t k = n - i < 3 * 64 ? n - i : 3 * 64;
+        luaL_addlstring(B, chunk, b64url_encode(p + i, k, chunk));
     }
-    if (n - i == 1) {
-        unsigned v = (unsigned)p[i] << 16;
-        luaL_addchar(B, abc[v >> 18]);
-        luaL_addchar(B, abc[(v >> 12) & 63]);
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-        luaL_addchar(B, abc[v >> 18]);
-        luaL_addchar(B, abc[(v >> 12) & 63]);
-        luaL_addchar(B, abc[(v >> 6) & 63]);
-    }
+}
+
+/* layer.core.base64url_decode(text) -> bytes, or nil when text is not base64url */
+int layer_l_base64url_decode(lua_State *L)
+{
+    size_t n, outn;
+    const char *text = luaL_checklstring(L, 1, &n);
+    unsigned char *out = lua_newuserdata(L, n * 3 / 4 + 1); /* collected: no leak on a raise */
+    if (!b64url_decode(text, n, out, &outn)) lua_pushnil(L);
+    else lua_pushlstring(L, (const char *)out, outn);
+    return 1;
 }
 
 /* layer.dev_token{secret=, user_id=, nonce= [, display_name=, avatar_url=,

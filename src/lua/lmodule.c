@@ -76,6 +76,7 @@ static const luaL_Reg functions[] = {
     {"array", l_array},
     {"cache", layer_l_cache_new},
     {"client", layer_l_client_new},
+    {"interest_bit", layer_l_interest_bit},
     {"object_table", layer_l_object_table},
     {"object_json", layer_l_object_json},
     {"uuid", layer_l_uuid},
@@ -83,6 +84,7 @@ static const luaL_Reg functions[] = {
     {"loop", layer_l_loop_new},
     {"dev_token", layer_l_dev_token},
     {"clock", layer_l_clock},
+    {"base64url_decode", layer_l_base64url_decode},
     {"state", layer_l_state_open},
     {NULL, NULL},
 };

@@ -10,13 +10,6 @@
 #include <string.h>
 
 
-static void set_value(lua_State *L, const char *field, const jv *v)
-{
-    if (!v) return;
-    lconv_push(L, v);
-    lua_setfield(L, -2, field);
-}
-
 static void set_string(lua_State *L, const char *field, const char *s)
 {
     lua_pushstring(L, s);
@@ -70,54 +63,54 @@ int layer_l_decode_packet(lua_State *L)
     if (p.type != PKT_REQUEST) {
         layer_pushint64(L, p.counter);
         lua_setfield(L, -2, "counter");
-        set_value(L, "timestamp", p.timestamp);
+        lconv_setfield(L, "timestamp", p.timestamp);
         lua_pushnumber(L, (lua_Number)p.time_ms / 1000.0);
         lua_setfield(L, -2, "time");
     }
     switch (p.type) {
     case PKT_CHANGE:
-        set_value(L, "operation", p.change_op_name);
-        set_value(L, "object", p.object);
+        lconv_setfield(L, "operation", p.change_op_name);
+        lconv_setfield(L, "object", p.object);
         set_string(L, "object_type", pkt_object_type_name(p.object_type));
-        set_value(L, "object_id", p.object_id);
-        set_value(L, "data", p.data);
-        if (p.change_op == CHG_PATCH) set_value(L, "operations", p.data);
+        lconv_setfield(L, "object_id", p.object_id);
+        lconv_setfield(L, "data", p.data);
+        if (p.change_op == CHG_PATCH) lconv_setfield(L, "operations", p.data);
         if (p.change_op == CHG_DELETE) {
-            set_value(L, "mode", p.mode);
+            lconv_setfield(L, "mode", p.mode);
             if (p.has_from_position) {
                 set_number(L, "from_position", p.from_position);
             }
         }
         break;
     case PKT_RESPONSE:
-        set_value(L, "request_id", p.request_id);
-        set_value(L, "method", p.method);
+        lconv_setfield(L, "request_id", p.request_id);
+        lconv_setfield(L, "method", p.method);
         lua_pushboolean(L, p.success);
         lua_setfield(L, -2, "success");
-        set_value(L, "data", p.data);
-        set_value(L, "error", p.error);
+        lconv_setfield(L, "data", p.data);
+        lconv_setfield(L, "error", p.error);
         break;
     case PKT_SIGNAL:
-        set_value(L, "signal", p.signal_type);
-        set_value(L, "object", p.object);
-        set_value(L, "object_id", p.object_id);
-        set_value(L, "action", p.action);
-        set_value(L, "sender", p.sender);
-        set_value(L, "data", p.data);
+        lconv_setfield(L, "signal", p.signal_type);
+        lconv_setfield(L, "object", p.object);
+        lconv_setfield(L, "object_id", p.object_id);
+        lconv_setfield(L, "action", p.action);
+        lconv_setfield(L, "sender", p.sender);
+        lconv_setfield(L, "data", p.data);
         break;
     case PKT_OPERATION:
-        set_value(L, "method", p.method);
-        set_value(L, "object", p.object);
-        set_value(L, "object_id", p.object_id);
-        set_value(L, "data", p.data);
+        lconv_setfield(L, "method", p.method);
+        lconv_setfield(L, "object", p.object);
+        lconv_setfield(L, "object_id", p.object_id);
+        lconv_setfield(L, "data", p.data);
         set_number(L, "position", p.position);
-        set_value(L, "identity", p.identity);
+        lconv_setfield(L, "identity", p.identity);
         break;
     case PKT_REQUEST:
-        set_value(L, "method", p.method);
-        set_value(L, "request_id", p.request_id);
-        set_value(L, "object_id", p.object_id);
-        set_value(L, "data", p.data);
+        lconv_setfield(L, "method", p.method);
+        lconv_setfield(L, "request_id", p.request_id);
+        lconv_setfield(L, "object_id", p.object_id);
+        lconv_setfield(L, "data", p.data);
         break;
     }
     scratch_release(s);
