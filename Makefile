@@ -146,5 +146,12 @@ check-reference:
 check-sources:
 	scripts/check-sources
 
+# .clang-format over the core, the bindings and the server; scripts/check-format checks it.
+.PHONY: format check-format
+format:
+	clang-format -i --style=file src/core/*.[ch] src/lua/*.[ch] server/*.[ch]
+check-format:
+	scripts/check-format
+
 clean:
 	rm -rf $(BUILD)

@@ -22,10 +22,7 @@
 #define MAX_META_KEYS 1024         /* object members, at every level */
 #define MAX_META_DEPTH 8           /* the metadata object itself is level 1 */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The distinct key: sorted participant ids, one per line. */
 static char *participant_key(char **users, int n)
@@ -198,15 +195,15 @@ static int answer_distinct_exists(const char *key, const jv *meta, const char *u
         jbuf_init(&d);
         w_conversation(&d, found, user);
         jbuf_putc(&d, 0);
-        err_resp(r, 409, "conflict", 108, "A distinct conversation with these participants exists with different metadata", d.data);
+        err_resp(r, 409, "conflict", 108,
+                 "A distinct conversation with these participants exists with different metadata", d.data);
         jbuf_free(&d);
     }
     return 1;
 }
 
 /* Store the new conversation with its members, each of whom gets a create change. */
-static void store_new_conv(const char *uuid, int distinct, const char *key, const char *metadata, char **users,
-                           int n)
+static void store_new_conv(const char *uuid, int distinct, const char *key, const char *metadata, char **users, int n)
 {
     sqlite3_stmt *st;
     int i;
@@ -262,8 +259,10 @@ void act_conv_create(const char *user, const jv *data, srv_resp *r)
         return;
     }
     jbuf_init(&mb);
-    if (meta && meta->type == JV_OBJECT) jv_write(&mb, meta);
-    else jbuf_puts(&mb, "{}");
+    if (meta && meta->type == JV_OBJECT)
+        jv_write(&mb, meta);
+    else
+        jbuf_puts(&mb, "{}");
     if (meta && meta->type == JV_OBJECT) {
         const char *over = metadata_over_limits(meta, mb.len);
         if (over) {
@@ -371,8 +370,7 @@ static int answer_msg_id_in_use(const char *uuid, const char *user, srv_resp *r)
 static void store_new_message(const char *conv, const char *uuid, const char *user, const char *parts)
 {
     int64_t pos;
-    sqlite3_stmt *st =
-        sql(Q_CONV_TAKE_POS);
+    sqlite3_stmt *st = sql(Q_CONV_TAKE_POS);
     bind_text(st, 1, conv);
     sqlite3_bind_int64(st, 2, srv_now_ms());
     pos = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;

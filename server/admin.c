@@ -77,16 +77,17 @@ static void admin_announcements(srv_ctx *x, const jv *body, const char *user, sr
         return;
     }
     for (i = 0; i < rc->len; i++) {
-        if (rc->u.items[i].type != JV_STRING ||
-            !parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u)) {
+        if (rc->u.items[i].type != JV_STRING || !parse_identity(rc->u.items[i].u.s, rc->u.items[i].len, u, sizeof u)) {
             err_resp(r, 422, "invalid_property", 105, "recipients holds an invalid user id", NULL);
             return;
         }
     }
     jbuf_init(&parts);
     v = jv_get(body, "parts");
-    if (!v || v->type != JV_ARRAY || v->len == 0) bad = "parts must be a non-empty array";
-    else jv_write(&parts, v);
+    if (!v || v->type != JV_ARRAY || v->len == 0)
+        bad = "parts must be a non-empty array";
+    else
+        jv_write(&parts, v);
     jbuf_putc(&parts, 0);
     if (bad) {
         err_resp(r, 422, "invalid_property", 105, bad, NULL);
@@ -167,11 +168,8 @@ static const struct {
     const char *type;
     int (*inject)(srv_ctx *x, const jv *body, const char *user, srv_resp *r);
 } faults[] = {
-    {"http_error", fault_http_error},
-    {"expire_session", fault_expire_session},
-    {"close_sockets", fault_sockets},
-    {"skip_counter", fault_sockets},
-    {"stall_socket", fault_sockets},
+    {"http_error", fault_http_error}, {"expire_session", fault_expire_session}, {"close_sockets", fault_sockets},
+    {"skip_counter", fault_sockets},  {"stall_socket", fault_sockets},
 };
 
 static void admin_faults(srv_ctx *x, const jv *body, const char *user, srv_resp *r)

@@ -39,8 +39,7 @@ void list_announcements(const srv_req *q, const char *user, srv_resp *r)
     respond_page(r, ids, n, w_announcement, user);
 }
 
-void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
-                                srv_resp *r)
+void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body, srv_resp *r)
 {
     char oid[64];
     sqlite3_stmt *st;
@@ -79,8 +78,10 @@ void announcement_action(int method, const char *user, const char *uuid, const c
             jbuf d;
             jbuf_init(&d);
             receipt_status_patch(&d, user, want);
-            if (want == 2) emit_read_receipt(NULL, user, "Announcement", uuid, d.data);
-            else emit(user, "change", "patch", "Announcement", oid, d.data);
+            if (want == 2)
+                emit_read_receipt(NULL, user, "Announcement", uuid, d.data);
+            else
+                emit(user, "change", "patch", "Announcement", oid, d.data);
             jbuf_free(&d);
         }
         ok_empty(r);

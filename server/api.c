@@ -73,10 +73,7 @@ static void method_na(srv_resp *r)
     err_resp(r, 405, "method_not_allowed", 109, "Method not allowed on this resource", NULL);
 }
 
-static void unknown_endpoint(srv_resp *r)
-{
-    err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL);
-}
+static void unknown_endpoint(srv_resp *r) { err_resp(r, 404, "invalid_endpoint", 106, "Unknown endpoint", NULL); }
 
 static void route_nonces(const route_ctx *c)
 {
@@ -97,9 +94,12 @@ static void route_sessions(const route_ctx *c)
     int m = c->q->method;
     sqlite3_stmt *st;
     if (c->n == 1) {
-        if (m != M_POST) method_na(c->r);
-        else if (!c->body) err_resp(c->r, 422, "missing_property", 104, "identity_token is required", NULL);
-        else do_sessions(c->x, c->body, c->r);
+        if (m != M_POST)
+            method_na(c->r);
+        else if (!c->body)
+            err_resp(c->r, 422, "missing_property", 104, "identity_token is required", NULL);
+        else
+            do_sessions(c->x, c->body, c->r);
         return;
     }
     if (m != M_DELETE) {
@@ -120,16 +120,23 @@ static void route_conversations(const route_ctx *c)
     int m = q->method;
     char id[37];
     if (c->n == 1) {
-        if (m == M_GET) list_conversations(q, c->user, r);
-        else if (m == M_POST) act_conv_create(c->user, c->body, r);
-        else method_na(r);
+        if (m == M_GET)
+            list_conversations(q, c->user, r);
+        else if (m == M_POST)
+            act_conv_create(c->user, c->body, r);
+        else
+            method_na(r);
         return;
     }
     if (!want_uuid(c->seg[1], id, r, "No such conversation")) return;
     if (c->n == 2) {
         if (m == M_GET) {
-            if (!conv_member(id, c->user, NULL)) not_found(r, "No such conversation");
-            else { r->status = 200; w_conversation(&r->body, id, c->user); }
+            if (!conv_member(id, c->user, NULL))
+                not_found(r, "No such conversation");
+            else {
+                r->status = 200;
+                w_conversation(&r->body, id, c->user);
+            }
         } else if (m == M_PATCH) {
             patch_conversation(c->user, id, q, r);
         } else if (m == M_DELETE) {
@@ -138,12 +145,17 @@ static void route_conversations(const route_ctx *c)
             method_na(r);
         }
     } else if (c->n == 3 && strcmp(c->seg[2], "messages") == 0) {
-        if (m == M_GET) list_messages(q, c->user, id, r);
-        else if (m == M_POST) act_msg_create(c->user, id, c->body, r);
-        else method_na(r);
+        if (m == M_GET)
+            list_messages(q, c->user, id, r);
+        else if (m == M_POST)
+            act_msg_create(c->user, id, c->body, r);
+        else
+            method_na(r);
     } else if (c->n == 3 && strcmp(c->seg[2], "mark_all_read") == 0) {
-        if (m == M_POST) mark_all_read(c->user, id, c->body, r);
-        else method_na(r);
+        if (m == M_POST)
+            mark_all_read(c->user, id, c->body, r);
+        else
+            method_na(r);
     } else {
         unknown_endpoint(r);
     }
@@ -157,16 +169,22 @@ static void route_messages(const route_ctx *c)
     if (!want_uuid(c->seg[1], id, r, "No such message")) return;
     if (c->n == 2) {
         if (m == M_GET) {
-            if (!msg_visible(id, c->user, NULL, NULL)) not_found(r, "No such message");
-            else { r->status = 200; w_message(&r->body, id, c->user); }
+            if (!msg_visible(id, c->user, NULL, NULL))
+                not_found(r, "No such message");
+            else {
+                r->status = 200;
+                w_message(&r->body, id, c->user);
+            }
         } else if (m == M_DELETE) {
             delete_message(c->user, id, c->q, r);
         } else {
             method_na(r);
         }
     } else if (strcmp(c->seg[2], "receipts") == 0) {
-        if (m == M_POST) message_receipt(c->user, id, c->body, r);
-        else method_na(r);
+        if (m == M_POST)
+            message_receipt(c->user, id, c->body, r);
+        else
+            method_na(r);
     } else {
         unknown_endpoint(r);
     }
@@ -174,29 +192,40 @@ static void route_messages(const route_ctx *c)
 
 static void route_identities(const route_ctx *c)
 {
-    if (c->q->method != M_GET) method_na(c->r);
-    else if (c->n == 1) list_identities(c->q, c->user, c->r);
-    else if (!srv_valid_user_id(c->seg[1], strlen(c->seg[1]))) not_found(c->r, "No such identity");
-    else get_identity(c->seg[1], c->r);
+    if (c->q->method != M_GET)
+        method_na(c->r);
+    else if (c->n == 1)
+        list_identities(c->q, c->user, c->r);
+    else if (!srv_valid_user_id(c->seg[1], strlen(c->seg[1])))
+        not_found(c->r, "No such identity");
+    else
+        get_identity(c->seg[1], c->r);
 }
 
 static void route_following(const route_ctx *c)
 {
     const char *target = c->seg[2];
     int m = c->q->method;
-    if (strcmp(c->seg[1], "users") != 0) unknown_endpoint(c->r);
-    else if (!srv_valid_user_id(target, strlen(target))) not_found(c->r, "No such identity");
-    else if (m == M_PUT) follow(c->user, target, 1, c->r);
-    else if (m == M_DELETE) follow(c->user, target, 0, c->r);
-    else method_na(c->r);
+    if (strcmp(c->seg[1], "users") != 0)
+        unknown_endpoint(c->r);
+    else if (!srv_valid_user_id(target, strlen(target)))
+        not_found(c->r, "No such identity");
+    else if (m == M_PUT)
+        follow(c->user, target, 1, c->r);
+    else if (m == M_DELETE)
+        follow(c->user, target, 0, c->r);
+    else
+        method_na(c->r);
 }
 
 static void route_announcements(const route_ctx *c)
 {
     char id[37];
     if (c->n == 1) {
-        if (c->q->method == M_GET) list_announcements(c->q, c->user, c->r);
-        else method_na(c->r);
+        if (c->q->method == M_GET)
+            list_announcements(c->q, c->user, c->r);
+        else
+            method_na(c->r);
     } else if (want_uuid(c->seg[1], id, c->r, "No such announcement")) {
         announcement_action(c->q->method, c->user, id, c->n == 3 ? c->seg[2] : NULL, c->body, c->r);
     }
@@ -206,11 +235,15 @@ static void route_content(const route_ctx *c)
 {
     char id[37];
     if (c->n == 1) {
-        if (c->q->method == M_POST) content_create(c->q, c->user, c->r);
-        else method_na(c->r);
+        if (c->q->method == M_POST)
+            content_create(c->q, c->user, c->r);
+        else
+            method_na(c->r);
     } else if (want_uuid(c->seg[1], id, c->r, "No such content")) {
-        if (c->q->method == M_GET) content_refresh(c->user, id, c->r);
-        else method_na(c->r);
+        if (c->q->method == M_GET)
+            content_refresh(c->user, id, c->r);
+        else
+            method_na(c->r);
     }
 }
 
@@ -252,13 +285,17 @@ static int raw_transfer(const srv_req *q, char **seg, int n, srv_resp *r)
 {
     char id[37];
     if (n == 3 && strcmp(seg[0], "content-upload") == 0) {
-        if (q->method != M_PUT) method_na(r);
-        else if (want_uuid(seg[1], id, r, "No such upload")) content_upload(q, id, seg[2], r);
+        if (q->method != M_PUT)
+            method_na(r);
+        else if (want_uuid(seg[1], id, r, "No such upload"))
+            content_upload(q, id, seg[2], r);
         return 1;
     }
     if (n == 2 && strcmp(seg[0], "content-download") == 0) {
-        if (q->method != M_GET && q->method != M_HEAD) method_na(r);
-        else if (want_uuid(seg[1], id, r, "No such content")) content_download(q, id, r);
+        if (q->method != M_GET && q->method != M_HEAD)
+            method_na(r);
+        else if (want_uuid(seg[1], id, r, "No such content"))
+            content_download(q, id, r);
         return 1;
     }
     return 0;
@@ -298,8 +335,10 @@ static int injected_fault(srv_ctx *x, srv_resp *r)
     if (x->fault_left <= 0) return 0;
     x->fault_left--;
     r->retry_after = x->fault_retry_after;
-    if (x->fault_status == 429) err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
-    else err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
+    if (x->fault_status == 429)
+        err_resp(r, 429, "rate_limit_exceeded", 7, "Rate limit exceeded (injected)", NULL);
+    else
+        err_resp(r, 503, "service_unavailable", 1, "Service unavailable (injected)", NULL);
     return 1;
 }
 
@@ -310,8 +349,7 @@ static void layer_api(srv_ctx *x, const srv_req *q, char **seg, int n, const jv 
     int i = find_route(seg, n);
     route_ctx c = {x, q, r, seg, n, body, NULL};
     if (!api_version(q->accept)) {
-        err_resp(r, 406, "invalid_header", 107,
-                 "Accept must be application/vnd.layer+json; version=2.0 or 3.0", NULL);
+        err_resp(r, 406, "invalid_header", 107, "Accept must be application/vnd.layer+json; version=2.0 or 3.0", NULL);
         return;
     }
     if (i >= 0 && !routes[i].needs_session) {
@@ -366,7 +404,9 @@ void srv_handle_http(srv_ctx *x, const srv_req *q, srv_resp *r)
     }
     if (raw_transfer(q, seg, n, r) || !parse_body(q, r, &bd)) return;
     body = bd ? jv_root(bd) : NULL;
-    if (n >= 1 && strcmp(seg[0], "admin") == 0) admin_request(x, q, seg, n, body, r);
-    else if (!injected_fault(x, r)) layer_api(x, q, seg, n, body, r);
+    if (n >= 1 && strcmp(seg[0], "admin") == 0)
+        admin_request(x, q, seg, n, body, r);
+    else if (!injected_fault(x, r))
+        layer_api(x, q, seg, n, body, r);
     jv_doc_free(bd);
 }

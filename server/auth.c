@@ -47,10 +47,7 @@ static int session_user(const char *token, char *user, size_t usz)
     return 1;
 }
 
-int srv_ws_authorize(const char *token, char *user, size_t usz)
-{
-    return session_user(token, user, usz);
-}
+int srv_ws_authorize(const char *token, char *user, size_t usz) { return session_user(token, user, usz); }
 
 /* Close the sockets opened with a session token, or (token NULL) all of a user's.
  * Nothing more is queued to them, and their requests are refused from now on. */
@@ -113,7 +110,8 @@ static const char *check_time_claims(const jv *claims)
 }
 
 /* HS256 JWT with prn and nce; returns an error message or NULL. */
-static const char *verify_identity_token(const srv_ctx *x, const char *tok, size_t len, char *user, size_t usz, jv_doc **claims)
+static const char *verify_identity_token(const srv_ctx *x, const char *tok, size_t len, char *user, size_t usz,
+                                         jv_doc **claims)
 {
     const char *d1 = memchr(tok, '.', len), *d2;
     unsigned char hdr[1024], pay[4096], sig[64], mac[32];
@@ -130,8 +128,7 @@ static const char *verify_identity_token(const srv_ctx *x, const char *tok, size
     if ((size_t)(d1 - tok) * 3 / 4 + 3 > sizeof hdr || (size_t)(d2 - d1) * 3 / 4 + 3 > sizeof pay ||
         (size_t)(tok + len - d2) * 3 / 4 + 3 > sizeof sig)
         return "identity_token is too large";
-    if (!b64url_decode(tok, (size_t)(d1 - tok), hdr, &hn) ||
-        !b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, &pn) ||
+    if (!b64url_decode(tok, (size_t)(d1 - tok), hdr, &hn) || !b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, &pn) ||
         !b64url_decode(d2 + 1, (size_t)(tok + len - d2 - 1), sig, &sn))
         return "identity_token is not base64url";
     hd = jv_parse((const char *)hdr, hn, NULL, NULL);

@@ -1,4 +1,5 @@
-/* content.c - rich content: creating an upload, the raw upload and download (signed URLs) and refreshing a download URL. */
+/* content.c - rich content: creating an upload, the raw upload and download (signed URLs) and refreshing a download
+ * URL. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

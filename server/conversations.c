@@ -1,4 +1,5 @@
-/* conversations.c - the conversations endpoints: listing, Layer-Patch of a conversation, deleting or leaving one, mark_all_read. */
+/* conversations.c - the conversations endpoints: listing, Layer-Patch of a conversation, deleting or leaving one,
+ * mark_all_read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +40,7 @@ void list_conversations(const srv_req *q, const char *user, srv_resp *r)
     st = sql(Q_CONV_COUNT_FOR_USER);
     bind_text(st, 1, user);
     if (sqlite3_step(st) == SQLITE_ROW) r->layer_count = (long)sqlite3_column_int64(st, 0);
-    st = by_last ? sql(Q_CONV_PAGE_BY_LAST)
-                 : sql(Q_CONV_PAGE_BY_CREATED);
+    st = by_last ? sql(Q_CONV_PAGE_BY_LAST) : sql(Q_CONV_PAGE_BY_CREATED);
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, fkey);
     bind_text(st, 3, fu);

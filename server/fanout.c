@@ -11,7 +11,7 @@
 
 #define NBUCKETS 4096
 static srv_conn *conns;              /* every open socket */
-static srv_conn *buckets[NBUCKETS]; /* sockets by user */
+static srv_conn *buckets[NBUCKETS];  /* sockets by user */
 static void (*wake_fn)(srv_conn *c); /* the network layer's "flush c" */
 static size_t headroom;              /* bytes before each packet's text (LWS_PRE) */
 
@@ -35,15 +35,9 @@ static unsigned user_hash(const char *u)
     return h % NBUCKETS;
 }
 
-srv_conn *srv_user_conns(const char *user)
-{
-    return buckets[user_hash(user)];
-}
+srv_conn *srv_user_conns(const char *user) { return buckets[user_hash(user)]; }
 
-srv_conn *registry_first(void)
-{
-    return conns;
-}
+srv_conn *registry_first(void) { return conns; }
 
 void registry_add(srv_conn *c)
 {
@@ -62,12 +56,16 @@ int registry_remove(srv_conn *c)
 {
     srv_pkt *p;
     int was_open = c->next || c->prev || conns == c;
-    if (c->prev) c->prev->next = c->next;
-    else if (conns == c) conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (conns == c)
+        conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->next = c->prev = NULL;
-    if (c->hprev) c->hprev->hnext = c->hnext;
-    else if (buckets[c->hash] == c) buckets[c->hash] = c->hnext;
+    if (c->hprev)
+        c->hprev->hnext = c->hnext;
+    else if (buckets[c->hash] == c)
+        buckets[c->hash] = c->hnext;
     if (c->hnext) c->hnext->hprev = c->hprev;
     c->hnext = c->hprev = NULL;
     while ((p = srv_conn_pop(c)) != NULL) free(p);
@@ -124,8 +122,10 @@ static void conn_enqueue(srv_conn *c, const char *type, const char *body, size_t
     p->len = b.len;
     memcpy(p->data + headroom, b.data, b.len);
     jbuf_free(&b);
-    if (c->qtail) c->qtail->next = p;
-    else c->qhead = p;
+    if (c->qtail)
+        c->qtail->next = p;
+    else
+        c->qhead = p;
     c->qtail = p;
     c->qbytes += p->len;
     conn_wake(c);
@@ -301,4 +301,3 @@ void emit_conv_summary(const char *user, const char *conv, int with_last)
     if (!b.oom) emit_conv(user, "patch", conv, b.data);
     jbuf_free(&b);
 }
-

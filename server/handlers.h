@@ -30,8 +30,7 @@ void respond_page(srv_resp *r, char **ids, int n, page_writer w, const char *vie
 /* The mode argument of a delete, or NULL after answering 422. */
 const char *delete_mode(const srv_req *q, srv_resp *r);
 void list_announcements(const srv_req *q, const char *user, srv_resp *r);
-void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body,
-                         srv_resp *r);
+void announcement_action(int method, const char *user, const char *uuid, const char *sub, const jv *body, srv_resp *r);
 void get_identity(const char *uid, srv_resp *r);
 void list_identities(const srv_req *q, const char *user, srv_resp *r);
 /* PUT (on) or DELETE /following/users/<target>. */

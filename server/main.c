@@ -13,7 +13,7 @@
 
 typedef struct pss pss_t;
 struct pss {
-    srv_conn conn;   /* first: wake() gets a srv_conn* that is this struct */
+    srv_conn conn; /* first: wake() gets a srv_conn* that is this struct */
     int is_ws;
     struct lws *wsi;
     /* While a body is awaited: its deadline, on the list tick() checks. */
@@ -114,8 +114,10 @@ static void body_wait(pss_t *p)
 static void body_done(pss_t *p)
 {
     if (!p->in_body_list) return;
-    if (p->bprev) p->bprev->bnext = p->bnext;
-    else body_waiters = p->bnext;
+    if (p->bprev)
+        p->bprev->bnext = p->bnext;
+    else
+        body_waiters = p->bnext;
     if (p->bnext) p->bnext->bprev = p->bprev;
     p->bnext = p->bprev = NULL;
     p->in_body_list = 0;
@@ -161,8 +163,10 @@ static void log_request(pss_t *p)
     static const char *mn[] = {"?", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
     if (server.log_level < 2 || !p->req || !p->resp) return;
     /* Paths that embed a secret are shortened: session tokens never reach the log. */
-    if (strncmp(path, "/sessions/", 10) == 0) path = "/sessions/<token>";
-    else if (strncmp(path, "/content-upload/", 16) == 0) path = "/content-upload/<key>";
+    if (strncmp(path, "/sessions/", 10) == 0)
+        path = "/sessions/<token>";
+    else if (strncmp(path, "/content-upload/", 16) == 0)
+        path = "/content-upload/<key>";
     fprintf(stderr, "layer-server: %s %s %d %lldms\n", mn[p->req->method < 8 ? p->req->method : 0], path,
             p->resp->status, (long long)(srv_now_ms() - p->t0));
 }
@@ -249,7 +253,8 @@ static int begin_http(struct lws *wsi, pss_t *p, const char *uri)
         if (!p->resp) return -1;
         srv_resp_init(p->resp);
         p->resp->status = 405;
-        jbuf_puts(&p->resp->body, "{\"id\":\"method_not_allowed\",\"code\":109,\"message\":\"Method not allowed\",\"url\":null,\"data\":null}");
+        jbuf_puts(&p->resp->body, "{\"id\":\"method_not_allowed\",\"code\":109,\"message\":\"Method not "
+                                  "allowed\",\"url\":null,\"data\":null}");
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -273,8 +278,8 @@ static int write_http(struct lws *wsi, pss_t *p)
     if (!p->headers_done) {
         char v[32];
         const char *ct = r->content_type ? r->content_type : "application/json";
-        if (lws_add_http_common_headers(wsi, (unsigned)r->status, blen ? ct : NULL,
-                                        p->req->method == M_HEAD ? 0 : blen, &q, end))
+        if (lws_add_http_common_headers(wsi, (unsigned)r->status, blen ? ct : NULL, p->req->method == M_HEAD ? 0 : blen,
+                                        &q, end))
             return -1;
         if (r->layer_count >= 0) {
             snprintf(v, sizeof v, "%ld", r->layer_count);
@@ -288,14 +293,17 @@ static int write_http(struct lws *wsi, pss_t *p)
                                             (int)strlen(v), &q, end))
                 return -1;
         }
-        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
-                                        (unsigned char *)"*", 1, &q, end) ||
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"access-control-allow-origin:", (unsigned char *)"*", 1, &q, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-expose-headers:",
                                         (unsigned char *)"Layer-Count", 11, &q, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
                                         (unsigned char *)"GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD", 44, &q, end) ||
-            lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-headers:",
-                                        (unsigned char *)"accept, content-type, authorization, client-id, layer-xdk-version, upload-content-type, upload-content-length, upload-origin", 124, &q, end))
+            lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"access-control-allow-headers:",
+                (unsigned char *)"accept, content-type, authorization, client-id, layer-xdk-version, "
+                                 "upload-content-type, upload-content-length, upload-origin",
+                124, &q, end))
             return -1;
         if (lws_finalize_write_http_header(wsi, start, &q, end)) return -1;
         p->headers_done = 1;
@@ -472,58 +480,43 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     pss_t *p = user;
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return begin_http(wsi, p, in);
-    case LWS_CALLBACK_HTTP_BODY:
-        return http_body(p, in, len);
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return http_body_complete(wsi, p);
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return write_http(wsi, p);
+    case LWS_CALLBACK_HTTP: return begin_http(wsi, p, in);
+    case LWS_CALLBACK_HTTP_BODY: return http_body(p, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return http_body_complete(wsi, p);
+    case LWS_CALLBACK_HTTP_WRITEABLE: return write_http(wsi, p);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (p && !p->is_ws) http_reset(p);
         return 0;
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* user is the connection's arguments here */
         return crowded_peer(user);
-    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-        peer_opened(wsi);
-        return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: peer_opened(wsi); return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         peer_closed(wsi);
         if (p && !p->is_ws) body_done(p);
         return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return ws_filter(wsi);
-    case LWS_CALLBACK_ESTABLISHED:
-        return ws_established(wsi, p);
-    case LWS_CALLBACK_RECEIVE:
-        return ws_receive(wsi, p, in, len);
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return ws_writeable(wsi, p);
-    case LWS_CALLBACK_CLOSED:
-        ws_closed(p);
-        return 0;
-    default:
-        break;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_filter(wsi);
+    case LWS_CALLBACK_ESTABLISHED: return ws_established(wsi, p);
+    case LWS_CALLBACK_RECEIVE: return ws_receive(wsi, p, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE: return ws_writeable(wsi, p);
+    case LWS_CALLBACK_CLOSED: ws_closed(p); return 0;
+    default: break;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-static const struct lws_protocols protocols[] = {
-    {"http", callback, sizeof(pss_t), 0, 0, NULL, 0},
-    {"layer-2.0", callback, sizeof(pss_t), 65536, 0, NULL, 0},
-    {"layer-3.0", callback, sizeof(pss_t), 65536, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0}};
+static const struct lws_protocols protocols[] = {{"http", callback, sizeof(pss_t), 0, 0, NULL, 0},
+                                                 {"layer-2.0", callback, sizeof(pss_t), 65536, 0, NULL, 0},
+                                                 {"layer-3.0", callback, sizeof(pss_t), 65536, 0, NULL, 0},
+                                                 {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: layer-server [--port 7480] [--bind 127.0.0.1] [--db layer.db|:memory:]\n"
-            "                    [--identity-secret SECRET] [--admin-token TOKEN] [--allow-unsigned]\n"
-            "                    [--log-level quiet|error|info|debug] [--max-lifetime SECONDS]\n"
-            "                    [--session-ttl SECONDS] [--base-url URL] [--parent-pid PID]\n"
-            "                    [--request-timeout SECONDS] [--max-conns-per-ip N]\n");
+    fprintf(stderr, "usage: layer-server [--port 7480] [--bind 127.0.0.1] [--db layer.db|:memory:]\n"
+                    "                    [--identity-secret SECRET] [--admin-token TOKEN] [--allow-unsigned]\n"
+                    "                    [--log-level quiet|error|info|debug] [--max-lifetime SECONDS]\n"
+                    "                    [--session-ttl SECONDS] [--base-url URL] [--parent-pid PID]\n"
+                    "                    [--request-timeout SECONDS] [--max-conns-per-ip N]\n");
 }
 
 int main(int argc, char **argv)
@@ -539,26 +532,56 @@ int main(int argc, char **argv)
     server.log_level = 2;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--allow-unsigned") == 0) { server.allow_unsigned = 1; continue; }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(); return 0; }
-        if (!v) { usage(); return 2; }
-        if (strcmp(a, "--port") == 0) port = atoi(v);
-        else if (strcmp(a, "--bind") == 0) bind_addr = v;
-        else if (strcmp(a, "--db") == 0) db = v;
-        else if (strcmp(a, "--identity-secret") == 0) snprintf(server.secret, sizeof server.secret, "%s", v);
-        else if (strcmp(a, "--admin-token") == 0) snprintf(server.admin_token, sizeof server.admin_token, "%s", v);
-        else if (strcmp(a, "--max-lifetime") == 0) lifetime = atof(v);
-        else if (strcmp(a, "--session-ttl") == 0) server.session_ttl_ms = (int64_t)(atof(v) * 1000);
-        else if (strcmp(a, "--base-url") == 0) base = v;
-        else if (strcmp(a, "--request-timeout") == 0) request_timeout_s = atoi(v);
-        else if (strcmp(a, "--max-conns-per-ip") == 0) max_conns_per_ip = atoi(v);
-        else if (strcmp(a, "--parent-pid") == 0) { watch_pid = (pid_t)atoi(v); parent_given = 1; }
-        else if (strcmp(a, "--log-level") == 0) {
-            server.log_level = strcmp(v, "quiet") == 0 ? 0 : strcmp(v, "error") == 0 ? 1 : strcmp(v, "debug") == 0 ? 3 : 2;
-        } else { usage(); return 2; }
+        if (strcmp(a, "--allow-unsigned") == 0) {
+            server.allow_unsigned = 1;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage();
+            return 0;
+        }
+        if (!v) {
+            usage();
+            return 2;
+        }
+        if (strcmp(a, "--port") == 0)
+            port = atoi(v);
+        else if (strcmp(a, "--bind") == 0)
+            bind_addr = v;
+        else if (strcmp(a, "--db") == 0)
+            db = v;
+        else if (strcmp(a, "--identity-secret") == 0)
+            snprintf(server.secret, sizeof server.secret, "%s", v);
+        else if (strcmp(a, "--admin-token") == 0)
+            snprintf(server.admin_token, sizeof server.admin_token, "%s", v);
+        else if (strcmp(a, "--max-lifetime") == 0)
+            lifetime = atof(v);
+        else if (strcmp(a, "--session-ttl") == 0)
+            server.session_ttl_ms = (int64_t)(atof(v) * 1000);
+        else if (strcmp(a, "--base-url") == 0)
+            base = v;
+        else if (strcmp(a, "--request-timeout") == 0)
+            request_timeout_s = atoi(v);
+        else if (strcmp(a, "--max-conns-per-ip") == 0)
+            max_conns_per_ip = atoi(v);
+        else if (strcmp(a, "--parent-pid") == 0) {
+            watch_pid = (pid_t)atoi(v);
+            parent_given = 1;
+        } else if (strcmp(a, "--log-level") == 0) {
+            server.log_level = strcmp(v, "quiet") == 0   ? 0
+                               : strcmp(v, "error") == 0 ? 1
+                               : strcmp(v, "debug") == 0 ? 3
+                                                         : 2;
+        } else {
+            usage();
+            return 2;
+        }
         i++;
     }
-    if (port < 0 || port > 65535 || request_timeout_s < 1 || max_conns_per_ip < 0) { usage(); return 2; }
+    if (port < 0 || port > 65535 || request_timeout_s < 1 || max_conns_per_ip < 0) {
+        usage();
+        return 2;
+    }
     if (!server.secret[0]) srv_random_hex(server.secret, 32); /* nothing verifies without --identity-secret */
     if (!parent_given) watch_pid = getppid();
     /* Stop with the parent: servers started by tests must never outlive them. */
@@ -593,8 +616,10 @@ int main(int argc, char **argv)
     }
     vh = lws_get_vhost_by_name(ctx, "default");
     if (vh) port = lws_get_vhost_listen_port(vh);
-    if (base) snprintf(base_url, sizeof base_url, "%s", base);
-    else snprintf(base_url, sizeof base_url, "http://%s:%d", bind_addr, port);
+    if (base)
+        snprintf(base_url, sizeof base_url, "%s", base);
+    else
+        snprintf(base_url, sizeof base_url, "http://%s:%d", bind_addr, port);
     srv_random_hex(content_key, 32); /* download URLs of an earlier run stop working */
     render_configure(base_url, content_key);
     fanout_set_network(wake, LWS_PRE);

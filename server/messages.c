@@ -122,8 +122,10 @@ void message_receipt(const char *user, const char *msg, const jv *body, srv_resp
         sqlite3_step(st);
         jbuf_init(&d);
         receipt_status_patch(&d, user, want);
-        if (want == 2) emit_read_receipt(conv, user, "Message", msg, d.data);
-        else emit_members(conv, "change", "patch", "Message", msg, d.data);
+        if (want == 2)
+            emit_read_receipt(conv, user, "Message", msg, d.data);
+        else
+            emit_members(conv, "change", "patch", "Message", msg, d.data);
         jbuf_free(&d);
         if (want == 2) {
             conv_unread_recount(conv, user);

@@ -55,7 +55,6 @@ int parse_identity(const char *s, size_t n, char *out, size_t osz)
     return srv_valid_user_id(out, o);
 }
 
-
 /* ---------- identities ---------- */
 
 void ensure_identity(const char *user)
@@ -71,7 +70,6 @@ int identity_exists(const char *user)
     bind_text(st, 1, user);
     return sqlite3_step(st) == SQLITE_ROW;
 }
-
 
 /* ---------- membership ---------- */
 
@@ -107,7 +105,6 @@ void free_list(char **v, int n)
     for (i = 0; i < n; i++) free(v[i]);
     free(v);
 }
-
 
 /* A message the viewer may see: its conversation is theirs, it is past their
  * from_position and not hidden for them. Fills conv if given. */
@@ -155,7 +152,6 @@ int content_visible(const char *uuid, const char *user)
     return !attached && strcmp(owner, user) == 0;
 }
 
-
 /* ---------- conversations ---------- */
 
 int conv_last_message(const char *conv, const char *viewer, int64_t from, char out[37])
@@ -189,11 +185,9 @@ void conv_unread_recount(const char *conv, const char *viewer)
     sqlite3_step(st);
 }
 
-
 int receipt_level(const jv *type)
 {
     if (!type || type->type != JV_STRING) return 0;
     if (strcmp(type->u.s, "read") == 0) return 2;
     return strcmp(type->u.s, "delivery") == 0 ? 1 : 0;
 }
-

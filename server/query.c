@@ -44,7 +44,6 @@ char **page_ids(sqlite3_stmt *st, int *n)
     return ids;
 }
 
-
 int w_identity_row(jbuf *b, const char *id, const char *viewer)
 {
     (void)viewer;

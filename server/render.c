@@ -17,10 +17,7 @@ void render_configure(const char *url, const char *key)
     snprintf(content_key, sizeof content_key, "%s", key);
 }
 
-const char *render_base_url(void)
-{
-    return base_url;
-}
+const char *render_base_url(void) { return base_url; }
 
 void content_signature(const char *uuid, const char *expires, char hex[65])
 {
@@ -36,8 +33,10 @@ void content_signature(const char *uuid, const char *expires, char hex[65])
 
 void w_str(jbuf *b, const char *s)
 {
-    if (s) jbuf_string(b, s, strlen(s));
-    else jbuf_puts(b, "null");
+    if (s)
+        jbuf_string(b, s, strlen(s));
+    else
+        jbuf_puts(b, "null");
 }
 
 void w_key(jbuf *b, const char *k)
@@ -70,11 +69,12 @@ void w_url(jbuf *b, const char *kind, const char *id)
     jbuf_putc(b, '/');
     jbuf_puts(b, kind);
     jbuf_putc(b, '/');
-    if (strcmp(kind, "identities") == 0) srv_url_encode(b, id);
-    else jbuf_puts(b, id);
+    if (strcmp(kind, "identities") == 0)
+        srv_url_encode(b, id);
+    else
+        jbuf_puts(b, id);
     jbuf_putc(b, '"');
 }
-
 
 /* How every identity form opens: the brace, then id, url and user_id. */
 static void w_identity_head(jbuf *b, const char *user)
@@ -107,7 +107,7 @@ void w_basic_identity(jbuf *b, const char *user)
 
 int w_full_identity(jbuf *b, const char *user)
 {
-    static const char *names[] = {"display_name", "avatar_url", "first_name", "last_name",
+    static const char *names[] = {"display_name",  "avatar_url",   "first_name", "last_name",
                                   "email_address", "phone_number", "public_key", "type"};
     int i;
     sqlite3_stmt *st = sql(Q_IDENTITY_FULL);
@@ -125,13 +125,9 @@ int w_full_identity(jbuf *b, const char *user)
     return 1;
 }
 
-
 /* ---------- messages ---------- */
 
-static const char *status_name(int s)
-{
-    return s >= 2 ? "read" : s == 1 ? "delivered" : "sent";
-}
+static const char *status_name(int s) { return s >= 2 ? "read" : s == 1 ? "delivered" : "sent"; }
 
 void w_content(jbuf *b, const char *uuid, int64_t size)
 {
@@ -175,7 +171,10 @@ static void w_parts(jbuf *b, const char *layer_id, const char *stored)
         jbuf_puts(b, "/parts/");
         jbuf_int(b, i);
         jbuf_puts(b, "\",\"mime_type\":");
-        if (mt) jv_write(b, mt); else jbuf_puts(b, "null");
+        if (mt)
+            jv_write(b, mt);
+        else
+            jbuf_puts(b, "null");
         if (body) {
             jbuf_puts(b, ",\"body\":");
             jv_write(b, body);
@@ -258,7 +257,6 @@ int w_message(jbuf *b, const char *uuid, const char *viewer)
     return 1;
 }
 
-
 int w_conversation(jbuf *b, const char *uuid, const char *viewer)
 {
     int64_t created, from = 0, total = 0;
@@ -303,8 +301,10 @@ int w_conversation(jbuf *b, const char *uuid, const char *viewer)
     jbuf_puts(b, ",\"total_message_count\":");
     jbuf_int(b, total);
     jbuf_puts(b, ",\"last_message\":");
-    if (conv_last_message(uuid, viewer, from, last)) w_message(b, last, viewer);
-    else jbuf_puts(b, "null");
+    if (conv_last_message(uuid, viewer, from, last))
+        w_message(b, last, viewer);
+    else
+        jbuf_puts(b, "null");
     jbuf_putc(b, '}');
     return 1;
 }
@@ -350,7 +350,6 @@ int w_announcement(jbuf *b, const char *uuid, const char *viewer)
     return 1;
 }
 
-
 void receipt_status_patch(jbuf *b, const char *user, int level)
 {
     jbuf_puts(b, "[{\"operation\":\"set\",\"property\":");
@@ -381,4 +380,3 @@ void escaped_identity_prop(jbuf *b, const char *user)
     }
     jbuf_free(&id);
 }
-

@@ -37,10 +37,7 @@ void ok_empty(srv_resp *r)
     r->body.len = 0;
 }
 
-void not_found(srv_resp *r, const char *what)
-{
-    err_resp(r, 404, "not_found", 102, what, NULL);
-}
+void not_found(srv_resp *r, const char *what) { err_resp(r, 404, "not_found", 102, what, NULL); }
 
 void err_resp(srv_resp *r, int status, const char *id, int code, const char *msg, const char *data)
 {

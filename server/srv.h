@@ -7,15 +7,15 @@
 #include <sqlite3.h>
 #include "json.h"
 
-#define SRV_MAX_BODY (256 * 1024)     /* JSON bodies and WebSocket messages */
+#define SRV_MAX_BODY (256 * 1024)        /* JSON bodies and WebSocket messages */
 #define SRV_MAX_UPLOAD (8 * 1024 * 1024) /* rich content PUT */
 #define SRV_MAX_ARGS 16
 
 enum { M_GET = 1, M_POST, M_PUT, M_PATCH, M_DELETE, M_HEAD, M_OPTIONS };
 
 /* ---- util.c ---- */
-int64_t srv_now_ms(void);                 /* wall clock, never decreasing */
-void srv_iso(int64_t ms, char out[32]);   /* 2026-01-01T00:00:00.000Z */
+int64_t srv_now_ms(void);               /* wall clock, never decreasing */
+void srv_iso(int64_t ms, char out[32]); /* 2026-01-01T00:00:00.000Z */
 int srv_parse_iso(const char *s, int64_t *ms);
 void srv_random_hex(char *out, size_t bytes); /* out gets 2*bytes+1 chars */
 void srv_uuid(char out[37]);
@@ -41,10 +41,10 @@ typedef struct {
 typedef struct {
     int status;
     jbuf body;
-    const char *content_type;  /* static string; default application/json */
-    long layer_count;          /* -1: no header */
-    int retry_after;           /* 0: no header */
-    unsigned char *raw;        /* malloc'd raw body instead of body (downloads) */
+    const char *content_type; /* static string; default application/json */
+    long layer_count;         /* -1: no header */
+    int retry_after;          /* 0: no header */
+    unsigned char *raw;       /* malloc'd raw body instead of body (downloads) */
     size_t raw_len;
     char location[256];
 } srv_resp;
@@ -65,10 +65,10 @@ typedef struct srv_conn {
     void *wsi;
     char user[160];
     char token[80];
-    int api;              /* 2 or 3 */
-    int64_t counter;      /* next counter to send */
-    int skip;             /* fault: counters to skip before the next packet */
-    int64_t stall_until;  /* fault: hold output until this ms */
+    int api;             /* 2 or 3 */
+    int64_t counter;     /* next counter to send */
+    int skip;            /* fault: counters to skip before the next packet */
+    int64_t stall_until; /* fault: hold output until this ms */
     int close_pending;
     int64_t session_expires_ms; /* the socket closes then; a revoked session closes it at once */
     srv_pkt *qhead, *qtail;
@@ -76,8 +76,8 @@ typedef struct srv_conn {
     /* Event.replay in progress: the log is sent in batches as the queue
      * drains, and live events wait in the log until it has caught up. */
     int replaying;
-    int64_t replay_from;  /* from_timestamp, ms */
-    int64_t replay_seq;   /* last events.seq sent */
+    int64_t replay_from; /* from_timestamp, ms */
+    int64_t replay_seq;  /* last events.seq sent */
     int replay_count;
     char replay_rid[136]; /* request_id as JSON text; "" is null */
     char *rx;             /* fragment reassembly */
@@ -94,8 +94,8 @@ typedef struct {
     char admin_token[256];
     int allow_unsigned;
     int64_t session_ttl_ms;
-    int log_level;        /* 0 quiet, 1 errors, 2 requests, 3 debug */
-    int stopping; /* set while the server shuts down: no more fan-out */
+    int log_level; /* 0 quiet, 1 errors, 2 requests, 3 debug */
+    int stopping;  /* set while the server shuts down: no more fan-out */
     /* faults */
     int fault_left, fault_status, fault_retry_after;
 } srv_ctx;
@@ -113,7 +113,7 @@ void store_rollback(void);
 
 /* ---- what the network glue (main.c) and the fuzzer call ---- */
 void srv_handle_http(srv_ctx *x, const srv_req *req, srv_resp *resp); /* api.c */
-void srv_resp_init(srv_resp *r);                           /* resp.c */
+void srv_resp_init(srv_resp *r);                                      /* resp.c */
 void srv_resp_free(srv_resp *r);
 int srv_ws_authorize(const char *token, char *user, size_t usz); /* auth.c; 1 if valid */
 /* The network layer's "flush c" and the headroom it needs before each packet (fanout.c). */
@@ -127,7 +127,7 @@ void srv_conn_closed(srv_ctx *x, srv_conn *c);
 int srv_ws_frame(srv_ctx *x, srv_conn *c, const char *data, size_t len);
 void srv_replay_pump(srv_conn *c); /* queue the next replay batch, if the queue has room */
 /* fanout.c */
-void srv_tick(void);   /* periodic: release stalled sockets, close expired ones */
+void srv_tick(void); /* periodic: release stalled sockets, close expired ones */
 srv_pkt *srv_conn_pop(srv_conn *c);
 
 #endif

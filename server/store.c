@@ -6,7 +6,10 @@
 #include "srv.h"
 
 #define NCACHE 256
-static struct { const char *text; sqlite3_stmt *st; } cache[NCACHE];
+static struct {
+    const char *text;
+    sqlite3_stmt *st;
+} cache[NCACHE];
 static int ncache;
 static sqlite3 *db;
 
@@ -56,8 +59,7 @@ static int table_exists(const char *name)
 {
     sqlite3_stmt *st;
     int found;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) != SQLITE_OK)
         return 0;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     found = sqlite3_step(st) == SQLITE_ROW;
@@ -69,8 +71,8 @@ int store_open(const char *path)
 {
     char *err = NULL;
     int had_content_refs;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         fprintf(stderr, "layer-server: cannot open database %s: %s\n", path, sqlite3_errmsg(db));
         return 0;
     }
@@ -120,10 +122,7 @@ sqlite3_stmt *store_prep(const char *text)
     return cache[ncache++].st;
 }
 
-int store_exec(const char *text)
-{
-    return sqlite3_exec(db, text, NULL, NULL, NULL) == SQLITE_OK;
-}
+int store_exec(const char *text) { return sqlite3_exec(db, text, NULL, NULL, NULL) == SQLITE_OK; }
 
 int store_is_open(void) { return db != NULL; }
 int store_changes(void) { return sqlite3_changes(db); }

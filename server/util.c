@@ -28,9 +28,8 @@ void srv_iso(int64_t ms, char out[32])
     struct tm tm;
     gmtime_r(&t, &tm);
     char tmp[96];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100,
-             (int)(ms % 1000 + 1000) % 1000);
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (int)(ms % 1000 + 1000) % 1000);
     memcpy(out, tmp, 31);
     out[31] = 0;
 }
@@ -41,21 +40,30 @@ int srv_parse_iso(const char *s, int64_t *ms)
     int y, mo, d, h, mi, sec, n = 0, frac = 0, digits = 0;
     const char *p;
     if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6) return 0;
-    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return 0;
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return 0;
     p = s + n;
     if (*p == '.') {
         p++;
         while (*p >= '0' && *p <= '9') {
-            if (digits < 3) { frac = frac * 10 + (*p - '0'); digits++; }
+            if (digits < 3) {
+                frac = frac * 10 + (*p - '0');
+                digits++;
+            }
             p++;
         }
-        while (digits < 3) { frac *= 10; digits++; }
+        while (digits < 3) {
+            frac *= 10;
+            digits++;
+        }
     }
     if (*p != 'Z' && strcmp(p, "+00:00") != 0) return 0;
     memset(&tm, 0, sizeof tm);
-    tm.tm_year = y - 1900; tm.tm_mon = mo - 1; tm.tm_mday = d;
-    tm.tm_hour = h; tm.tm_min = mi; tm.tm_sec = sec;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
     *ms = (int64_t)timegm(&tm) * 1000 + frac;
     return 1;
 }
@@ -118,8 +126,7 @@ void srv_url_encode(jbuf *b, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-_.*", c)) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_.*", c)) {
             jbuf_putc(b, (char)c);
         } else {
             char t[4];

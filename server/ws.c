@@ -41,8 +41,10 @@ static void ws_response_raw(srv_conn *c, const char *method, const char *rid_jso
     jbuf_puts(&b, ",\"success\":");
     jbuf_puts(&b, ok ? "true" : "false");
     jbuf_puts(&b, ",\"data\":");
-    if (data && dlen) jbuf_putn(&b, data, dlen);
-    else jbuf_puts(&b, "{}");
+    if (data && dlen)
+        jbuf_putn(&b, data, dlen);
+    else
+        jbuf_puts(&b, "{}");
     jbuf_putc(&b, '}');
     jbuf_putc(&b, 0);
     if (!b.oom) conn_send(c, "response", b.data);
@@ -266,8 +268,7 @@ static void ws_create(const ws_req *q)
         act_conv_create(q->c->user, q->data, &r);
     } else {
         char conv[37];
-        if (!q->obj || q->obj->type != JV_STRING ||
-            !parse_layer_uuid(q->obj->u.s, q->obj->len, "conversations", conv))
+        if (!q->obj || q->obj->type != JV_STRING || !parse_layer_uuid(q->obj->u.s, q->obj->len, "conversations", conv))
             err_resp(&r, 404, "not_found", 102, "object_id must be a conversation you take part in", NULL);
         else
             act_msg_create(q->c->user, conv, q->data, &r);
@@ -276,10 +277,7 @@ static void ws_create(const ws_req *q)
     srv_resp_free(&r);
 }
 
-static void ws_presence_subscribe(const ws_req *q)
-{
-    ws_response(q->c, q->m, q->rid, 1, NULL, 0);
-}
+static void ws_presence_subscribe(const ws_req *q) { ws_response(q->c, q->m, q->rid, 1, NULL, 0); }
 
 static void ws_presence_update(const ws_req *q)
 {
@@ -287,8 +285,7 @@ static void ws_presence_update(const ws_req *q)
     uint32_t i;
     for (i = 0; data && data->type == JV_ARRAY && i < data->len; i++) {
         const jv *prop = jv_get(&data->u.items[i], "property"), *val = jv_get(&data->u.items[i], "value");
-        if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val &&
-            val->type == JV_STRING) {
+        if (prop && prop->type == JV_STRING && strcmp(prop->u.s, "status") == 0 && val && val->type == JV_STRING) {
             const char *s = val->u.s;
             sqlite3_stmt *st;
             if (strcmp(s, "auto") && strcmp(s, "available") && strcmp(s, "away") && strcmp(s, "busy") &&
@@ -307,10 +304,7 @@ static void ws_presence_update(const ws_req *q)
     ws_response(q->c, q->m, q->rid, 1, NULL, 0);
 }
 
-static void ws_presence_sync(const ws_req *q)
-{
-    presence_sync(q->c, q->data, q->rid);
-}
+static void ws_presence_sync(const ws_req *q) { presence_sync(q->c, q->data, q->rid); }
 
 static const struct {
     const char *method;
@@ -399,7 +393,8 @@ int srv_ws_frame(srv_ctx *x, srv_conn *c, const char *data, size_t len)
     type = jv_get(root, "type");
     body = jv_get(root, "body");
     if (root->type != JV_OBJECT || !type || type->type != JV_STRING || !body || body->type != JV_OBJECT) {
-        ws_error(c, NULL, NULL, "invalid_property", 105, "a packet is {\"type\":\"request\"|\"signal\",\"body\":{...}}");
+        ws_error(c, NULL, NULL, "invalid_property", 105,
+                 "a packet is {\"type\":\"request\"|\"signal\",\"body\":{...}}");
     } else if (strcmp(type->u.s, "request") == 0) {
         ws_request(x, c, body);
     } else if (strcmp(type->u.s, "signal") == 0) {

@@ -36,6 +36,8 @@
 #define LAYER_HIDE_END
 #endif
 
+/* clang-format reads the unbalanced braces below as code */
+/* clang-format off */
 #ifdef __cplusplus
 #define LAYER_BEGIN_DECLS LAYER_HIDE_BEGIN extern "C" {
 #define LAYER_END_DECLS } LAYER_HIDE_END
@@ -43,5 +45,6 @@
 #define LAYER_BEGIN_DECLS LAYER_HIDE_BEGIN
 #define LAYER_END_DECLS LAYER_HIDE_END
 #endif
+/* clang-format on */
 
 #endif

@@ -31,14 +31,14 @@ struct lc_entry {
     uint64_t hash;
     pkt_object_type type;
     jv_doc *doc;
-    lc_hold *hold;       /* of doc, while change lists point into it (or NULL) */
-    size_t packed_used;  /* arena bytes in use right after the last repack */
-    const char *id;      /* inside doc */
+    lc_hold *hold;      /* of doc, while change lists point into it (or NULL) */
+    size_t packed_used; /* arena bytes in use right after the last repack */
+    const char *id;     /* inside doc */
     size_t id_len;
     unsigned pins;
-    int deleted;         /* out of the table, alive only through pins */
+    int deleted;                    /* out of the table, alive only through pins */
     struct lc_entry *newer, *older; /* LRU list of live entries */
-    conv_index *conv;    /* messages: the index they are listed in */
+    conv_index *conv;               /* messages: the index they are listed in */
     double position;
 };
 
@@ -58,14 +58,14 @@ typedef struct {
 
 struct lc_cache {
     lc_limits limits;
-    table entries;   /* lc_entry* */
-    table convs;     /* conv_index* */
+    table entries; /* lc_entry* */
+    table convs;   /* conv_index* */
     size_t by_type[5];
     size_t bytes;
     size_t pinned, evicted;
     lc_entry *newest, *oldest;
     lc_entry *graveyard; /* deleted while pinned; linked through older */
-    jv_doc *retired[8]; /* docs that the last event may still point into */
+    jv_doc *retired[8];  /* docs that the last event may still point into */
     size_t n_retired;
     lp_result last;     /* change list of the last patch */
     size_t maintain_at; /* slot where lc_maintain resumes */
@@ -89,8 +89,18 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 /* ===== generic table ===== */
 
 static uint64_t slot_hash(void *p) { return *(uint64_t *)p; }
-static const char *entry_key(void *p, size_t *len) { lc_entry *e = p; *len = e->id_len; return e->id; }
-static const char *conv_key(void *p, size_t *len) { conv_index *x = p; *len = x->id_len; return x->id; }
+static const char *entry_key(void *p, size_t *len)
+{
+    lc_entry *e = p;
+    *len = e->id_len;
+    return e->id;
+}
+static const char *conv_key(void *p, size_t *len)
+{
+    conv_index *x = p;
+    *len = x->id_len;
+    return x->id;
+}
 
 static int table_init(table *t)
 {
@@ -159,8 +169,14 @@ static size_t entry_bytes(const lc_entry *e) { return sizeof *e + jv_doc_bytes(e
 
 static void lru_unlink(lc_cache *c, lc_entry *e)
 {
-    if (e->newer) e->newer->older = e->older; else if (c->newest == e) c->newest = e->older;
-    if (e->older) e->older->newer = e->newer; else if (c->oldest == e) c->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else if (c->newest == e)
+        c->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else if (c->oldest == e)
+        c->oldest = e->newer;
     e->newer = e->older = NULL;
 }
 
@@ -184,8 +200,10 @@ static void release_retired(lc_cache *c)
 /* Free now, or after the caller is done with the current event. */
 static void retire(lc_cache *c, jv_doc *doc)
 {
-    if (c->n_retired < sizeof c->retired / sizeof c->retired[0]) c->retired[c->n_retired++] = doc;
-    else jv_doc_free(doc);
+    if (c->n_retired < sizeof c->retired / sizeof c->retired[0])
+        c->retired[c->n_retired++] = doc;
+    else
+        jv_doc_free(doc);
 }
 
 /* e's doc is being replaced or e is going: a held doc passes to its hold. */
@@ -312,7 +330,10 @@ static size_t conv_upper(const conv_index *x, double p)
     size_t lo = 0, hi = x->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (x->msgs[mid]->position <= p) lo = mid + 1; else hi = mid;
+        if (x->msgs[mid]->position <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -380,7 +401,10 @@ static void enforce_conversation_bound(lc_cache *c, conv_index *x, const lc_entr
     while (max && x->n > max && i < x->n) {
         lc_entry *e = x->msgs[i];
         if (e == keep) return;
-        if (e->pins) { i++; continue; }
+        if (e->pins) {
+            i++;
+            continue;
+        }
         c->evicted++;
         if (x->n == 1) { /* unlinking frees x */
             unlink_entry(c, e);
@@ -765,7 +789,10 @@ void lc_unpin(lc_cache *c, lc_ref *r)
     if (r->conv && c->limits.max_messages_per_conversation && r->conv->n > c->limits.max_messages_per_conversation)
         c->over_bound = 1;
     if (r->deleted) { /* already out of the table: this was its last holder */
-        if (r->newer) r->newer->older = r->older; else c->graveyard = r->older;
+        if (r->newer)
+            r->newer->older = r->older;
+        else
+            c->graveyard = r->older;
         if (r->older) r->older->newer = r->newer;
         free_doc(r);
         free(r);

@@ -25,7 +25,7 @@ LAYER_BEGIN_DECLS
 
 typedef struct lc_cache lc_cache;
 typedef struct lc_entry lc_ref; /* a pinned object */
-typedef struct lc_hold lc_hold;   /* a document held for a change list */
+typedef struct lc_hold lc_hold; /* a document held for a change list */
 
 typedef struct {
     size_t max_messages_per_conversation; /* 0: no limit */
@@ -37,9 +37,9 @@ typedef enum {
     LC_REPLACED,    /* create for a known id: upsert */
     LC_PATCHED,
     LC_DELETED,
-    LC_TRUNCATED,   /* from_position: messages removed, conversation kept */
-    LC_IGNORED,     /* delete or patch of an unknown object */
-    LC_MARKED_READ  /* Conversation.mark_all_read */
+    LC_TRUNCATED,  /* from_position: messages removed, conversation kept */
+    LC_IGNORED,    /* delete or patch of an unknown object */
+    LC_MARKED_READ /* Conversation.mark_all_read */
 } lc_outcome;
 
 typedef struct {
@@ -50,7 +50,7 @@ typedef struct {
     /* LC_PATCHED: valid until the next lc_apply */
     const lp_change *changes;
     size_t n_changes;
-    int changed;    /* LC_PATCHED: the object differs from before (with or without tracking) */
+    int changed; /* LC_PATCHED: the object differs from before (with or without tracking) */
     /* LC_PATCHED with track_changes: the doc the changes point into, held
      * for the caller until lc_release (NULL if holding failed: then they
      * are valid until the next lc_apply, as without it). */

@@ -36,7 +36,7 @@ typedef struct ld_input {
     int64_t layer_count;
     char *retry_after; /* inside this allocation, or NULL */
     size_t len;
-    char data[];       /* body, frame or reason, NUL-terminated */
+    char data[]; /* body, frame or reason, NUL-terminated */
 } ld_input;
 
 /* Where a hub driver is: in no list, waiting for the next round, in the
@@ -63,7 +63,7 @@ struct ld_driver {
     uint64_t id;
     int at;
     ld_driver *lprev, *lnext;
-    uint64_t timer;   /* the engine's deadline on the loop, or 0 */
+    uint64_t timer; /* the engine's deadline on the loop, or 0 */
     int64_t timer_at;
     ld_input *in_head, *in_tail;
     lt_ws *ws;
@@ -94,9 +94,12 @@ static char *ws_from_http(const char *base)
     char *out;
     const char *rest;
     const char *scheme;
-    if (!strncmp(base, "https://", 8)) scheme = "wss://", rest = base + 8;
-    else if (!strncmp(base, "http://", 7)) scheme = "ws://", rest = base + 7;
-    else return NULL;
+    if (!strncmp(base, "https://", 8))
+        scheme = "wss://", rest = base + 8;
+    else if (!strncmp(base, "http://", 7))
+        scheme = "ws://", rest = base + 7;
+    else
+        return NULL;
     out = malloc(strlen(scheme) + strlen(rest) + 1);
     if (!out) return NULL;
     strcpy(out, scheme);
@@ -189,8 +192,10 @@ int ld_shared(const ld_driver *d) { return d->hub != NULL; }
 
 void ld_wake(ld_driver *d)
 {
-    if (d->hub) make_ready(d);
-    else lt_loop_wake(d->loop);
+    if (d->hub)
+        make_ready(d);
+    else
+        lt_loop_wake(d->loop);
 }
 
 /* ===== inputs held for a hub driver's own step ===== */
@@ -214,8 +219,10 @@ static void hold(ld_driver *d, int kind, uint64_t id, int status, const char *re
     if (len) memcpy(in->data, data, len);
     in->data[len] = '\0';
     in->retry_after = ra ? memcpy(in->data + len + 1, retry_after, ra) : NULL;
-    if (d->in_tail) d->in_tail->next = in;
-    else d->in_head = in;
+    if (d->in_tail)
+        d->in_tail->next = in;
+    else
+        d->in_head = in;
     d->in_tail = in;
     make_ready(d);
 }
@@ -262,7 +269,8 @@ static void describe_failure(const lt_http_resp *resp, char *out, size_t n)
     case LT_HTTP_EDNS: what = "host name not found"; break;
     case LT_HTTP_ECONNECT:
         what = resp->os_errno == ECONNREFUSED ? "connection refused"
-               : resp->os_errno ? strerror(resp->os_errno) : "could not connect";
+               : resp->os_errno               ? strerror(resp->os_errno)
+                                              : "could not connect";
         break;
     case LT_HTTP_ETIMEOUT: what = "timed out"; break;
     case LT_HTTP_ETLS: what = "TLS failure"; break;
@@ -284,11 +292,13 @@ static void on_http(const lt_http_resp *resp, void *ud)
         /* a refused certificate will be refused again: no point retrying (status -1) */
         int status = resp->error == LT_HTTP_ETLS ? -1 : 0;
         describe_failure(resp, msg, sizeof msg);
-        if (d->hub) hold(d, IN_HTTP, p->session_id, status, NULL, -1, msg, strlen(msg));
-        else ls_http_response(d->s, lt_now_ms(), p->session_id, status, NULL, -1, msg, strlen(msg));
+        if (d->hub)
+            hold(d, IN_HTTP, p->session_id, status, NULL, -1, msg, strlen(msg));
+        else
+            ls_http_response(d->s, lt_now_ms(), p->session_id, status, NULL, -1, msg, strlen(msg));
     } else if (d->hub) {
-        hold(d, IN_HTTP, p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"), layer_count,
-             resp->body, resp->body_len);
+        hold(d, IN_HTTP, p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"), layer_count, resp->body,
+             resp->body_len);
     } else {
         ls_http_response(d->s, lt_now_ms(), p->session_id, (int)resp->status, lt_http_header(resp, "Retry-After"),
                          layer_count, resp->body, resp->body_len);
@@ -370,24 +380,30 @@ static void on_open(lt_ws *ws, void *ud)
 {
     ld_driver *d = ud;
     (void)ws;
-    if (d->hub) hold(d, IN_OPEN, 0, 0, NULL, -1, NULL, 0);
-    else ls_ws_opened(d->s, lt_now_ms());
+    if (d->hub)
+        hold(d, IN_OPEN, 0, 0, NULL, -1, NULL, 0);
+    else
+        ls_ws_opened(d->s, lt_now_ms());
 }
 
 static void on_text(lt_ws *ws, const char *data, size_t len, void *ud)
 {
     ld_driver *d = ud;
     (void)ws;
-    if (d->hub) hold(d, IN_FRAME, 0, 0, NULL, -1, data, len);
-    else ls_ws_frame(d->s, lt_now_ms(), data, len);
+    if (d->hub)
+        hold(d, IN_FRAME, 0, 0, NULL, -1, data, len);
+    else
+        ls_ws_frame(d->s, lt_now_ms(), data, len);
 }
 
 static void ws_gone(ld_driver *d, lt_ws *ws, const char *reason)
 {
     if (d->ws == ws) d->ws = NULL;
     lt_ws_free(ws); /* allowed from its own callback */
-    if (d->hub) hold(d, IN_CLOSED, 0, 0, NULL, -1, reason, strlen(reason));
-    else ls_ws_closed(d->s, lt_now_ms(), reason);
+    if (d->hub)
+        hold(d, IN_CLOSED, 0, 0, NULL, -1, reason, strlen(reason));
+    else
+        ls_ws_closed(d->s, lt_now_ms(), reason);
 }
 
 static void on_close(lt_ws *ws, int code, const char *reason, int was_clean, void *ud)
@@ -422,7 +438,8 @@ static void open_ws(ld_driver *d)
         char *w = url + snprintf(url, n, "%s/?session_token=", d->ws_base);
         const unsigned char *t = (const unsigned char *)token;
         for (; *t; t++) {
-            if ((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') || strchr("-._~", *t)) {
+            if ((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
+                strchr("-._~", *t)) {
                 *w++ = (char)*t;
             } else {
                 *w++ = '%';
@@ -485,7 +502,7 @@ void ld_service(ld_driver *d, int timeout_ms)
         ld_pump(d);
         return;
     }
-    ld_pump(d); /* start what the engine asked for before waiting */
+    ld_pump(d);                                /* start what the engine asked for before waiting */
     due = ls_next_deadline(d->s, lt_now_ms()); /* never sleep past the engine's own timers */
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms)) timeout_ms = (int)due;
     lt_loop_step(d->loop, timeout_ms);
@@ -503,10 +520,14 @@ static void unlist(ld_driver *d)
 {
     dlist *l = list_of(d->hub, d->at);
     if (!l) return;
-    if (d->lprev) d->lprev->lnext = d->lnext;
-    else l->head = d->lnext;
-    if (d->lnext) d->lnext->lprev = d->lprev;
-    else l->tail = d->lprev;
+    if (d->lprev)
+        d->lprev->lnext = d->lnext;
+    else
+        l->head = d->lnext;
+    if (d->lnext)
+        d->lnext->lprev = d->lprev;
+    else
+        l->tail = d->lprev;
     d->lprev = d->lnext = NULL;
     d->at = AT_NONE;
 }
@@ -518,8 +539,10 @@ static void enlist(ld_driver *d, int at)
     d->at = at;
     d->lprev = l->tail;
     d->lnext = NULL;
-    if (l->tail) l->tail->lnext = d;
-    else l->head = d;
+    if (l->tail)
+        l->tail->lnext = d;
+    else
+        l->head = d;
     l->tail = d;
 }
 

@@ -23,23 +23,23 @@ typedef struct ld_driver ld_driver;
 typedef struct ld_hub ld_hub;
 
 typedef struct {
-    const char *url;            /* REST base, "http://127.0.0.1:7480" */
-    const char *websocket_url;  /* NULL: the REST base with ws(s):// */
+    const char *url;           /* REST base, "http://127.0.0.1:7480" */
+    const char *websocket_url; /* NULL: the REST base with ws(s):// */
     const char *ca_file, *ca_path;
-    int insecure;               /* skip certificate checks: explicit only */
-    const char *proxy;          /* http:// proxy for REST and WebSocket; NULL: the environment, "": none */
-    long connect_timeout_ms;    /* 0: 15 s */
-    long request_timeout_ms;    /* whole HTTP request; 0: 60 s */
-    ld_hub *hub;                /* NULL: a private loop of its own */
+    int insecure;            /* skip certificate checks: explicit only */
+    const char *proxy;       /* http:// proxy for REST and WebSocket; NULL: the environment, "": none */
+    long connect_timeout_ms; /* 0: 15 s */
+    long request_timeout_ms; /* whole HTTP request; 0: 60 s */
+    ld_hub *hub;             /* NULL: a private loop of its own */
 } ld_options;
 
 /* The driver borrows s; free the driver before the session. */
 ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len);
 void ld_free(ld_driver *d);
 
-int ld_fd(const ld_driver *d);          /* stable epoll fd for external loops */
-int ld_timeout_ms(ld_driver *d);        /* -1: nothing scheduled by the transport */
-void ld_wake(ld_driver *d);             /* makes ld_fd readable: work queued outside a pass */
+int ld_fd(const ld_driver *d);   /* stable epoll fd for external loops */
+int ld_timeout_ms(ld_driver *d); /* -1: nothing scheduled by the transport */
+void ld_wake(ld_driver *d);      /* makes ld_fd readable: work queued outside a pass */
 /* One pass of I/O (waits up to timeout_ms; 0 never blocks), then moves the
  * engine's outputs onto the transport. */
 void ld_service(ld_driver *d, int timeout_ms);
@@ -52,8 +52,8 @@ int64_t ld_now_ms(void);
 ld_hub *ld_hub_new(char *err, size_t err_len);
 /* The owner lets go: the loop itself goes with the last driver on it. */
 void ld_hub_release(ld_hub *h);
-int ld_hub_fd(ld_hub *h);                 /* stable epoll fd for external loops */
-int ld_hub_timeout_ms(ld_hub *h);         /* 0 while a driver has work */
+int ld_hub_fd(ld_hub *h);         /* stable epoll fd for external loops */
+int ld_hub_timeout_ms(ld_hub *h); /* 0 while a driver has work */
 void ld_hub_wake(ld_hub *h);
 size_t ld_hub_drivers(const ld_hub *h);
 /* One I/O pass for every driver (waits up to timeout_ms, <0: until work),
@@ -63,11 +63,11 @@ int ld_hub_step(ld_hub *h, int timeout_ms);
  * it (ld_service, ld_pump) and then calls ld_settle; one that is not settled
  * by the next ld_hub_step is taken to still have work. */
 ld_driver *ld_hub_next(ld_hub *h);
-void ld_hub_skip(ld_hub *h);              /* the last ld_hub_next has no client: forget it */
+void ld_hub_skip(ld_hub *h); /* the last ld_hub_next has no client: forget it */
 /* After its client's step: arms the engine's next deadline on the loop, or
  * keeps the driver in line when events are still queued. */
 void ld_settle(ld_driver *d);
-uint64_t ld_id(const ld_driver *d);       /* never 0; unique within its hub */
+uint64_t ld_id(const ld_driver *d); /* never 0; unique within its hub */
 int ld_shared(const ld_driver *d);
 
 LAYER_END_DECLS

@@ -12,7 +12,10 @@
 #define FIFO_PUSH(head, tail, item)                                                                                    \
     do {                                                                                                               \
         (item)->next = NULL;                                                                                           \
-        if (tail) (tail)->next = (item); else (head) = (item);                                                         \
+        if (tail)                                                                                                      \
+            (tail)->next = (item);                                                                                     \
+        else                                                                                                           \
+            (head) = (item);                                                                                           \
         (tail) = (item);                                                                                               \
     } while (0)
 

@@ -51,8 +51,7 @@ static void curl_init_once(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_D
 
 static void hreq_free(hreq *r)
 {
-    if (r->easy)
-        curl_easy_cleanup(r->easy);
+    if (r->easy) curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdrs);
     free(r->body);
     free(r->hstore);
@@ -65,8 +64,7 @@ static void unlink_req(hsvc *svc, hreq *r)
         r->prev->next = r->next;
     else
         svc->head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    if (r->next) r->next->prev = r->prev;
     r->prev = r->next = NULL;
 }
 
@@ -76,10 +74,8 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 {
     hsvc *svc = userp;
     uint32_t ev = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        ev |= EPOLLIN;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        ev |= EPOLLOUT;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= EPOLLOUT;
     lt_loop_watch(svc->loop, svc->slot, s, what == CURL_POLL_REMOVE ? 0 : ev);
     return 0;
 }
@@ -101,8 +97,7 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *ud)
     }
     if (r->len + k + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 1024;
-        while (cap < r->len + k + 1)
-            cap *= 2;
+        while (cap < r->len + k + 1) cap *= 2;
         char *b = realloc(r->body, cap);
         if (!b) {
             r->oom = 1;
@@ -121,11 +116,9 @@ static int hstore_put(hreq *r, const char *s, size_t n)
 {
     if (r->hlen + n + 1 > r->hcap) {
         size_t cap = r->hcap ? r->hcap : 512;
-        while (cap < r->hlen + n + 1)
-            cap *= 2;
+        while (cap < r->hlen + n + 1) cap *= 2;
         char *b = realloc(r->hstore, cap);
-        if (!b)
-            return -1;
+        if (!b) return -1;
         r->hstore = b;
         r->hcap = cap;
     }
@@ -139,22 +132,18 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
 {
     hreq *r = ud;
     size_t k = sz * n, len = k;
-    while (len && (p[len - 1] == '\r' || p[len - 1] == '\n'))
-        len--;
+    while (len && (p[len - 1] == '\r' || p[len - 1] == '\n')) len--;
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response: keep only the last */
         r->hlen = 0;
         r->nh = 0;
         return k;
     }
     const char *colon = memchr(p, ':', len);
-    if (!colon)
-        return k;
+    if (!colon) return k;
     size_t nl = (size_t)(colon - p);
     const char *v = colon + 1, *end = p + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
     if (hstore_put(r, p, nl) < 0 || hstore_put(r, v, (size_t)(end - v)) < 0) {
         r->oom = 1;
         return 0;
@@ -169,27 +158,20 @@ static void svc_on_fd(void *ud, int fd, uint32_t ev)
 {
     hsvc *svc = ud;
     int flags = 0, running;
-    if (ev & EPOLLIN)
-        flags |= CURL_CSELECT_IN;
-    if (ev & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (ev & (EPOLLERR | EPOLLHUP))
-        flags |= CURL_CSELECT_ERR;
+    if (ev & EPOLLIN) flags |= CURL_CSELECT_IN;
+    if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (ev & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
     curl_multi_socket_action(svc->multi, fd, flags, &running);
 }
 
 static lt_http_err map_error(const hreq *r)
 {
-    if (r->toobig)
-        return LT_HTTP_ETOOBIG;
+    if (r->toobig) return LT_HTTP_ETOOBIG;
     switch (r->result) {
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return LT_HTTP_EDNS;
-    case CURLE_COULDNT_CONNECT:
-        return LT_HTTP_ECONNECT;
-    case CURLE_OPERATION_TIMEDOUT:
-        return LT_HTTP_ETIMEOUT;
+    case CURLE_COULDNT_RESOLVE_PROXY: return LT_HTTP_EDNS;
+    case CURLE_COULDNT_CONNECT: return LT_HTTP_ECONNECT;
+    case CURLE_OPERATION_TIMEDOUT: return LT_HTTP_ETIMEOUT;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -202,8 +184,7 @@ static lt_http_err map_error(const hreq *r)
     case CURLE_USE_SSL_FAILED:
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-        return LT_HTTP_ETLS;
+    case CURLE_SSL_ENGINE_INITFAILED: return LT_HTTP_ETLS;
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -212,10 +193,8 @@ static lt_http_err map_error(const hreq *r)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_TOO_MANY_REDIRECTS:
-        return LT_HTTP_EPROTO;
-    default:
-        return LT_HTTP_EOTHER;
+    case CURLE_TOO_MANY_REDIRECTS: return LT_HTTP_EPROTO;
+    default: return LT_HTTP_EOTHER;
     }
 }
 
@@ -249,8 +228,8 @@ static void report(hsvc *svc, hreq *r)
         resp.error = r->oom ? LT_HTTP_EOTHER : map_error(r);
         curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
         resp.os_errno = (int)os_errno;
-        resp.error_msg = r->oom ? "out of memory"
-                         : r->toobig ? "response body too large"
+        resp.error_msg = r->oom         ? "out of memory"
+                         : r->toobig    ? "response body too large"
                          : r->errbuf[0] ? r->errbuf
                                         : curl_easy_strerror(r->result);
         resp.body = "";
@@ -271,8 +250,7 @@ static void svc_run(void *ud)
     hreq *done = NULL, **tail = &done;
     CURLMsg *m;
     while ((m = curl_multi_info_read(svc->multi, &q))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
+        if (m->msg != CURLMSG_DONE) continue;
         hreq *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         r->result = m->data.result;
@@ -281,14 +259,12 @@ static void svc_run(void *ud)
         *tail = r;
         tail = &r->done_next;
     }
-    for (hreq *r = done; r; r = r->done_next)
-        curl_multi_remove_handle(svc->multi, r->easy);
+    for (hreq *r = done; r; r = r->done_next) curl_multi_remove_handle(svc->multi, r->easy);
     while (done && !lt_loop_closing(svc->loop)) {
         hreq *r = done;
         done = r->done_next;
         unlink_req(svc, r);
-        if (!r->cancelled)
-            report(svc, r);
+        if (!r->cancelled) report(svc, r);
         hreq_free(r);
     }
     /* If the loop is being freed, leftovers stay listed and svc_destroy frees them. */
@@ -297,8 +273,7 @@ static void svc_run(void *ud)
 static int svc_timeout(void *ud)
 {
     hsvc *svc = ud;
-    if (svc->deadline < 0)
-        return -1;
+    if (svc->deadline < 0) return -1;
     int64_t d = svc->deadline - lt_now_ms();
     return d <= 0 ? 0 : d > 0x7fffffff ? 0x7fffffff : (int)d;
 }
@@ -309,8 +284,7 @@ static void svc_destroy(void *ud)
     while (svc->head) {
         hreq *r = svc->head;
         unlink_req(svc, r);
-        if (!r->done)
-            curl_multi_remove_handle(svc->multi, r->easy);
+        if (!r->done) curl_multi_remove_handle(svc->multi, r->easy);
         hreq_free(r);
     }
     curl_multi_cleanup(svc->multi); /* may still call sock_cb: the epoll fd is open */
@@ -322,14 +296,11 @@ static const lt_service_vt http_vt = {svc_on_fd, svc_run, svc_timeout, svc_destr
 static hsvc *get_svc(lt_loop *loop)
 {
     hsvc *svc = lt_loop_service(loop, &http_vt);
-    if (svc)
-        return svc;
+    if (svc) return svc;
     pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return NULL;
+    if (curl_init_rc != CURLE_OK) return NULL;
     svc = calloc(1, sizeof *svc);
-    if (!svc)
-        return NULL;
+    if (!svc) return NULL;
     svc->loop = loop;
     svc->deadline = -1;
     svc->next_id = 1;
@@ -371,10 +342,8 @@ static int setup(hreq *r, const lt_http_req *q)
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
-    if (q->timeout_ms > 0)
-        SET(CURLOPT_TIMEOUT_MS, q->timeout_ms);
-    if (q->connect_timeout_ms > 0)
-        SET(CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms);
+    if (q->timeout_ms > 0) SET(CURLOPT_TIMEOUT_MS, q->timeout_ms);
+    if (q->connect_timeout_ms > 0) SET(CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms);
     if (q->follow_redirects) {
         SET(CURLOPT_FOLLOWLOCATION, 1L);
         SET(CURLOPT_MAXREDIRS, 5L);
@@ -383,38 +352,30 @@ static int setup(hreq *r, const lt_http_req *q)
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
         SET(CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (q->ca_file)
-        SET(CURLOPT_CAINFO, q->ca_file);
-    if (q->ca_path)
-        SET(CURLOPT_CAPATH, q->ca_path);
-    if (q->proxy)
-        SET(CURLOPT_PROXY, q->proxy);
-    if (q->user_agent)
-        SET(CURLOPT_USERAGENT, q->user_agent);
+    if (q->ca_file) SET(CURLOPT_CAINFO, q->ca_file);
+    if (q->ca_path) SET(CURLOPT_CAPATH, q->ca_path);
+    if (q->proxy) SET(CURLOPT_PROXY, q->proxy);
+    if (q->user_agent) SET(CURLOPT_USERAGENT, q->user_agent);
 
     if (strcmp(method, "GET") == 0 && !q->body) {
         SET(CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);
     } else {
-        if (strcmp(method, "POST") != 0)
-            SET(CURLOPT_CUSTOMREQUEST, method);
-        if (q->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-            strcmp(method, "PATCH") == 0) {
+        if (strcmp(method, "POST") != 0) SET(CURLOPT_CUSTOMREQUEST, method);
+        if (q->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
             SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(q->body ? q->body_len : 0));
             SET(CURLOPT_COPYPOSTFIELDS, q->body ? q->body : "");
         }
     }
     for (size_t i = 0; i < q->nheaders; i++) {
         struct curl_slist *s = curl_slist_append(r->hdrs, q->headers[i]);
-        if (!s)
-            return -1;
+        if (!s) return -1;
         r->hdrs = s;
     }
     /* No "Expect: 100-continue" round trip for larger bodies. */
     struct curl_slist *s = curl_slist_append(r->hdrs, "Expect:");
-    if (!s)
-        return -1;
+    if (!s) return -1;
     r->hdrs = s;
     SET(CURLOPT_HTTPHEADER, r->hdrs);
 #undef SET
@@ -423,14 +384,11 @@ static int setup(hreq *r, const lt_http_req *q)
 
 uint64_t lt_http_request(lt_loop *loop, const lt_http_req *q, lt_http_cb cb, void *ud)
 {
-    if (!loop || !q || !q->url || !cb || lt_loop_closing(loop))
-        return 0;
+    if (!loop || !q || !q->url || !cb || lt_loop_closing(loop)) return 0;
     hsvc *svc = get_svc(loop);
-    if (!svc)
-        return 0;
+    if (!svc) return 0;
     hreq *r = calloc(1, sizeof *r);
-    if (!r)
-        return 0;
+    if (!r) return 0;
     r->cb = cb;
     r->ud = ud;
     r->max = q->max_body ? q->max_body : HTTP_DEFAULT_MAX_BODY;
@@ -441,8 +399,7 @@ uint64_t lt_http_request(lt_loop *loop, const lt_http_req *q, lt_http_cb cb, voi
     }
     r->id = svc->next_id++;
     r->next = svc->head;
-    if (svc->head)
-        svc->head->prev = r;
+    if (svc->head) svc->head->prev = r;
     svc->head = r;
     return r->id;
 }
@@ -450,13 +407,10 @@ uint64_t lt_http_request(lt_loop *loop, const lt_http_req *q, lt_http_cb cb, voi
 int lt_http_cancel(lt_loop *loop, uint64_t id)
 {
     hsvc *svc = lt_loop_service(loop, &http_vt);
-    if (!svc || !id)
-        return 0;
+    if (!svc || !id) return 0;
     for (hreq *r = svc->head; r; r = r->next) {
-        if (r->id != id)
-            continue;
-        if (r->cancelled)
-            return 0;
+        if (r->id != id) continue;
+        if (r->cancelled) return 0;
         if (r->done) { /* completion already drained: svc_run frees it */
             r->cancelled = 1;
             return 1;
@@ -474,16 +428,14 @@ size_t lt_http_active(lt_loop *loop)
     hsvc *svc = lt_loop_service(loop, &http_vt);
     size_t n = 0;
     if (svc)
-        for (hreq *r = svc->head; r; r = r->next)
-            n += !r->cancelled;
+        for (hreq *r = svc->head; r; r = r->next) n += !r->cancelled;
     return n;
 }
 
 int lt_http_header_at(const lt_http_resp *resp, size_t i, const char **name, const char **value)
 {
     const hreq *r = resp->priv_;
-    if (!r || i >= r->nh)
-        return 0;
+    if (!r || i >= r->nh) return 0;
     const char *p = r->hstore;
     for (size_t k = 0; k < i; k++) {
         p += strlen(p) + 1;
@@ -503,13 +455,11 @@ size_t lt_http_header_count(const lt_http_resp *resp)
 const char *lt_http_header(const lt_http_resp *resp, const char *name)
 {
     const hreq *r = resp->priv_;
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     const char *p = r->hstore;
     for (size_t k = 0; k < r->nh; k++) {
         const char *v = p + strlen(p) + 1;
-        if (strcasecmp(p, name) == 0)
-            return v;
+        if (strcasecmp(p, name) == 0) return v;
         p = v + strlen(v) + 1;
     }
     return NULL;

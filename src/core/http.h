@@ -18,12 +18,12 @@ LAYER_BEGIN_DECLS
 /* Transport errors, distinct from HTTP status (status is 0 when error != 0). */
 typedef enum {
     LT_HTTP_OK = 0,
-    LT_HTTP_EDNS,      /* name did not resolve */
-    LT_HTTP_ECONNECT,  /* refused / unreachable */
-    LT_HTTP_ETIMEOUT,  /* timeout_ms or connect_timeout_ms elapsed */
-    LT_HTTP_ETLS,      /* handshake or certificate verification failed */
-    LT_HTTP_ETOOBIG,   /* response body over max_body */
-    LT_HTTP_EPROTO,    /* malformed response, connection dropped mid-way */
+    LT_HTTP_EDNS,     /* name did not resolve */
+    LT_HTTP_ECONNECT, /* refused / unreachable */
+    LT_HTTP_ETIMEOUT, /* timeout_ms or connect_timeout_ms elapsed */
+    LT_HTTP_ETLS,     /* handshake or certificate verification failed */
+    LT_HTTP_ETOOBIG,  /* response body over max_body */
+    LT_HTTP_EPROTO,   /* malformed response, connection dropped mid-way */
     LT_HTTP_EOTHER
 } lt_http_err;
 
@@ -32,23 +32,23 @@ typedef struct lt_http_req {
     const char *url;            /* http:// or https:// */
     const char *const *headers; /* "Name: value" strings */
     size_t nheaders;
-    const char *body;           /* copied; may be NULL */
+    const char *body; /* copied; may be NULL */
     size_t body_len;
-    long timeout_ms;            /* whole request; 0 = none */
-    long connect_timeout_ms;    /* 0 = libcurl default (300 s) */
-    size_t max_body;            /* 0 = 64 MiB */
-    const char *ca_file;        /* PEM bundle to trust instead of the system one */
-    const char *ca_path;        /* directory of hashed CA certs */
-    int insecure;               /* 1 = skip peer and host verification (explicit only) */
-    const char *proxy;          /* explicit proxy URL; NULL = libcurl's env handling */
-    const char *user_agent;     /* NULL = none sent */
-    int follow_redirects;       /* 0 = report 3xx as is */
+    long timeout_ms;         /* whole request; 0 = none */
+    long connect_timeout_ms; /* 0 = libcurl default (300 s) */
+    size_t max_body;         /* 0 = 64 MiB */
+    const char *ca_file;     /* PEM bundle to trust instead of the system one */
+    const char *ca_path;     /* directory of hashed CA certs */
+    int insecure;            /* 1 = skip peer and host verification (explicit only) */
+    const char *proxy;       /* explicit proxy URL; NULL = libcurl's env handling */
+    const char *user_agent;  /* NULL = none sent */
+    int follow_redirects;    /* 0 = report 3xx as is */
 } lt_http_req;
 
 typedef struct lt_http_resp {
     uint64_t id;
-    long status;           /* HTTP status, 0 on transport error */
-    const char *body;      /* NUL-terminated view, valid during the callback */
+    long status;      /* HTTP status, 0 on transport error */
+    const char *body; /* NUL-terminated view, valid during the callback */
     size_t body_len;
     lt_http_err error;
     const char *error_msg; /* NULL when error == LT_HTTP_OK */

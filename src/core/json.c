@@ -94,7 +94,8 @@ jv_doc *jv_doc_new(size_t size_hint)
     if (!doc) return NULL;
     doc->heap = sizeof *doc;
     doc->root = jv_null();
-    doc->grow = size_hint / 2 < MIN_CHUNK ? MIN_CHUNK : (size_hint / 2 > MAX_GROW_CHUNK ? MAX_GROW_CHUNK : size_hint / 2);
+    doc->grow =
+        size_hint / 2 < MIN_CHUNK ? MIN_CHUNK : (size_hint / 2 > MAX_GROW_CHUNK ? MAX_GROW_CHUNK : size_hint / 2);
     doc->doubling = size_hint == 0;
     if (size_hint && !chunk_new(doc, size_hint)) {
         free(doc);
@@ -115,7 +116,11 @@ void jv_doc_free(jv_doc *doc)
 }
 
 const jv *jv_root(const jv_doc *doc) { return &doc->root; }
-void jv_set_root(jv_doc *doc, const jv *root) { doc->root = *root; doc->has_root = 1; }
+void jv_set_root(jv_doc *doc, const jv *root)
+{
+    doc->root = *root;
+    doc->has_root = 1;
+}
 size_t jv_doc_bytes(const jv_doc *doc) { return doc->heap; }
 size_t jv_doc_used(const jv_doc *doc) { return doc->used; }
 
@@ -134,18 +139,73 @@ typedef struct {
     char text[KNOWN_KEY_MAX];
 } known_key;
 
-#define K(s) {{(unsigned char)(sizeof(s) - 1), 0, 0, 0}, s}
+#define K(s)                                                                                                           \
+    {                                                                                                                  \
+        {(unsigned char)(sizeof(s) - 1), 0, 0, 0}, s                                                                   \
+    }
 static const known_key known_keys[] = {
-    K("id"), K("url"), K("type"), K("position"), K("conversation"), K("parts"), K("body"), K("mime_type"),
-    K("encoding"), K("content"), K("size"), K("download_url"), K("expiration"), K("refresh_url"), K("sent_at"),
-    K("sender"), K("user_id"), K("display_name"), K("avatar_url"), K("first_name"), K("last_name"),
-    K("email_address"), K("phone_number"), K("metadata"), K("is_unread"), K("updated_at"),
-    K("recipient_status"), K("receipts_url"), K("messages_url"), K("created_at"), K("participants"),
-    K("distinct"), K("unread_message_count"), K("last_message"), K("operation"), K("property"), K("value"),
-    K("object"), K("data"), K("counter"), K("timestamp"), K("mode"), K("from_position"), K("request_id"),
-    K("method"), K("success"), K("code"), K("message"), K("identity_type"), K("public_key"), K("presence"),
-    K("status"), K("last_seen_at"), K("notification"), K("title"), K("text"), K("sound"), K("action"),
-    K("identity"), K("object_id"), K("name"), K("is_replaced"),
+    K("id"),
+    K("url"),
+    K("type"),
+    K("position"),
+    K("conversation"),
+    K("parts"),
+    K("body"),
+    K("mime_type"),
+    K("encoding"),
+    K("content"),
+    K("size"),
+    K("download_url"),
+    K("expiration"),
+    K("refresh_url"),
+    K("sent_at"),
+    K("sender"),
+    K("user_id"),
+    K("display_name"),
+    K("avatar_url"),
+    K("first_name"),
+    K("last_name"),
+    K("email_address"),
+    K("phone_number"),
+    K("metadata"),
+    K("is_unread"),
+    K("updated_at"),
+    K("recipient_status"),
+    K("receipts_url"),
+    K("messages_url"),
+    K("created_at"),
+    K("participants"),
+    K("distinct"),
+    K("unread_message_count"),
+    K("last_message"),
+    K("operation"),
+    K("property"),
+    K("value"),
+    K("object"),
+    K("data"),
+    K("counter"),
+    K("timestamp"),
+    K("mode"),
+    K("from_position"),
+    K("request_id"),
+    K("method"),
+    K("success"),
+    K("code"),
+    K("message"),
+    K("identity_type"),
+    K("public_key"),
+    K("presence"),
+    K("status"),
+    K("last_seen_at"),
+    K("notification"),
+    K("title"),
+    K("text"),
+    K("sound"),
+    K("action"),
+    K("identity"),
+    K("object_id"),
+    K("name"),
+    K("is_replaced"),
 };
 #undef K
 
@@ -203,7 +263,8 @@ static const char *known_key_find(const char *s, size_t len, size_t avail)
     head = key_head(s, len, avail);
     for (h = known_hash(head, len); (slot = known_slots[h]) != 0; h = (h + 1) & (KNOWN_SLOTS - 1)) {
         const known_key *k = &known_keys[slot - 1];
-        if (known_heads[slot - 1] == head && k->len[0] == len && (len <= 8 || jv_same_bytes(k->text + 8, s + 8, len - 8)))
+        if (known_heads[slot - 1] == head && k->len[0] == len &&
+            (len <= 8 || jv_same_bytes(k->text + 8, s + 8, len - 8)))
             return k->text;
     }
     return NULL;
@@ -212,7 +273,8 @@ static const char *known_key_find(const char *s, size_t len, size_t avail)
 /* Keys already pointing into the static table need no copy. */
 static int is_known_key(const char *k)
 {
-    uintptr_t p = (uintptr_t)k, lo = (uintptr_t)known_keys, hi = (uintptr_t)(known_keys + sizeof known_keys / sizeof known_keys[0]);
+    uintptr_t p = (uintptr_t)k, lo = (uintptr_t)known_keys,
+              hi = (uintptr_t)(known_keys + sizeof known_keys / sizeof known_keys[0]);
     return p >= lo && p < hi;
 }
 
@@ -276,14 +338,15 @@ size_t jv_value_bytes(const jv *v)
     size_t n = 0;
     uint32_t i;
     switch (v->type) {
-    case JV_STRING:
-        return v->len + 1;
+    case JV_STRING: return v->len + 1;
     case JV_ARRAY:
         n = (size_t)v->len * sizeof(jv) + 7; /* alignment slack */
         for (i = 0; i < v->len; i++) {
             const jv *item = &v->u.items[i];
-            if (item->type == JV_STRING) n += item->len + 1;
-            else if (item->type > JV_STRING) n += jv_value_bytes(item);
+            if (item->type == JV_STRING)
+                n += item->len + 1;
+            else if (item->type > JV_STRING)
+                n += jv_value_bytes(item);
         }
         return n;
     case JV_OBJECT:
@@ -292,12 +355,13 @@ size_t jv_value_bytes(const jv *v)
             const char *k = v->u.members[i].key;
             const jv *value = &v->u.members[i].value;
             if (!is_known_key(k)) n += jv_key_len(k) + 5; /* length prefix and NUL */
-            if (value->type == JV_STRING) n += value->len + 1;
-            else if (value->type > JV_STRING) n += jv_value_bytes(value);
+            if (value->type == JV_STRING)
+                n += value->len + 1;
+            else if (value->type > JV_STRING)
+                n += jv_value_bytes(value);
         }
         return n;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -323,24 +387,31 @@ int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
     uint32_t i;
     *dst = *src;
     switch (src->type) {
-    case JV_STRING:
-        return (dst->u.s = copy_text(doc, src->u.s, src->len, 0)) != NULL;
+    case JV_STRING: return (dst->u.s = copy_text(doc, src->u.s, src->len, 0)) != NULL;
     case JV_ARRAY: {
         jv *items;
-        if (!src->len) { dst->u.items = NULL; return 1; }
+        if (!src->len) {
+            dst->u.items = NULL;
+            return 1;
+        }
         items = arena_alloc(doc, (size_t)src->len * sizeof(jv), 8);
         if (!items) return 0;
         for (i = 0; i < src->len; i++) {
             const jv *v = &src->u.items[i];
-            if (v->type < JV_STRING) items[i] = *v;
-            else if (!jv_copy_into(doc, &items[i], v)) return 0;
+            if (v->type < JV_STRING)
+                items[i] = *v;
+            else if (!jv_copy_into(doc, &items[i], v))
+                return 0;
         }
         dst->u.items = items;
         return 1;
     }
     case JV_OBJECT: {
         jv_member *m;
-        if (!src->len) { dst->u.members = NULL; return 1; }
+        if (!src->len) {
+            dst->u.members = NULL;
+            return 1;
+        }
         m = arena_alloc(doc, (size_t)src->len * sizeof(jv_member), 8);
         if (!m) return 0;
         for (i = 0; i < src->len; i++) {
@@ -348,14 +419,15 @@ int jv_copy_into(jv_doc *doc, jv *dst, const jv *src)
             const jv *v = &src->u.members[i].value;
             m[i].key = is_known_key(k) ? k : copy_text(doc, k, jv_key_len(k), 1);
             if (!m[i].key) return 0;
-            if (v->type < JV_STRING) m[i].value = *v;
-            else if (!jv_copy_into(doc, &m[i].value, v)) return 0;
+            if (v->type < JV_STRING)
+                m[i].value = *v;
+            else if (!jv_copy_into(doc, &m[i].value, v))
+                return 0;
         }
         dst->u.members = m;
         return 1;
     }
-    default:
-        return 1;
+    default: return 1;
     }
 }
 
@@ -427,14 +499,10 @@ int jv_strict_equal(const jv *a, const jv *b)
     if (jv_is_number(a) && jv_is_number(b)) return num_equal(a, b);
     if (a->type != b->type) return 0;
     switch (a->type) {
-    case JV_STRING:
-        return a->len == b->len && jv_same_bytes(a->u.s, b->u.s, a->len);
-    case JV_ARRAY:
-        return a->u.items == b->u.items && a->len == b->len;
-    case JV_OBJECT:
-        return a->u.members == b->u.members && a->len == b->len;
-    default:
-        return 1;
+    case JV_STRING: return a->len == b->len && jv_same_bytes(a->u.s, b->u.s, a->len);
+    case JV_ARRAY: return a->u.items == b->u.items && a->len == b->len;
+    case JV_OBJECT: return a->u.members == b->u.members && a->len == b->len;
+    default: return 1;
     }
 }
 
@@ -444,8 +512,7 @@ int jv_deep_equal(const jv *a, const jv *b)
     if (jv_is_number(a) && jv_is_number(b)) return num_equal(a, b);
     if (a->type != b->type) return 0;
     switch (a->type) {
-    case JV_STRING:
-        return a->len == b->len && jv_same_bytes(a->u.s, b->u.s, a->len);
+    case JV_STRING: return a->len == b->len && jv_same_bytes(a->u.s, b->u.s, a->len);
     case JV_ARRAY:
         if (a->len != b->len) return 0;
         for (i = 0; i < a->len; i++)
@@ -459,8 +526,7 @@ int jv_deep_equal(const jv *a, const jv *b)
             if (!other || !jv_deep_equal(&a->u.members[i].value, other)) return 0;
         }
         return 1;
-    default:
-        return 1;
+    default: return 1;
     }
 }
 
@@ -515,7 +581,10 @@ static int number_value(const char *s, size_t n, int integral, jv *out)
         const char *p = s;
         int neg = 0;
         uint64_t acc = 0;
-        if (*p == '-') { neg = 1; p++; }
+        if (*p == '-') {
+            neg = 1;
+            p++;
+        }
         for (; p < s + n; p++) {
             unsigned d = (unsigned)(*p - '0');
             if (acc > (UINT64_MAX - d) / 10) goto real;
@@ -528,15 +597,15 @@ static int number_value(const char *s, size_t n, int integral, jv *out)
         }
     }
 real : {
-        char small[64], *buf = small, *end;
-        if (n >= sizeof small && !(buf = malloc(n + 1))) return 0;
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        out->type = JV_REAL;
-        out->u.d = strtod_c(buf, &end);
-        if (buf != small) free(buf);
-        return 1;
-    }
+    char small[64], *buf = small, *end;
+    if (n >= sizeof small && !(buf = malloc(n + 1))) return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    out->type = JV_REAL;
+    out->u.d = strtod_c(buf, &end);
+    if (buf != small) free(buf);
+    return 1;
+}
 }
 
 int jv_parse_number(const char *s, size_t len, jv *out)
@@ -565,8 +634,7 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
         return 3;
     }
     if (c < 0xF5) {
-        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
+        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
         if (c == 0xF0 && p[1] < 0x90) return 0;
         if (c == 0xF4 && p[1] > 0x8F) return 0;
         return 4;
@@ -579,7 +647,10 @@ int jv_utf8_valid(const char *s, size_t len, size_t *bad_offset)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         size_t n;
-        if (*p < 0x80) { p++; continue; }
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
         n = utf8_seq(p, end);
         if (!n) {
             if (bad_offset) *bad_offset = (size_t)(p - (const unsigned char *)s);
@@ -592,7 +663,10 @@ int jv_utf8_valid(const char *s, size_t len, size_t *bad_offset)
 
 static size_t utf8_put(char *out, uint32_t cp)
 {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
     if (cp < 0x800) {
         out[0] = (char)(0xC0 | (cp >> 6));
         out[1] = (char)(0x80 | (cp & 0x3F));
@@ -692,10 +766,14 @@ static uint32_t hex4(const char *p)
     for (i = 0; i < 4; i++) {
         char c = p[i];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-        else return 0xFFFFFFFFu;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return 0xFFFFFFFFu;
     }
     return v;
 }
@@ -710,14 +788,32 @@ static char *unescape(parser *ps, const char *body, const char *q, char *dst)
     const char *r = body;
     char *w = dst;
     while (r < q) {
-        if (*r != '\\') { *w++ = *r++; continue; }
+        if (*r != '\\') {
+            *w++ = *r++;
+            continue;
+        }
         r++;
         switch (*r) {
-        case 'b': *w++ = '\b'; r++; break;
-        case 'f': *w++ = '\f'; r++; break;
-        case 'n': *w++ = '\n'; r++; break;
-        case 'r': *w++ = '\r'; r++; break;
-        case 't': *w++ = '\t'; r++; break;
+        case 'b':
+            *w++ = '\b';
+            r++;
+            break;
+        case 'f':
+            *w++ = '\f';
+            r++;
+            break;
+        case 'n':
+            *w++ = '\n';
+            r++;
+            break;
+        case 'r':
+            *w++ = '\r';
+            r++;
+            break;
+        case 't':
+            *w++ = '\t';
+            r++;
+            break;
         case 'u': {
             uint32_t cp = hex4(r + 1);
             r += 5;
@@ -755,9 +851,9 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
          * has a bit for each quote, backslash, control or high-bit byte */
         while (end - q >= 16) {
             const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-            const __m128i special =
-                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                             _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)));
+            const __m128i special = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F)));
             unsigned mask = (unsigned)_mm_movemask_epi8(special) | (unsigned)_mm_movemask_epi8(v);
             if (mask) {
                 q += __builtin_ctz(mask);
@@ -773,7 +869,8 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
             /* Never misses a byte; may flag plain bytes above the first special one (borrows run
              * upwards), so on little-endian the lowest flag is exact and q can jump to it. */
             flags = ((word - 0x2020202020202020ull) | word | ((word ^ 0x2222222222222222ull) - 0x0101010101010101ull) |
-                     ((word ^ 0x5C5C5C5C5C5C5C5Cull) - 0x0101010101010101ull)) & 0x8080808080808080ull;
+                     ((word ^ 0x5C5C5C5C5C5C5C5Cull) - 0x0101010101010101ull)) &
+                    0x8080808080808080ull;
             if (flags) {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
                 q += __builtin_ctzll(flags) >> 3;
@@ -804,7 +901,10 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
             continue;
         }
         if (c < 0x20) return fail(ps, q, "%sunescaped control character in string at byte %lu", "");
-        if (c < 0x80) { q++; continue; }
+        if (c < 0x80) {
+            q++;
+            continue;
+        }
         {
             size_t n = utf8_seq((const unsigned char *)q, (const unsigned char *)end);
             if (!n) return fail(ps, q, "%sinvalid UTF-8 in string at byte %lu", "");
@@ -1012,7 +1112,10 @@ static int has_duplicates(const jv_member *m, uint32_t n)
         len = jv_key_len(k);
         for (at = other_key_hash(k, len) & mask; slots[at] != 0xFFFFFFFFu; at = (at + 1) & mask) {
             const char *o = m[slots[at]].key;
-            if (jv_key_len(o) == len && jv_same_bytes(o, k, len)) { dup = 1; break; }
+            if (jv_key_len(o) == len && jv_same_bytes(o, k, len)) {
+                dup = 1;
+                break;
+            }
         }
         slots[at] = i;
     }
@@ -1058,8 +1161,7 @@ static int parse_container(parser *ps, jv *out)
     int is_object = *ps->p == '{';
     char close = is_object ? '}' : ']';
     size_t base = ps->sp;
-    if (++ps->depth > ps->max_depth)
-        return fail(ps, ps->p, "%snesting deeper than the limit at byte %lu", "");
+    if (++ps->depth > ps->max_depth) return fail(ps, ps->p, "%snesting deeper than the limit at byte %lu", "");
     ps->p++;
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == close) {
@@ -1073,8 +1175,7 @@ static int parse_container(parser *ps, jv *out)
         if (is_object) {
             uint32_t klen;
             int looked = 0;
-            if (ps->p >= ps->end || *ps->p != '"')
-                return fail(ps, ps->p, "%sexpected a string key at byte %lu", "");
+            if (ps->p >= ps->end || *ps->p != '"') return fail(ps, ps->p, "%sexpected a string key at byte %lu", "");
 #ifdef __SSE2__
             key = key_fast(ps, &looked);
 #endif
@@ -1093,7 +1194,8 @@ static int parse_container(parser *ps, jv *out)
             ps->depth--;
             return close_container(ps, base, is_object, out);
         }
-        return fail(ps, ps->p, is_object ? "%sexpected ',' or '}' at byte %lu" : "%sexpected ',' or ']' at byte %lu", "");
+        return fail(ps, ps->p, is_object ? "%sexpected ',' or '}' at byte %lu" : "%sexpected ',' or ']' at byte %lu",
+                    "");
     }
 }
 
@@ -1104,8 +1206,7 @@ static int parse_value(parser *ps, jv *out)
     if (p >= ps->end) return fail(ps, p, "%sunexpected end of input at byte %lu", "");
     switch (*p) {
     case '{':
-    case '[':
-        return parse_container(ps, out);
+    case '[': return parse_container(ps, out);
     case '"': {
         const char *s;
         uint32_t n;
@@ -1119,13 +1220,25 @@ static int parse_value(parser *ps, jv *out)
         return 1;
     }
     case 't':
-        if (ps->end - p >= 4 && memcmp(p, "true", 4) == 0) { out->type = JV_TRUE; ps->p += 4; return 1; }
+        if (ps->end - p >= 4 && memcmp(p, "true", 4) == 0) {
+            out->type = JV_TRUE;
+            ps->p += 4;
+            return 1;
+        }
         break;
     case 'f':
-        if (ps->end - p >= 5 && memcmp(p, "false", 5) == 0) { out->type = JV_FALSE; ps->p += 5; return 1; }
+        if (ps->end - p >= 5 && memcmp(p, "false", 5) == 0) {
+            out->type = JV_FALSE;
+            ps->p += 5;
+            return 1;
+        }
         break;
     case 'n':
-        if (ps->end - p >= 4 && memcmp(p, "null", 4) == 0) { out->type = JV_NULL; ps->p += 4; return 1; }
+        if (ps->end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            out->type = JV_NULL;
+            ps->p += 4;
+            return 1;
+        }
         break;
     default: {
         int integral;
@@ -1204,8 +1317,9 @@ static int within_limit(size_t len, const jv_limits *limits, jv_error *err)
 {
     if (err) err->message[0] = '\0', err->offset = 0;
     if (limits && limits->max_bytes && len > limits->max_bytes) {
-        if (err) snprintf(err->message, sizeof err->message, "text of %lu bytes exceeds the limit of %lu bytes",
-                          (unsigned long)len, (unsigned long)limits->max_bytes);
+        if (err)
+            snprintf(err->message, sizeof err->message, "text of %lu bytes exceeds the limit of %lu bytes",
+                     (unsigned long)len, (unsigned long)limits->max_bytes);
         return 0;
     }
     return 1;
@@ -1236,7 +1350,11 @@ int jv_parse_reuse(jv_doc *doc, const char *text, size_t len, const jv_limits *l
 /* ===== writer ===== */
 
 void jbuf_init(jbuf *b) { memset(b, 0, sizeof *b); }
-void jbuf_free(jbuf *b) { free(b->data); memset(b, 0, sizeof *b); }
+void jbuf_free(jbuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
 
 static int jbuf_reserve(jbuf *b, size_t extra)
 {
@@ -1249,7 +1367,10 @@ static int jbuf_reserve(jbuf *b, size_t extra)
         size_t ncap = b->cap ? b->cap : 256;
         while (ncap < need) ncap *= 2;
         nd = realloc(b->data, ncap);
-        if (!nd) { b->oom = 1; return 0; }
+        if (!nd) {
+            b->oom = 1;
+            return 0;
+        }
         b->data = nd;
         b->cap = ncap;
     }
@@ -1288,8 +1409,12 @@ void jbuf_string(jbuf *b, const char *s, size_t n)
         case '\b': esc = "\\b"; break;
         case '\f': esc = "\\f"; break;
         default:
-            u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-            u[4] = hex[c >> 4]; u[5] = hex[c & 15];
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
             jbuf_putn(b, u, 6);
         }
         if (esc) jbuf_puts(b, esc);
@@ -1303,7 +1428,10 @@ void jbuf_int(jbuf *b, int64_t i)
 {
     char tmp[24], *p = tmp + sizeof tmp;
     uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-    do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
     if (i < 0) *--p = '-';
     jbuf_putn(b, p, (size_t)(tmp + sizeof tmp - p));
 }
@@ -1313,8 +1441,14 @@ void jbuf_number(jbuf *b, double d)
     char tmp[40];
     int prec;
     locale_t old;
-    if (!isfinite(d)) { jbuf_puts(b, "null"); return; } /* as JSON.stringify */
-    if (d == floor(d) && fabs(d) < 1e17) { jbuf_int(b, (int64_t)d); return; }
+    if (!isfinite(d)) {
+        jbuf_puts(b, "null");
+        return;
+    } /* as JSON.stringify */
+    if (d == floor(d) && fabs(d) < 1e17) {
+        jbuf_int(b, (int64_t)d);
+        return;
+    }
     pthread_once(&c_locale_once, c_locale_init);
     old = c_locale ? uselocale(c_locale) : (locale_t)0;
     for (prec = 15; prec <= 17; prec++) {

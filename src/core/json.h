@@ -35,9 +35,9 @@ typedef struct jv jv;
 typedef struct jv_member jv_member;
 
 struct jv {
-    uint8_t type;   /* jv_type */
+    uint8_t type; /* jv_type */
     uint8_t spare[3];
-    uint32_t len;   /* string bytes, array items or object members */
+    uint32_t len; /* string bytes, array items or object members */
     union {
         int64_t i;
         double d;
@@ -56,15 +56,15 @@ struct jv_member {
 typedef struct jv_doc jv_doc;
 
 typedef struct {
-    size_t max_bytes;  /* reject texts longer than this (0: no limit) */
+    size_t max_bytes;   /* reject texts longer than this (0: no limit) */
     uint32_t max_depth; /* nesting limit (0: JV_DEFAULT_MAX_DEPTH) */
 } jv_limits;
 
 #define JV_DEFAULT_MAX_DEPTH 64
 
 typedef struct {
-    size_t offset;      /* byte offset of the problem in the input */
-    char message[160];  /* e.g. "invalid UTF-8 in string at byte 17" */
+    size_t offset;     /* byte offset of the problem in the input */
+    char message[160]; /* e.g. "invalid UTF-8 in string at byte 17" */
 } jv_error;
 
 /* Parsing. Returns NULL and fills err (if given) on failure. */
@@ -86,22 +86,36 @@ const char *jv_intern(jv_doc *doc, const char *s, size_t len, int key);
 int jv_copy_into(jv_doc *doc, jv *dst, const jv *src);
 /* Repack the root into one exactly-sized block, dropping garbage. */
 jv_doc *jv_doc_compact(jv_doc *doc);
-size_t jv_doc_bytes(const jv_doc *doc);      /* heap bytes held */
-size_t jv_doc_used(const jv_doc *doc);       /* bytes allocated from the arena (live + garbage) */
+size_t jv_doc_bytes(const jv_doc *doc); /* heap bytes held */
+size_t jv_doc_used(const jv_doc *doc);  /* bytes allocated from the arena (live + garbage) */
 /* The repacking policy for documents that are patched in place: packed_used
  * is jv_doc_used right after the last jv_doc_compact. */
 int jv_doc_wants_repack(const jv_doc *doc, size_t packed_used);
-size_t jv_value_bytes(const jv *v);          /* bytes a compact copy needs */
+size_t jv_value_bytes(const jv *v); /* bytes a compact copy needs */
 
 /* Scalars. */
-static inline jv jv_null(void) { jv v = {JV_NULL, {0}, 0, {0}}; return v; }
-static inline jv jv_bool(int b) { jv v = {b ? JV_TRUE : JV_FALSE, {0}, 0, {0}}; return v; }
-static inline jv jv_int(int64_t i) { jv v = {JV_INT, {0}, 0, {0}}; v.u.i = i; return v; }
-jv jv_number(double d); /* JV_INT when d is integral and in range */
+static inline jv jv_null(void)
+{
+    jv v = {JV_NULL, {0}, 0, {0}};
+    return v;
+}
+static inline jv jv_bool(int b)
+{
+    jv v = {b ? JV_TRUE : JV_FALSE, {0}, 0, {0}};
+    return v;
+}
+static inline jv jv_int(int64_t i)
+{
+    jv v = {JV_INT, {0}, 0, {0}};
+    v.u.i = i;
+    return v;
+}
+jv jv_number(double d);                                         /* JV_INT when d is integral and in range */
 int jv_string(jv_doc *doc, jv *out, const char *s, size_t len); /* copies */
 
 /* Access. */
-static inline uint32_t jv_key_len(const char *key) {
+static inline uint32_t jv_key_len(const char *key)
+{
     uint32_t n;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(&n, key - 4, 4); /* one load: member lookups read this for every key */
@@ -174,7 +188,7 @@ static inline uint64_t jv_hash_id(const char *s, size_t n)
     return jv_hash_bytes(jv_hash_word(0x243F6A8885A308D3ull, n), s, n);
 }
 
-const jv *jv_get(const jv *obj, const char *key);                 /* NUL-terminated key */
+const jv *jv_get(const jv *obj, const char *key); /* NUL-terminated key */
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
 /* Position of key among obj's members, or -1 (also when obj is not an object). */
 long jv_member_index(const jv *obj, const char *key, size_t klen);

@@ -52,26 +52,21 @@ int64_t lt_now_ms(void) { return mono_ms(); }
 lt_loop *lt_loop_new(void)
 {
     lt_loop *loop = calloc(1, sizeof *loop);
-    if (!loop)
-        return NULL;
+    if (!loop) return NULL;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (loop->epfd < 0 || loop->wakefd < 0)
-        goto fail;
+    if (loop->epfd < 0 || loop->wakefd < 0) goto fail;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
     ev.data.u64 = (uint64_t)LT_WAKE_SLOT << 32 | (uint32_t)loop->wakefd;
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
-        goto fail;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) goto fail;
     loop->next_timer_id = 1;
     return loop;
-fail: {
+fail : {
     int e = errno;
-    if (loop->epfd >= 0)
-        close(loop->epfd);
-    if (loop->wakefd >= 0)
-        close(loop->wakefd);
+    if (loop->epfd >= 0) close(loop->epfd);
+    if (loop->wakefd >= 0) close(loop->wakefd);
     free(loop);
     errno = e;
     return NULL;
@@ -82,8 +77,7 @@ static void loop_destroy(lt_loop *loop)
 {
     /* Services go in reverse order of registration (ws may use timers). */
     for (int i = loop->nsvc - 1; i >= 0; i--)
-        if (loop->svc[i].vt && loop->svc[i].vt->destroy)
-            loop->svc[i].vt->destroy(loop->svc[i].ud);
+        if (loop->svc[i].vt && loop->svc[i].vt->destroy) loop->svc[i].vt->destroy(loop->svc[i].ud);
     close(loop->wakefd);
     close(loop->epfd);
     free(loop->heap);
@@ -92,8 +86,7 @@ static void loop_destroy(lt_loop *loop)
 
 void lt_loop_free(lt_loop *loop)
 {
-    if (!loop)
-        return;
+    if (!loop) return;
     if (loop->depth) {
         loop->closing = 1;
         return;
@@ -111,8 +104,7 @@ int lt_loop_wake(lt_loop *loop)
 {
     uint64_t one = 1;
     /* EAGAIN means the counter is already huge: still readable, so fine. */
-    if (write(loop->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
-        return -1;
+    if (write(loop->wakefd, &one, sizeof one) < 0 && errno != EAGAIN) return -1;
     return 0;
 }
 
@@ -124,8 +116,7 @@ void lt_loop_set_log(lt_loop *loop, lt_log_cb cb, void *ud)
 
 void lt_loop_log(lt_loop *loop, int level, const char *fmt, ...)
 {
-    if (!loop || !loop->log)
-        return;
+    if (!loop || !loop->log) return;
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
@@ -138,8 +129,7 @@ void lt_loop_log(lt_loop *loop, int level, const char *fmt, ...)
 
 int lt_loop_add_service(lt_loop *loop, const lt_service_vt *vt, void *ud)
 {
-    if (loop->nsvc >= LT_MAX_SERVICES)
-        return -1;
+    if (loop->nsvc >= LT_MAX_SERVICES) return -1;
     loop->svc[loop->nsvc].vt = vt;
     loop->svc[loop->nsvc].ud = ud;
     return loop->nsvc++;
@@ -148,8 +138,7 @@ int lt_loop_add_service(lt_loop *loop, const lt_service_vt *vt, void *ud)
 void *lt_loop_service(lt_loop *loop, const lt_service_vt *vt)
 {
     for (int i = 0; i < loop->nsvc; i++)
-        if (loop->svc[i].vt == vt)
-            return loop->svc[i].ud;
+        if (loop->svc[i].vt == vt) return loop->svc[i].ud;
     return NULL;
 }
 
@@ -158,16 +147,13 @@ int lt_loop_watch(lt_loop *loop, int slot, int fd, uint32_t events)
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     if (!events) {
-        if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF)
-            return -1;
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF) return -1;
         return 0;
     }
     ev.events = events;
     ev.data.u64 = (uint64_t)(uint32_t)slot << 32 | (uint32_t)fd;
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-        return 0;
-    if (errno != ENOENT)
-        return -1;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    if (errno != ENOENT) return -1;
     return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -183,8 +169,7 @@ static void heap_up(lt_loop *loop, size_t i)
     lt_timer t = loop->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!timer_less(&t, &loop->heap[p]))
-            break;
+        if (!timer_less(&t, &loop->heap[p])) break;
         loop->heap[i] = loop->heap[p];
         i = p;
     }
@@ -196,12 +181,9 @@ static void heap_down(lt_loop *loop, size_t i)
     lt_timer t = loop->heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= loop->nheap)
-            break;
-        if (c + 1 < loop->nheap && timer_less(&loop->heap[c + 1], &loop->heap[c]))
-            c++;
-        if (!timer_less(&loop->heap[c], &t))
-            break;
+        if (c >= loop->nheap) break;
+        if (c + 1 < loop->nheap && timer_less(&loop->heap[c + 1], &loop->heap[c])) c++;
+        if (!timer_less(&loop->heap[c], &t)) break;
         loop->heap[i] = loop->heap[c];
         i = c;
     }
@@ -211,8 +193,7 @@ static void heap_down(lt_loop *loop, size_t i)
 static void heap_remove(lt_loop *loop, size_t i)
 {
     loop->nheap--;
-    if (i == loop->nheap)
-        return;
+    if (i == loop->nheap) return;
     loop->heap[i] = loop->heap[loop->nheap];
     heap_up(loop, i);
     heap_down(loop, i);
@@ -223,13 +204,11 @@ uint64_t lt_timer_start(lt_loop *loop, int64_t ms, lt_timer_cb cb, void *ud)
     if (loop->nheap == loop->capheap) {
         size_t cap = loop->capheap ? loop->capheap * 2 : 16;
         lt_timer *h = realloc(loop->heap, cap * sizeof *h);
-        if (!h)
-            return 0;
+        if (!h) return 0;
         loop->heap = h;
         loop->capheap = cap;
     }
-    if (ms < 0)
-        ms = 0;
+    if (ms < 0) ms = 0;
     lt_timer *t = &loop->heap[loop->nheap++];
     t->deadline = lt_now_ms() + ms;
     t->id = loop->next_timer_id++;
@@ -241,8 +220,7 @@ uint64_t lt_timer_start(lt_loop *loop, int64_t ms, lt_timer_cb cb, void *ud)
 
 int lt_timer_cancel(lt_loop *loop, uint64_t id)
 {
-    if (!id)
-        return 0;
+    if (!id) return 0;
     for (size_t i = 0; i < loop->nheap; i++)
         if (loop->heap[i].id == id) {
             heap_remove(loop, i);
@@ -266,10 +244,8 @@ static void run_timers(lt_loop *loop)
 
 static int min_timeout(int a, int b)
 {
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
+    if (a < 0) return b;
+    if (b < 0) return a;
     return a < b ? a : b;
 }
 
@@ -281,8 +257,7 @@ int lt_loop_timeout_ms(lt_loop *loop)
         t = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
     }
     for (int i = 0; i < loop->nsvc && t != 0; i++)
-        if (loop->svc[i].vt->timeout_ms)
-            t = min_timeout(t, loop->svc[i].vt->timeout_ms(loop->svc[i].ud));
+        if (loop->svc[i].vt->timeout_ms) t = min_timeout(t, loop->svc[i].vt->timeout_ms(loop->svc[i].ud));
     return t;
 }
 
@@ -320,11 +295,9 @@ int lt_loop_step(lt_loop *loop, int timeout_ms)
         }
     }
     for (int i = 0; i < loop->nsvc && !loop->closing; i++)
-        if (loop->svc[i].vt->run)
-            loop->svc[i].vt->run(loop->svc[i].ud);
+        if (loop->svc[i].vt->run) loop->svc[i].vt->run(loop->svc[i].ud);
     run_timers(loop);
     loop->depth--;
-    if (loop->closing)
-        loop_destroy(loop);
+    if (loop->closing) loop_destroy(loop);
     return 0;
 }

@@ -24,11 +24,11 @@ typedef struct lt_loop lt_loop;
 enum { LT_LOG_ERR = 1, LT_LOG_WARN = 2, LT_LOG_INFO = 4 };
 typedef void (*lt_log_cb)(void *ud, int level, const char *msg);
 
-lt_loop *lt_loop_new(void);                       /* NULL + errno on failure */
+lt_loop *lt_loop_new(void); /* NULL + errno on failure */
 /* Closes every request, socket and timer without calling their callbacks.
  * Called from inside a callback, the free happens at the end of that step. */
 void lt_loop_free(lt_loop *loop);
-int lt_loop_fd(lt_loop *loop);                    /* epoll fd; poll it for readability */
+int lt_loop_fd(lt_loop *loop); /* epoll fd; poll it for readability */
 /* ms until the loop needs lt_loop_step without fd activity: 0 = work pending,
  * -1 = nothing scheduled. */
 int lt_loop_timeout_ms(lt_loop *loop);
@@ -37,7 +37,7 @@ int lt_loop_timeout_ms(lt_loop *loop);
  * lws, due timers and callbacks. Returns 0, or -1 with errno (EBUSY when
  * called from inside one of its own callbacks). */
 int lt_loop_step(lt_loop *loop, int timeout_ms);
-int lt_loop_wake(lt_loop *loop);                  /* thread-safe; makes the fd readable */
+int lt_loop_wake(lt_loop *loop); /* thread-safe; makes the fd readable */
 /* Marks a loop that many connections share (ld_hub): ws.c then sizes its lws
  * context for the process's descriptors instead of a handful. Before any use. */
 void lt_loop_set_shared(lt_loop *loop);
@@ -55,15 +55,15 @@ void lt_loop_log(lt_loop *loop, int level, const char *fmt, ...)
  * order). Ids are never 0 and never reused by a loop. */
 typedef void (*lt_timer_cb)(lt_loop *loop, void *ud);
 uint64_t lt_timer_start(lt_loop *loop, int64_t ms, lt_timer_cb cb, void *ud); /* 0 on OOM */
-int lt_timer_cancel(lt_loop *loop, uint64_t id);  /* 1 if it was pending, else 0 */
-int64_t lt_now_ms(void);                          /* CLOCK_MONOTONIC in ms */
+int lt_timer_cancel(lt_loop *loop, uint64_t id);                              /* 1 if it was pending, else 0 */
+int64_t lt_now_ms(void);                                                      /* CLOCK_MONOTONIC in ms */
 
 /* ---- for http.c / ws.c only: a "service" plugs into the loop ----------- */
 typedef struct lt_service_vt {
     void (*on_fd)(void *ud, int fd, uint32_t epoll_events); /* a watched fd is ready */
-    void (*run)(void *ud);            /* once per step after fd dispatch; may call user code */
-    int (*timeout_ms)(void *ud);      /* same meaning as lt_loop_timeout_ms */
-    void (*destroy)(void *ud);        /* at lt_loop_free */
+    void (*run)(void *ud);                                  /* once per step after fd dispatch; may call user code */
+    int (*timeout_ms)(void *ud);                            /* same meaning as lt_loop_timeout_ms */
+    void (*destroy)(void *ud);                              /* at lt_loop_free */
 } lt_service_vt;
 
 /* Registers ud under vt (one per vt); returns its slot or -1. */
@@ -72,8 +72,8 @@ void *lt_loop_service(lt_loop *loop, const lt_service_vt *vt); /* ud or NULL */
 /* Watch fd for EPOLLIN/EPOLLOUT on behalf of a slot; events 0 removes it
  * (ENOENT/EBADF ignored: the fd may already be closed). */
 int lt_loop_watch(lt_loop *loop, int slot, int fd, uint32_t events);
-int lt_loop_in_step(lt_loop *loop);               /* nonzero while stepping */
-int lt_loop_closing(lt_loop *loop);               /* lt_loop_free is pending: call no user code */
+int lt_loop_in_step(lt_loop *loop); /* nonzero while stepping */
+int lt_loop_closing(lt_loop *loop); /* lt_loop_free is pending: call no user code */
 
 LAYER_END_DECLS
 #endif

@@ -58,7 +58,8 @@ static int type_fits(int want, int got)
 #if defined(__GNUC__)
 __attribute__((noinline, cold))
 #endif
-static const jv *need_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err)
+static const jv *
+need_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err)
 {
     if (!v) {
         bad(err, "%s: missing field '%s'", where, key);
@@ -69,8 +70,7 @@ static const jv *need_failed(const jv *v, const char *where, const char *key, in
     return NULL;
 }
 
-static inline const jv *need_n(const jv *obj, const char *where, const char *key, size_t klen, int type,
-                               pkt_error *err)
+static inline const jv *need_n(const jv *obj, const char *where, const char *key, size_t klen, int type, pkt_error *err)
 {
     const jv *v = field_n(obj, key, klen);
     if (v && type_fits(type, v->type)) return v;
@@ -81,7 +81,8 @@ static inline const jv *need_n(const jv *obj, const char *where, const char *key
 #if defined(__GNUC__)
 __attribute__((noinline, cold))
 #endif
-static const jv *optional_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err, int *ok)
+static const jv *
+optional_failed(const jv *v, const char *where, const char *key, int type, pkt_error *err, int *ok)
 {
     *ok = 0;
     bad(err, "%s: field '%s' must be a %s, got %s", where, key, jv_type_name(type), jv_type_name(v->type));
@@ -94,10 +95,12 @@ static inline const jv *optional_n(const jv *obj, const char *where, const char 
     const jv *v = field_n(obj, key, klen);
     *ok = 1;
     if (!v || v->type == JV_NULL) return NULL;
-    if (v->type != type && !(type == JV_INT && v->type == JV_REAL)) return optional_failed(v, where, key, type, err, ok);
+    if (v->type != type && !(type == JV_INT && v->type == JV_REAL))
+        return optional_failed(v, where, key, type, err, ok);
     return v;
 }
-#define optional(obj, where, lit, type, err, ok) optional_n((obj), (where), "" lit, sizeof(lit) - 1, (type), (err), (ok))
+#define optional(obj, where, lit, type, err, ok)                                                                       \
+    optional_n((obj), (where), "" lit, sizeof(lit) - 1, (type), (err), (ok))
 
 const char *pkt_type_name(pkt_type t)
 {
@@ -214,10 +217,14 @@ static int decode_change(const jv *body, pkt *p, pkt_error *err)
     const jv *op = need(body, "change body", "operation", JV_STRING, err);
     if (!op) return 0;
     p->change_op_name = op;
-    if (str_is(op, "create")) p->change_op = CHG_CREATE;
-    else if (str_is(op, "delete")) p->change_op = CHG_DELETE;
-    else if (str_is(op, "update") || str_is(op, "patch")) p->change_op = CHG_PATCH;
-    else return bad(err, "change body: unknown operation '%.40s' (expected create, delete, update or patch)", op->u.s);
+    if (str_is(op, "create"))
+        p->change_op = CHG_CREATE;
+    else if (str_is(op, "delete"))
+        p->change_op = CHG_DELETE;
+    else if (str_is(op, "update") || str_is(op, "patch"))
+        p->change_op = CHG_PATCH;
+    else
+        return bad(err, "change body: unknown operation '%.40s' (expected create, delete, update or patch)", op->u.s);
     if (!decode_object_ref(body, p, err)) return 0;
     p->data = field(body, "data");
     switch (p->change_op) {
@@ -236,7 +243,8 @@ static int decode_change(const jv *body, pkt *p, pkt_error *err)
             if (p->object_type == OBJ_IDENTITY) return 1; /* identities are deleted with data: null */
             return bad(err, "delete: missing field 'data' with a 'mode'");
         }
-        if (p->data->type != JV_OBJECT) return bad(err, "delete: field 'data' must be an object, got %s", jv_type_name(p->data->type));
+        if (p->data->type != JV_OBJECT)
+            return bad(err, "delete: field 'data' must be an object, got %s", jv_type_name(p->data->type));
         if (!(p->mode = need(p->data, "delete", "mode", JV_STRING, err))) return 0;
         if (!str_is(p->mode, "all_participants") && !str_is(p->mode, "my_devices"))
             return bad(err, "delete: unknown mode '%.40s' (expected all_participants or my_devices)", p->mode->u.s);
@@ -255,7 +263,8 @@ static int decode_change(const jv *body, pkt *p, pkt_error *err)
         if (!(p->data = need(body, "patch", "data", JV_ARRAY, err))) return 0;
         for (i = 0; i < p->data->len; i++) {
             const jv *o = &p->data->u.items[i];
-            if (o->type != JV_OBJECT) return bad(err, "patch: operation %u must be an object, got %s", i, jv_type_name(o->type));
+            if (o->type != JV_OBJECT)
+                return bad(err, "patch: operation %u must be an object, got %s", i, jv_type_name(o->type));
             if (!need(o, "patch operation", "operation", JV_STRING, err)) return 0;
             if (!need(o, "patch operation", "property", JV_STRING, err)) return 0;
         }
@@ -272,7 +281,8 @@ static int decode_response(const jv *body, pkt *p, pkt_error *err)
     p->request_id = field(body, "request_id");
     if (!p->request_id) return bad(err, "response body: missing field 'request_id'");
     if (p->request_id->type != JV_STRING && !jv_is_number(p->request_id))
-        return bad(err, "response body: field 'request_id' must be a string, got %s", jv_type_name(p->request_id->type));
+        return bad(err, "response body: field 'request_id' must be a string, got %s",
+                   jv_type_name(p->request_id->type));
     p->method = optional(body, "response body", "method", JV_STRING, err, &ok);
     if (!ok) return 0;
     if (!(success = need(body, "response body", "success", JV_TRUE, err))) return 0;
@@ -304,7 +314,8 @@ static int decode_signal(const jv *body, pkt *p, pkt_error *err)
     p->data = data;
     if (!(p->action = need(data, "typing_indicator data", "action", JV_STRING, err))) return 0;
     if (!str_is(p->action, "started") && !str_is(p->action, "paused") && !str_is(p->action, "finished"))
-        return bad(err, "typing_indicator: unknown action '%.40s' (expected started, paused or finished)", p->action->u.s);
+        return bad(err, "typing_indicator: unknown action '%.40s' (expected started, paused or finished)",
+                   p->action->u.s);
     p->sender = optional(data, "typing_indicator data", "sender", JV_OBJECT, err, &ok);
     return ok;
 }
@@ -353,7 +364,8 @@ static int decode(jv_doc *scratch, const char *text, size_t len, const pkt_limit
     jl.max_bytes = limits && limits->max_bytes ? limits->max_bytes : PKT_DEFAULT_MAX_BYTES;
     jl.max_depth = limits && limits->max_depth ? limits->max_depth : PKT_DEFAULT_MAX_DEPTH;
     if (len > jl.max_bytes)
-        return bad(err, "frame of %lu bytes exceeds the limit of %lu bytes", (unsigned long)len, (unsigned long)jl.max_bytes);
+        return bad(err, "frame of %lu bytes exceeds the limit of %lu bytes", (unsigned long)len,
+                   (unsigned long)jl.max_bytes);
     if (scratch) {
         if (!jv_parse_reuse(scratch, text, len, &jl, &jerr)) return bad(err, "invalid JSON: %s", jerr.message);
         root = jv_root(scratch);
@@ -367,11 +379,16 @@ static int decode(jv_doc *scratch, const char *text, size_t len, const pkt_limit
         goto fail;
     }
     if (!(type = need(root, "packet", "type", JV_STRING, err))) goto fail;
-    if (str_is(type, "change")) out->type = PKT_CHANGE;
-    else if (str_is(type, "response")) out->type = PKT_RESPONSE;
-    else if (str_is(type, "signal")) out->type = PKT_SIGNAL;
-    else if (str_is(type, "operation")) out->type = PKT_OPERATION;
-    else if (str_is(type, "request")) out->type = PKT_REQUEST;
+    if (str_is(type, "change"))
+        out->type = PKT_CHANGE;
+    else if (str_is(type, "response"))
+        out->type = PKT_RESPONSE;
+    else if (str_is(type, "signal"))
+        out->type = PKT_SIGNAL;
+    else if (str_is(type, "operation"))
+        out->type = PKT_OPERATION;
+    else if (str_is(type, "request"))
+        out->type = PKT_REQUEST;
     else {
         bad(err, "unknown packet type '%.40s' (expected change, response, signal, operation or request)", type->u.s);
         goto fail;
@@ -410,8 +427,7 @@ int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out,
     return decode(NULL, text, len, limits, out, err);
 }
 
-int pkt_decode_reuse(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out,
-                     pkt_error *err)
+int pkt_decode_reuse(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err)
 {
     return decode(scratch, text, len, limits, out, err);
 }

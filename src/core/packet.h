@@ -33,21 +33,21 @@ typedef struct {
 } pkt_str;
 
 typedef struct {
-    jv_doc *doc;       /* owns everything below */
+    jv_doc *doc; /* owns everything below */
     pkt_type type;
-    int64_t counter;   /* -1 for requests */
+    int64_t counter;     /* -1 for requests */
     const jv *timestamp; /* string, NULL for requests */
-    int64_t time_ms;   /* timestamp as Unix milliseconds */
+    int64_t time_ms;     /* timestamp as Unix milliseconds */
     const jv *body;
 
     /* change */
     pkt_change_op change_op;
     const jv *change_op_name; /* "create", "delete", "update" or "patch" as sent */
     pkt_object_type object_type;
-    const jv *object;         /* {type, id, url} */
+    const jv *object; /* {type, id, url} */
     const jv *object_id;
-    const jv *data;           /* create: object; delete: {mode,...} or null; patch: operations */
-    const jv *mode;           /* delete: "all_participants" / "my_devices" */
+    const jv *data; /* create: object; delete: {mode,...} or null; patch: operations */
+    const jv *mode; /* delete: "all_participants" / "my_devices" */
     int has_from_position;
     double from_position;
 
@@ -55,11 +55,11 @@ typedef struct {
     const jv *request_id;
     const jv *method;
     int success;
-    const jv *error;          /* response with success false: {id, code, message, ...} */
+    const jv *error; /* response with success false: {id, code, message, ...} */
 
     /* signal */
-    const jv *signal_type;    /* "typing_indicator" */
-    const jv *action;         /* "started" / "paused" / "finished" */
+    const jv *signal_type; /* "typing_indicator" */
+    const jv *action;      /* "started" / "paused" / "finished" */
     const jv *sender;
 
     /* operation: Conversation.mark_all_read */
@@ -75,8 +75,7 @@ typedef struct {
 int pkt_decode(const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err);
 /* The same, parsing into scratch (reset first); out->doc stays NULL and the
  * packet is valid until scratch is reused or freed. */
-int pkt_decode_reuse(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out,
-                     pkt_error *err);
+int pkt_decode_reuse(jv_doc *scratch, const char *text, size_t len, const pkt_limits *limits, pkt *out, pkt_error *err);
 void pkt_free(pkt *p);
 
 const char *pkt_type_name(pkt_type t);

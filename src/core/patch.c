@@ -18,7 +18,7 @@
 
 #define LP_MAX_SEGMENTS 64
 #define LP_MAX_DEPTH JV_DEFAULT_MAX_DEPTH /* results must parse again */
-#define MARK 0xFF /* stands for an escaped dot between P1 and P4; never valid UTF-8 */
+#define MARK 0xFF                         /* stands for an escaped dot between P1 and P4; never valid UTF-8 */
 
 typedef enum { OP_SET, OP_DELETE, OP_ADD, OP_REMOVE } op_kind;
 static const char *const op_names[] = {"set", "delete", "add", "remove"};
@@ -327,16 +327,11 @@ static int truthy(const jv *v)
 {
     switch (v->type) {
     case JV_NULL:
-    case JV_FALSE:
-        return 0;
-    case JV_INT:
-        return v->u.i != 0;
-    case JV_REAL:
-        return v->u.d != 0.0 && v->u.d == v->u.d;
-    case JV_STRING:
-        return v->len != 0;
-    default:
-        return 1;
+    case JV_FALSE: return 0;
+    case JV_INT: return v->u.i != 0;
+    case JV_REAL: return v->u.d != 0.0 && v->u.d == v->u.d;
+    case JV_STRING: return v->len != 0;
+    default: return 1;
     }
 }
 
@@ -490,7 +485,10 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
         c->op_changed = 1;
         return object_with(c, parent, at, key, klen, op->value, out);
     case OP_DELETE:
-        if (at < 0) { *out = *parent; return 1; }
+        if (at < 0) {
+            *out = *parent;
+            return 1;
+        }
         c->op_changed = 1;
         return object_without(c, parent, at, out);
     case OP_ADD:
@@ -531,8 +529,10 @@ static int apply_leaf(ctx *c, const jv *parent, const char *key, size_t klen, co
             }
             if (i < container.len && !array_without(c, &container, i, &container)) return 0;
         } else if (op->value) {
-            if (op->value->type == JV_ARRAY) return op_fail(c, "The remove operation will not remove arrays from sets.");
-            if (op->value->type == JV_OBJECT) return op_fail(c, "The remove operation will not remove objects from sets.");
+            if (op->value->type == JV_ARRAY)
+                return op_fail(c, "The remove operation will not remove arrays from sets.");
+            if (op->value->type == JV_OBJECT)
+                return op_fail(c, "The remove operation will not remove objects from sets.");
             for (i = 0; i < container.len; i++)
                 if (jv_strict_equal(&container.u.items[i], op->value)) break;
             if (i < container.len && !array_without(c, &container, i, &container)) return 0;

@@ -34,11 +34,11 @@ typedef struct {
 } lp_options;
 
 typedef struct {
-    const char *property;  /* base (top-level) property, in the result doc */
+    const char *property; /* base (top-level) property, in the result doc */
     size_t property_len;
-    const jv *paths;       /* JSON array of the raw property strings, in order of first use */
-    const jv *old_value;   /* NULL when the property was absent */
-    const jv *new_value;   /* NULL when the property is now absent */
+    const jv *paths;     /* JSON array of the raw property strings, in order of first use */
+    const jv *old_value; /* NULL when the property was absent */
+    const jv *new_value; /* NULL when the property is now absent */
 } lp_change;
 
 typedef struct {
@@ -48,21 +48,21 @@ typedef struct {
 } lp_registration;
 
 typedef struct {
-    jv root;                      /* the new object, in doc */
+    jv root; /* the new object, in doc */
     /* Whether root differs from the object (JSON equality, so a replayed
      * patch reports 0), judged operation by operation: a set to an equal
      * value, a delete of an absent key, an add of a present element or a
      * remove of an absent one changes nothing and writes nothing. */
     int changed;
-    lp_change *changes;           /* malloc'd, n_changes entries */
+    lp_change *changes; /* malloc'd, n_changes entries */
     size_t n_changes;
-    lp_registration *registered;  /* values stored under new ids (register_values) */
+    lp_registration *registered; /* values stored under new ids (register_values) */
     size_t n_registered;
 } lp_result;
 
 typedef struct {
-    long op_index;       /* 0-based index of the failing operation, -1 if none */
-    char message[256];   /* "operation 3 (add 'participants'): ..." (counted from 1) */
+    long op_index;     /* 0-based index of the failing operation, -1 if none */
+    char message[256]; /* "operation 3 (add 'participants'): ..." (counted from 1) */
 } lp_error;
 
 /*
@@ -73,8 +73,7 @@ typedef struct {
  * Returns 1 on success, 0 with err filled on failure. Free the result with
  * lp_result_free.
  */
-int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt, lp_result *out,
-             lp_error *err);
+int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt, lp_result *out, lp_error *err);
 void lp_result_free(lp_result *res);
 
 /* Split a property path by layer-patch's escaping rules into segments

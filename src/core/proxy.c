@@ -115,7 +115,10 @@ static int parse_proxy(const char *url, lt_proxy *out, const char **err)
     } else {
         hs = p;
         he = memchr(p, ':', (size_t)(end - p));
-        if (he) port = he + 1; else he = end;
+        if (he)
+            port = he + 1;
+        else
+            he = end;
     }
     if (he == hs || (size_t)(he - hs) >= sizeof out->host) {
         *err = "proxy host is empty or too long";

@@ -24,7 +24,7 @@ struct lt_resolve {
     int refs; /* owner + thread, atomic */
     int done; /* atomic; set after addr/rc are written */
     int efd;
-    int rc;   /* getaddrinfo result */
+    int rc; /* getaddrinfo result */
     char addr[INET6_ADDRSTRLEN];
     char host[];
 };
@@ -58,13 +58,10 @@ static void *worker(void *arg)
                 pick = a;
                 break;
             }
-        if (!pick)
-            pick = res;
-        const void *src = pick->ai_family == AF_INET
-                              ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
-                              : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
-        if (!inet_ntop(pick->ai_family, src, r->addr, sizeof r->addr))
-            rc = EAI_FAIL;
+        if (!pick) pick = res;
+        const void *src = pick->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
+                                                     : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+        if (!inet_ntop(pick->ai_family, src, r->addr, sizeof r->addr)) rc = EAI_FAIL;
         freeaddrinfo(res);
     }
     r->rc = rc;
@@ -80,8 +77,7 @@ lt_resolve *lt_resolve_start(const char *host, int *fd)
 {
     size_t n = strlen(host);
     lt_resolve *r = calloc(1, sizeof *r + n + 1);
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     memcpy(r->host, host, n + 1);
     r->refs = 2;
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -113,8 +109,7 @@ lt_resolve *lt_resolve_start(const char *host, int *fd)
 
 int lt_resolve_poll(lt_resolve *r, char *addr, size_t addrlen, const char **err)
 {
-    if (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
-        return 0;
+    if (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) return 0;
     *err = NULL;
     if (r->rc != 0)
         *err = gai_strerror(r->rc);
@@ -127,6 +122,5 @@ int lt_resolve_poll(lt_resolve *r, char *addr, size_t addrlen, const char **err)
 
 void lt_resolve_release(lt_resolve *r)
 {
-    if (r)
-        unref(r);
+    if (r) unref(r);
 }

@@ -28,10 +28,10 @@ typedef enum { REQ_APP, REQ_REPLAY, REQ_KEEPALIVE } ws_req_kind;
 typedef struct ws_req {
     uint64_t id;
     ws_req_kind kind;
-    char *frame;       /* kept to resend after a reconnect */
+    char *frame; /* kept to resend after a reconnect */
     size_t frame_len;
     int64_t deadline;
-    int sent_on;       /* connection number it was last sent on */
+    int sent_on;            /* connection number it was last sent on */
     struct ls_event *reply; /* REQ_APP: made with the request, see take_reply */
     struct ws_req *next;
 } ws_req;
@@ -49,8 +49,8 @@ typedef struct rest_req {
     char *headers;
     int raw;
     int attempts;
-    int64_t retry_at;  /* -1: not waiting */
-    int64_t deadline;  /* an app request resolves by then, sent or not; -1: not set yet */
+    int64_t retry_at; /* -1: not waiting */
+    int64_t deadline; /* an app request resolves by then, sent or not; -1: not set yet */
     int in_flight;
     pkt_object_type refetch_type;
     struct ls_event *reply; /* HTTP_APP: made with the request, see take_reply */
@@ -153,7 +153,6 @@ struct ls_session {
 };
 
 /* ===== small utilities ===== */
-
 
 static uint64_t rng_next(ls_session *s)
 {
@@ -279,8 +278,10 @@ static int event_value(ls_event *ev, const jv *v)
 /* Queue ev if it was made whole (ok), else drop and report it. */
 static void event_finish(ls_session *s, ls_event *ev, int ok)
 {
-    if (ev && ok) event_push(s, ev);
-    else event_lost(s, ev);
+    if (ev && ok)
+        event_push(s, ev);
+    else
+        event_lost(s, ev);
 }
 
 static void emit_simple(ls_session *s, ls_event_type type, const char *text, double number)
@@ -347,8 +348,10 @@ static void reply_text(ls_event *ev, const char *text, size_t len)
 static void reply_error_json(ls_event *ev, const char *error_json, size_t len)
 {
     jv_doc *d = jv_parse(error_json, len, NULL, NULL);
-    if (d) reply_value(ev, jv_root(d));
-    else reply_out_of_memory(ev);
+    if (d)
+        reply_value(ev, jv_root(d));
+    else
+        reply_out_of_memory(ev);
     jv_doc_free(d);
 }
 
@@ -359,7 +362,8 @@ ls_event *ls_next_event(ls_session *s)
     if (!ev) return NULL;
     s->n_events--;
     if (ev == s->oom_queued) { /* its count is final now; the text lives in the event itself */
-        snprintf(ev->id_buf, sizeof ev->id_buf, "out of memory: %llu allocation failure%s dropped events or put off work",
+        snprintf(ev->id_buf, sizeof ev->id_buf,
+                 "out of memory: %llu allocation failure%s dropped events or put off work",
                  (unsigned long long)s->oom_count, s->oom_count == 1 ? "" : "s");
         ev->text = ev->id_buf;
         ev->text_len = strlen(ev->id_buf);
@@ -602,7 +606,8 @@ uint64_t ls_rest_request(ls_session *s, int64_t now, const char *method, const c
 {
     rest_req *r;
     if (s->closed) return 0;
-    r = rest_new(s, HTTP_APP, method, path, body, body_len, content_type ? content_type : (body ? "application/json" : NULL), 1);
+    r = rest_new(s, HTTP_APP, method, path, body, body_len,
+                 content_type ? content_type : (body ? "application/json" : NULL), 1);
     if (!r) return 0;
     flush_rest(s, now);
     return r->id;
@@ -720,15 +725,17 @@ static void begin_reauth(ls_session *s, int64_t now, const char *nonce, size_t n
         /* a server that refuses every session it issues: stop, tell once, and let
          * the reconnect backoff decide when to log in again */
         if (s->reauths == MAX_REAUTHS + 1)
-            emit_error(s, NULL, "re-authentication keeps failing: %d logins in a row were answered with 401; "
+            emit_error(s, NULL,
+                       "re-authentication keeps failing: %d logins in a row were answered with 401; "
                        "waiting requests fail and the client logs in again after the reconnect backoff",
                        MAX_REAUTHS);
         s->auth = AUTH_NONE;
         for (r = s->rest_reqs; r; r = next) {
             next = r->next;
             if (r->kind == HTTP_APP && r->authenticated && !r->in_flight)
-                fail_rest(s, r, 401, "{\"id\":\"authentication_required\",\"code\":4,"
-                                     "\"message\":\"the server refused every new session\"}");
+                fail_rest(s, r, 401,
+                          "{\"id\":\"authentication_required\",\"code\":4,"
+                          "\"message\":\"the server refused every new session\"}");
         }
         drop_socket(s, now, "authentication keeps failing");
         return;
@@ -938,7 +945,8 @@ static long copy_changes(ls_event *ev, const lp_change *changes, size_t n, lc_ho
         paths = jv_alloc(ev->doc, sizeof *paths);
         if (!paths || !jv_copy_into(ev->doc, paths, c->paths)) return -1;
         if (c->old_value && !((o = jv_alloc(ev->doc, sizeof *o)) && jv_copy_into(ev->doc, o, c->old_value))) return -1;
-        if (c->new_value && !((nv = jv_alloc(ev->doc, sizeof *nv)) && jv_copy_into(ev->doc, nv, c->new_value))) return -1;
+        if (c->new_value && !((nv = jv_alloc(ev->doc, sizeof *nv)) && jv_copy_into(ev->doc, nv, c->new_value)))
+            return -1;
         d->property = jv_intern(ev->doc, c->property, c->property_len, 0);
         if (!d->property) return -1;
         d->property_len = c->property_len;
@@ -1015,10 +1023,16 @@ static void refetch(ls_session *s, int64_t now, pkt_object_type type, const char
     size_t i;
     rest_req *r;
     for (i = len; i > 0; i--)
-        if (id[i - 1] == '/') { slash = id + i; break; }
+        if (id[i - 1] == '/') {
+            slash = id + i;
+            break;
+        }
     if (!slash || len > 250) return;
-    snprintf(path, sizeof path, "/%s/%.*s", type == OBJ_CONVERSATION ? "conversations" : type == OBJ_MESSAGE ? "messages"
-                                        : type == OBJ_ANNOUNCEMENT ? "announcements" : "identities",
+    snprintf(path, sizeof path, "/%s/%.*s",
+             type == OBJ_CONVERSATION   ? "conversations"
+             : type == OBJ_MESSAGE      ? "messages"
+             : type == OBJ_ANNOUNCEMENT ? "announcements"
+                                        : "identities",
              (int)(id + len - slash), slash);
     for (r = s->rest_reqs; r; r = r->next) /* one fetch answers every packet of a burst */
         if (r->kind == HTTP_REFETCH && strcmp(r->path, path) == 0) return;
@@ -1061,11 +1075,12 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         old = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
     /* Change lists need the old values tracked; telling a real update from a
      * replayed one does not (lev.changed), so the patch may run in place. */
-    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type) && !s->no_change_lists, &lev, err,
-                  sizeof err)) {
+    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type) && !s->no_change_lists, &lev, err, sizeof err)) {
         if (ref) lc_unpin(s->cache, ref);
-        if (strstr(err, "out of memory")) out_of_memory(s); /* lc_apply's error has no code: its message says */
-        else emit_error(s, NULL, "%s", err);
+        if (strstr(err, "out of memory"))
+            out_of_memory(s); /* lc_apply's error has no code: its message says */
+        else
+            emit_error(s, NULL, "%s", err);
         if (p->type == PKT_CHANGE && p->change_op == CHG_PATCH)
             refetch(s, now, p->object_type, p->object_id->u.s, p->object_id->len);
         return;
@@ -1092,7 +1107,7 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         if (lev.outcome == LC_PATCHED && !s->no_change_lists)
             kept = copy_changes(ev, lev.changes, lev.n_changes, lev.hold);
         if (!ev->hold) lc_release(lev.hold); /* the event kept no pointer into it */
-        if (kept < 0) { /* the change list could not be copied */
+        if (kept < 0) {                      /* the change list could not be copied */
             event_lost(s, ev);
             return;
         }
@@ -1379,8 +1394,8 @@ static void format_timestamp(char *out, size_t len, int64_t ms)
     time_t sec = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&sec, &tm);
-    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 int ls_restore_cursor(ls_session *s, const ls_cursor *c)
@@ -1460,8 +1475,10 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
         return;
     }
     if (!pkt_decode_reuse(s->scratch, text, len, NULL, &p, &perr)) {
-        if (strstr(perr.message, "out of memory")) out_of_memory(s); /* pkt_error has no code: its message says */
-        else emit_error(s, NULL, "bad packet from server: %s", perr.message);
+        if (strstr(perr.message, "out of memory"))
+            out_of_memory(s); /* pkt_error has no code: its message says */
+        else
+            emit_error(s, NULL, "bad packet from server: %s", perr.message);
         return;
     }
     s->stats.packets++;
@@ -1516,14 +1533,9 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
         }
         break;
     }
-    case PKT_RESPONSE:
-        handle_response(s, now, &p);
-        break;
-    case PKT_SIGNAL:
-        typing_signal(s, now, &p);
-        break;
-    default:
-        break;
+    case PKT_RESPONSE: handle_response(s, now, &p); break;
+    case PKT_SIGNAL: typing_signal(s, now, &p); break;
+    default: break;
     }
     pkt_free(&p);
 }
@@ -1573,7 +1585,10 @@ void ls_ws_closed(ls_session *s, int64_t now, const char *reason)
 
 static const jv *error_object(jv_doc *d) { return d && jv_root(d)->type == JV_OBJECT ? jv_root(d) : NULL; }
 
-static int retryable_status(int status) { return status == 0 || status == 408 || status == 502 || status == 503 || status == 504; }
+static int retryable_status(int status)
+{
+    return status == 0 || status == 408 || status == 502 || status == 503 || status == 504;
+}
 
 /* An HTTP answer, as the per-kind handlers below read it. */
 typedef struct {
@@ -1637,9 +1652,12 @@ static void answer_session(ls_session *s, int64_t now, const http_answer *a)
 
 static void answer_validate(ls_session *s, int64_t now, const http_answer *a)
 {
-    if (answer_ok(a)) s->want_ws = 1;
-    else if (a->status == 0) login_unreachable(s, now, "session validation", a->body, a->body_len);
-    else schedule_reconnect(s, now, "session validation failed");
+    if (answer_ok(a))
+        s->want_ws = 1;
+    else if (a->status == 0)
+        login_unreachable(s, now, "session validation", a->body, a->body_len);
+    else
+        schedule_reconnect(s, now, "session validation failed");
 }
 
 static void answer_refetch(ls_session *s, int64_t now, const rest_req *r, const http_answer *a)
@@ -1721,8 +1739,8 @@ static int64_t request_retry_delay(ls_session *s, const rest_req *r, int status,
     return wait;
 }
 
-void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after,
-                      int64_t layer_count, const char *body, size_t body_len)
+void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const char *retry_after, int64_t layer_count,
+                      const char *body, size_t body_len)
 {
     rest_req *r;
     jv_doc *d = NULL;
@@ -1738,16 +1756,20 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
     }
     if (status != 0 && body && body_len && !(r->raw && status >= 200 && status < 300)) {
         d = jv_parse(body, body_len, NULL, &perr);
-        if (d) root = jv_root(d);
-        else parse_oom = strstr(perr.message, "out of memory") != NULL; /* jv_error has no code: its message says */
+        if (d)
+            root = jv_root(d);
+        else
+            parse_oom = strstr(perr.message, "out of memory") != NULL; /* jv_error has no code: its message says */
     }
     /* an expired session: re-authenticate, then this request goes again */
     if (status == 401 && r->authenticated) {
         const jv *nonce = root ? jv_get(jv_get(root, "data"), "nonce") : NULL;
         int validate = r->kind == HTTP_VALIDATE; /* giving up on re-logins may free r */
         if (s->auth == AUTH_OK) {
-            if (nonce && nonce->type == JV_STRING) begin_reauth(s, now, nonce->u.s, nonce->len);
-            else begin_reauth(s, now, NULL, 0);
+            if (nonce && nonce->type == JV_STRING)
+                begin_reauth(s, now, nonce->u.s, nonce->len);
+            else
+                begin_reauth(s, now, NULL, 0);
         }
         jv_doc_free(d);
         if (validate) rest_free(s, r);
@@ -1826,8 +1848,9 @@ void ls_tick(ls_session *s, int64_t now)
         for (rr = s->rest_reqs; rr; rr = next) {
             next = rr->next;
             if (rr->kind == HTTP_APP && !rr->in_flight && rr->deadline >= 0 && now >= rr->deadline)
-                fail_rest(s, rr, 408, "{\"id\":\"request_timeout\",\"code\":8,"
-                                      "\"message\":\"no response in time (the client could not send it)\"}");
+                fail_rest(s, rr, 408,
+                          "{\"id\":\"request_timeout\",\"code\":8,"
+                          "\"message\":\"no response in time (the client could not send it)\"}");
         }
     }
     if (s->reauth_at >= 0 && now >= s->reauth_at) start_reauth(s, now);
@@ -1880,7 +1903,10 @@ ls_session *ls_new(const ls_config *cfg)
 {
     ls_session *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    if (cfg) s->cfg = *cfg; else ls_config_defaults(&s->cfg);
+    if (cfg)
+        s->cfg = *cfg;
+    else
+        ls_config_defaults(&s->cfg);
     if (s->cfg.api_version != 2) s->cfg.api_version = 3;
     snprintf(s->subprotocol, sizeof s->subprotocol, "layer-%d.0", s->cfg.api_version);
     s->rng = s->cfg.random_seed ? s->cfg.random_seed : ((uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull) | 1;

@@ -28,14 +28,14 @@ LAYER_BEGIN_DECLS
 typedef struct ls_session ls_session;
 
 typedef struct {
-    int api_version;                /* 2 or 3 (default 3) */
-    int64_t keepalive_ms;           /* Counter.read after this much silence (30000) */
-    int64_t dead_ms;                /* no packet for this long: reconnect (45000) */
-    int64_t request_timeout_ms;     /* socket requests fail after this (45000) */
-    int64_t backoff_base_ms;        /* first reconnect delay (1600) */
-    int64_t backoff_cap_ms;         /* largest delay (480000) */
-    double backoff_jitter;          /* up to this fraction added at random (0.5) */
-    uint64_t random_seed;           /* for jitter; 0 picks one */
+    int api_version;            /* 2 or 3 (default 3) */
+    int64_t keepalive_ms;       /* Counter.read after this much silence (30000) */
+    int64_t dead_ms;            /* no packet for this long: reconnect (45000) */
+    int64_t request_timeout_ms; /* socket requests fail after this (45000) */
+    int64_t backoff_base_ms;    /* first reconnect delay (1600) */
+    int64_t backoff_cap_ms;     /* largest delay (480000) */
+    double backoff_jitter;      /* up to this fraction added at random (0.5) */
+    uint64_t random_seed;       /* for jitter; 0 picks one */
     lc_limits cache_limits;
 } ls_config;
 
@@ -82,24 +82,24 @@ typedef lp_change ls_change;
 typedef struct ls_event {
     ls_event_type type;
     pkt_object_type object_type;
-    const char *id;          /* object or conversation id */
+    const char *id; /* object or conversation id */
     size_t id_len;
     uint64_t request_id;
     int success;
     int http_status;
-    int out_of_memory;       /* LS_EV_RESPONSE: failed for want of memory (text says so, no value) */
+    int out_of_memory; /* LS_EV_RESPONSE: failed for want of memory (text says so, no value) */
     double number;
     const char *text;
     size_t text_len;
     const jv *value;
     ls_change *changes;
     size_t n_changes;
-    lc_hold *hold;           /* the cache doc changes point into, or NULL (then they live in doc) */
-    lc_ref *ref;             /* the object, pinned; NULL for non-object events */
-    uint64_t change_seq;     /* the change packet behind it, with ls_track_cursor; else 0 */
-    uint64_t change_fp;      /* that packet's fingerprint: stable across replays */
-    jv_doc *doc;             /* owns text, value and changes (created on first use) */
-    char id_buf[112];        /* short ids live here, saving an allocation per event */
+    lc_hold *hold;       /* the cache doc changes point into, or NULL (then they live in doc) */
+    lc_ref *ref;         /* the object, pinned; NULL for non-object events */
+    uint64_t change_seq; /* the change packet behind it, with ls_track_cursor; else 0 */
+    uint64_t change_fp;  /* that packet's fingerprint: stable across replays */
+    jv_doc *doc;         /* owns text, value and changes (created on first use) */
+    char id_buf[112];    /* short ids live here, saving an allocation per event */
     struct ls_event *next;
 } ls_event;
 
@@ -115,8 +115,8 @@ size_t ls_pending_events(const ls_session *s);
  * only over changes whose events the host says it has finished with, so a
  * host that saves it and crashes sees again just the unfinished ones. */
 typedef struct {
-    int64_t ms;              /* newest finished change's time; 0: none yet */
-    const uint64_t *fps;     /* fingerprints of the finished changes at ms */
+    int64_t ms;          /* newest finished change's time; 0: none yet */
+    const uint64_t *fps; /* fingerprints of the finished changes at ms */
     size_t n;
 } ls_cursor;
 
@@ -135,14 +135,14 @@ int ls_restore_cursor(ls_session *s, const ls_cursor *c);
 
 typedef struct ls_http_request {
     uint64_t id;
-    const char *method;   /* static string */
-    char *path;           /* "/conversations?page_size=10" relative to the base URL, or an
-                           * absolute http(s) URL (rich content upload and download) */
-    char *body;           /* JSON text or NULL */
+    const char *method; /* static string */
+    char *path;         /* "/conversations?page_size=10" relative to the base URL, or an
+                         * absolute http(s) URL (rich content upload and download) */
+    char *body;         /* JSON text or NULL */
     size_t body_len;
     const char *content_type;
-    int authenticated;    /* add the session token */
-    char *headers;        /* extra "Name: value" lines, '\n'-separated, or NULL */
+    int authenticated; /* add the session token */
+    char *headers;     /* extra "Name: value" lines, '\n'-separated, or NULL */
     struct ls_http_request *next;
 } ls_http_request;
 
@@ -216,7 +216,7 @@ int ls_change_lists(const ls_session *s);
 /* Which object events to build: a change nobody listens to is still applied
  * to the cache, but no event is allocated, pinned or queued for it. A bit per
  * (LS_EV_CREATE | LS_EV_UPDATE | LS_EV_DELETE) x object type; all by default. */
-#define LS_INTEREST(ev_type, object_type) (1u << (((ev_type) - LS_EV_CREATE) * 5 + (object_type)))
+#define LS_INTEREST(ev_type, object_type) (1u << (((ev_type)-LS_EV_CREATE) * 5 + (object_type)))
 void ls_set_interest(ls_session *s, unsigned mask);
 
 typedef struct {

@@ -141,8 +141,8 @@ int ls_state_put(ls_state *st, const char *name, const void *value, size_t len, 
     return rc == SQLITE_DONE || fail(st, err, "write");
 }
 
-int ls_state_outbox_add(ls_state *st, const char *id, const char *method, const char *object_id,
-                        const char *data, char *err)
+int ls_state_outbox_add(ls_state *st, const char *id, const char *method, const char *object_id, const char *data,
+                        char *err)
 {
     return run(st, Q_OUT_ADD, id, method, object_id, data, err);
 }

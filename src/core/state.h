@@ -23,15 +23,14 @@ const void *ls_state_get(ls_state *st, const char *name, size_t *len, char *err)
 
 int ls_state_begin(ls_state *st, char *err);
 int ls_state_put(ls_state *st, const char *name, const void *value, size_t len, char *err);
-int ls_state_outbox_add(ls_state *st, const char *id, const char *method, const char *object_id,
-                        const char *data, char *err);
+int ls_state_outbox_add(ls_state *st, const char *id, const char *method, const char *object_id, const char *data,
+                        char *err);
 int ls_state_outbox_remove(ls_state *st, const char *id, char *err);
 int ls_state_commit(ls_state *st, char *err);
 void ls_state_rollback(ls_state *st);
 
 /* Each outbox row in the order it was added; stops early when fn returns 0. */
-typedef int (*ls_outbox_fn)(void *ud, const char *id, const char *method, const char *object_id,
-                            const char *data);
+typedef int (*ls_outbox_fn)(void *ud, const char *id, const char *method, const char *object_id, const char *data);
 int ls_state_outbox_each(ls_state *st, ls_outbox_fn fn, void *ud, char *err);
 
 #endif

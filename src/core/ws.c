@@ -30,8 +30,8 @@
 
 #define WS_DEFAULT_MAX_MSG ((size_t)1 << 20)
 #define WS_DEFAULT_CONNECT_MS 15000
-#define WS_CAP_OPEN_MS 250  /* lws timers we cannot see (no EXTERNAL_POLL) */
-#define WS_CAP_BUSY_MS 10   /* while connecting / closing */
+#define WS_CAP_OPEN_MS 250    /* lws timers we cannot see (no EXTERNAL_POLL) */
+#define WS_CAP_BUSY_MS 10     /* while connecting / closing */
 #define WS_READ_BUFFER 65536  /* bytes lws reads per socket per pass */
 #define WS_PASSES_PER_STEP 16 /* so at most 1 MiB per socket per step */
 
@@ -77,8 +77,8 @@ struct lt_ws {
     lt_ws_opts o; /* callbacks + ud; string fields below are our copies */
     char *host, *hosthdr, *path, *protocol, *origin, *hdrs, *ca_file, *ca_path;
     int port, tls;
-    char addr[64];   /* numeric address of the host, or of the proxy */
-    int proxied;     /* through px: CONNECT host:port, lws resolves nothing */
+    char addr[64]; /* numeric address of the host, or of the proxy */
+    int proxied;   /* through px: CONNECT host:port, lws resolves nothing */
     lt_proxy px;
     char vh_proxy[256];
     int state;
@@ -113,15 +113,12 @@ static void lws_emit(int level, const char *line)
 {
     char buf[512];
     size_t n = strlen(line);
-    if (n >= sizeof buf)
-        n = sizeof buf - 1;
+    if (n >= sizeof buf) n = sizeof buf - 1;
     memcpy(buf, line, n);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
     buf[n] = 0;
     pthread_mutex_lock(&log_mu);
-    if (log_loop)
-        lt_loop_log(log_loop, level == LLL_ERR ? LT_LOG_ERR : LT_LOG_WARN, "lws: %s", buf);
+    if (log_loop) lt_loop_log(log_loop, level == LLL_ERR ? LT_LOG_ERR : LT_LOG_WARN, "lws: %s", buf);
     pthread_mutex_unlock(&log_mu);
 }
 
@@ -129,11 +126,9 @@ static void log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit); }
 
 static void queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t len, int code, int clean)
 {
-    if (svc->destroying)
-        return;
+    if (svc->destroying) return;
     wev *e = calloc(1, sizeof *e);
-    if (!e)
-        return;
+    if (!e) return;
     e->ws = ws;
     e->type = type;
     e->code = code;
@@ -157,32 +152,28 @@ static void queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t le
 
 static void terminal_error(lt_ws *ws, const char *msg)
 {
-    if (ws->terminal)
-        return;
+    if (ws->terminal) return;
     ws->terminal = 1;
     queue_ev(ws->svc, ws, EV_ERROR, msg, strlen(msg), 0, 0);
 }
 
 static void terminal_close(lt_ws *ws, int code, const char *reason, int clean)
 {
-    if (ws->terminal)
-        return;
+    if (ws->terminal) return;
     ws->terminal = 1;
     queue_ev(ws->svc, ws, EV_CLOSE, reason, strlen(reason), code, clean);
 }
 
 static void unwatch(lt_ws *ws)
 {
-    if (ws->fd >= 0)
-        lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->fd, 0);
+    if (ws->fd >= 0) lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->fd, 0);
     ws->fd = -1;
     ws->fd_events = 0;
 }
 
 static void stop_resolve(lt_ws *ws)
 {
-    if (!ws->res)
-        return;
+    if (!ws->res) return;
     lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->res_fd, 0);
     lt_resolve_release(ws->res);
     ws->res = NULL;
@@ -204,8 +195,7 @@ static void refuse_connection(lt_ws *ws, int status)
     ws->close_requested = 1;
     ws->close_code = status;
     ws->close_reason[0] = 0;
-    if (ws->wsi)
-        lws_callback_on_writable(ws->wsi);
+    if (ws->wsi) lws_callback_on_writable(ws->wsi);
 }
 
 /* ---- the lws protocol callback ------------------------------------------ */
@@ -213,15 +203,12 @@ static void refuse_connection(lt_ws *ws, int status)
 static int append_rx(lt_ws *ws, const void *in, size_t len)
 {
     size_t max = ws->o.max_message;
-    if (ws->rxlen + len > max)
-        return -1;
+    if (ws->rxlen + len > max) return -1;
     if (ws->rxlen + len + 1 > ws->rxcap) {
         size_t cap = ws->rxcap ? ws->rxcap : 4096;
-        while (cap < ws->rxlen + len + 1)
-            cap *= 2;
+        while (cap < ws->rxlen + len + 1) cap *= 2;
         char *b = realloc(ws->rx, cap);
-        if (!b)
-            return -2;
+        if (!b) return -2;
         ws->rx = b;
         ws->rxcap = cap;
     }
@@ -252,8 +239,7 @@ static int on_append_headers(lt_ws *ws, void *in, size_t len)
     if (ws && ws->hdrs) {
         char **p = in;
         size_t n = strlen(ws->hdrs);
-        if (n + 1 > len)
-            return -1;
+        if (n + 1 > len) return -1;
         memcpy(*p, ws->hdrs, n);
         *p += n;
     }
@@ -279,16 +265,14 @@ static int on_connection_error(struct lws *wsi, lt_ws *ws, const char *in)
 
 static int on_established(struct lws *wsi, lt_ws *ws, wsvc *svc)
 {
-    if (!ws)
-        return -1;
+    if (!ws) return -1;
     if (ws->timer) {
         lt_timer_cancel(svc->loop, ws->timer);
         ws->timer = 0;
     }
     ws->state = ws->close_requested ? LT_WS_CLOSING : LT_WS_OPEN;
     queue_ev(svc, ws, EV_OPEN, NULL, 0, 0, 0);
-    if (ws->oq || ws->close_requested)
-        lws_callback_on_writable(wsi);
+    if (ws->oq || ws->close_requested) lws_callback_on_writable(wsi);
     return 0;
 }
 
@@ -298,10 +282,8 @@ static int on_established(struct lws *wsi, lt_ws *ws, wsvc *svc)
 static int on_receive(struct lws *wsi, lt_ws *ws, wsvc *svc, const char *in, size_t len)
 {
     int r;
-    if (!ws || ws->freed || ws->terminal)
-        return 0;
-    if (lws_is_first_fragment(wsi))
-        ws->rx_binary = lws_frame_is_binary(wsi);
+    if (!ws || ws->freed || ws->terminal) return 0;
+    if (lws_is_first_fragment(wsi)) ws->rx_binary = lws_frame_is_binary(wsi);
     if (!ws->rxlen && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         /* a whole message in one piece: no reassembly buffer to keep */
         if (len > ws->o.max_message) {
@@ -336,21 +318,17 @@ static int on_receive(struct lws *wsi, lt_ws *ws, wsvc *svc, const char *in, siz
 
 static int on_writeable(struct lws *wsi, lt_ws *ws)
 {
-    if (!ws || ws->freed)
-        return -1;
+    if (!ws || ws->freed) return -1;
     if (ws->oq && !ws->terminal) {
         omsg *m = ws->oq;
         int n;
         ws->oq = m->next;
-        if (!ws->oq)
-            ws->oq_tail = NULL;
+        if (!ws->oq) ws->oq_tail = NULL;
         ws->obytes -= m->len;
         n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
         free(m);
-        if (n < 0)
-            return -1;
-        if (ws->oq || ws->close_requested)
-            lws_callback_on_writable(wsi);
+        if (n < 0) return -1;
+        if (ws->oq || ws->close_requested) lws_callback_on_writable(wsi);
         return 0;
     }
     if (ws->close_requested) {
@@ -403,33 +381,22 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
     wsvc *svc = cx ? lws_context_user(cx) : NULL;
 
-    if (ws)
-        ws->touched = 1;
+    if (ws) ws->touched = 1;
     switch (reason) {
-    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
-        return on_load_verify_certs(svc, user);
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        return on_append_headers(ws, in, len);
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        return on_connection_error(wsi, ws, in);
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS: return on_load_verify_certs(svc, user);
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: return on_append_headers(ws, in, len);
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: return on_connection_error(wsi, ws, in);
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
         /* the handshake headers are gone by CLIENT_ESTABLISHED */
-        if (ws && lws_hdr_copy(wsi, ws->proto_neg, sizeof ws->proto_neg, WSI_TOKEN_PROTOCOL) < 0)
-            ws->proto_neg[0] = 0;
+        if (ws && lws_hdr_copy(wsi, ws->proto_neg, sizeof ws->proto_neg, WSI_TOKEN_PROTOCOL) < 0) ws->proto_neg[0] = 0;
         return 0;
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        return on_established(wsi, ws, svc);
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        return on_receive(wsi, ws, svc, in, len);
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        return on_writeable(wsi, ws);
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        return on_peer_close(ws, in, len);
+    case LWS_CALLBACK_CLIENT_ESTABLISHED: return on_established(wsi, ws, svc);
+    case LWS_CALLBACK_CLIENT_RECEIVE: return on_receive(wsi, ws, svc, in, len);
+    case LWS_CALLBACK_CLIENT_WRITEABLE: return on_writeable(wsi, ws);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: return on_peer_close(ws, in, len);
     case LWS_CALLBACK_CLIENT_CLOSED:
-    case LWS_CALLBACK_WSI_DESTROY:
-        return on_closed(wsi, ws);
-    default:
-        return 0;
+    case LWS_CALLBACK_WSI_DESTROY: return on_closed(wsi, ws);
+    default: return 0;
     }
 }
 
@@ -470,14 +437,12 @@ static void ws_release(lt_ws *ws)
     wsvc *svc = ws->svc;
     stop_resolve(ws);
     unwatch(ws);
-    if (ws->timer)
-        lt_timer_cancel(svc->loop, ws->timer);
+    if (ws->timer) lt_timer_cancel(svc->loop, ws->timer);
     if (ws->prev)
         ws->prev->next = ws->next;
     else
         svc->head = ws->next;
-    if (ws->next)
-        ws->next->prev = ws->prev;
+    if (ws->next) ws->next->prev = ws->prev;
     while (ws->oq) {
         omsg *m = ws->oq;
         ws->oq = m->next;
@@ -496,8 +461,7 @@ static struct lws_vhost *get_vhost(wsvc *svc, lt_ws *ws)
             same_str(v->proxy, ws->vh_proxy))
             return v->vh;
     wvhost *v = calloc(1, sizeof *v);
-    if (!v)
-        return NULL;
+    if (!v) return NULL;
     char name[32];
     snprintf(name, sizeof name, "lt-%d", svc->nvhosts++);
     struct lws_context_creation_info info;
@@ -556,8 +520,7 @@ static void start_lws(wsvc *svc, lt_ws *ws)
      * only goes into the CONNECT line (an IPv6 literal in brackets there)
      * and lws connects to the proxy's address */
     char connect_host[300];
-    if (ws->proxied)
-        snprintf(connect_host, sizeof connect_host, strchr(ws->host, ':') ? "[%s]" : "%s", ws->host);
+    if (ws->proxied) snprintf(connect_host, sizeof connect_host, strchr(ws->host, ':') ? "[%s]" : "%s", ws->host);
     ci.address = ws->proxied ? connect_host : ws->addr;
     ci.port = ws->port;
     ci.path = ws->path;
@@ -577,8 +540,7 @@ static void start_lws(wsvc *svc, lt_ws *ws)
     /* Failures may be reported through CONNECTION_ERROR (queued) or only by NULL. */
     if (!lws_client_connect_via_info(&ci)) {
         ws->wsi = NULL;
-        if (!ws->terminal)
-            terminal_error(ws, "connect failed");
+        if (!ws->terminal) terminal_error(ws, "connect failed");
         ws->state = LT_WS_CLOSED;
     }
 }
@@ -587,8 +549,7 @@ static void connect_timeout(lt_loop *loop, void *ud)
 {
     lt_ws *ws = ud;
     ws->timer = 0;
-    if (ws->state != LT_WS_CONNECTING || ws->freed)
-        return;
+    if (ws->state != LT_WS_CONNECTING || ws->freed) return;
     stop_resolve(ws);
     ws->need_connect = 0;
     terminal_error(ws, "connect timeout");
@@ -605,10 +566,8 @@ static void sync_fd(wsvc *svc, lt_ws *ws)
         return;
     }
     uint32_t ev = EPOLLIN;
-    if (lws_send_pipe_choked(ws->wsi) || lws_partial_buffered(ws->wsi))
-        ev |= EPOLLOUT;
-    if (fd != ws->fd)
-        unwatch(ws);
+    if (lws_send_pipe_choked(ws->wsi) || lws_partial_buffered(ws->wsi)) ev |= EPOLLOUT;
+    if (fd != ws->fd) unwatch(ws);
     if (fd != ws->fd || ev != ws->fd_events) {
         if (lt_loop_watch(svc->loop, svc->slot, fd, ev) == 0) {
             ws->fd = fd;
@@ -620,8 +579,7 @@ static void sync_fd(wsvc *svc, lt_ws *ws)
 static void poll_resolve(lt_ws *ws)
 {
     const char *err = NULL;
-    if (!ws->res || !lt_resolve_poll(ws->res, ws->addr, sizeof ws->addr, &err))
-        return;
+    if (!ws->res || !lt_resolve_poll(ws->res, ws->addr, sizeof ws->addr, &err)) return;
     stop_resolve(ws);
     if (err) {
         char msg[256];
@@ -639,33 +597,27 @@ static void dispatch(wsvc *svc)
     while (svc->qhead && !lt_loop_closing(svc->loop)) {
         wev *e = svc->qhead;
         svc->qhead = e->next;
-        if (!svc->qhead)
-            svc->qtail = NULL;
+        if (!svc->qhead) svc->qtail = NULL;
         lt_ws *ws = e->ws;
         if (!ws->freed) {
             void *ud = ws->o.ud;
             switch (e->type) {
             case EV_OPEN:
-                if (ws->o.on_open && !ws->close_requested)
-                    ws->o.on_open(ws, ud);
+                if (ws->o.on_open && !ws->close_requested) ws->o.on_open(ws, ud);
                 break;
             case EV_TEXT:
-                if (ws->o.on_text)
-                    ws->o.on_text(ws, e->data, e->len, ud);
+                if (ws->o.on_text) ws->o.on_text(ws, e->data, e->len, ud);
                 break;
             case EV_BINARY:
-                if (ws->o.on_binary)
-                    ws->o.on_binary(ws, e->data, e->len, ud);
+                if (ws->o.on_binary) ws->o.on_binary(ws, e->data, e->len, ud);
                 break;
             case EV_CLOSE:
                 ws->state = LT_WS_CLOSED;
-                if (ws->o.on_close)
-                    ws->o.on_close(ws, e->code, e->data ? e->data : "", e->clean, ud);
+                if (ws->o.on_close) ws->o.on_close(ws, e->code, e->data ? e->data : "", e->clean, ud);
                 break;
             case EV_ERROR:
                 ws->state = LT_WS_CLOSED;
-                if (ws->o.on_error)
-                    ws->o.on_error(ws, e->data ? e->data : "error", ud);
+                if (ws->o.on_error) ws->o.on_error(ws, e->data ? e->data : "error", ud);
                 break;
             }
         }
@@ -698,8 +650,7 @@ static int input_waiting(wsvc *svc, struct pollfd *p, nfds_t n)
 {
     if (n && poll(p, n, 0) > 0)
         for (nfds_t i = 0; i < n; i++)
-            if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
-                return 1;
+            if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) return 1;
     return svc->ctx && lws_service_adjust_timeout(svc->ctx, 1, 0) == 0;
 }
 
@@ -707,10 +658,8 @@ static void svc_run(void *ud)
 {
     wsvc *svc = ud;
     for (lt_ws *ws = svc->head; ws; ws = ws->next) {
-        if (ws->res)
-            poll_resolve(ws);
-        if (ws->need_connect && !ws->freed && ws->state == LT_WS_CONNECTING)
-            start_lws(svc, ws);
+        if (ws->res) poll_resolve(ws);
+        if (ws->need_connect && !ws->freed && ws->state == LT_WS_CONNECTING) start_lws(svc, ws);
     }
     /* A pass reads one buffer per socket: go on while input is waiting, so a
      * host stepping once a frame is not held to 64 kB a frame. */
@@ -732,17 +681,14 @@ static void svc_run(void *ud)
                     nserved++;
                 }
             }
-        if (!input_waiting(svc, served, nserved))
-            break;
+        if (!input_waiting(svc, served, nserved)) break;
     }
     dispatch(svc);
-    if (lt_loop_closing(svc->loop))
-        return;
+    if (lt_loop_closing(svc->loop)) return;
     /* Reap freed connections once lws has let go of them. */
     for (lt_ws *ws = svc->head, *next; ws; ws = next) {
         next = ws->next;
-        if (ws->freed && !ws->wsi)
-            ws_release(ws);
+        if (ws->freed && !ws->wsi) ws_release(ws);
     }
 }
 
@@ -750,19 +696,16 @@ static int svc_timeout(void *ud)
 {
     wsvc *svc = ud;
     int t = -1;
-    if (svc->qhead)
-        return 0;
+    if (svc->qhead) return 0;
     for (lt_ws *ws = svc->head; ws; ws = ws->next) {
-        if (ws->need_connect || (ws->freed && !ws->wsi) || (ws->killed && ws->wsi))
-            return 0;
+        if (ws->need_connect || (ws->freed && !ws->wsi) || (ws->killed && ws->wsi)) return 0;
         if (ws->wsi && ws->oq && ws->state == LT_WS_OPEN && !(ws->fd_events & EPOLLOUT))
             return 0; /* lws_callback_on_writable is pending */
         if (ws->wsi && ws->close_requested && !ws->close_sent && !(ws->fd_events & EPOLLOUT))
             return 0; /* close frame waiting for WRITEABLE */
         if (ws->wsi) {
             int cap = ws->state == LT_WS_OPEN ? WS_CAP_OPEN_MS : WS_CAP_BUSY_MS;
-            if (t < 0 || cap < t)
-                t = cap;
+            if (t < 0 || cap < t) t = cap;
         }
     }
     if (svc->ctx && svc->head && lws_service_adjust_timeout(svc->ctx, 1, 0) == 0)
@@ -777,14 +720,11 @@ static void svc_destroy(void *ud)
     for (lt_ws *ws = svc->head; ws; ws = ws->next) {
         stop_resolve(ws);
         unwatch(ws);
-        if (ws->wsi)
-            lws_set_opaque_user_data(ws->wsi, NULL);
+        if (ws->wsi) lws_set_opaque_user_data(ws->wsi, NULL);
         ws->wsi = NULL;
     }
-    if (svc->ctx)
-        lws_context_destroy(svc->ctx); /* closes every wsi */
-    while (svc->head)
-        ws_release(svc->head);
+    if (svc->ctx) lws_context_destroy(svc->ctx); /* closes every wsi */
+    while (svc->head) ws_release(svc->head);
     free_queue(svc);
     while (svc->vhosts) {
         wvhost *v = svc->vhosts;
@@ -795,8 +735,7 @@ static void svc_destroy(void *ud)
         free(v);
     }
     pthread_mutex_lock(&log_mu);
-    if (log_loop == svc->loop)
-        log_loop = NULL;
+    if (log_loop == svc->loop) log_loop = NULL;
     pthread_mutex_unlock(&log_mu);
     free(svc);
 }
@@ -806,12 +745,10 @@ static const lt_service_vt ws_vt = {svc_on_fd, svc_run, svc_timeout, svc_destroy
 static wsvc *get_svc(lt_loop *loop)
 {
     wsvc *svc = lt_loop_service(loop, &ws_vt);
-    if (svc)
-        return svc;
+    if (svc) return svc;
     pthread_once(&log_once, log_init);
     svc = calloc(1, sizeof *svc);
-    if (!svc)
-        return NULL;
+    if (!svc) return NULL;
     svc->loop = loop;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -864,28 +801,24 @@ static int parse_url(lt_ws *ws, const char *url)
     if (*p == '[') {
         hs = p + 1;
         he = strchr(hs, ']');
-        if (!he)
-            return -1;
+        if (!he) return -1;
         q = he + 1;
     } else {
         hs = p;
         he = p + strcspn(p, ":/?#");
         q = he;
     }
-    if (he == hs || (size_t)(he - hs) > 253)
-        return -1;
+    if (he == hs || (size_t)(he - hs) > 253) return -1;
     int explicit_port = 0;
     if (*q == ':') {
         char *end;
         long port = strtol(q + 1, &end, 10);
-        if (end == q + 1 || port <= 0 || port > 65535)
-            return -1;
+        if (end == q + 1 || port <= 0 || port > 65535) return -1;
         ws->port = (int)port;
         explicit_port = 1;
         q = end;
     }
-    if (*q && *q != '/' && *q != '?')
-        return -1;
+    if (*q && *q != '/' && *q != '?') return -1;
     ws->host = str_dupn(hs, (size_t)(he - hs));
     size_t plen = strcspn(q, "#");
     if (*q == '?') { /* "ws://h?x" means path "/?x" */
@@ -912,11 +845,9 @@ static int parse_url(lt_ws *ws, const char *url)
 
 static char *opt_dup(const char *s, int *oom)
 {
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     char *d = str_dup0(s);
-    if (!d)
-        *oom = 1;
+    if (!d) *oom = 1;
     return d;
 }
 
@@ -936,10 +867,8 @@ lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
     ws->o = *o;
     ws->o.url = NULL;
     ws->o.headers = NULL;
-    if (!ws->o.max_message)
-        ws->o.max_message = WS_DEFAULT_MAX_MSG;
-    if (ws->o.connect_timeout_ms <= 0)
-        ws->o.connect_timeout_ms = WS_DEFAULT_CONNECT_MS;
+    if (!ws->o.max_message) ws->o.max_message = WS_DEFAULT_MAX_MSG;
+    if (ws->o.connect_timeout_ms <= 0) ws->o.connect_timeout_ms = WS_DEFAULT_CONNECT_MS;
     int oom = 0, rc = parse_url(ws, o->url);
     ws->protocol = opt_dup(o->protocol, &oom);
     ws->origin = opt_dup(o->origin, &oom);
@@ -949,8 +878,7 @@ lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
     if (o->nheaders) {
         size_t n = 1;
         for (size_t i = 0; i < o->nheaders; i++) {
-            if (strpbrk(o->headers[i], "\r\n"))
-                rc = -1;
+            if (strpbrk(o->headers[i], "\r\n")) rc = -1;
             n += strlen(o->headers[i]) + 2;
         }
         ws->hdrs = malloc(n);
@@ -979,8 +907,7 @@ lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
     }
     ws->svc = svc;
     ws->next = svc->head;
-    if (svc->head)
-        svc->head->prev = ws;
+    if (svc->head) svc->head->prev = ws;
     svc->head = ws;
     const char *proxy_err = NULL;
     int px = lt_proxy_for(o->proxy, ws->tls, ws->host, &ws->px, &proxy_err);
@@ -1027,8 +954,7 @@ int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
     }
     m->next = NULL;
     m->len = len;
-    if (len)
-        memcpy(m->buf + LWS_PRE, data, len);
+    if (len) memcpy(m->buf + LWS_PRE, data, len);
     if (ws->oq_tail)
         ws->oq_tail->next = m;
     else
@@ -1044,10 +970,8 @@ int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
 
 int lt_ws_close(lt_ws *ws, int code, const char *reason)
 {
-    if (!ws || ws->freed || ws->close_requested || ws->terminal || ws->state == LT_WS_CLOSED)
-        return -1;
-    if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015)
-        code = 1000;
+    if (!ws || ws->freed || ws->close_requested || ws->terminal || ws->state == LT_WS_CLOSED) return -1;
+    if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015) code = 1000;
     ws->close_requested = 1;
     ws->touched = 1;
     ws->close_code = code;
@@ -1067,8 +991,7 @@ int lt_ws_close(lt_ws *ws, int code, const char *reason)
 
 void lt_ws_free(lt_ws *ws)
 {
-    if (!ws || ws->freed)
-        return;
+    if (!ws || ws->freed) return;
     ws->freed = 1;
     stop_resolve(ws);
     ws->need_connect = 0;

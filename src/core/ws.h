@@ -28,17 +28,17 @@ typedef struct lt_ws_opts {
     const char *origin;         /* Origin header; NULL = none */
     const char *const *headers; /* extra handshake headers, "Name: value" */
     size_t nheaders;
-    const char *ca_file;        /* PEM bundle to trust instead of the system store */
-    const char *ca_path;        /* directory of hashed CA certs */
-    int insecure;               /* 1 = accept any certificate / hostname (explicit only) */
-    const char *proxy;          /* http:// proxy URL; NULL = environment as libcurl reads it, "" = none */
-    size_t max_message;         /* reassembled message cap; 0 = 1 MiB */
-    long connect_timeout_ms;    /* DNS + TCP + TLS + handshake; 0 = 15000 */
+    const char *ca_file;     /* PEM bundle to trust instead of the system store */
+    const char *ca_path;     /* directory of hashed CA certs */
+    int insecure;            /* 1 = accept any certificate / hostname (explicit only) */
+    const char *proxy;       /* http:// proxy URL; NULL = environment as libcurl reads it, "" = none */
+    size_t max_message;      /* reassembled message cap; 0 = 1 MiB */
+    long connect_timeout_ms; /* DNS + TCP + TLS + handshake; 0 = 15000 */
 
     /* Exactly one of on_close / on_error ends a connection, unless lt_ws_free
      * came first (then nothing more is called). */
     void (*on_open)(lt_ws *ws, void *ud);
-    void (*on_text)(lt_ws *ws, const char *data, size_t len, void *ud); /* data NUL-terminated */
+    void (*on_text)(lt_ws *ws, const char *data, size_t len, void *ud);   /* data NUL-terminated */
     void (*on_binary)(lt_ws *ws, const char *data, size_t len, void *ud); /* NULL = dropped */
     /* code 1005 = peer sent no code, 1006 = dropped without a close frame;
      * was_clean = a close frame was exchanged. */

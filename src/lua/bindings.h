@@ -21,20 +21,20 @@ int layer_l_cache_new(lua_State *L);     /* lcache.c */
 void layer_cache_open(lua_State *L);
 /* Set the cache counters (lc_stats) as fields of the table on top. */
 void layer_push_cache_stats(lua_State *L, const lc_stats *s);
-int layer_l_client_new(lua_State *L);    /* lclient.c */
+int layer_l_client_new(lua_State *L); /* lclient.c */
 void layer_client_open(lua_State *L);
 int layer_l_interest_bit(lua_State *L);
-int layer_l_object_table(lua_State *L);  /* lobject.c */
+int layer_l_object_table(lua_State *L); /* lobject.c */
 int layer_l_object_json(lua_State *L);
 int layer_l_transport_new(lua_State *L); /* ltransport.c */
 void layer_transport_open(lua_State *L);
-int layer_l_loop_new(lua_State *L);      /* lloop.c */
+int layer_l_loop_new(lua_State *L); /* lloop.c */
 void layer_loop_open(lua_State *L);
-int layer_l_uuid(lua_State *L);          /* ldev.c */
+int layer_l_uuid(lua_State *L); /* ldev.c */
 int layer_l_dev_token(lua_State *L);
 int layer_l_clock(lua_State *L);
 int layer_l_base64url_decode(lua_State *L);
-int layer_l_state_open(lua_State *L);    /* lstate.c */
+int layer_l_state_open(lua_State *L); /* lstate.c */
 void layer_state_open(lua_State *L);
 
 LAYER_HIDDEN_END

@@ -15,7 +15,6 @@
 
 #define CACHE_MT "layer.cache"
 
-
 typedef struct {
     lc_cache *cache;
 } lcache_box;
@@ -60,8 +59,10 @@ static int l_apply(lua_State *L)
     if (ev.outcome == LC_PATCHED) {
         lconv_push_changes(L, ev.changes, ev.n_changes, 0); /* (raising on OOM, it leaks the hold) */
         lc_release(ev.hold);
-    } else if (ev.outcome == LC_TRUNCATED || ev.outcome == LC_MARKED_READ) lua_pushinteger(L, (lua_Integer)ev.removed);
-    else lua_pushnil(L);
+    } else if (ev.outcome == LC_TRUNCATED || ev.outcome == LC_MARKED_READ)
+        lua_pushinteger(L, (lua_Integer)ev.removed);
+    else
+        lua_pushnil(L);
     return 3;
 }
 
@@ -155,7 +156,8 @@ int layer_l_cache_new(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"apply", l_apply}, {"get", l_get}, {"get_json", l_get_json}, {"stats", l_stats}, {"compact", l_compact}, {"close", l_close}, {NULL, NULL},
+    {"apply", l_apply}, {"get", l_get}, {"get_json", l_get_json}, {"stats", l_stats}, {"compact", l_compact},
+    {"close", l_close}, {NULL, NULL},
 };
 
 void layer_cache_open(lua_State *L)

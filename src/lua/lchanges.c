@@ -24,8 +24,8 @@
 #define SOURCES "layer.change_sources" /* entry -> holder, weak keys */
 
 typedef struct {
-    jv_doc *doc;    /* the values, copied (or NULL) */
-    lc_hold *hold;  /* or the cache doc they are in, held */
+    jv_doc *doc;   /* the values, copied (or NULL) */
+    lc_hold *hold; /* or the cache doc they are in, held */
     lp_change *changes;
     size_t n;
     size_t unread; /* entries not converted yet */
@@ -83,14 +83,17 @@ static int entry_index(lua_State *L)
     size_t klen = 0, plen, i;
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL, *property;
     holder *h;
-    if (!key || !((klen == 3 && (!memcmp(key, "old", 3) || !memcmp(key, "new", 3))) || (klen == 5 && !memcmp(key, "paths", 5))))
+    if (!key ||
+        !((klen == 3 && (!memcmp(key, "old", 3) || !memcmp(key, "new", 3))) || (klen == 5 && !memcmp(key, "paths", 5))))
         return 0;
     lua_pushvalue(L, 1);
     lua_rawget(L, lua_upvalueindex(1));
     h = (holder *)lua_touserdata(L, -1);
     if (h && h->released)
-        return luaL_error(L, "the change list's %s values were released when its handlers finished; "
-                             "read them in the handler (or copy them there)", key);
+        return luaL_error(L,
+                          "the change list's %s values were released when its handlers finished; "
+                          "read them in the handler (or copy them there)",
+                          key);
     if (!h || !h->changes) return 0; /* converted already */
     lua_getfield(L, 1, "property");
     property = lua_tolstring(L, -1, &plen);
@@ -166,8 +169,8 @@ void lchanges_push(lua_State *L, jv_doc **doc, lc_hold **hold, lp_change **chang
         lua_rawset(L, sources);
         lua_rawseti(L, list, (int)i + 1);
     }
-    lua_pop(L, 1);               /* entry metatable */
-    lua_insert(L, sources - 1);  /* list, holder, sources */
+    lua_pop(L, 1);              /* entry metatable */
+    lua_insert(L, sources - 1); /* list, holder, sources */
     lua_pop(L, 1);
     if (!n) holder_free(h);
 }

@@ -23,11 +23,10 @@
 
 #define CLIENT_MT "layer.client_core"
 
-
 typedef struct {
     lobject_owner owner; /* objects point here; cache NULL once closed */
     ls_session *s;
-    int64_t manual_now;  /* -1: real monotonic clock */
+    int64_t manual_now;         /* -1: real monotonic clock */
     uint64_t last_seq, last_fp; /* the change behind the last event handed out */
 } lclient;
 
@@ -461,8 +460,8 @@ static int l_set_methods(lua_State *L)
 /* ----- events ----- */
 
 static const char *const event_names[] = {
-    "?", "challenge", "authenticated", "connected", "disconnected", "reconnecting", "synced", "create",
-    "update", "delete", "truncate", "mark_read", "typing", "response", "error", "log",
+    "?",      "challenge", "authenticated", "connected", "disconnected", "reconnecting", "synced", "create",
+    "update", "delete",    "truncate",      "mark_read", "typing",       "response",     "error",  "log",
 };
 
 static void set_str(lua_State *L, const char *k, const char *v, size_t n)
@@ -567,9 +566,12 @@ static int l_next_event(lua_State *L)
     lua_pushstring(L, event_names[ev->type]);
     if (ev->type == LS_EV_CREATE || ev->type == LS_EV_UPDATE || ev->type == LS_EV_DELETE) {
         lobject_push_type_name(L, ev->object_type);
-        if (ev->ref) lobject_push_ref(L, 1, &c->owner, ev->ref);
-        else if (ev->id) lua_pushlstring(L, ev->id, ev->id_len);
-        else lua_pushnil(L);
+        if (ev->ref)
+            lobject_push_ref(L, 1, &c->owner, ev->ref);
+        else if (ev->id)
+            lua_pushlstring(L, ev->id, ev->id_len);
+        else
+            lua_pushnil(L);
         n = 3;
         if (ev->type == LS_EV_UPDATE && ev->changes) {
             lua_pushnil(L); /* no details */
@@ -746,16 +748,43 @@ static int l_compact(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"close", l_close}, {"closed", l_closed}, {"set_time", l_set_time}, {"now", l_now},
-    {"start", l_start}, {"answer_challenge", l_answer_challenge}, {"stop", l_stop},
-    {"ws_opened", l_ws_opened}, {"ws_closed", l_ws_closed}, {"feed", l_feed}, {"tick", l_tick},
-    {"http_response", l_http_response}, {"take_frame", l_take_frame}, {"take_http", l_take_http},
-    {"ws_wanted", l_ws_wanted}, {"session_token", l_session_token}, {"subprotocol", l_subprotocol},
-    {"deadline", l_deadline}, {"ws_request", l_ws_request}, {"rest_request", l_rest_request},
-    {"typing", l_typing}, {"http", l_http}, {"object", l_object}, {"put", l_put}, {"messages", l_messages},
-    {"set_methods", l_set_methods}, {"next_event", l_next_event}, {"pending", l_pending}, {"stats", l_stats}, {"compact", l_compact}, {"change_lists", l_change_lists}, {"interest", l_interest},
-    {"track_cursor", l_track_cursor}, {"last_change", l_last_change}, {"finish_changes", l_finish_changes},
-    {"durable_cursor", l_durable_cursor}, {"restore_cursor", l_restore_cursor},
+    {"close", l_close},
+    {"closed", l_closed},
+    {"set_time", l_set_time},
+    {"now", l_now},
+    {"start", l_start},
+    {"answer_challenge", l_answer_challenge},
+    {"stop", l_stop},
+    {"ws_opened", l_ws_opened},
+    {"ws_closed", l_ws_closed},
+    {"feed", l_feed},
+    {"tick", l_tick},
+    {"http_response", l_http_response},
+    {"take_frame", l_take_frame},
+    {"take_http", l_take_http},
+    {"ws_wanted", l_ws_wanted},
+    {"session_token", l_session_token},
+    {"subprotocol", l_subprotocol},
+    {"deadline", l_deadline},
+    {"ws_request", l_ws_request},
+    {"rest_request", l_rest_request},
+    {"typing", l_typing},
+    {"http", l_http},
+    {"object", l_object},
+    {"put", l_put},
+    {"messages", l_messages},
+    {"set_methods", l_set_methods},
+    {"next_event", l_next_event},
+    {"pending", l_pending},
+    {"stats", l_stats},
+    {"compact", l_compact},
+    {"change_lists", l_change_lists},
+    {"interest", l_interest},
+    {"track_cursor", l_track_cursor},
+    {"last_change", l_last_change},
+    {"finish_changes", l_finish_changes},
+    {"durable_cursor", l_durable_cursor},
+    {"restore_cursor", l_restore_cursor},
     {NULL, NULL},
 };
 

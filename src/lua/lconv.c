@@ -103,8 +103,10 @@ static void table_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
         if (!items) luaL_error(L, "not enough memory");
         for (i = 0; i < n; i++) {
             lua_rawgeti(L, idx, (int)i + 1);
-            if (lua_isnil(L, -1)) items[i] = jv_null();
-            else to_jv(L, lua_gettop(L), doc, &items[i], depth + 1);
+            if (lua_isnil(L, -1))
+                items[i] = jv_null();
+            else
+                to_jv(L, lua_gettop(L), doc, &items[i], depth + 1);
             lua_pop(L, 1);
         }
         out->type = JV_ARRAY;
@@ -120,8 +122,10 @@ static void table_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
             if (lua_type(L, -2) != LUA_TSTRING) {
                 const char *tn = luaL_typename(L, -2);
                 lua_pop(L, 2);
-                luaL_error(L, "cannot convert a table with %s keys to JSON (object keys must be strings; "
-                              "mark arrays with layer.array)", tn);
+                luaL_error(L,
+                           "cannot convert a table with %s keys to JSON (object keys must be strings; "
+                           "mark arrays with layer.array)",
+                           tn);
             }
             lua_pop(L, 1);
             count++;
@@ -148,12 +152,8 @@ static void table_to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
 static void to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        *out = jv_null();
-        return;
-    case LUA_TBOOLEAN:
-        *out = jv_bool(lua_toboolean(L, idx));
-        return;
+    case LUA_TNIL: *out = jv_null(); return;
+    case LUA_TBOOLEAN: *out = jv_bool(lua_toboolean(L, idx)); return;
     case LUA_TNUMBER:
         if (layer_isinteger(L, idx)) {
             *out = jv_int((int64_t)lua_tointeger(L, idx));
@@ -177,9 +177,7 @@ static void to_jv(lua_State *L, int idx, jv_doc *doc, jv *out, int depth)
             return;
         }
         break;
-    case LUA_TTABLE:
-        table_to_jv(L, idx, doc, out, depth);
-        return;
+    case LUA_TTABLE: table_to_jv(L, idx, doc, out, depth); return;
     }
     luaL_error(L, "cannot convert a %s to JSON", luaL_typename(L, idx));
 }
@@ -205,8 +203,10 @@ void lconv_push_json_text(lua_State *L, const jv *v)
 
 static void push_value(lua_State *L, const jv *v, int json_text)
 {
-    if (json_text) lconv_push_json_text(L, v);
-    else lconv_push(L, v);
+    if (json_text)
+        lconv_push_json_text(L, v);
+    else
+        lconv_push(L, v);
 }
 
 void lconv_push_changes(lua_State *L, const lp_change *changes, size_t n, int json_text)

@@ -77,8 +77,10 @@ int layer_l_base64url_decode(lua_State *L)
     size_t n, outn;
     const char *text = luaL_checklstring(L, 1, &n);
     unsigned char *out = lua_newuserdata(L, n * 3 / 4 + 1); /* collected: no leak on a raise */
-    if (!b64url_decode(text, n, out, &outn)) lua_pushnil(L);
-    else lua_pushlstring(L, (const char *)out, outn);
+    if (!b64url_decode(text, n, out, &outn))
+        lua_pushnil(L);
+    else
+        lua_pushlstring(L, (const char *)out, outn);
     return 1;
 }
 

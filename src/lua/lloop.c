@@ -108,8 +108,8 @@ static int l_close(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"step", l_step},     {"next", l_next},   {"skip", l_skip},     {"pollfd", l_pollfd}, {"timeout", l_timeout},
-    {"wake", l_wake},     {"count", l_count}, {"closed", l_closed}, {"close", l_close},   {NULL, NULL},
+    {"step", l_step}, {"next", l_next},   {"skip", l_skip},     {"pollfd", l_pollfd}, {"timeout", l_timeout},
+    {"wake", l_wake}, {"count", l_count}, {"closed", l_closed}, {"close", l_close},   {NULL, NULL},
 };
 
 void layer_loop_open(lua_State *L)

@@ -9,7 +9,6 @@
 
 #include <string.h>
 
-
 static void set_string(lua_State *L, const char *field, const char *s)
 {
     lua_pushstring(L, s);
@@ -19,8 +18,10 @@ static void set_string(lua_State *L, const char *field, const char *s)
 /* Positions are integers on the wire; keep them integers on 5.3+. */
 static void set_number(lua_State *L, const char *field, double d)
 {
-    if (d > -9.2e18 && d < 9.2e18 && d == (double)(int64_t)d) layer_pushint64(L, (int64_t)d);
-    else lua_pushnumber(L, (lua_Number)d);
+    if (d > -9.2e18 && d < 9.2e18 && d == (double)(int64_t)d)
+        layer_pushint64(L, (int64_t)d);
+    else
+        lua_pushnumber(L, (lua_Number)d);
     lua_setfield(L, -2, field);
 }
 

@@ -11,7 +11,6 @@
 
 #include <string.h>
 
-
 /* Read argument idx (JSON text or Lua value) into a new doc owned by s.
  * Returns the doc, or NULL after pushing nil, message. */
 static jv_doc *input(lua_State *L, scratch *s, int idx, const char *what, jv *out)
@@ -36,16 +35,16 @@ static jv_doc *input(lua_State *L, scratch *s, int idx, const char *what, jv *ou
     return doc;
 }
 
-static const jv *lookup_in_map(void *ud, const char *id, size_t len)
-{
-    return jv_getn((const jv *)ud, id, len);
-}
+static const jv *lookup_in_map(void *ud, const char *id, size_t len) { return jv_getn((const jv *)ud, id, len); }
 
 static void push_value(lua_State *L, const jv *v, int json_mode)
 {
-    if (!v) lua_pushnil(L);
-    else if (json_mode) lconv_push_json_text(L, v);
-    else lconv_push(L, v);
+    if (!v)
+        lua_pushnil(L);
+    else if (json_mode)
+        lconv_push_json_text(L, v);
+    else
+        lconv_push(L, v);
 }
 
 static int opt_bool(lua_State *L, int opts, const char *name, int dflt)
@@ -104,8 +103,10 @@ int layer_l_patch(lua_State *L)
     if (!lp_apply(target, &object, &ops, &lo, &s->result, &err)) {
         lua_pushnil(L);
         lua_pushstring(L, err.message);
-        if (err.op_index >= 0) lua_pushinteger(L, (lua_Integer)err.op_index + 1);
-        else lua_pushnil(L);
+        if (err.op_index >= 0)
+            lua_pushinteger(L, (lua_Integer)err.op_index + 1);
+        else
+            lua_pushnil(L);
         scratch_release(s);
         return 3;
     }

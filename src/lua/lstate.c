@@ -141,11 +141,16 @@ static int l_close(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"get", l_get},       {"put", l_put},
-    {"begin", l_begin},   {"commit", l_commit},
-    {"rollback", l_rollback}, {"outbox_add", l_outbox_add},
-    {"outbox_remove", l_outbox_remove}, {"outbox", l_outbox},
-    {"close", l_close},   {NULL, NULL},
+    {"get", l_get},
+    {"put", l_put},
+    {"begin", l_begin},
+    {"commit", l_commit},
+    {"rollback", l_rollback},
+    {"outbox_add", l_outbox_add},
+    {"outbox_remove", l_outbox_remove},
+    {"outbox", l_outbox},
+    {"close", l_close},
+    {NULL, NULL},
 };
 
 void layer_state_open(lua_State *L)

@@ -157,9 +157,8 @@ static int l_close(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"service", l_service}, {"pump", l_pump}, {"pollfd", l_pollfd}, {"wake", l_wake}, {"timeout", l_timeout}, {"close", l_close},
-    {"settle", l_settle}, {"id", l_id},
-    {NULL, NULL},
+    {"service", l_service}, {"pump", l_pump},     {"pollfd", l_pollfd}, {"wake", l_wake}, {"timeout", l_timeout},
+    {"close", l_close},     {"settle", l_settle}, {"id", l_id},         {NULL, NULL},
 };
 
 void layer_transport_open(lua_State *L)
