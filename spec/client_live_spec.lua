@@ -11,11 +11,7 @@ local live = require "support.live"
 local APP = live.APP
 local new_client, pump, run = live.client, live.pump, live.run
 
-local function ready(clients)
-  local n = 0
-  for _, c in ipairs(clients) do c:once("ready", function() n = n + 1 end) end
-  pump(clients, function() return n == #clients end, 10, "ready")
-end
+local ready = live.ready
 
 describe("layer.client with the local server", function()
   local server, alice, bob, all

@@ -10,11 +10,7 @@ local socket = require "socket"
 
 local new_client, pump = live.client, live.pump
 
-local function ready(clients)
-  local n = 0
-  for _, c in ipairs(clients) do c:once("ready", function() n = n + 1 end) end
-  pump(clients, function() return n == #clients end, 10, "ready")
-end
+local ready = live.ready
 
 describe("client:wait", function()
   local server, alice, bob, all

@@ -36,6 +36,13 @@ function M.pump(clients, done, seconds, what)
   end
 end
 
+-- Pump until every client has fired "ready".
+function M.ready(clients, seconds)
+  local n = 0
+  for _, c in ipairs(clients) do c:once("ready", function() n = n + 1 end) end
+  M.pump(clients, function() return n == #clients end, seconds or 10, "ready")
+end
+
 -- Run fn as a client coroutine and pump until it returns; its results.
 function M.run(clients, c, fn, seconds)
   local finished, results = false, nil
