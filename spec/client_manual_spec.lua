@@ -786,6 +786,75 @@ describe("client, manual transport", function()
     assert.has_error(function() return kept[2].new end)
   end)
 
+  -- Handlers of one step are called from one coroutine (scheduler.lua's batches)
+  -- unless they wait: then the rest of the event, and the events after it, still
+  -- run in order within the step.
+  it("runs every handler of an event, in order, when one of them waits mid-step", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    h:step()
+    local log = {}
+    h.client:on("message.create", function(m)
+      log[#log + 1] = "create " .. m:text()
+      if m:text() == "m2" then
+        local sent = m.conversation:send("answer to m2") -- waits for the server
+        log[#log + 1] = "sent " .. tostring(sent and sent:text())
+      end
+    end)
+    h.client:on("message.create", function(m) log[#log + 1] = "second " .. m:text() end)
+    h.client:on("message", function(m) log[#log + 1] = "message " .. m:text() end)
+    for i = 1, 3 do h:create_msg(i) end
+    h:step()
+    assert.are.same({ "create m1", "second m1", "message m1", "create m2", "second m2", "message m2",
+      "create m3", "second m3", "message m3" }, log)
+    h:answer(h:take_frames(), function(req) return true, { id = req.data.id, parts = req.data.parts,
+      conversation = { id = CONV }, position = 9, recipient_status = {} } end)
+    h:step()
+    assert.are.equal("sent answer to m2", log[10])
+  end)
+
+  it("reports a handler's error and dispatches the other events of the step", function()
+    local h = harness()
+    h:login()
+    h:create_conv()
+    h:step()
+    local seen, errors = {}, {}
+    h.client:on("error", function(e) errors[#errors + 1] = tostring(e) end)
+    h.client:on("message", function(m)
+      if m:text() == "m2" or m:text() == "m5" then error("boom on " .. m:text()) end
+      seen[#seen + 1] = m:text()
+    end)
+    for i = 1, 3 do h:create_msg(i) end
+    h:step()
+    assert.are.same({ "m1", "m3" }, seen)
+    assert.are.equal(1, #errors)
+    assert.matches("boom on m2", errors[1])
+    -- without an error handler, step() raises it and the rest waits for the next step
+    h.client:off("error")
+    for i = 4, 6 do h:create_msg(i) end
+    assert.has_error(function() h:step() end, nil) -- m5's error
+    assert.are.same({ "m1", "m3", "m4" }, seen)
+    assert.are.equal(1, h.engine:pending()) -- m6 waits for the next step
+    h:step()
+    assert.are.same({ "m1", "m3", "m4", "m6" }, seen)
+  end)
+
+  it("keeps to max_events_per_step while dispatching from one coroutine", function()
+    local h = harness({ max_events_per_step = 2 })
+    h:login()
+    h:create_conv()
+    h:step()
+    local seen = {}
+    h.client:on("message", function(m) seen[#seen + 1] = m:text() end)
+    for i = 1, 5 do h:create_msg(i) end
+    h:step()
+    assert.are.same({ "m1", "m2" }, seen)
+    h:step()
+    h:step()
+    assert.are.same({ "m1", "m2", "m3", "m4", "m5" }, seen)
+  end)
+
   it("keeps a change list's values while a handler waits on a request", function()
     local h = harness()
     h:login()

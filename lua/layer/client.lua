@@ -79,6 +79,22 @@ local ERROR_ID = { client = "client_error", out_of_memory = "out_of_memory" }
 function Client:_handle(name, object_type, object, extra, ev, values)
   if object_type then -- create / update / delete, positional (the hot path)
     local event = OBJECT_EVENT[object_type][name]
+    local batch = self._batch
+    if batch then -- handlers called directly (scheduler.lua); no state file here
+      batch.object, batch.extra, batch.values = object, extra, values
+      batch.create = object_type == "Message" and name == "create"
+      if values then self._values = values end
+      self._direct = batch
+      if extra == nil then self:_emit(event, object) else self:_emit(event, object, extra) end
+      if self._batch ~= batch then return end
+      if batch.create then
+        self:_emit("message", object)
+        if self._batch ~= batch then return end
+      end
+      self._direct = nil
+      if values then self:_dispatched_values(values) end
+      return
+    end
     local state, change = self._state, nil
     if state then
       change = state:change_started()
@@ -194,6 +210,10 @@ function Client:_step(timeout, budget)
   end
   if self._waits then self:_expire_waits() end
   local n = 0
+  if self:_can_batch() then
+    n = self:_dispatch_batched(limit, stop_at)
+    if self._raise then self:_raise_pending() end
+  end
   while n < limit and not self._closed and not (stop_at and n > 0 and core.clock() >= stop_at) do
     local name, object_type, object, extra, ev, values = self._c:next_event()
     if not name then break end

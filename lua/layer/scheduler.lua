@@ -311,6 +311,7 @@ end
 -- the pool's, made in a timer and resumed from a content handler (or the other
 -- way round), killed the worker with SIGSEGV.
 local traceback = debug and debug.traceback or function(e) return e end
+local clock = require("layer.core").clock
 
 function Client:_run_threaded(threads, where, fn, a, b, c, d)
   local change = where ~= "spawn" and where ~= "callback" and self._change or nil
@@ -354,12 +355,46 @@ function Client:_has(name)
   return false
 end
 
+-- Inside a batch (below), an object event's handlers are called directly,
+-- under xpcall, on the batch's coroutine; one that waits takes the coroutine
+-- with it, and step() dispatches the rest of its event.
+local function handler_traceback(e) return traceback(tostring(e), 2) end
+
 function Client:_emit(name, ...)
+  local list = self._handlers[name]
+  if not list then return end
+  local batch = self._direct
+  if batch then
+    self._direct = nil -- what these handlers emit runs on coroutines of its own
+    self._dispatching = true
+    for i = 1, #list do
+      local h = list[i]
+      if h and not h.removed then
+        if h.once then
+          h.removed = true
+          self._stale[name] = true
+        end
+        batch.name, batch.i = name, i
+        local ok, err = xpcall(h.fn, handler_traceback, ...)
+        if not ok then self:_fail(err, name) end
+        if self._batch ~= batch then return end -- it waited: step() took the event over
+      end
+    end
+    self._direct = batch
+    self._dispatching = false
+    if next(self._stale) ~= nil then self:_compact() end
+    return
+  end
+  self:_emit_from(name, 1, ...)
+end
+
+-- Handlers start..#list of name, each on a pooled coroutine.
+function Client:_emit_from(name, start, ...)
   local list = self._handlers[name]
   if not list then return end
   local was = self._dispatching
   self._dispatching = true
-  for i = 1, #list do
+  for i = start, #list do
     local h = list[i]
     if h and not h.removed then
       if h.once then
@@ -371,6 +406,68 @@ function Client:_emit(name, ...)
   end
   self._dispatching = was
   if not was and next(self._stale) ~= nil then self:_compact() end
+end
+
+-- Batches: a step from plain code (no host coroutine, nginx threads or state
+-- file, none parked) dispatches its events from one pooled coroutine, calling
+-- object handlers directly: a resume and a yield per handler were most of the
+-- dispatch cost. pcall must be yieldable for a handler to wait in there, which
+-- PUC Lua 5.1's is not.
+local BATCHES = _VERSION ~= "Lua 5.1" or type(rawget(_G, "jit")) == "table"
+
+function Client:_can_batch()
+  return BATCHES and not self._threads and not self._state and self._n_parked == 0 and running_coroutine() == nil
+end
+
+local function run_batch(self, batch)
+  local c = self._c
+  while batch.n < batch.limit and not self._closed and not (batch.stop_at and batch.n > 0 and clock() >= batch.stop_at) do
+    local name, object_type, object, extra, ev, values = c:next_event()
+    if not name then break end
+    batch.n = batch.n + 1
+    self:_handle(name, object_type, object, extra, ev, values)
+    if self._batch ~= batch then return end -- a handler waits: step() goes on without this coroutine
+    if self._raise then break end
+  end
+  batch.done = true
+  self._batch = nil
+end
+
+-- Dispatch up to limit events (stop_at: a core.clock() deadline); the count.
+function Client:_dispatch_batched(limit, stop_at)
+  local n = 0
+  while n < limit and not self._closed and self._c:pending() > 0 do
+    if stop_at and n > 0 and clock() >= stop_at then break end
+    local batch = { n = n, limit = limit, stop_at = stop_at }
+    self._batch = batch
+    self:_run("dispatch", run_batch, self, batch)
+    n = batch.n
+    if not batch.done then
+      self._batch = nil
+      self:_finish_interrupted(batch)
+    end
+    if self._raise then return n end
+    if batch.done then break end
+  end
+  return n
+end
+
+-- A handler of the batch waited: the rest of its event, as _handle would.
+function Client:_finish_interrupted(batch)
+  self._direct = nil
+  self._dispatching = false
+  local object = batch.object
+  if batch.name == "message" and batch.create then
+    self:_emit_from("message", batch.i + 1, object)
+  else
+    if batch.extra == nil then
+      self:_emit_from(batch.name, batch.i + 1, object)
+    else
+      self:_emit_from(batch.name, batch.i + 1, object, batch.extra)
+    end
+    if batch.create then self:_emit("message", object) end
+  end
+  if batch.values then self:_dispatched_values(batch.values) end
 end
 
 return { methods = Client, WAIT = WAIT, running_coroutine = running_coroutine, runner_body_for = runner_body_for }
