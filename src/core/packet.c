@@ -118,16 +118,18 @@ const char *pkt_type_name(pkt_type t)
 static const struct {
     const char *name, *prefix;
     size_t prefix_len;
+    const char *collection; /* the REST path segment */
 } object_types[] = {
-    {NULL, NULL, 0},
-    {"Conversation", PREFIX("layer:///conversations/")},
-    {"Message", PREFIX("layer:///messages/")},
-    {"Announcement", PREFIX("layer:///announcements/")},
-    {"Identity", PREFIX("layer:///identities/")},
+    {NULL, NULL, 0, NULL},
+    {"Conversation", PREFIX("layer:///conversations/"), "conversations"},
+    {"Message", PREFIX("layer:///messages/"), "messages"},
+    {"Announcement", PREFIX("layer:///announcements/"), "announcements"},
+    {"Identity", PREFIX("layer:///identities/"), "identities"},
 };
 #undef PREFIX
 
 const char *pkt_object_type_name(pkt_object_type t) { return object_types[t].name; }
+const char *pkt_object_type_collection(pkt_object_type t) { return object_types[t].collection; }
 
 /* ===== time ===== */
 

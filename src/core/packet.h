@@ -80,6 +80,7 @@ void pkt_free(pkt *p);
 
 const char *pkt_type_name(pkt_type t);
 const char *pkt_object_type_name(pkt_object_type t);
+const char *pkt_object_type_collection(pkt_object_type t); /* "conversations", ...: /<it>/<uuid> */
 
 /* "2014-09-15T04:45:00+00:00", "2015-01-19T09:15:43.123Z" -> Unix ms. */
 int pkt_parse_time(const char *s, size_t len, int64_t *ms);

@@ -1028,12 +1028,8 @@ static void refetch(ls_session *s, int64_t now, pkt_object_type type, const char
             break;
         }
     if (!slash || len > 250) return;
-    snprintf(path, sizeof path, "/%s/%.*s",
-             type == OBJ_CONVERSATION   ? "conversations"
-             : type == OBJ_MESSAGE      ? "messages"
-             : type == OBJ_ANNOUNCEMENT ? "announcements"
-                                        : "identities",
-             (int)(id + len - slash), slash);
+    if (!pkt_object_type_collection(type)) return;
+    snprintf(path, sizeof path, "/%s/%.*s", pkt_object_type_collection(type), (int)(id + len - slash), slash);
     for (r = s->rest_reqs; r; r = r->next) /* one fetch answers every packet of a burst */
         if (r->kind == HTTP_REFETCH && strcmp(r->path, path) == 0) return;
     r = rest_new(s, HTTP_REFETCH, "GET", path, NULL, 0, NULL, 1);

@@ -24,6 +24,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "fifo.h"
 #include "proxy.h"
 #include "resolve.h"
 #include "strcopy.h"
@@ -143,11 +144,7 @@ static void queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t le
         e->data[len] = 0;
         e->len = len;
     }
-    if (svc->qtail)
-        svc->qtail->next = e;
-    else
-        svc->qhead = e;
-    svc->qtail = e;
+    FIFO_PUSH(svc->qhead, svc->qtail, e);
 }
 
 static void terminal_error(lt_ws *ws, const char *msg)
@@ -320,10 +317,9 @@ static int on_writeable(struct lws *wsi, lt_ws *ws)
 {
     if (!ws || ws->freed) return -1;
     if (ws->oq && !ws->terminal) {
-        omsg *m = ws->oq;
+        omsg *m;
         int n;
-        ws->oq = m->next;
-        if (!ws->oq) ws->oq_tail = NULL;
+        FIFO_POP(ws->oq, ws->oq_tail, m);
         ws->obytes -= m->len;
         n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
         free(m);
@@ -444,8 +440,8 @@ static void ws_release(lt_ws *ws)
         svc->head = ws->next;
     if (ws->next) ws->next->prev = ws->prev;
     while (ws->oq) {
-        omsg *m = ws->oq;
-        ws->oq = m->next;
+        omsg *m;
+        FIFO_POP(ws->oq, ws->oq_tail, m);
         free(m);
     }
     free(ws->rx);
@@ -595,10 +591,10 @@ static void poll_resolve(lt_ws *ws)
 static void dispatch(wsvc *svc)
 {
     while (svc->qhead && !lt_loop_closing(svc->loop)) {
-        wev *e = svc->qhead;
-        svc->qhead = e->next;
-        if (!svc->qhead) svc->qtail = NULL;
-        lt_ws *ws = e->ws;
+        wev *e;
+        lt_ws *ws;
+        FIFO_POP(svc->qhead, svc->qtail, e);
+        ws = e->ws;
         if (!ws->freed) {
             void *ud = ws->o.ud;
             switch (e->type) {
@@ -629,12 +625,11 @@ static void dispatch(wsvc *svc)
 static void free_queue(wsvc *svc)
 {
     while (svc->qhead) {
-        wev *e = svc->qhead;
-        svc->qhead = e->next;
+        wev *e;
+        FIFO_POP(svc->qhead, svc->qtail, e);
         free(e->data);
         free(e);
     }
-    svc->qtail = NULL;
 }
 
 /* ---- service ------------------------------------------------------------ */
@@ -952,14 +947,9 @@ int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
         errno = ENOMEM;
         return -1;
     }
-    m->next = NULL;
     m->len = len;
     if (len) memcpy(m->buf + LWS_PRE, data, len);
-    if (ws->oq_tail)
-        ws->oq_tail->next = m;
-    else
-        ws->oq = m;
-    ws->oq_tail = m;
+    FIFO_PUSH(ws->oq, ws->oq_tail, m);
     ws->obytes += len;
     if (ws->wsi && ws->state == LT_WS_OPEN) {
         lws_callback_on_writable(ws->wsi);
