@@ -102,7 +102,9 @@ int layer_l_client_new(lua_State *L)
     c->manual_now = -1;
     luaL_getmetatable(L, CLIENT_MT);
     lua_setmetatable(L, -2);
-    lua_createtable(L, 0, 3); /* uservalue: objects (weak), methods, client */
+    lua_createtable(L, 1, 3); /* uservalue: objects (weak), methods, client, [1] the objects' metatable */
+    lobject_push_metatable(L);
+    lua_rawseti(L, -2, 1);
     lua_newtable(L);
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "v");

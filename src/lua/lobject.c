@@ -27,6 +27,19 @@ lc_ref *lobject_test(lua_State *L, int idx, lobject_owner **owner)
     return o->ref;
 }
 
+/* The object at 1 for l_index, whose upvalue 1 is the objects' metatable:
+ * compared by identity, not looked up by name on every field read. */
+static lobject *check_live_index(lua_State *L)
+{
+    lobject *o = (lobject *)lua_touserdata(L, 1);
+    if (o && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1)))
+        lua_pop(L, 1);
+    else
+        o = (lobject *)luaL_checkudata(L, 1, OBJECT_MT); /* raises the usual message */
+    if (!o->owner->cache) luaL_error(L, "the client of this object is closed");
+    return o;
+}
+
 static lobject *check_live(lua_State *L, int idx)
 {
     lobject *o = (lobject *)luaL_checkudata(L, idx, OBJECT_MT);
@@ -51,8 +64,8 @@ void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref 
     objects = lua_gettop(L);
     lua_pushlightuserdata(L, ref);
     lua_rawget(L, objects);
-    o = (lobject *)layer_testudata(L, -1, OBJECT_MT);
-    if (o && o->ref == ref) { /* the live userdata of this very entry */
+    o = (lobject *)lua_touserdata(L, -1); /* only this function stores there: an object or nil */
+    if (o && o->ref == ref) {             /* the live userdata of this very entry */
         lua_replace(L, objects - 1);
         lua_settop(L, objects - 1);
         return;
@@ -61,7 +74,7 @@ void lobject_push_ref(lua_State *L, int owner_idx, lobject_owner *owner, lc_ref 
     o = (lobject *)layer_newuserdata(L, sizeof *o);
     o->ref = NULL;
     o->owner = owner;
-    luaL_getmetatable(L, OBJECT_MT);
+    lua_rawgeti(L, objects - 1, 1);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, objects - 1); /* the client's table keeps the client alive */
     layer_setuservalue(L, -2);
@@ -155,7 +168,7 @@ static void push_participants(lua_State *L, lobject *o, const jv *list)
  * synthetic fields, then the methods the Lua layer installed per type. */
 static int l_index(lua_State *L)
 {
-    lobject *o = check_live(L, 1);
+    lobject *o = check_live_index(L);
     const jv *value = lc_ref_value(o->ref), *field;
     size_t klen;
     const char *key = lua_tolstring(L, 2, &klen);
@@ -247,7 +260,8 @@ static int l_tojson(lua_State *L)
 void lobject_open(lua_State *L)
 {
     if (luaL_newmetatable(L, OBJECT_MT)) {
-        lua_pushcfunction(L, l_index);
+        lua_pushvalue(L, -1);
+        lua_pushcclosure(L, l_index, 1);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_newindex);
         lua_setfield(L, -2, "__newindex");
@@ -260,6 +274,8 @@ void lobject_open(lua_State *L)
     }
     lua_pop(L, 1);
 }
+
+void lobject_push_metatable(lua_State *L) { luaL_getmetatable(L, OBJECT_MT); }
 
 int layer_l_object_table(lua_State *L) { return l_totable(L); }
 int layer_l_object_json(lua_State *L) { return l_tojson(L); }

@@ -29,6 +29,9 @@ void lobject_push_id(lua_State *L, int owner_idx, lobject_owner *owner, const ch
 /* The object at idx, or NULL. */
 lc_ref *lobject_test(lua_State *L, int idx, lobject_owner **owner);
 void lobject_open(lua_State *L);
+/* Push the objects' metatable (lobject_open made it): the client keeps it in
+ * its table at [1], so that making an object looks nothing up by name. */
+void lobject_push_metatable(lua_State *L);
 /* Pushes an object type's name ("Conversation"...; "?" for none), from the
  * core's table (pkt_object_type_name) so the names exist once. */
 void lobject_push_type_name(lua_State *L, pkt_object_type type);
