@@ -658,6 +658,7 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
         if (!(e = store(c, p->object_type, p->data, &replaced))) return fail(err, err_len, "out of memory");
         enforce_byte_bound(c, e);
         ev->outcome = replaced ? LC_REPLACED : LC_CREATED;
+        ev->entry = e;
         return 1;
     case CHG_DELETE:
         if (p->has_from_position) {
@@ -685,6 +686,7 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
         ev->changes = c->last.changes;
         ev->n_changes = c->last.n_changes;
         ev->changed = c->last.changed;
+        ev->entry = e;
         return 1;
     }
     return fail(err, err_len, "unknown change");
@@ -779,6 +781,12 @@ lc_ref *lc_pin(lc_cache *c, const char *id, size_t len)
 }
 
 void lc_pin_again(lc_ref *r) { r->pins++; }
+
+lc_ref *lc_pin_ref(lc_cache *c, lc_ref *r)
+{
+    if (!r->pins++) c->pinned++;
+    return r;
+}
 
 void lc_unpin(lc_cache *c, lc_ref *r)
 {

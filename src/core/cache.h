@@ -55,6 +55,11 @@ typedef struct {
      * for the caller until lc_release (NULL if holding failed: then they
      * are valid until the next lc_apply, as without it). */
     lc_hold *hold;
+    /* LC_CREATED / LC_REPLACED / LC_PATCHED: the object's entry, alive until
+     * the next change to the cache (lc_ref_value, lc_pin_ref): no second
+     * lookup by id. A create's entry only with lc_keep_created: without it
+     * the conversation bound may have evicted it already. */
+    lc_ref *entry;
     size_t removed; /* LC_TRUNCATED / LC_MARKED_READ: messages affected */
 } lc_event;
 
@@ -103,6 +108,7 @@ void lc_settle(lc_cache *c);
  * delete (lc_ref_deleted says so) until the last lc_unpin. Pins count. */
 lc_ref *lc_pin(lc_cache *c, const char *id, size_t len); /* NULL if not cached */
 void lc_pin_again(lc_ref *r);
+lc_ref *lc_pin_ref(lc_cache *c, lc_ref *r); /* pin an entry at hand (lc_event.entry) */
 void lc_unpin(lc_cache *c, lc_ref *r);
 const jv *lc_ref_value(const lc_ref *r); /* valid until the next mutation */
 int lc_ref_deleted(const lc_ref *r);

@@ -188,8 +188,9 @@ static inline uint64_t jv_hash_id(const char *s, size_t n)
     return jv_hash_bytes(jv_hash_word(0x243F6A8885A308D3ull, n), s, n);
 }
 
-const jv *jv_get(const jv *obj, const char *key); /* NUL-terminated key */
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
+/* NUL-terminated key; inline, so a literal's length is known at compile time. */
+static inline const jv *jv_get(const jv *obj, const char *key) { return jv_getn(obj, key, strlen(key)); }
 /* Position of key among obj's members, or -1 (also when obj is not an object). */
 long jv_member_index(const jv *obj, const char *key, size_t klen);
 int jv_is_number(const jv *v);

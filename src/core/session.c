@@ -1092,7 +1092,7 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
             lc_release(lev.hold);
             return;
         }
-        nv = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
+        nv = lev.entry ? lc_ref_value(lev.entry) : NULL;
         ev = event_new(s, type);
         if (!ev) {
             lc_release(lev.hold);
@@ -1117,7 +1117,7 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
             ls_event_free(s, ev);
             return;
         }
-        ev->ref = lc_pin(s->cache, p->object_id->u.s, p->object_id->len);
+        ev->ref = lev.entry ? lc_pin_ref(s->cache, lev.entry) : NULL;
         break;
     }
     case LC_DELETED:
