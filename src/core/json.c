@@ -465,7 +465,6 @@ const jv *jv_getn(const jv *obj, const char *key, size_t klen)
     return at < 0 ? NULL : &obj->u.members[at].value;
 }
 
-
 int jv_is_number(const jv *v) { return v->type == JV_INT || v->type == JV_REAL; }
 
 double jv_to_double(const jv *v)
