@@ -311,7 +311,7 @@ end
 -- the pool's, made in a timer and resumed from a content handler (or the other
 -- way round), killed the worker with SIGSEGV.
 local traceback = debug and debug.traceback or function(e) return e end
-local clock = require("layer.core").clock
+local clock = core.clock
 
 function Client:_run_threaded(threads, where, fn, a, b, c, d)
   local change = where ~= "spawn" and where ~= "callback" and self._change or nil
@@ -360,6 +360,17 @@ end
 -- with it, and step() dispatches the rest of its event.
 local function handler_traceback(e) return traceback(tostring(e), 2) end
 
+-- Whether handler h of name is still registered; a once handler is
+-- unregistered as it is taken.
+local function take(self, name, h)
+  if not h or h.removed then return false end
+  if h.once then
+    h.removed = true
+    self._stale[name] = true
+  end
+  return true
+end
+
 function Client:_emit(name, ...)
   local list = self._handlers[name]
   if not list then return end
@@ -369,11 +380,7 @@ function Client:_emit(name, ...)
     self._dispatching = true
     for i = 1, #list do
       local h = list[i]
-      if h and not h.removed then
-        if h.once then
-          h.removed = true
-          self._stale[name] = true
-        end
+      if take(self, name, h) then
         batch.name, batch.i = name, i
         local ok, err = xpcall(h.fn, handler_traceback, ...)
         if not ok then self:_fail(err, name) end
@@ -396,13 +403,7 @@ function Client:_emit_from(name, start, ...)
   self._dispatching = true
   for i = start, #list do
     local h = list[i]
-    if h and not h.removed then
-      if h.once then
-        h.removed = true
-        self._stale[name] = true
-      end
-      self:_run(name, h.fn, ...)
-    end
+    if take(self, name, h) then self:_run(name, h.fn, ...) end
   end
   self._dispatching = was
   if not was and next(self._stale) ~= nil then self:_compact() end
