@@ -20,7 +20,7 @@ CTEST_VALGRIND = $(VALGRIND) -q --error-exitcode=1 --leak-check=full --errors-fo
 
 ctest-build: $(CTEST_BIN)
 
-$(BUILD)/ctest/%: spec/c/%.c spec/c/tap.h $(CTEST_CORE) $(CORE_HDR)
+$(BUILD)/ctest/%: spec/c/%.c spec/c/tap.h spec/c/failalloc.h $(CTEST_CORE) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu99 $(CFLAGS) $(WARN) $(STRICT) -Isrc/core -Ispec/c $(CTEST_CFLAGS) \
 	    $< $(CTEST_CORE) -o $@ $(CTEST_LIBS)

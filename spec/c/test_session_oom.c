@@ -3,63 +3,15 @@
  * coroutine waiting on it cannot hang because an event could not be made;
  * an object, typing or login event is either delivered whole or replaced by
  * an LS_ERROR_OUT_OF_MEMORY error, never lost silently; a login step that
- * could not be made is retried, not left hanging.
- *
- * Every malloc/calloc/realloc of this process goes through the wrappers
- * below; fail_at makes the n-th one from now on return NULL, once. */
+ * could not be made is retried, not left hanging; a lifecycle event
+ * (authenticated, connected, disconnected) is delivered late, never lost.
+ * Allocation failures are injected by failalloc.h. */
 #include "session.h"
+#include "failalloc.h"
 #include "tap.h"
 
 #include <string.h>
 
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-
-static long allocs_left = -1; /* -1: never fail */
-static long injected;         /* allocations failed so far (none under valgrind, which owns malloc) */
-
-static int should_fail(void)
-{
-    if (allocs_left < 0) return 0;
-    if (allocs_left-- != 0) return 0;
-    injected++;
-    return 1;
-}
-
-/* Blocks allocated and not freed: a run that frees its session must end
- * where it started, or an allocation failure leaked something. */
-static long live;
-
-void *malloc(size_t n)
-{
-    void *p = should_fail() ? NULL : __libc_malloc(n);
-    if (p) live++;
-    return p;
-}
-void *calloc(size_t k, size_t n)
-{
-    void *p = should_fail() ? NULL : __libc_calloc(k, n);
-    if (p) live++;
-    return p;
-}
-void *realloc(void *p, size_t n)
-{
-    void *q;
-    if (should_fail()) return NULL;
-    q = __libc_realloc(p, n);
-    if (q && !p) live++;
-    if (!q && p && !n) live--; /* realloc(p, 0) freed p */
-    return q;
-}
-void free(void *p)
-{
-    if (p) live--;
-    __libc_free(p);
-}
-
-static void fail_at(long n) { allocs_left = n; }
 
 /* Drains the queue; counts the responses to id. */
 static int last_success; /* of the last response counted */
@@ -282,6 +234,73 @@ out:
     return ok;
 }
 
+/* Counts the events of one type in the queue, draining it. */
+static int count_events(ls_session *s, ls_event_type type, const char **text)
+{
+    ls_event *ev;
+    int n = 0;
+    while ((ev = ls_next_event(s))) {
+        if (ev->type == type) {
+            n++;
+            if (text && *text && (!ev->text || strcmp(ev->text, *text))) *text = NULL; /* wrong text */
+        }
+        ls_event_free(s, ev);
+    }
+    return n;
+}
+
+/* One lifecycle step happens while the n-th allocation fails; afterwards,
+ * its event must arrive once, in order: at once or at a later tick. */
+static int lifecycle_delivered(long n, int which, int *reached_end)
+{
+    ls_config cfg;
+    ls_session *s;
+    long before = live;
+    int got = 0, tick, order_ok = 1;
+    const char *want_text = which == 0 ? "tok" : which == 2 ? "gone" : NULL;
+    const char *text = want_text;
+    ls_event_type type = which == 0 ? LS_EV_AUTHENTICATED : which == 1 ? LS_EV_CONNECTED : LS_EV_DISCONNECTED;
+    ls_config_defaults(&cfg);
+    if (!(s = ls_new(&cfg))) return 0;
+    if (which > 0) {
+        ls_start(s, 0, "tok");
+        ls_ws_opened(s, 0);
+        count_events(s, type, NULL);
+    }
+    fail_at(n);
+    if (which == 0) ls_start(s, 0, "tok");
+    else if (which == 1) ls_ws_opened(s, 0);
+    else ls_ws_closed(s, 0, "gone");
+    *reached_end = allocs_left >= 0;
+    fail_at(-1);
+    got = count_events(s, type, &text);
+    for (tick = 1; tick <= 5 && got == 0; tick++) {
+        ls_tick(s, tick * 200);
+        got += count_events(s, type, &text);
+    }
+    if (which == 0 && got == 0) { /* the token itself could not be kept: a new login, after the backoff */
+        ls_http_request *h;
+        int relogin = 0;
+        for (tick = 1; tick <= 600 && !relogin; tick++) {
+            ls_tick(s, 1 + tick * 1000);
+            while ((h = ls_take_http(s))) {
+                if (!strcmp(h->path, "/nonces")) relogin = 1;
+                ls_http_request_free(h);
+            }
+        }
+        ls_free(s);
+        leaked += live - before;
+        return relogin;
+    }
+    if (which == 1 && got == 1) { /* a later event comes after it, not before */
+        ls_ws_closed(s, 2000, "x");
+        order_ok = count_events(s, LS_EV_DISCONNECTED, NULL) == 1;
+    }
+    ls_free(s);
+    leaked += live - before;
+    return got == 1 && order_ok && text == want_text;
+}
+
 int main(void)
 {
     void *(*volatile alloc)(size_t) = malloc; /* called for real, not folded away by the compiler */
@@ -352,6 +371,24 @@ int main(void)
         OK(all && end, "an answered nonce gives a challenge or, reported, a new login, whichever of %d allocations fails",
            tried);
         OK(leaked == 0, "the login runs leaked nothing (%ld blocks)", leaked);
+    }
+    {
+        static const char *const names[] = {"authenticated", "connected", "disconnected"};
+        int which;
+        for (which = 0; which < 3; which++) {
+            int all = 1;
+            end = 0;
+            tried = 0;
+            for (n = 0; !end && n < 200; n++, tried++) {
+                if (!lifecycle_delivered(n, which, &end)) {
+                    DIAG("%s, allocation %ld failing: not delivered exactly once, whole", names[which], n);
+                    all = 0;
+                }
+            }
+            OK(all && end, "the %s event arrives once, whole, whichever of %d allocations fails", names[which], tried);
+            OK(leaked == 0, "the %s runs leaked nothing (%ld blocks)", names[which], leaked);
+            leaked = 0;
+        }
     }
     return tap_done();
 }

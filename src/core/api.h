@@ -12,9 +12,10 @@
  *    or a char buffer with its length. Nothing is printed, nothing aborts,
  *    errno is not the channel.
  *  - Running out of memory is an error like any other, never a silent drop
- *    or a half-made result: the call fails whole, and its message contains
- *    "out of memory" (hiredis's REDIS_ERR_OOM is the model; the error structs
- *    have no code field yet, so callers that must tell it apart match that).
+ *    or a half-made result: the call fails whole, its message says "out of
+ *    memory", and the error struct's out_of_memory flag is set, so a caller
+ *    tells it from bad input without reading the text (hiredis's
+ *    REDIS_ERR_OOM is the model).
  *  - What happens later, not inside a call (the session engine's answers,
  *    packets, timeouts), is reported as an event: LS_EV_ERROR, whose number
  *    is LS_ERROR_CLIENT, LS_ERROR_TRANSPORT or LS_ERROR_OUT_OF_MEMORY, or a

@@ -75,12 +75,13 @@ struct lc_cache {
     size_t ev_id_cap;
 };
 
-static int fail(char *err, size_t len, const char *fmt, ...)
+static int fail(lc_error *err, int out_of_memory, const char *fmt, ...)
 {
     va_list ap;
-    if (err && len) {
+    if (err) {
+        err->out_of_memory = out_of_memory;
         va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
     }
     return 0;
@@ -531,7 +532,7 @@ static const jv *lookup_cached(void *ud, const char *id, size_t len) { return lc
  * hold, the change list's doc is held there (NULL if that failed: then
  * res's values are valid until the next lc_apply only). */
 static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_changes, lp_result *res, lc_hold **hold,
-                       char *err, size_t err_len)
+                       lc_error *err)
 {
     lp_options opt;
     lp_error perr;
@@ -546,7 +547,7 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_change
     c->bytes -= entry_bytes(e);
     if (!lp_apply(doc, jv_root(doc), ops, &opt, res, &perr)) {
         c->bytes += entry_bytes(e);
-        return fail(err, err_len, "patch of %.*s failed: %s", (int)e->id_len, e->id, perr.message);
+        return fail(err, perr.out_of_memory, "patch of %.*s failed: %s", (int)e->id_len, e->id, perr.message);
     }
     jv_set_root(doc, &res->root);
     if (hold) *hold = hold_doc(e);
@@ -583,8 +584,7 @@ static size_t truncate_messages(lc_cache *c, const jv *conversation_id, double p
 }
 
 /* recipient_status.<id, escaped by lp_escape_segment> = "read" */
-static size_t mark_read(lc_cache *c, const jv *conversation_id, double position, const jv *identity, char *err,
-                        size_t err_len)
+static size_t mark_read(lc_cache *c, const jv *conversation_id, double position, const jv *identity, lc_error *err)
 {
     const jv *iid = identity->type == JV_STRING ? identity : jv_get(identity, "id");
     conv_index *x = conv_get(c, conversation_id, 0);
@@ -623,7 +623,7 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
         n = conv_upper(x, position);
         for (i = 0; i < n; i++) {
             lp_result res;
-            if (patch_entry(c, x->msgs[i], &ops, 0, &res, NULL, err, err_len)) {
+            if (patch_entry(c, x->msgs[i], &ops, 0, &res, NULL, err)) {
                 lp_result_free(&res);
                 marked++;
             }
@@ -635,7 +635,7 @@ done:
     return marked;
 }
 
-static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len)
+static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, lc_error *err)
 {
     int replaced;
     lc_entry *e;
@@ -646,16 +646,16 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
         ev->type = OBJ_CONVERSATION;
         ev->id = p->object_id->u.s;
         ev->id_len = p->object_id->len;
-        ev->removed = mark_read(c, p->object_id, p->position, p->identity, err, err_len);
+        ev->removed = mark_read(c, p->object_id, p->position, p->identity, err);
         return 1;
     }
-    if (p->type != PKT_CHANGE) return fail(err, err_len, "only change and operation packets change the cache");
+    if (p->type != PKT_CHANGE) return fail(err, 0, "only change and operation packets change the cache");
     ev->type = p->object_type;
     ev->id = p->object_id->u.s;
     ev->id_len = p->object_id->len;
     switch (p->change_op) {
     case CHG_CREATE:
-        if (!(e = store(c, p->object_type, p->data, &replaced))) return fail(err, err_len, "out of memory");
+        if (!(e = store(c, p->object_type, p->data, &replaced))) return fail(err, 1, "out of memory");
         enforce_byte_bound(c, e);
         ev->outcome = replaced ? LC_REPLACED : LC_CREATED;
         ev->entry = e;
@@ -679,8 +679,7 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
             ev->outcome = LC_IGNORED;
             return 1;
         }
-        if (!patch_entry(c, e, p->data, track_changes, &c->last, track_changes ? &ev->hold : NULL, err, err_len))
-            return 0;
+        if (!patch_entry(c, e, p->data, track_changes, &c->last, track_changes ? &ev->hold : NULL, err)) return 0;
         enforce_byte_bound(c, e);
         ev->outcome = LC_PATCHED;
         ev->changes = c->last.changes;
@@ -689,23 +688,23 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
         ev->entry = e;
         return 1;
     }
-    return fail(err, err_len, "unknown change");
+    return fail(err, 0, "unknown change");
 }
 
 /* ev->id must stay valid until the next lc_apply (cache.h), but it is the
  * packet's, which callers free at once (lcache.c does): copy it into the
  * cache. The buffer is sized first, so a change that was applied is never
  * reported as failed. */
-int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len)
+int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, lc_error *err)
 {
     size_t need = p->object_id ? (size_t)p->object_id->len + 1 : 0;
     if (need > c->ev_id_cap) {
         char *nb = realloc(c->ev_id, need);
-        if (!nb) return fail(err, err_len, "out of memory");
+        if (!nb) return fail(err, 1, "out of memory");
         c->ev_id = nb;
         c->ev_id_cap = need;
     }
-    if (!apply_packet(c, p, track_changes, ev, err, err_len)) return 0;
+    if (!apply_packet(c, p, track_changes, ev, err)) return 0;
     if (p->object_id && ev->id == p->object_id->u.s) {
         memcpy(c->ev_id, ev->id, ev->id_len);
         c->ev_id[ev->id_len] = '\0';

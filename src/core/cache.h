@@ -76,12 +76,17 @@ void lc_free(lc_cache *c);
  * by max_messages_per_conversation before its event pins it. */
 void lc_keep_created(lc_cache *c, int on);
 
-/* Apply a change or operation packet. Returns 1 with ev filled, or 0 with a
- * message in err (a failed patch, or a packet the cache cannot apply).
+typedef struct {
+    int out_of_memory; /* 1: the packet may be fine, an allocation failed */
+    char message[320];
+} lc_error;
+
+/* Apply a change or operation packet. Returns 1 with ev filled, or 0 with
+ * err filled (a failed patch, a packet the cache cannot apply, or no memory).
  * ev->changes is filled only with track_changes: tracking costs a copy of
  * every patched path, wasted when nobody reads the list (ev->changed says
  * whether anything changed either way). */
-int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, char *err, size_t err_len);
+int lc_apply(lc_cache *c, const pkt *p, int track_changes, lc_event *ev, lc_error *err);
 /* Let go of an lc_event.hold; safe after lc_free and with NULL. */
 void lc_release(lc_hold *h);
 

@@ -704,6 +704,12 @@ static int fail(parser *ps, const char *at, const char *fmt, const char *detail)
     return 0;
 }
 
+static int fail_oom(parser *ps, const char *at)
+{
+    if (ps->err && !ps->err->message[0]) ps->err->out_of_memory = 1;
+    return fail(ps, at, "%sout of memory at byte %lu", "");
+}
+
 static void skip_ws(parser *ps)
 {
     const char *p = ps->p, *end = ps->end;
@@ -740,7 +746,7 @@ static int push_entry(parser *ps, const char *key, const jv *v)
         } else {
             ns = realloc(ps->stack, ncap * sizeof *ns);
         }
-        if (!ns) return fail(ps, ps->p, "%sout of memory at byte %lu", "");
+        if (!ns) return fail_oom(ps, ps->p);
         ps->stack = ns;
         ps->scap = ncap;
     }
@@ -920,7 +926,7 @@ static int parse_string(parser *ps, int as_key, const char **out, uint32_t *out_
         }
     }
     dst = arena_alloc(ps->doc, (size_t)(q - body) + 1 + (as_key ? 4 : 0), 1);
-    if (!dst) return fail(ps, body, "%sout of memory at byte %lu", "");
+    if (!dst) return fail_oom(ps, body);
     if (as_key) dst += 4;
     if (!escapes) {
         memcpy(dst, body, (size_t)(q - body));
@@ -1132,7 +1138,7 @@ static int close_container(parser *ps, size_t base, int is_object, jv *out)
         if (has_duplicates(ps->stack + base, count)) count = dedupe_members(ps->stack + base, count);
         if (count) {
             m = arena_alloc(ps->doc, count * sizeof *m, 8);
-            if (!m) return fail(ps, ps->p, "%sout of memory at byte %lu", "");
+            if (!m) return fail_oom(ps, ps->p);
             memcpy(m, ps->stack + base, count * sizeof *m);
         }
         out->type = JV_OBJECT;
@@ -1143,7 +1149,7 @@ static int close_container(parser *ps, size_t base, int is_object, jv *out)
         size_t i;
         if (n) {
             items = arena_alloc(ps->doc, n * sizeof *items, 8);
-            if (!items) return fail(ps, ps->p, "%sout of memory at byte %lu", "");
+            if (!items) return fail_oom(ps, ps->p);
             for (i = 0; i < n; i++) items[i] = ps->stack[base + i].value;
         }
         out->type = JV_ARRAY;
@@ -1242,7 +1248,7 @@ static int parse_value(parser *ps, jv *out)
         int integral;
         size_t n = scan_number(p, ps->end, &integral);
         if (n) {
-            if (!number_value(p, n, integral, out)) return fail(ps, p, "%sout of memory at byte %lu", "");
+            if (!number_value(p, n, integral, out)) return fail_oom(ps, p);
             ps->p += n;
             return 1;
         }
@@ -1313,7 +1319,7 @@ bad:
 
 static int within_limit(size_t len, const jv_limits *limits, jv_error *err)
 {
-    if (err) err->message[0] = '\0', err->offset = 0;
+    if (err) err->message[0] = '\0', err->offset = 0, err->out_of_memory = 0;
     if (limits && limits->max_bytes && len > limits->max_bytes) {
         if (err)
             snprintf(err->message, sizeof err->message, "text of %lu bytes exceeds the limit of %lu bytes",
@@ -1330,7 +1336,7 @@ jv_doc *jv_parse(const char *text, size_t len, const jv_limits *limits, jv_error
     /* Layer objects need about 1.6 times their text in nodes and strings. */
     doc = jv_doc_new(len * 2 + 64);
     if (!doc) {
-        if (err) snprintf(err->message, sizeof err->message, "out of memory");
+        if (err) snprintf(err->message, sizeof err->message, "out of memory"), err->out_of_memory = 1;
         return NULL;
     }
     if (parse_into(doc, text, len, limits, err)) return doc;

@@ -64,6 +64,7 @@ typedef struct {
 
 typedef struct {
     size_t offset;     /* byte offset of the problem in the input */
+    int out_of_memory; /* 1: the text may be fine, an allocation failed */
     char message[160]; /* e.g. "invalid UTF-8 in string at byte 17" */
 } jv_error;
 

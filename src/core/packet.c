@@ -19,6 +19,12 @@ static int bad(pkt_error *err, const char *fmt, ...)
     return 0;
 }
 
+static int bad_json(pkt_error *err, const jv_error *jerr)
+{
+    if (err) err->out_of_memory = jerr->out_of_memory;
+    return jerr->out_of_memory ? bad(err, "%s", jerr->message) : bad(err, "invalid JSON: %s", jerr->message);
+}
+
 /* Field names and expected values are literals: their lengths are known at
  * compile time, so lookups need no strlen and compare whole words inline. */
 static inline int str_is_n(const jv *v, const char *s, size_t n)
@@ -362,18 +368,18 @@ static int decode(jv_doc *scratch, const char *text, size_t len, const pkt_limit
     const jv *root, *type, *counter, *body;
     int ok;
     memset(out, 0, sizeof *out);
-    if (err) err->message[0] = '\0';
+    if (err) err->message[0] = '\0', err->out_of_memory = 0;
     jl.max_bytes = limits && limits->max_bytes ? limits->max_bytes : PKT_DEFAULT_MAX_BYTES;
     jl.max_depth = limits && limits->max_depth ? limits->max_depth : PKT_DEFAULT_MAX_DEPTH;
     if (len > jl.max_bytes)
         return bad(err, "frame of %lu bytes exceeds the limit of %lu bytes", (unsigned long)len,
                    (unsigned long)jl.max_bytes);
     if (scratch) {
-        if (!jv_parse_reuse(scratch, text, len, &jl, &jerr)) return bad(err, "invalid JSON: %s", jerr.message);
+        if (!jv_parse_reuse(scratch, text, len, &jl, &jerr)) return bad_json(err, &jerr);
         root = jv_root(scratch);
     } else {
         out->doc = jv_parse(text, len, &jl, &jerr);
-        if (!out->doc) return bad(err, "invalid JSON: %s", jerr.message);
+        if (!out->doc) return bad_json(err, &jerr);
         root = jv_root(out->doc);
     }
     if (root->type != JV_OBJECT) {

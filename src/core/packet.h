@@ -68,6 +68,7 @@ typedef struct {
 } pkt;
 
 typedef struct {
+    int out_of_memory; /* 1: the frame may be fine, an allocation failed */
     char message[200];
 } pkt_error;
 

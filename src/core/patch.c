@@ -162,7 +162,11 @@ static int op_fail(ctx *c, const char *fmt, ...)
     return 0;
 }
 
-static int oom(ctx *c) { return op_fail(c, "out of memory"); }
+static int oom(ctx *c)
+{
+    if (c->err) c->err->out_of_memory = 1;
+    return op_fail(c, "out of memory");
+}
 
 /* ===== paths (P1-P5) ===== */
 
@@ -827,7 +831,7 @@ int lp_apply(jv_doc *doc, const jv *object, const jv *ops, const lp_options *opt
     c.op_index = -1;
     c.track = (opt && opt->track_changes) || (ops->type == JV_ARRAY && ops_overlap(ops));
     c.in_place = opt && opt->in_place && !c.track;
-    if (err) err->op_index = -1, err->message[0] = '\0';
+    if (err) err->op_index = -1, err->out_of_memory = 0, err->message[0] = '\0';
     if (object->type != JV_OBJECT) {
         op_fail(&c, "the patched value must be an object, got %s", jv_type_name(object->type));
         return 0;
@@ -887,7 +891,7 @@ nomem:
     ctx_free(&c);
     lp_result_free(out);
     c.op_index = -1;
-    op_fail(&c, "out of memory");
+    oom(&c);
     return 0;
 }
 

@@ -62,6 +62,7 @@ typedef struct {
 
 typedef struct {
     long op_index;     /* 0-based index of the failing operation, -1 if none */
+    int out_of_memory; /* 1: the patch may be fine, an allocation failed */
     char message[256]; /* "operation 3 (add 'participants'): ..." (counted from 1) */
 } lp_error;
 

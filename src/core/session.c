@@ -149,6 +149,16 @@ struct ls_session {
      * failures not reported yet because not even the spare was there */
     ls_event *oom_spare, *oom_queued;
     uint64_t oom_count, oom_unreported;
+    /* lifecycle events that could not be allocated, oldest first: queued
+     * before any later event as soon as memory allows (emit_lifecycle) */
+    struct owed_event {
+        ls_event_type type;
+        double number;
+        int text_is_token; /* the text is the session token current at delivery */
+        int has_text;
+        char text[120];
+    } owed[8];
+    unsigned n_owed;
     jv_doc *scratch; /* each frame is parsed here: no allocation per frame */
 };
 
@@ -216,10 +226,14 @@ static void event_lost(ls_session *s, ls_event *ev)
     out_of_memory(s);
 }
 
+static int flush_owed(ls_session *s);
+#define OWED_RETRY_MS 100 /* how soon ls_tick tries again to queue owed events */
+
 static ls_event *event_new(ls_session *s, ls_event_type type)
 {
     ls_event *ev;
-    if (s->oom_unreported) report_oom(s); /* the report goes before what follows it */
+    if (s->oom_unreported) report_oom(s);         /* the report goes before what follows it */
+    if (s->n_owed && !flush_owed(s)) return NULL; /* nothing may overtake an owed event */
     ev = calloc(1, sizeof *ev);
     if (!ev) return NULL;
     ev->type = type;
@@ -289,6 +303,58 @@ static void emit_simple(ls_session *s, ls_event_type type, const char *text, dou
     ls_event *ev = event_new(s, type);
     if (ev) ev->number = number;
     event_finish(s, ev, ev && (!text || event_text(ev, text, strlen(text))));
+}
+
+/* Lifecycle events (authenticated, connected, disconnected, reconnecting,
+ * synced) say what state the session is in: one dropped for want of memory
+ * would leave a program waiting for `ready` for good. One that cannot be made
+ * is owed instead, kept in the session, and queued before any later event as
+ * soon as memory allows. When more are owed than the session keeps, the
+ * oldest goes: the latest states are the ones that still hold. */
+static void emit_lifecycle(ls_session *s, ls_event_type type, const char *text, double number)
+{
+    ls_event *ev = event_new(s, type);
+    struct owed_event *o;
+    if (ev) ev->number = number;
+    if (ev && (!text || event_text(ev, text, strlen(text)))) {
+        event_push(s, ev);
+        return;
+    }
+    ls_event_free(s, ev);
+    out_of_memory(s);
+    if (s->n_owed == sizeof s->owed / sizeof s->owed[0]) {
+        memmove(s->owed, s->owed + 1, sizeof s->owed - sizeof s->owed[0]);
+        s->n_owed--;
+    }
+    o = &s->owed[s->n_owed++];
+    o->type = type;
+    o->number = number;
+    o->text_is_token = type == LS_EV_AUTHENTICATED;
+    o->has_text = text != NULL;
+    snprintf(o->text, sizeof o->text, "%s", text && !o->text_is_token ? text : "");
+}
+
+/* Queues the owed lifecycle events, oldest first; 1 when none is left. */
+static int flush_owed(ls_session *s)
+{
+    unsigned done = 0;
+    while (done < s->n_owed) {
+        const struct owed_event *o = &s->owed[done];
+        const char *text = o->text_is_token ? s->token : o->has_text ? o->text : NULL;
+        ls_event *ev = calloc(1, sizeof *ev);
+        if (!ev) break;
+        ev->type = o->type;
+        ev->number = o->number;
+        if (text && !event_text(ev, text, strlen(text))) {
+            ls_event_free(s, ev);
+            break;
+        }
+        event_push(s, ev);
+        done++;
+    }
+    memmove(s->owed, s->owed + done, (s->n_owed - done) * sizeof s->owed[0]);
+    s->n_owed -= done;
+    return s->n_owed == 0;
 }
 
 static void emit_error(ls_session *s, const jv *error, const char *fmt, ...)
@@ -568,7 +634,7 @@ void ls_start(ls_session *s, int64_t now, const char *session_token)
         }
         s->auth = AUTH_OK;
         s->want_ws = 1;
-        emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
+        emit_lifecycle(s, LS_EV_AUTHENTICATED, s->token, 0);
         flush_rest(s, now);
     } else {
         start_nonce(s, now);
@@ -653,7 +719,7 @@ static int64_t schedule_reconnect(ls_session *s, int64_t now, const char *reason
     int64_t delay = next_backoff(s);
     s->reconnect_at = now + delay;
     s->stats.reconnects++;
-    emit_simple(s, LS_EV_DISCONNECTED, reason, (double)delay);
+    emit_lifecycle(s, LS_EV_DISCONNECTED, reason, (double)delay);
     return delay;
 }
 
@@ -1059,7 +1125,7 @@ static int profile_patch(const pkt *p)
 static void apply_change(ls_session *s, int64_t now, const pkt *p)
 {
     lc_event lev;
-    char err[320];
+    lc_error err;
     ls_event *ev;
     lc_ref *ref = NULL;
     const jv *old = NULL;
@@ -1071,12 +1137,12 @@ static void apply_change(ls_session *s, int64_t now, const pkt *p)
         old = lc_get(s->cache, p->object_id->u.s, p->object_id->len);
     /* Change lists need the old values tracked; telling a real update from a
      * replayed one does not (lev.changed), so the patch may run in place. */
-    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type) && !s->no_change_lists, &lev, err, sizeof err)) {
+    if (!lc_apply(s->cache, p, wanted(s, LS_EV_UPDATE, p->object_type) && !s->no_change_lists, &lev, &err)) {
         if (ref) lc_unpin(s->cache, ref);
-        if (strstr(err, "out of memory"))
-            out_of_memory(s); /* lc_apply's error has no code: its message says */
+        if (err.out_of_memory)
+            out_of_memory(s);
         else
-            emit_error(s, NULL, "%s", err);
+            emit_error(s, NULL, "%s", err.message);
         if (p->type == PKT_CHANGE && p->change_op == CHG_PATCH)
             refetch(s, now, p->object_type, p->object_id->u.s, p->object_id->len);
         return;
@@ -1436,7 +1502,7 @@ static void handle_response(ls_session *s, int64_t now, const pkt *p)
     if (r->kind == REQ_REPLAY) {
         replay_end(s);
         if (!p->success) emit_error(s, p->error, "Event.replay failed");
-        emit_simple(s, LS_EV_SYNCED, NULL, (double)s->replay_packets);
+        emit_lifecycle(s, LS_EV_SYNCED, NULL, (double)s->replay_packets);
         ws_req_free(r);
         return;
     }
@@ -1471,8 +1537,8 @@ void ls_ws_frame(ls_session *s, int64_t now, const char *text, size_t len)
         return;
     }
     if (!pkt_decode_reuse(s->scratch, text, len, NULL, &p, &perr)) {
-        if (strstr(perr.message, "out of memory"))
-            out_of_memory(s); /* pkt_error has no code: its message says */
+        if (perr.out_of_memory)
+            out_of_memory(s);
         else
             emit_error(s, NULL, "bad packet from server: %s", perr.message);
         return;
@@ -1546,7 +1612,7 @@ void ls_ws_opened(ls_session *s, int64_t now)
     s->last_packet = now;
     s->keepalive_pending = 0;
     replay_end(s);
-    emit_simple(s, LS_EV_CONNECTED, NULL, s->connection);
+    emit_lifecycle(s, LS_EV_CONNECTED, NULL, s->connection);
     request_replay(s, now); /* after every reconnect, once anything was seen */
     /* resend what never got an answer; creates carry their own ids */
     for (r = s->ws_reqs; r; r = r->next) {
@@ -1633,7 +1699,7 @@ static void answer_session(ls_session *s, int64_t now, const http_answer *a)
         s->auth = AUTH_OK;
         s->want_ws = 1;
         s->reconnect_at = -1;
-        emit_simple(s, LS_EV_AUTHENTICATED, s->token, 0);
+        emit_lifecycle(s, LS_EV_AUTHENTICATED, s->token, 0);
     } else {
         s->auth = AUTH_NONE;
         if (a->status == 0) {
@@ -1755,7 +1821,7 @@ void ls_http_response(ls_session *s, int64_t now, uint64_t id, int status, const
         if (d)
             root = jv_root(d);
         else
-            parse_oom = strstr(perr.message, "out of memory") != NULL; /* jv_error has no code: its message says */
+            parse_oom = perr.out_of_memory;
     }
     /* an expired session: re-authenticate, then this request goes again */
     if (status == 401 && r->authenticated) {
@@ -1808,6 +1874,7 @@ void ls_tick(ls_session *s, int64_t now)
     ws_req **pp, *r;
     if (s->closed) return;
     lc_settle(s->cache);
+    if (s->n_owed) flush_owed(s); /* memory may be back, and no new event need come first */
     /* request timeouts */
     for (pp = &s->ws_reqs; (r = *pp);) {
         if (r->deadline > now) {
@@ -1853,7 +1920,7 @@ void ls_tick(ls_session *s, int64_t now)
     /* reconnect: validate the session first (PROTOCOL.md 3.6) */
     if (s->reconnect_at >= 0 && now >= s->reconnect_at && !s->ws_open) {
         s->reconnect_at = -1;
-        emit_simple(s, LS_EV_RECONNECTING, NULL, s->attempt);
+        emit_lifecycle(s, LS_EV_RECONNECTING, NULL, s->attempt);
         if (s->auth == AUTH_OK) {
             if (!rest_new(s, HTTP_VALIDATE, "GET", "/?action=validateConnectionForWebsocket", NULL, 0, NULL, 1)) {
                 out_of_memory(s);
@@ -1888,6 +1955,7 @@ int64_t ls_next_deadline(const ls_session *s, int64_t now)
         if (rr->deadline >= 0 && !rr->in_flight) at = min_deadline(at, rr->deadline);
     }
     if (s->reauth_at >= 0) at = min_deadline(at, s->reauth_at);
+    if (s->n_owed) at = min_deadline(at, now + OWED_RETRY_MS);
     for (t = s->typists; t; t = t->next) at = min_deadline(at, t->expires);
     if (at < 0) return -1;
     return at <= now ? 0 : at - now;

@@ -41,7 +41,12 @@ typedef struct {
 
 void ls_config_defaults(ls_config *cfg);
 
-/* ----- events for the application ----- */
+/* ----- events for the application -----
+ * When memory runs out, an event that cannot be made is reported by an
+ * LS_ERROR_OUT_OF_MEMORY error. The lifecycle events (authenticated,
+ * connected, disconnected, reconnecting, synced) are not lost even then:
+ * they are owed and queued, in order and before any later event, at the
+ * first ls_tick that can allocate them (ls_next_deadline asks for one). */
 
 typedef enum {
     LS_EV_CHALLENGE = 1, /* text: nonce. Answer with ls_answer_challenge. */

@@ -37,7 +37,7 @@ static int l_apply(lua_State *L)
     const char *text = luaL_checklstring(L, 2, &len);
     int want_changes = lua_toboolean(L, 3);
     pkt_error perr;
-    char err[300];
+    lc_error err;
     lc_event ev;
     pkt p;
     int ok;
@@ -46,11 +46,11 @@ static int l_apply(lua_State *L)
         lua_pushstring(L, perr.message);
         return 2;
     }
-    ok = lc_apply(c, &p, want_changes, &ev, err, sizeof err);
+    ok = lc_apply(c, &p, want_changes, &ev, &err);
     pkt_free(&p); /* the event points into the cache, not into the packet */
     if (!ok) {
         lua_pushnil(L);
-        lua_pushstring(L, err);
+        lua_pushstring(L, err.message);
         return 2;
     }
     lua_pushstring(L, outcome_names[ev.outcome]);
