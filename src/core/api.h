@@ -22,7 +22,8 @@
  *    failed LS_EV_RESPONSE for a request. An event the session cannot
  *    allocate is replaced by an LS_ERROR_OUT_OF_MEMORY event made from memory
  *    set aside for it (session.c, out_of_memory), so a waiting caller or
- *    handler is always told.
+ *    handler is always told; a lifecycle event (connected, ...) is owed and
+ *    delivered late instead (session.h).
  * Not following it yet: the transport (loop.h, http.h, ws.h) returns -1 and
  * sets errno, and reports asynchronous failures through on_error callbacks.
  */

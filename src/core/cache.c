@@ -583,8 +583,9 @@ static size_t truncate_messages(lc_cache *c, const jv *conversation_id, double p
     return removed;
 }
 
-/* recipient_status.<id, escaped by lp_escape_segment> = "read" */
-static size_t mark_read(lc_cache *c, const jv *conversation_id, double position, const jv *identity, lc_error *err)
+/* recipient_status.<id, escaped by lp_escape_segment> = "read". *oom is set
+ * when memory ran out and some messages may not have been marked. */
+static size_t mark_read(lc_cache *c, const jv *conversation_id, double position, const jv *identity, int *oom)
 {
     const jv *iid = identity->type == JV_STRING ? identity : jv_get(identity, "id");
     conv_index *x = conv_get(c, conversation_id, 0);
@@ -596,6 +597,7 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
     jbuf_puts(&path, "recipient_status.");
     lp_escape_segment(&path, iid->u.s, iid->len);
     ops_doc = jv_doc_new(256);
+    *oom = 1; /* until the operation is built */
     if (!ops_doc || path.oom) {
         jv_doc_free(ops_doc);
         jbuf_free(&path);
@@ -621,11 +623,15 @@ static size_t mark_read(lc_cache *c, const jv *conversation_id, double position,
         ops.len = 1;
         ops.u.items = op;
         n = conv_upper(x, position);
+        *oom = 0;
         for (i = 0; i < n; i++) {
             lp_result res;
-            if (patch_entry(c, x->msgs[i], &ops, 0, &res, NULL, err)) {
+            lc_error perr;
+            if (patch_entry(c, x->msgs[i], &ops, 0, &res, NULL, &perr)) {
                 lp_result_free(&res);
                 marked++;
+            } else if (perr.out_of_memory) {
+                *oom = 1;
             }
         }
     }
@@ -646,8 +652,9 @@ static int apply_packet(lc_cache *c, const pkt *p, int track_changes, lc_event *
         ev->type = OBJ_CONVERSATION;
         ev->id = p->object_id->u.s;
         ev->id_len = p->object_id->len;
-        ev->removed = mark_read(c, p->object_id, p->position, p->identity, err);
-        return 1;
+        int oom = 0;
+        ev->removed = mark_read(c, p->object_id, p->position, p->identity, &oom);
+        return oom ? fail(err, 1, "out of memory: messages of %.*s left unmarked", (int)ev->id_len, ev->id) : 1;
     }
     if (p->type != PKT_CHANGE) return fail(err, 0, "only change and operation packets change the cache");
     ev->type = p->object_type;
