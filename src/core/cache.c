@@ -551,8 +551,14 @@ static int patch_entry(lc_cache *c, lc_entry *e, const jv *ops, int track_change
     }
     jv_set_root(doc, &res->root);
     if (hold) *hold = hold_doc(e);
-    /* Repack once garbage outweighs live data; the old doc stays alive for the event. */
-    if (jv_doc_wants_repack(doc, e->packed_used)) {
+    /* Repack once garbage outweighs live data; the old doc stays alive for the
+     * event. A tracked patch keeps the values it replaced (its change list
+     * points at them), so garbage gathers faster: repacking at 1.5 times the
+     * packed size, not 2,
+     * keeps RSS under the plain-Lua client's with change lists (bench
+     * client_ingest, 1.17 -> 0.99 on 5.4) for 1.3% more instructions. */
+    if (hold && *hold ? jv_doc_used(doc) > e->packed_used + e->packed_used / 2
+                      : jv_doc_wants_repack(doc, e->packed_used)) {
         jv_doc *packed = jv_doc_compact(doc);
         if (packed) {
             retire_doc(c, e);
