@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "patch.h"
 #include "srv.h"
 #include "sql.h"
 #include "model.h"
@@ -362,21 +363,15 @@ void receipt_status_patch(jbuf *b, const char *user, int level)
 
 void escaped_identity_prop(jbuf *b, const char *user)
 {
-    /* recipient_status.<identity id>, dots in the id escaped for Layer-Patch */
-    jbuf id;
-    size_t i;
+    /* recipient_status.<identity id>, the id escaped as the client's cache escapes it */
+    jbuf id, prop;
     jbuf_init(&id);
-    jbuf_puts(&id, "recipient_status.layer:///identities/");
+    jbuf_init(&prop);
+    jbuf_puts(&id, "layer:///identities/");
     srv_url_encode(&id, user);
-    {
-        jbuf esc;
-        jbuf_init(&esc);
-        for (i = 0; i < id.len; i++) {
-            if (i >= 17 && id.data[i] == '.') jbuf_putc(&esc, '\\');
-            jbuf_putc(&esc, id.data[i]);
-        }
-        jbuf_string(b, esc.data, esc.len);
-        jbuf_free(&esc);
-    }
+    jbuf_puts(&prop, "recipient_status.");
+    lp_escape_segment(&prop, id.data, id.len);
+    jbuf_string(b, prop.data, prop.len);
+    jbuf_free(&prop);
     jbuf_free(&id);
 }

@@ -102,6 +102,24 @@ describe("layer-server websocket", function()
     p3:close(); wq:close()
   end)
 
+  it("escapes dots in a reader's id in the receipt patch, so a Layer-Patch client reads it back whole", function()
+    local td = srv:session("dot.reader")
+    local wa = assert(srv:ws(ta, { protocol = "layer-3.0" }))
+    local cid = "layer:///conversations/" .. L.uuid()
+    assert.is_true(wa:request("Conversation.create", { participants = { "layer:///identities/alice",
+      "layer:///identities/dot.reader" }, distinct = false, id = cid }).body.success)
+    local mid = "layer:///messages/" .. L.uuid()
+    assert.is_true(wa:request("Message.create", { parts = { { mime_type = "text/plain", body = "hi" } }, id = mid },
+      cid).body.success)
+    assert.truthy(wa:change(mid, "create"))
+    assert.equal(204, (srv:request { method = "POST", path = "/messages/" .. mid:sub(19) .. "/receipts", token = td,
+      body = { type = "read" } }))
+    local rs = assert(wa:change(mid, "patch"))
+    assert.equal("recipient_status.layer:///identities/dot\\.reader", rs.body.data[1].property)
+    assert.equal("read", rs.body.data[1].value)
+    wa:close()
+  end)
+
   it("creates conversations and messages over the socket with change packets to everyone, actor included", function()
     local wa = assert(srv:ws(ta, { protocol = "layer-3.0" }))
     local wa2 = assert(srv:ws(ta, { protocol = "layer-2.0" }))
