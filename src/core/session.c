@@ -817,8 +817,9 @@ static void begin_reauth(ls_session *s, int64_t now, const char *nonce, size_t n
 
 /* ===== WebSocket requests ===== */
 
+/* data, or data_json (JSON text written as is), or neither. */
 static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, const char *method, const char *object_id,
-                                const jv *data)
+                                const jv *data, const char *data_json)
 {
     jbuf b;
     char idbuf[24];
@@ -843,9 +844,12 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
         jbuf_puts(&b, ",\"object_id\":");
         jbuf_string(&b, object_id, strlen(object_id));
     }
-    if (data) {
+    if (data || data_json) {
         jbuf_puts(&b, ",\"data\":");
-        jv_write(&b, data);
+        if (data)
+            jv_write(&b, data);
+        else
+            jbuf_puts(&b, data_json);
     }
     jbuf_puts(&b, "}}");
     if (b.oom) {
@@ -868,7 +872,7 @@ static uint64_t ws_send_request(ls_session *s, int64_t now, ws_req_kind kind, co
 
 uint64_t ls_ws_request(ls_session *s, int64_t now, const char *method, const char *object_id, const jv *data)
 {
-    return ws_send_request(s, now, REQ_APP, method, object_id, data);
+    return ws_send_request(s, now, REQ_APP, method, object_id, data, NULL);
 }
 
 static ws_req *take_ws_req(ls_session *s, uint64_t id)
@@ -1359,20 +1363,19 @@ static void cursor_add(ls_session *s, const pkt *p, int have_fp, uint64_t fp)
 
 static void request_replay(ls_session *s, int64_t now)
 {
-    jv_doc *d;
     jbuf b;
     if (s->replaying || !s->last_timestamp[0] || !s->ws_open) return;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"from_timestamp\":");
     jbuf_string(&b, s->last_timestamp, strlen(s->last_timestamp));
     jbuf_putc(&b, '}');
-    d = b.oom ? NULL : jv_parse(b.data, b.len, NULL, NULL);
-    jbuf_free(&b);
-    if (!d) { /* ws_send_request reports its own failures */
+    jbuf_putc(&b, '\0');
+    if (b.oom) { /* ws_send_request reports its own failures */
+        jbuf_free(&b);
         out_of_memory(s);
         return;
     }
-    if (ws_send_request(s, now, REQ_REPLAY, "Event.replay", NULL, jv_root(d))) {
+    if (ws_send_request(s, now, REQ_REPLAY, "Event.replay", NULL, NULL, b.data)) {
         s->replaying = 1;
         s->replay_packets = 0;
         s->replay_from_ms = s->cursor_ms;
@@ -1380,7 +1383,7 @@ static void request_replay(ls_session *s, int64_t now)
         bag_copy(s, &s->overlap, &s->at_cursor);
         s->stats.replays++;
     }
-    jv_doc_free(d);
+    jbuf_free(&b);
 }
 
 /* ===== the durable cursor ===== */
@@ -1903,7 +1906,7 @@ void ls_tick(ls_session *s, int64_t now)
         if (now - s->last_packet >= s->cfg.dead_ms) {
             drop_socket(s, now, "no packet from the server in time: the socket is dead");
         } else if (now - s->last_packet >= s->cfg.keepalive_ms && !s->keepalive_pending) {
-            if (ws_send_request(s, now, REQ_KEEPALIVE, "Counter.read", NULL, NULL)) s->keepalive_pending = 1;
+            if (ws_send_request(s, now, REQ_KEEPALIVE, "Counter.read", NULL, NULL, NULL)) s->keepalive_pending = 1;
         }
     }
     {
