@@ -384,13 +384,10 @@ static void send_http(ld_driver *d, ls_http_request *r)
     free(extra); /* lt_http_request copied what it keeps */
     if (!p->transport_id) {
         char msg[256];
-        int n = snprintf(msg, sizeof msg, "could not start the request: %s", e.msg);
+        snprintf(msg, sizeof msg, "could not start the request: %s", e.msg);
         forget_http(d, p);
         /* only memory may be there on a retry (status 0); a refused option will be refused again (-1) */
-        ls_http_response(d->s, lt_now_ms(), r->id, e.code == LT_E_OOM ? 0 : -1, NULL, -1, msg,
-                         n < 0                    ? 0
-                         : (size_t)n < sizeof msg ? (size_t)n
-                                                  : sizeof msg - 1);
+        ls_http_response(d->s, lt_now_ms(), r->id, e.code == LT_E_OOM ? 0 : -1, NULL, -1, msg, strlen(msg));
     }
 }
 
@@ -525,7 +522,7 @@ void ld_pump(ld_driver *d)
     if (unsent) { /* a frame that cannot be queued (memory) is not dropped quietly: reconnect, resend */
         char msg[256];
         snprintf(msg, sizeof msg, "WebSocket error: could not send a frame: %s", e.msg);
-        lt_ws_close(unsent, 1011, "client out of memory", NULL);
+        lt_ws_close(unsent, 1011, "client could not send", NULL);
         ws_gone(d, unsent, msg);
     }
 }
