@@ -231,8 +231,8 @@ static void report(hsvc *svc, hreq *r)
         resp.error = r->oom ? LT_HTTP_EOTHER : map_error(r);
         curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
         resp.os_errno = (int)os_errno;
-        resp.error_msg = r->oom         ? "out of memory"
-                         : r->toobig    ? "response body too large"
+        if (r->toobig) snprintf(r->errbuf, sizeof r->errbuf, "response body over max_body (%zu bytes)", r->max);
+        resp.error_msg = r->oom         ? "out of memory for the response"
                          : r->errbuf[0] ? r->errbuf
                                         : curl_easy_strerror(r->result);
         resp.body = "";
