@@ -233,7 +233,7 @@ static void wait_for(lt_loop *L, int *flag, int want, int ms)
 {
     double t0 = tap_now();
     while (*flag < want && tap_now() - t0 < ms)
-        lt_loop_step(L, 50);
+        lt_loop_step(L, 50, NULL);
 }
 
 static char url[256];
@@ -257,13 +257,19 @@ static void cancel_other(const lt_http_resp *r, void *ud)
     q.url = U("/echo");
     q.body = "again";
     q.body_len = 5;
-    lt_http_request(gL, &q, on_resp, &chained); /* start a new one from a callback */
+    lt_http_request(gL, &q, on_resp, &chained, NULL); /* start a new one from a callback */
 }
 static void victim_cb(const lt_http_resp *r, void *ud) { victim_cb_ran = 1; }
+static lt_error after_free_err;
+static uint64_t after_free_id = 1;
 static void free_loop_cb(const lt_http_resp *r, void *ud)
 {
     (*(int *)ud)++;
     lt_loop_free(gL);
+    lt_http_req q;
+    memset(&q, 0, sizeof q);
+    q.url = U("/echo");
+    after_free_id = lt_http_request(gL, &q, on_resp, NULL, &after_free_err); /* refused: the loop is going */
 }
 
 int main(void)
@@ -274,7 +280,7 @@ int main(void)
     pthread_t th;
     pthread_create(&th, NULL, server, NULL);
 
-    lt_loop *L = lt_loop_new();
+    lt_loop *L = lt_loop_new(NULL);
     gL = L;
     int epfd = lt_loop_fd(L);
 
@@ -286,7 +292,7 @@ int main(void)
     q.url = U("/echo");
     q.headers = hdrs;
     q.nheaders = 2;
-    uint64_t id = lt_http_request(L, &q, on_resp, &a);
+    uint64_t id = lt_http_request(L, &q, on_resp, &a, NULL);
     OK(id != 0, "lt_http_request returns an id");
     OK(lt_loop_timeout_ms(L) == 0, "a new request makes timeout 0 (curl wants a kick)");
     wait_for(L, &a.done, 1, 5000);
@@ -297,6 +303,29 @@ int main(void)
     OK(a.nh >= 4, "header_count sees all headers (%zu)", a.nh);
     free(a.body);
 
+    /* refused at once: 0 and an lt_error saying why */
+    lt_error err;
+    memset(&err, 0, sizeof err);
+    q.url = NULL;
+    OK(lt_http_request(L, &q, on_resp, &a, &err) == 0 && err.code == LT_E_INVAL && strstr(err.msg, "url"),
+       "no url: 0 and LT_E_INVAL (%s)", err.msg);
+    q.url = U("/echo");
+    memset(&err, 0, sizeof err);
+    OK(lt_http_request(L, &q, NULL, NULL, &err) == 0 && err.code == LT_E_INVAL && strstr(err.msg, "callback"),
+       "no callback: 0 and LT_E_INVAL (%s)", err.msg);
+    OK(lt_http_request(L, &q, NULL, NULL, NULL) == 0, "err may be NULL");
+    size_t hugelen = (size_t)9 << 20; /* over libcurl's 8 MB limit for a string option */
+    char *huge = malloc(hugelen + 1);
+    memcpy(huge, "http://127.0.0.1/", 17);
+    memset(huge + 17, 'a', hugelen - 17);
+    huge[hugelen] = 0;
+    q.url = huge;
+    memset(&err, 0, sizeof err);
+    OK(lt_http_request(L, &q, on_resp, &a, &err) == 0 && err.code == LT_E_INVAL && strstr(err.msg, "CURLOPT_URL"),
+       "a url libcurl refuses: 0 and LT_E_INVAL naming the option (%s)", err.msg);
+    free(huge);
+    OK(lt_http_active(L) == 0 && a.done == 1, "refused requests are not active and call nothing");
+
     /* POST body + PATCH + DELETE */
     result b = {0}, c = {0}, d = {0};
     memset(&q, 0, sizeof q);
@@ -304,19 +333,19 @@ int main(void)
     q.method = "POST";
     q.body = "{\"a\":1}\0tail";
     q.body_len = 12; /* embedded NUL travels */
-    lt_http_request(L, &q, on_resp, &b);
+    lt_http_request(L, &q, on_resp, &b, NULL);
     q.method = "PATCH";
     q.body = "[]";
     q.body_len = 2;
-    lt_http_request(L, &q, on_resp, &c);
+    lt_http_request(L, &q, on_resp, &c, NULL);
     q.method = "DELETE";
     q.body = NULL;
     q.body_len = 0;
-    lt_http_request(L, &q, on_resp, &d);
+    lt_http_request(L, &q, on_resp, &d, NULL);
     int all = 0;
     double t0 = tap_now();
     while ((b.done + c.done + d.done) < 3 && tap_now() - t0 < 5000)
-        lt_loop_step(L, 50);
+        lt_loop_step(L, 50, NULL);
     (void)all;
     OK(b.status == 200 && b.blen == 18 && memcmp(b.body, "POST||{\"a\":1}\0tail", 18) == 0, "POST body is sent verbatim");
     OK(c.status == 200 && strcmp(c.body, "PATCH||[]") == 0, "PATCH with body");
@@ -329,13 +358,13 @@ int main(void)
     result s = {0};
     memset(&q, 0, sizeof q);
     q.url = U("/status/429");
-    lt_http_request(L, &q, on_resp, &s);
+    lt_http_request(L, &q, on_resp, &s, NULL);
     wait_for(L, &s.done, 1, 5000);
     OK(s.status == 429 && s.err == LT_HTTP_OK && strcmp(s.retry, "7") == 0, "429 is a status, not an error; Retry-After: %s", s.retry);
     free(s.body);
     memset(&s, 0, sizeof s);
     q.url = U("/status/500");
-    lt_http_request(L, &q, on_resp, &s);
+    lt_http_request(L, &q, on_resp, &s, NULL);
     wait_for(L, &s.done, 1, 5000);
     OK(s.status == 500 && s.err == LT_HTTP_OK, "500 is reported as status");
     free(s.body);
@@ -343,7 +372,7 @@ int main(void)
     /* big body */
     result big = {0};
     q.url = U("/big/3000000");
-    lt_http_request(L, &q, on_resp, &big);
+    lt_http_request(L, &q, on_resp, &big, NULL);
     wait_for(L, &big.done, 1, 10000);
     int same = big.blen == 3000000;
     for (size_t i = 0; same && i < big.blen; i += 4099)
@@ -352,9 +381,9 @@ int main(void)
     free(big.body);
     memset(&big, 0, sizeof big);
     q.max_body = 1000;
-    lt_http_request(L, &q, on_resp, &big);
+    lt_http_request(L, &q, on_resp, &big, NULL);
     wait_for(L, &big.done, 1, 10000);
-    OK(big.err == LT_HTTP_ETOOBIG && big.status == 0, "max_body is enforced (%s)", big.msg);
+    OK(big.err == LT_HTTP_ETOOBIG && big.status == 0 && strstr(big.msg, "max_body"), "max_body is enforced (%s)", big.msg);
     free(big.body);
     q.max_body = 0;
 
@@ -366,7 +395,7 @@ int main(void)
     char u2[128];
     snprintf(u2, sizeof u2, "http://127.0.0.1:%d/", port2);
     q.url = u2;
-    lt_http_request(L, &q, on_resp, &r);
+    lt_http_request(L, &q, on_resp, &r, NULL);
     wait_for(L, &r.done, 1, 5000);
     OK(r.done && r.err == LT_HTTP_ECONNECT && r.status == 0, "connection refused is a transport error (%s)", r.msg);
     free(r.body);
@@ -374,7 +403,7 @@ int main(void)
     /* dropped connection */
     memset(&r, 0, sizeof r);
     q.url = U("/drop");
-    lt_http_request(L, &q, on_resp, &r);
+    lt_http_request(L, &q, on_resp, &r, NULL);
     wait_for(L, &r.done, 1, 5000);
     OK(r.done && r.err == LT_HTTP_EPROTO, "empty reply is a protocol error (%s)", r.msg);
     free(r.body);
@@ -383,12 +412,12 @@ int main(void)
     memset(&r, 0, sizeof r);
     q.url = U("/slow");
     q.timeout_ms = 300;
-    lt_http_request(L, &q, on_resp, &r);
+    lt_http_request(L, &q, on_resp, &r, NULL);
     double worst = 0;
     t0 = tap_now();
     while (!r.done && tap_now() - t0 < 5000) {
         double s0 = tap_now();
-        lt_loop_step(L, 0);
+        lt_loop_step(L, 0, NULL);
         double el = tap_now() - s0;
         if (el > worst)
             worst = el;
@@ -406,7 +435,7 @@ int main(void)
     memset(&r, 0, sizeof r);
     snprintf(u2, sizeof u2, "http://localhost:%d/echo", srv_port);
     q.url = u2;
-    lt_http_request(L, &q, on_resp, &r);
+    lt_http_request(L, &q, on_resp, &r, NULL);
     wait_for(L, &r.done, 1, 5000);
     OK(r.status == 200, "hostname URL (localhost) works");
     free(r.body);
@@ -423,12 +452,12 @@ int main(void)
         snprintf(bodies[i], sizeof bodies[i], "n%d", i);
         q.body = bodies[i];
         q.body_len = strlen(bodies[i]);
-        lt_http_request(L, &q, on_resp, &many[i]);
+        lt_http_request(L, &q, on_resp, &many[i], NULL);
     }
     OK(lt_http_active(L) == NREQ, "%d requests active", NREQ);
     t0 = tap_now();
     while (ndone < NREQ && tap_now() - t0 < 10000) {
-        lt_loop_step(L, 50);
+        lt_loop_step(L, 50, NULL);
         ndone = 0;
         for (int i = 0; i < NREQ; i++)
             ndone += many[i].done;
@@ -448,20 +477,20 @@ int main(void)
     /* cancel */
     memset(&r, 0, sizeof r);
     q.url = U("/slow");
-    uint64_t cid = lt_http_request(L, &q, on_resp, &r);
+    uint64_t cid = lt_http_request(L, &q, on_resp, &r, NULL);
     for (int i = 0; i < 20; i++)
-        lt_loop_step(L, 5);
+        lt_loop_step(L, 5, NULL);
     OK(lt_http_cancel(L, cid) == 1 && lt_http_cancel(L, cid) == 0, "cancel by id, once");
     for (int i = 0; i < 20; i++)
-        lt_loop_step(L, 5);
+        lt_loop_step(L, 5, NULL);
     OK(r.done == 0 && lt_http_active(L) == 0, "cancelled request never calls back");
 
     /* callbacks that cancel another completed request and start a new one */
     int first = 0;
     memset(&chained, 0, sizeof chained);
     q.url = U("/status/204");
-    lt_http_request(L, &q, cancel_other, &first);
-    victim = lt_http_request(L, &q, victim_cb, NULL);
+    lt_http_request(L, &q, cancel_other, &first, NULL);
+    victim = lt_http_request(L, &q, victim_cb, NULL, NULL);
     wait_for(L, &chained.done, 1, 5000);
     OK(first == 1 && chained.done == 1 && strcmp(chained.body, "POST||again") == 0,
        "a callback can start a request");
@@ -473,23 +502,25 @@ int main(void)
     /* free the loop from inside a callback while others are in flight */
     int freed_calls = 0;
     q.url = U("/status/200");
-    lt_http_request(L, &q, free_loop_cb, &freed_calls);
-    lt_http_request(L, &q, free_loop_cb, &freed_calls);
+    lt_http_request(L, &q, free_loop_cb, &freed_calls, NULL);
+    lt_http_request(L, &q, free_loop_cb, &freed_calls, NULL);
     q.url = U("/slow");
-    lt_http_request(L, &q, on_resp, &r);
+    lt_http_request(L, &q, on_resp, &r, NULL);
     t0 = tap_now();
     while (freed_calls == 0 && tap_now() - t0 < 5000)
-        lt_loop_step(L, 50);
+        lt_loop_step(L, 50, NULL);
     OK(freed_calls == 1, "lt_loop_free inside a response callback: no more callbacks, no crash");
+    OK(after_free_id == 0 && after_free_err.code == LT_E_STATE && strstr(after_free_err.msg, "freed"),
+       "a request on a loop being freed: 0 and LT_E_STATE (%s)", after_free_err.msg);
 
     /* free a loop with requests still running */
-    lt_loop *L2 = lt_loop_new();
+    lt_loop *L2 = lt_loop_new(NULL);
     memset(&r, 0, sizeof r);
     q.url = U("/slow");
-    lt_http_request(L2, &q, on_resp, &r);
-    lt_http_request(L2, &q, on_resp, &r);
+    lt_http_request(L2, &q, on_resp, &r, NULL);
+    lt_http_request(L2, &q, on_resp, &r, NULL);
     for (int i = 0; i < 10; i++)
-        lt_loop_step(L2, 5);
+        lt_loop_step(L2, 5, NULL);
     lt_loop_free(L2);
     OK(r.done == 0, "lt_loop_free with active requests calls nothing");
 

@@ -231,7 +231,7 @@ static void c_open(lt_ws *ws, void *ud)
     const char *p = lt_ws_protocol(ws);
     snprintf(c->proto, sizeof c->proto, "%s", p ? p : "");
     if (c->send_in_open)
-        lt_ws_send_text(ws, "from-open", 9);
+        lt_ws_send_text(ws, "from-open", 9, NULL);
 }
 
 static void c_text(lt_ws *ws, const char *data, size_t len, void *ud)
@@ -243,8 +243,8 @@ static void c_text(lt_ws *ws, const char *data, size_t len, void *ud)
     memcpy(c->last, data, len + 1);
     c->last_len = len;
     if (c->close_in_text) {
-        lt_ws_close(ws, 4002, "from on_text");
-        lt_ws_send_text(ws, "late", 4); /* refused: closing */
+        lt_ws_close(ws, 4002, "from on_text", NULL);
+        lt_ws_send_text(ws, "late", 4, NULL); /* refused: closing */
     }
     if (c->free_in_text)
         lt_ws_free(ws);
@@ -284,14 +284,14 @@ static void wait_until(lt_loop *L, const int *flag, int want, int ms)
 {
     double t0 = tap_now();
     while (*flag < want && tap_now() - t0 < ms)
-        lt_loop_step(L, 50);
+        lt_loop_step(L, 50, NULL);
 }
 
 static void pump(lt_loop *L, int ms)
 {
     double t0 = tap_now();
     while (tap_now() - t0 < ms)
-        lt_loop_step(L, 10);
+        lt_loop_step(L, 10, NULL);
 }
 
 static char ubuf[256];
@@ -401,7 +401,7 @@ static int wss_opens(lt_loop *L, const char *proxy)
     lt_ws_opts o = mkopts(&c, url("wss", "localhost", srv_tls_port, "/"));
     o.ca_file = cert_file;
     o.proxy = proxy;
-    lt_ws *ws = lt_ws_connect(L, &o);
+    lt_ws *ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &c.open, 1, 5000);
     if (!c.open)
         DIAG("wss did not open: %s", c.err);
@@ -422,9 +422,45 @@ int main(void)
     pthread_t th;
     pthread_create(&th, NULL, server, NULL);
 
-    lt_loop *L = lt_loop_new();
+    lt_loop *L = lt_loop_new(NULL);
     lt_loop_set_log(L, log_cb, NULL);
     int epfd = lt_loop_fd(L);
+
+    /* refused at once: NULL and an lt_error saying why, no callback later */
+    static const struct {
+        const char *url, *says;
+    } bad[] = {
+        {"http://127.0.0.1:1/", "url must be ws:// or wss://"},
+        {"ws:///path", "no host"},
+        {"ws://127.0.0.1:99999/", "port"},
+        {"ws://[::1/", "']'"},
+        {"ws://host name/", "' '"},
+    };
+    cstate bc = {0};
+    lt_error err;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        lt_ws_opts bo = mkopts(&bc, bad[i].url);
+        lt_ws *bw = lt_ws_connect(L, &bo, &err);
+        OK(bw == NULL && err.code == LT_E_INVAL && strstr(err.msg, bad[i].says), "%s: NULL, LT_E_INVAL (%s)", bad[i].url,
+           err.msg);
+        OK(lt_ws_check_url(bad[i].url, NULL) == -1, "lt_ws_check_url refuses %s too", bad[i].url);
+    }
+    OK(lt_ws_check_url("wss://[::1]:8443/ws?x=1", &err) == 0 && lt_ws_check_url("ws://h", &err) == 0,
+       "lt_ws_check_url takes good urls");
+    lt_ws_opts bo = mkopts(&bc, url("ws", "127.0.0.1", srv_port, "/"));
+    const char *crlf[] = {"X-Ok: 1", "X-Bad: 1\r\nX-Injected: 2"};
+    bo.headers = crlf;
+    bo.nheaders = 2;
+    memset(&err, 0, sizeof err);
+    OK(lt_ws_connect(L, &bo, &err) == NULL && err.code == LT_E_INVAL && strstr(err.msg, "header 2"),
+       "a header with CR LF: NULL, LT_E_INVAL (%s)", err.msg);
+    bo.url = NULL;
+    memset(&err, 0, sizeof err);
+    OK(lt_ws_connect(L, &bo, &err) == NULL && err.code == LT_E_INVAL, "no url: LT_E_INVAL (%s)", err.msg);
+    OK(lt_ws_connect(L, &bo, NULL) == NULL, "err may be NULL");
+    pump(L, 20);
+    OK(bc.open == 0 && bc.errored == 0 && bc.closed == 0, "refused connects call nothing");
 
     /* connect + subprotocol + echo */
     cstate a = {0};
@@ -433,15 +469,15 @@ int main(void)
     const char *extra[] = {"X-Client: lt-test"};
     o.headers = extra;
     o.nheaders = 1;
-    lt_ws *ws = lt_ws_connect(L, &o);
+    lt_ws *ws = lt_ws_connect(L, &o, NULL);
     OK(ws != NULL && lt_ws_state(ws) == LT_WS_CONNECTING, "lt_ws_connect returns a connecting ws");
-    OK(lt_ws_send_text(ws, "queued-early", 12) == 0, "send while connecting is queued");
+    OK(lt_ws_send_text(ws, "queued-early", 12, NULL) == 0, "send while connecting is queued");
     wait_until(L, &a.open, 1, 5000);
     OK(a.open == 1 && lt_ws_state(ws) == LT_WS_OPEN, "on_open");
     OK(strcmp(a.proto, "layer-3.0") == 0, "subprotocol negotiated (%s)", a.proto);
     wait_until(L, &a.texts, 2, 5000);
     OK(a.texts == 2, "both queued messages echoed (%d)", a.texts);
-    lt_ws_send_text(ws, "hello", 5);
+    lt_ws_send_text(ws, "hello", 5, NULL);
     wait_until(L, &a.texts, 3, 5000);
     OK(a.last && strcmp(a.last, "hello") == 0, "text echo");
     int tmo = lt_loop_timeout_ms(L);
@@ -449,28 +485,28 @@ int main(void)
     int idle_steps = 0;
     double i0 = tap_now();
     while (tap_now() - i0 < 1000) {
-        lt_loop_step(L, -1);
+        lt_loop_step(L, -1, NULL);
         idle_steps++;
     }
     OK(idle_steps >= 2 && idle_steps <= 12, "idle open ws: step(-1) sleeps, no busy loop (%d steps in 1 s)", idle_steps);
 
     /* fragmented and large messages */
-    lt_ws_send_text(ws, "frag", 4);
+    lt_ws_send_text(ws, "frag", 4, NULL);
     wait_until(L, &a.texts, 4, 5000);
     OK(a.last_len == 4 && strcmp(a.last, "frag") == 0, "a message in 2-byte fragments is reassembled");
-    lt_ws_send_text(ws, "big:600000", 10);
+    lt_ws_send_text(ws, "big:600000", 10, NULL);
     wait_until(L, &a.texts, 5, 10000);
     int same = a.last_len == 600000;
     for (size_t i = 0; same && i < a.last_len; i += 997)
         same = a.last[i] == (char)('A' + i % 26);
     OK(same, "600 kB message in 16 kB frames arrives whole (%zu)", a.last_len);
     /* a host pumping once a frame reads what the kernel holds, not 4 kB a step */
-    lt_ws_send_text(ws, "big:100000", 10);
-    lt_loop_step(L, 0);
+    lt_ws_send_text(ws, "big:100000", 10, NULL);
+    lt_loop_step(L, 0, NULL);
     usleep(300 * 1000); /* the server's frames wait in the socket buffers */
     int read_steps = 0;
     while (a.texts < 6 && read_steps < 1000) {
-        lt_loop_step(L, 0);
+        lt_loop_step(L, 0, NULL);
         read_steps++;
     }
     OK(a.texts == 6 && a.last_len == 100000 && read_steps <= 4, "100 kB already buffered is read in %d step(s)",
@@ -479,20 +515,24 @@ int main(void)
     char *bigmsg = malloc(n);
     for (size_t i = 0; i < n; i++)
         bigmsg[i] = (char)('a' + i % 23);
-    lt_ws_send_text(ws, bigmsg, n);
+    lt_ws_send_text(ws, bigmsg, n, NULL);
     OK(lt_ws_buffered(ws) == n, "lt_ws_buffered counts queued bytes");
     wait_until(L, &a.texts, 7, 10000);
     OK(a.last_len == n && memcmp(a.last, bigmsg, n) == 0, "300 kB sent and echoed intact");
     free(bigmsg);
 
     /* client close */
-    OK(lt_ws_close(ws, 1000, "done") == 0, "lt_ws_close");
-    OK(lt_ws_send_text(ws, "x", 1) == -1, "send after close is refused");
+    OK(lt_ws_close(ws, 1000, "done", NULL) == 0, "lt_ws_close");
+    memset(&err, 0, sizeof err);
+    OK(lt_ws_send_text(ws, "x", 1, &err) == -1 && err.code == LT_E_STATE, "send after close is refused: LT_E_STATE (%s)",
+       err.msg);
+    memset(&err, 0, sizeof err);
+    OK(lt_ws_close(ws, 1000, "again", &err) == -1 && err.code == LT_E_STATE, "a second close: LT_E_STATE (%s)", err.msg);
     wait_until(L, &a.closed, 1, 5000);
     OK(a.closed == 1 && a.code == 1000 && strcmp(a.reason, "done") == 0 && a.clean, "on_close after client close");
     double t0 = tap_now();
     while (__atomic_load_n(&srv_peer_close_code, __ATOMIC_SEQ_CST) == 0 && tap_now() - t0 < 2000)
-        lt_loop_step(L, 10);
+        lt_loop_step(L, 10, NULL);
     OK(srv_peer_close_code == 1000, "server saw close code %d", srv_peer_close_code);
     OK(a.errored == 0, "no on_error");
     lt_ws_free(ws);
@@ -501,9 +541,9 @@ int main(void)
     /* server close */
     cstate b = {0};
     o = mkopts(&b, url("ws", "127.0.0.1", srv_port, "/"));
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &b.open, 1, 5000);
-    lt_ws_send_text(ws, "close-me", 8);
+    lt_ws_send_text(ws, "close-me", 8, NULL);
     wait_until(L, &b.closed, 1, 5000);
     OK(b.closed == 1 && b.code == 4001 && strcmp(b.reason, "bye") == 0 && b.clean,
        "server close: code %d reason '%s' clean %d", b.code, b.reason, b.clean);
@@ -514,10 +554,10 @@ int main(void)
     cstate c = {0};
     c.close_in_text = 1;
     o = mkopts(&c, url("ws", "127.0.0.1", srv_port, "/"));
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &c.open, 1, 5000);
-    lt_ws_send_text(ws, "one", 3);
-    lt_ws_send_text(ws, "two", 3);
+    lt_ws_send_text(ws, "one", 3, NULL);
+    lt_ws_send_text(ws, "two", 3, NULL);
     wait_until(L, &c.closed, 1, 5000);
     OK(c.closed == 1 && c.code == 4002 && strcmp(c.reason, "from on_text") == 0, "lt_ws_close inside on_text");
     pump(L, 100);
@@ -529,10 +569,10 @@ int main(void)
     cstate d = {0};
     d.free_in_text = 1;
     o = mkopts(&d, url("ws", "127.0.0.1", srv_port, "/"));
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &d.open, 1, 5000);
-    lt_ws_send_text(ws, "one", 3);
-    lt_ws_send_text(ws, "two", 3);
+    lt_ws_send_text(ws, "one", 3, NULL);
+    lt_ws_send_text(ws, "two", 3, NULL);
     wait_until(L, &d.texts, 1, 5000);
     pump(L, 200);
     OK(d.texts == 1 && d.closed == 0 && d.errored == 0, "lt_ws_free inside on_text: no further callbacks");
@@ -542,10 +582,10 @@ int main(void)
     cstate e = {0};
     o = mkopts(&e, url("ws", "127.0.0.1", srv_port, "/"));
     o.max_message = 1000;
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &e.open, 1, 5000);
-    lt_ws_send_text(ws, "big:999", 7);
-    lt_ws_send_text(ws, "big:5000", 8);
+    lt_ws_send_text(ws, "big:999", 7, NULL);
+    lt_ws_send_text(ws, "big:5000", 8, NULL);
     wait_until(L, &e.errored, 1, 5000);
     pump(L, 100);
     OK(e.texts == 1 && e.errored == 1 && e.closed == 0 && strstr(e.err, "too big"),
@@ -568,16 +608,16 @@ int main(void)
     close(tmpfd);
     cstate f = {0};
     o = mkopts(&f, url("ws", "127.0.0.1", dead_port, "/"));
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &f.errored, 1, 5000);
     OK(f.errored == 1 && f.open == 0 && f.closed == 0, "refused connect: on_error (%s)", f.err);
     lt_ws_free(ws);
     cstate g = {0};
     o = mkopts(&g, url("ws", "localhost", srv_port, "/"));
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &g.open, 1, 5000);
     OK(g.open == 1, "reconnect with a new lt_ws (by hostname, resolved off-thread)");
-    lt_ws_send_text(ws, "again", 5);
+    lt_ws_send_text(ws, "again", 5, NULL);
     wait_until(L, &g.texts, 1, 5000);
     OK(g.last && strcmp(g.last, "again") == 0, "echo on the new connection");
     lt_ws_free(ws);
@@ -601,16 +641,16 @@ int main(void)
     cstate h = {0}, h2 = {0};
     o = mkopts(&h, url("ws", "127.0.0.1", stuck_port, "/"));
     o.connect_timeout_ms = 700;
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     o = mkopts(&h2, url("ws", "localhost", stuck_port, "/"));
     o.connect_timeout_ms = 700;
-    lt_ws *ws2 = lt_ws_connect(L, &o);
+    lt_ws *ws2 = lt_ws_connect(L, &o, NULL);
     double worst = 0;
     int steps = 0, maxto = -2;
     t0 = tap_now();
     while ((!h.errored || !h2.errored) && tap_now() - t0 < 5000) {
         double s0 = tap_now();
-        lt_loop_step(L, 0);
+        lt_loop_step(L, 0, NULL);
         double el = tap_now() - s0;
         if (el > worst)
             worst = el;
@@ -633,26 +673,26 @@ int main(void)
     /* TLS: refused by default, accepted with the CA file, or with insecure */
     cstate t1 = {0}, t2 = {0}, t3 = {0};
     o = mkopts(&t1, url("wss", "localhost", srv_tls_port, "/"));
-    lt_ws *w1 = lt_ws_connect(L, &o);
+    lt_ws *w1 = lt_ws_connect(L, &o, NULL);
     wait_until(L, &t1.errored, 1, 5000);
     OK(t1.errored == 1 && t1.open == 0, "wss with an untrusted cert fails (%s)", t1.err);
     o = mkopts(&t2, url("wss", "localhost", srv_tls_port, "/"));
     o.ca_file = cert_file;
-    lt_ws *w2 = lt_ws_connect(L, &o);
+    lt_ws *w2 = lt_ws_connect(L, &o, NULL);
     wait_until(L, &t2.open, 1, 5000);
     OK(t2.open == 1, "wss with ca_file opens (%s)", t2.err);
-    lt_ws_send_text(w2, "tls-echo", 8);
+    lt_ws_send_text(w2, "tls-echo", 8, NULL);
     wait_until(L, &t2.texts, 1, 5000);
     OK(t2.last && strcmp(t2.last, "tls-echo") == 0, "echo over wss");
     o = mkopts(&t3, url("wss", "127.0.0.1", srv_tls_port, "/"));
     o.insecure = 1;
-    lt_ws *w3 = lt_ws_connect(L, &o);
+    lt_ws *w3 = lt_ws_connect(L, &o, NULL);
     wait_until(L, &t3.open, 1, 5000);
     OK(t3.open == 1, "wss with insecure=1 opens");
     cstate t4 = {0};
     o = mkopts(&t4, url("wss", "localhost", srv_tls_port, "/"));
     o.ca_path = ca_dir;
-    lt_ws *w4 = lt_ws_connect(L, &o);
+    lt_ws *w4 = lt_ws_connect(L, &o, NULL);
     wait_until(L, &t4.open, 1, 5000);
     OK(t4.open == 1, "wss with ca_path (hashed directory) opens (%s)", t4.err);
     lt_ws_free(w1);
@@ -671,7 +711,7 @@ int main(void)
     snprintf(purl, sizeof purl, "http://bot:p%%40ss@127.0.0.1:%d", proxy_port);
     o = mkopts(&p1, url("ws", "localhost", srv_port, "/via-proxy"));
     o.proxy = purl;
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &p1.open, 1, 5000);
     OK(p1.open == 1 && proxy_connects == 1, "ws through an explicit proxy opens (%s)", p1.err);
     char want[64];
@@ -679,7 +719,7 @@ int main(void)
     OK(strncmp(proxy_head, want, strlen(want)) == 0, "the proxy is asked for the host by name, not a resolved address");
     OK(strstr(proxy_head, "Proxy-authorization: basic Ym90OnBAc3M=\r\n") != NULL,
        "credentials from the proxy URL, percent-decoded (bot:p@ss)");
-    lt_ws_send_text(ws, "proxied", 7);
+    lt_ws_send_text(ws, "proxied", 7, NULL);
     wait_until(L, &p1.texts, 1, 5000);
     OK(p1.last && strcmp(p1.last, "proxied") == 0, "echo through the proxy");
     lt_ws_free(ws);
@@ -689,7 +729,7 @@ int main(void)
     cstate p6 = {0};
     lt_ws_opts o6 = mkopts(&p6, url("ws", "[::1]", srv_port, "/"));
     o6.proxy = purl;
-    lt_ws *ws6 = lt_ws_connect(L, &o6);
+    lt_ws *ws6 = lt_ws_connect(L, &o6, NULL);
     wait_until(L, &p6.open, 1, 5000);
     snprintf(target6, sizeof target6, "CONNECT [::1]:%d HTTP/1.1\r\n", srv_port);
     OK(p6.open == 1 && strncmp(proxy_head, target6, strlen(target6)) == 0,
@@ -708,7 +748,7 @@ int main(void)
     cstate p5 = {0};
     o = mkopts(&p5, url("ws", "localhost", srv_port, "/"));
     o.proxy = "socks5://127.0.0.1:1080";
-    ws = lt_ws_connect(L, &o);
+    ws = lt_ws_connect(L, &o, NULL);
     wait_until(L, &p5.errored, 1, 5000);
     OK(p5.errored == 1 && p5.open == 0 && strstr(p5.err, "only http:// proxies"), "a socks proxy is refused with a reason (%s)",
        p5.err);
@@ -724,19 +764,19 @@ int main(void)
     lt_http_req q;
     memset(&q, 0, sizeof q);
     q.url = hu;
-    lt_http_request(L, &q, h_cb, &h1);
+    lt_http_request(L, &q, h_cb, &h1, NULL);
     q.ca_file = cert_file;
-    lt_http_request(L, &q, h_cb, &hh2);
+    lt_http_request(L, &q, h_cb, &hh2, NULL);
     q.ca_file = NULL;
     q.insecure = 1;
-    lt_http_request(L, &q, h_cb, &hh3);
+    lt_http_request(L, &q, h_cb, &hh3, NULL);
     hres hh4 = {0};
     q.insecure = 0;
     q.ca_path = ca_dir;
-    lt_http_request(L, &q, h_cb, &hh4);
+    lt_http_request(L, &q, h_cb, &hh4, NULL);
     t0 = tap_now();
     while ((!h1.done || !hh2.done || !hh3.done || !hh4.done) && tap_now() - t0 < 5000)
-        lt_loop_step(L, 50);
+        lt_loop_step(L, 50, NULL);
     OK(h1.done && h1.err == LT_HTTP_ETLS && h1.status == 0, "https with an untrusted cert: TLS error (%s)", h1.msg);
     OK(hh2.done && hh2.err == LT_HTTP_OK && hh2.status == 200, "https with ca_file: status %ld", hh2.status);
     OK(hh3.done && hh3.err == LT_HTTP_OK && hh3.status == 200, "https with insecure=1: status %ld", hh3.status);
@@ -748,10 +788,10 @@ int main(void)
     /* teardown with live connections and one still resolving */
     cstate z1 = {0}, z2 = {0};
     o = mkopts(&z1, url("ws", "127.0.0.1", srv_port, "/"));
-    lt_ws_connect(L, &o);
+    lt_ws_connect(L, &o, NULL);
     wait_until(L, &z1.open, 1, 5000);
     o = mkopts(&z2, url("ws", "localhost", srv_port, "/"));
-    lt_ws_connect(L, &o);
+    lt_ws_connect(L, &o, NULL);
     lt_loop_free(L);
     OK(z1.open == 1 && z1.closed == 0 && z2.open == 0, "lt_loop_free with open and resolving ws calls nothing");
 

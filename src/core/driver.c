@@ -130,6 +130,12 @@ ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len)
         ld_free(d);
         return NULL;
     }
+    lt_error e;
+    if (lt_ws_check_url(d->ws_base, &e) < 0) { /* said now, not at every reconnect */
+        snprintf(err, err_len, "%s: %s", o->websocket_url ? "websocket_url" : "url", e.msg);
+        ld_free(d);
+        return NULL;
+    }
     if (o->hub) {
         d->hub = o->hub;
         d->loop = o->hub->loop;
@@ -138,9 +144,9 @@ ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len)
         make_ready(d); /* the engine's first request waits for a step */
         return d;
     }
-    d->loop = lt_loop_new();
+    d->loop = lt_loop_new(&e);
     if (!d->loop) {
-        snprintf(err, err_len, "could not create the event loop (epoll)");
+        snprintf(err, err_len, "could not create the event loop: %s", e.msg);
         ld_free(d);
         return NULL;
     }
@@ -154,7 +160,7 @@ void ld_free(ld_driver *d)
         /* The loop goes on for the others: take back all that points at d. */
         ld_hub *h = d->hub;
         if (d->ws) {
-            lt_ws_close(d->ws, 1000, "client closing");
+            lt_ws_close(d->ws, 1000, "client closing", NULL); /* refused if already closing: no matter */
             lt_ws_free(d->ws);
         }
         for (pending_http *p = d->http; p; p = p->next) lt_http_cancel(d->loop, p->transport_id);
@@ -190,12 +196,19 @@ int ld_timeout_ms(ld_driver *d) { return d->hub ? ld_hub_timeout_ms(d->hub) : lt
 uint64_t ld_id(const ld_driver *d) { return d->id; }
 int ld_shared(const ld_driver *d) { return d->hub != NULL; }
 
+/* A failed wake only costs a host waiting on the fd its next step: log it. */
+static void wake(lt_loop *loop)
+{
+    lt_error e;
+    if (lt_loop_wake(loop, &e) < 0) lt_loop_log(loop, LT_LOG_ERR, "%s", e.msg);
+}
+
 void ld_wake(ld_driver *d)
 {
     if (d->hub)
         make_ready(d);
     else
-        lt_loop_wake(d->loop);
+        wake(d->loop);
 }
 
 /* ===== inputs held for a hub driver's own step ===== */
@@ -365,12 +378,16 @@ static void send_http(ld_driver *d, ls_http_request *r)
     p->session_id = r->id;
     p->next = d->http;
     d->http = p;
-    p->transport_id = lt_http_request(d->loop, &req, on_http, p);
+    lt_error e;
+    p->transport_id = lt_http_request(d->loop, &req, on_http, p, &e);
     free(url);
     free(extra); /* lt_http_request copied what it keeps */
     if (!p->transport_id) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "could not start the request: %s", e.msg);
         forget_http(d, p);
-        ls_http_response(d->s, lt_now_ms(), r->id, 0, NULL, -1, "could not start the request", 27);
+        /* only memory may be there on a retry (status 0); a refused option will be refused again (-1) */
+        ls_http_response(d->s, lt_now_ms(), r->id, e.code == LT_E_OOM ? 0 : -1, NULL, -1, msg, strlen(msg));
     }
 }
 
@@ -431,7 +448,10 @@ static void open_ws(ld_driver *d)
     if (!token) return;
     n = strlen(d->ws_base) + strlen(token) * 3 + 32;
     url = malloc(n);
-    if (!url) return;
+    if (!url) {
+        ls_ws_closed(d->s, lt_now_ms(), "could not start a WebSocket connection: out of memory");
+        return;
+    }
     {
         /* tokens are URL-safe in practice; escape anything else anyway */
         static const char hex[] = "0123456789ABCDEF";
@@ -462,9 +482,14 @@ static void open_ws(ld_driver *d)
     o.on_close = on_close;
     o.on_error = on_error;
     o.ud = d;
-    d->ws = lt_ws_connect(d->loop, &o);
+    lt_error e;
+    d->ws = lt_ws_connect(d->loop, &o, &e);
     free(url);
-    if (!d->ws) ls_ws_closed(d->s, lt_now_ms(), "could not start a WebSocket connection");
+    if (!d->ws) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "could not start a WebSocket connection: %s", e.msg);
+        ls_ws_closed(d->s, lt_now_ms(), msg);
+    }
 }
 
 /* ===== the pass ===== */
@@ -474,6 +499,8 @@ void ld_pump(ld_driver *d)
     ls_http_request *r;
     char *frame;
     size_t len;
+    lt_ws *unsent = NULL;
+    lt_error e;
     while ((r = ls_take_http(d->s)) != NULL) {
         send_http(d, r);
         ls_http_request_free(r);
@@ -484,29 +511,39 @@ void ld_pump(ld_driver *d)
         /* the engine gave up on this socket (dead, or closing): drop it now */
         lt_ws *ws = d->ws;
         d->ws = NULL;
-        lt_ws_close(ws, 1000, "client closing");
+        lt_ws_close(ws, 1000, "client closing", NULL);
         lt_ws_free(ws);
         ls_ws_closed(d->s, lt_now_ms(), "closed by the client");
     }
     while ((frame = ls_take_frame(d->s, &len)) != NULL) {
-        if (d->ws && lt_ws_state(d->ws) == LT_WS_OPEN) lt_ws_send_text(d->ws, frame, len);
+        if (d->ws && lt_ws_state(d->ws) == LT_WS_OPEN && lt_ws_send_text(d->ws, frame, len, &e) < 0) unsent = d->ws;
         free(frame); /* unsent requests are resent by the engine after a reconnect */
+    }
+    if (unsent) { /* a frame that cannot be queued (memory) is not dropped quietly: reconnect, resend */
+        char msg[256];
+        snprintf(msg, sizeof msg, "WebSocket error: could not send a frame: %s", e.msg);
+        lt_ws_close(unsent, 1011, "client could not send", NULL);
+        ws_gone(d, unsent, msg);
     }
 }
 
-void ld_service(ld_driver *d, int timeout_ms)
+int ld_service(ld_driver *d, int timeout_ms, char *err, size_t err_len)
 {
     int64_t due;
+    lt_error e;
+    int rc;
     if (d->hub) { /* the hub's pass did the I/O: hand over what it brought */
         feed(d);
         ld_pump(d);
-        return;
+        return 0;
     }
     ld_pump(d);                                /* start what the engine asked for before waiting */
     due = ls_next_deadline(d->s, lt_now_ms()); /* never sleep past the engine's own timers */
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms)) timeout_ms = (int)due;
-    lt_loop_step(d->loop, timeout_ms);
+    rc = lt_loop_step(d->loop, timeout_ms, &e);
     ld_pump(d);
+    if (rc < 0) snprintf(err, err_len, "the event loop failed: %s", e.msg);
+    return rc;
 }
 
 /* ===== the hub ===== */
@@ -552,7 +589,7 @@ static void make_ready(ld_driver *d)
     ld_hub *h = d->hub;
     if (d->at == AT_READY || d->at == AT_ROUND) return;
     /* a host waiting on the fd must see it: once, when the first work appears */
-    if (!h->ready.head && !h->round.head && !lt_loop_in_step(h->loop)) lt_loop_wake(h->loop);
+    if (!h->ready.head && !h->round.head && !lt_loop_in_step(h->loop)) wake(h->loop);
     enlist(d, AT_READY);
 }
 
@@ -583,7 +620,7 @@ void ld_settle(ld_driver *d)
     at = now + due;
     if (d->timer && d->timer_at <= at) return; /* deadlines mostly move later: keep the earlier one */
     if (d->timer) lt_timer_cancel(d->loop, d->timer);
-    d->timer = lt_timer_start(d->loop, due, on_deadline, d);
+    d->timer = lt_timer_start(d->loop, due, on_deadline, d, NULL);
     d->timer_at = at;
     if (!d->timer) make_ready(d); /* out of memory for the timer: poll it instead */
 }
@@ -591,9 +628,14 @@ void ld_settle(ld_driver *d)
 ld_hub *ld_hub_new(char *err, size_t err_len)
 {
     ld_hub *h = calloc(1, sizeof *h);
-    if (!h || !(h->loop = lt_loop_new())) {
+    lt_error e;
+    if (!h) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    if (!(h->loop = lt_loop_new(&e))) {
         free(h);
-        snprintf(err, err_len, "could not create the event loop (epoll)");
+        snprintf(err, err_len, "could not create the event loop: %s", e.msg);
         return NULL;
     }
     lt_loop_set_shared(h->loop);
@@ -615,7 +657,7 @@ void ld_hub_release(ld_hub *h)
 
 int ld_hub_fd(ld_hub *h) { return lt_loop_fd(h->loop); }
 size_t ld_hub_drivers(const ld_hub *h) { return h->n; }
-void ld_hub_wake(ld_hub *h) { lt_loop_wake(h->loop); }
+void ld_hub_wake(ld_hub *h) { wake(h->loop); }
 
 int ld_hub_timeout_ms(ld_hub *h)
 {
@@ -623,15 +665,17 @@ int ld_hub_timeout_ms(ld_hub *h)
     return lt_loop_timeout_ms(h->loop);
 }
 
-int ld_hub_step(ld_hub *h, int timeout_ms)
+int ld_hub_step(ld_hub *h, int timeout_ms, char *err, size_t err_len)
 {
+    lt_error e;
     int rc;
     /* handed out and never settled (its step raised): it may still have work */
     while (h->stepping.head) enlist(h->stepping.head, AT_READY);
     if (h->ready.head || h->round.head) timeout_ms = 0;
-    rc = lt_loop_step(h->loop, timeout_ms);
+    rc = lt_loop_step(h->loop, timeout_ms, &e);
     /* this pass's drivers join what is left of the last round */
     while (h->ready.head) enlist(h->ready.head, AT_ROUND);
+    if (rc < 0) snprintf(err, err_len, "the event loop failed: %s", e.msg);
     return rc;
 }
 

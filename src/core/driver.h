@@ -33,7 +33,9 @@ typedef struct {
     ld_hub *hub;             /* NULL: a private loop of its own */
 } ld_options;
 
-/* The driver borrows s; free the driver before the session. */
+/* The driver borrows s; free the driver before the session. NULL on failure,
+ * err says why (a url that is not http(s)://, a WebSocket url ws.h refuses,
+ * no event loop: "could not create the event loop: epoll_create1: ..."). */
 ld_driver *ld_new(ls_session *s, const ld_options *o, char *err, size_t err_len);
 void ld_free(ld_driver *d);
 
@@ -41,8 +43,12 @@ int ld_fd(const ld_driver *d);   /* stable epoll fd for external loops */
 int ld_timeout_ms(ld_driver *d); /* -1: nothing scheduled by the transport */
 void ld_wake(ld_driver *d);      /* makes ld_fd readable: work queued outside a pass */
 /* One pass of I/O (waits up to timeout_ms; 0 never blocks), then moves the
- * engine's outputs onto the transport. */
-void ld_service(ld_driver *d, int timeout_ms);
+ * engine's outputs onto the transport. 0, or -1 when the loop cannot be
+ * stepped (err: "the event loop failed: epoll_wait: ..."). Failures of the
+ * requests and the socket reach the engine as its inputs (a failed
+ * ls_http_response, ls_ws_closed with the reason), which it turns into
+ * failed responses, disconnects and LS_EV_ERROR events. */
+int ld_service(ld_driver *d, int timeout_ms, char *err, size_t err_len);
 /* Without waiting: start the engine's HTTP requests, open or drop the
  * WebSocket as ls_ws_wanted says, send its frames. */
 void ld_pump(ld_driver *d);
@@ -57,8 +63,9 @@ int ld_hub_timeout_ms(ld_hub *h); /* 0 while a driver has work */
 void ld_hub_wake(ld_hub *h);
 size_t ld_hub_drivers(const ld_hub *h);
 /* One I/O pass for every driver (waits up to timeout_ms, <0: until work),
- * then starts a round of the drivers with work. 0, or -1 with errno. */
-int ld_hub_step(ld_hub *h, int timeout_ms);
+ * then starts a round of the drivers with work. 0, or -1 with err filled, as
+ * for ld_service. */
+int ld_hub_step(ld_hub *h, int timeout_ms, char *err, size_t err_len);
 /* The next driver of the round (NULL: the round is over). Its client steps
  * it (ld_service, ld_pump) and then calls ld_settle; one that is not settled
  * by the next ld_hub_step is taken to still have work. */

@@ -76,7 +76,10 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     uint32_t ev = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= EPOLLIN;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= EPOLLOUT;
-    lt_loop_watch(svc->loop, svc->slot, s, what == CURL_POLL_REMOVE ? 0 : ev);
+    lt_error err;
+    /* unwatched, the transfer still ends: at curl's timeout, with its error */
+    if (lt_loop_watch(svc->loop, svc->slot, s, what == CURL_POLL_REMOVE ? 0 : ev, &err) < 0)
+        lt_loop_log(svc->loop, LT_LOG_ERR, "http: %s", err.msg);
     return 0;
 }
 
@@ -228,8 +231,8 @@ static void report(hsvc *svc, hreq *r)
         resp.error = r->oom ? LT_HTTP_EOTHER : map_error(r);
         curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
         resp.os_errno = (int)os_errno;
-        resp.error_msg = r->oom         ? "out of memory"
-                         : r->toobig    ? "response body too large"
+        if (r->toobig) snprintf(r->errbuf, sizeof r->errbuf, "response body over max_body (%zu bytes)", r->max);
+        resp.error_msg = r->oom         ? "out of memory for the response"
                          : r->errbuf[0] ? r->errbuf
                                         : curl_easy_strerror(r->result);
         resp.body = "";
@@ -293,19 +296,26 @@ static void svc_destroy(void *ud)
 
 static const lt_service_vt http_vt = {svc_on_fd, svc_run, svc_timeout, svc_destroy};
 
-static hsvc *get_svc(lt_loop *loop)
+static hsvc *get_svc(lt_loop *loop, lt_error *err)
 {
     hsvc *svc = lt_loop_service(loop, &http_vt);
     if (svc) return svc;
     pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK) return NULL;
+    if (curl_init_rc != CURLE_OK) {
+        lt_error_set(err, LT_E_LIB, "http: curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
     svc = calloc(1, sizeof *svc);
-    if (!svc) return NULL;
+    if (!svc) {
+        lt_error_oom(err);
+        return NULL;
+    }
     svc->loop = loop;
     svc->deadline = -1;
     svc->next_id = 1;
     svc->multi = curl_multi_init();
     if (!svc->multi) {
+        lt_error_set(err, LT_E_LIB, "http: curl_multi_init failed");
         free(svc);
         return NULL;
     }
@@ -313,7 +323,7 @@ static hsvc *get_svc(lt_loop *loop)
     curl_multi_setopt(svc->multi, CURLMOPT_SOCKETDATA, svc);
     curl_multi_setopt(svc->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(svc->multi, CURLMOPT_TIMERDATA, svc);
-    svc->slot = lt_loop_add_service(loop, &http_vt, svc);
+    svc->slot = lt_loop_add_service(loop, &http_vt, svc, err);
     if (svc->slot < 0) {
         curl_multi_cleanup(svc->multi);
         free(svc);
@@ -324,12 +334,17 @@ static hsvc *get_svc(lt_loop *loop)
 
 /* ---- public ------------------------------------------------------------- */
 
-static int setup(hreq *r, const lt_http_req *q)
+/* CURLE_OK, or the first code libcurl refused an option with (*what names it). */
+static CURLcode setup(hreq *r, const lt_http_req *q, const char **what)
 {
     CURL *e = r->easy;
     const char *method = q->method ? q->method : q->body ? "POST" : "GET";
-    int ok = 1;
-#define SET(opt, val) ok &= curl_easy_setopt(e, opt, val) == CURLE_OK
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                                                  \
+    do {                                                                                                               \
+        CURLcode c_ = curl_easy_setopt(e, opt, val);                                                                   \
+        if (c_ != CURLE_OK && rc == CURLE_OK) rc = c_, *what = #opt;                                                   \
+    } while (0)
     SET(CURLOPT_URL, q->url);
     SET(CURLOPT_PRIVATE, (char *)r);
     SET(CURLOPT_NOSIGNAL, 1L);
@@ -370,30 +385,49 @@ static int setup(hreq *r, const lt_http_req *q)
     }
     for (size_t i = 0; i < q->nheaders; i++) {
         struct curl_slist *s = curl_slist_append(r->hdrs, q->headers[i]);
-        if (!s) return -1;
+        if (!s) return CURLE_OUT_OF_MEMORY;
         r->hdrs = s;
     }
     /* No "Expect: 100-continue" round trip for larger bodies. */
     struct curl_slist *s = curl_slist_append(r->hdrs, "Expect:");
-    if (!s) return -1;
+    if (!s) return CURLE_OUT_OF_MEMORY;
     r->hdrs = s;
     SET(CURLOPT_HTTPHEADER, r->hdrs);
 #undef SET
-    return ok ? 0 : -1;
+    return rc;
 }
 
-uint64_t lt_http_request(lt_loop *loop, const lt_http_req *q, lt_http_cb cb, void *ud)
+uint64_t lt_http_request(lt_loop *loop, const lt_http_req *q, lt_http_cb cb, void *ud, lt_error *err)
 {
-    if (!loop || !q || !q->url || !cb || lt_loop_closing(loop)) return 0;
-    hsvc *svc = get_svc(loop);
+    if (!loop || !q || !q->url || !cb) {
+        lt_error_set(err, LT_E_INVAL, "http: a request needs a loop, a url and a callback");
+        return 0;
+    }
+    if (lt_loop_closing(loop)) {
+        lt_error_set(err, LT_E_STATE, "http: the loop is being freed");
+        return 0;
+    }
+    hsvc *svc = get_svc(loop, err);
     if (!svc) return 0;
     hreq *r = calloc(1, sizeof *r);
-    if (!r) return 0;
+    if (!r || !(r->easy = curl_easy_init())) { /* curl_easy_init fails only for memory once curl is set up */
+        lt_error_oom(err);
+        free(r);
+        return 0;
+    }
     r->cb = cb;
     r->ud = ud;
     r->max = q->max_body ? q->max_body : HTTP_DEFAULT_MAX_BODY;
-    r->easy = curl_easy_init();
-    if (!r->easy || setup(r, q) < 0 || curl_multi_add_handle(svc->multi, r->easy) != CURLM_OK) {
+    const char *what = "a header";
+    CURLcode rc = setup(r, q, &what);
+    CURLMcode mrc = rc == CURLE_OK ? curl_multi_add_handle(svc->multi, r->easy) : CURLM_OK;
+    if (rc != CURLE_OK || mrc != CURLM_OK) {
+        if (rc == CURLE_OUT_OF_MEMORY || mrc == CURLM_OUT_OF_MEMORY)
+            lt_error_oom(err);
+        else if (rc != CURLE_OK)
+            lt_error_set(err, LT_E_INVAL, "http: libcurl refused %s: %s", what, curl_easy_strerror(rc));
+        else
+            lt_error_set(err, LT_E_LIB, "http: curl_multi_add_handle: %s", curl_multi_strerror(mrc));
         hreq_free(r);
         return 0;
     }

@@ -59,11 +59,14 @@ typedef struct lt_http_resp {
 
 typedef void (*lt_http_cb)(const lt_http_resp *resp, void *ud);
 
-/* Starts a request; returns its id (never 0) or 0 on bad input / OOM.
- * The callback runs exactly once from lt_loop_step, unless the request is
- * cancelled or the loop freed first. It may start, cancel or free anything,
- * including the loop. */
-uint64_t lt_http_request(lt_loop *loop, const lt_http_req *req, lt_http_cb cb, void *ud);
+/* Starts a request; returns its id (never 0), or 0 and fills err: LT_E_INVAL
+ * (no url or callback, an option libcurl refuses), LT_E_STATE (the loop is
+ * being freed), LT_E_OOM, LT_E_LIB (libcurl could not be set up). The
+ * callback runs exactly once from lt_loop_step, unless the request is
+ * cancelled or the loop freed first; failures from then on (DNS, connect,
+ * TLS...) arrive in it as resp->error and resp->error_msg. It may start,
+ * cancel or free anything, including the loop. */
+uint64_t lt_http_request(lt_loop *loop, const lt_http_req *req, lt_http_cb cb, void *ud, lt_error *err);
 int lt_http_cancel(lt_loop *loop, uint64_t id); /* 1 if cancelled (no callback), else 0 */
 size_t lt_http_active(lt_loop *loop);           /* requests not yet reported */
 

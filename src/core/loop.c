@@ -49,28 +49,80 @@ struct lt_loop {
 
 int64_t lt_now_ms(void) { return mono_ms(); }
 
-lt_loop *lt_loop_new(void)
+/* ---- errors ------------------------------------------------------------ */
+
+static void errno_text(int e, char *buf, size_t n)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    const char *s = strerror_r(e, buf, n); /* GNU: may return a static string */
+    if (s != buf) snprintf(buf, n, "%s", s);
+#else
+    if (strerror_r(e, buf, n) != 0) snprintf(buf, n, "error %d", e);
+#endif
+}
+
+void lt_error_set(lt_error *err, int code, const char *fmt, ...)
+{
+    if (!err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    err->sys_errno = 0;
+}
+
+void lt_error_sys(lt_error *err, int sys_errno, const char *fmt, ...)
+{
+    if (!err) return;
+    char text[96];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    errno_text(sys_errno, text, sizeof text); /* thread-safe: lt_loop_wake reports with it */
+    if (n >= 0 && (size_t)n < sizeof err->msg) snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", text);
+    err->code = LT_E_SYS;
+    err->sys_errno = sys_errno;
+}
+
+void lt_error_oom(lt_error *err) { lt_error_set(err, LT_E_OOM, "out of memory"); }
+
+/* ---- the loop ---------------------------------------------------------- */
+
+lt_loop *lt_loop_new(lt_error *err)
 {
     lt_loop *loop = calloc(1, sizeof *loop);
-    if (!loop) return NULL;
+    if (!loop) {
+        lt_error_oom(err);
+        return NULL;
+    }
+    loop->wakefd = -1;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0) {
+        lt_error_sys(err, errno, "epoll_create1");
+        goto fail;
+    }
     loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (loop->epfd < 0 || loop->wakefd < 0) goto fail;
+    if (loop->wakefd < 0) {
+        lt_error_sys(err, errno, "eventfd");
+        goto fail;
+    }
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
     ev.data.u64 = (uint64_t)LT_WAKE_SLOT << 32 | (uint32_t)loop->wakefd;
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) goto fail;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) {
+        lt_error_sys(err, errno, "epoll_ctl (the wake eventfd)");
+        goto fail;
+    }
     loop->next_timer_id = 1;
     return loop;
-fail : {
-    int e = errno;
+fail:
     if (loop->epfd >= 0) close(loop->epfd);
     if (loop->wakefd >= 0) close(loop->wakefd);
     free(loop);
-    errno = e;
     return NULL;
-}
 }
 
 static void loop_destroy(lt_loop *loop)
@@ -100,11 +152,14 @@ int lt_loop_closing(lt_loop *loop) { return loop->closing; }
 void lt_loop_set_shared(lt_loop *loop) { loop->shared = 1; }
 int lt_loop_shared(const lt_loop *loop) { return loop->shared; }
 
-int lt_loop_wake(lt_loop *loop)
+int lt_loop_wake(lt_loop *loop, lt_error *err)
 {
     uint64_t one = 1;
     /* EAGAIN means the counter is already huge: still readable, so fine. */
-    if (write(loop->wakefd, &one, sizeof one) < 0 && errno != EAGAIN) return -1;
+    if (write(loop->wakefd, &one, sizeof one) < 0 && errno != EAGAIN) {
+        lt_error_sys(err, errno, "write (the wake eventfd)");
+        return -1;
+    }
     return 0;
 }
 
@@ -127,9 +182,17 @@ void lt_loop_log(lt_loop *loop, int level, const char *fmt, ...)
 
 /* ---- services -------------------------------------------------------- */
 
-int lt_loop_add_service(lt_loop *loop, const lt_service_vt *vt, void *ud)
+int lt_loop_add_service(lt_loop *loop, const lt_service_vt *vt, void *ud, lt_error *err)
 {
-    if (loop->nsvc >= LT_MAX_SERVICES) return -1;
+    for (int i = 0; i < loop->nsvc; i++)
+        if (loop->svc[i].vt == vt) {
+            lt_error_set(err, LT_E_INVAL, "lt_loop_add_service: this service is already registered");
+            return -1;
+        }
+    if (loop->nsvc >= LT_MAX_SERVICES) {
+        lt_error_set(err, LT_E_LIMIT, "lt_loop_add_service: all %d service slots are taken", LT_MAX_SERVICES);
+        return -1;
+    }
     loop->svc[loop->nsvc].vt = vt;
     loop->svc[loop->nsvc].ud = ud;
     return loop->nsvc++;
@@ -142,19 +205,27 @@ void *lt_loop_service(lt_loop *loop, const lt_service_vt *vt)
     return NULL;
 }
 
-int lt_loop_watch(lt_loop *loop, int slot, int fd, uint32_t events)
+int lt_loop_watch(lt_loop *loop, int slot, int fd, uint32_t events, lt_error *err)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     if (!events) {
-        if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF) return -1;
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF) {
+            lt_error_sys(err, errno, "epoll_ctl (remove fd %d)", fd);
+            return -1;
+        }
         return 0;
+    }
+    if (slot < 0 || slot >= loop->nsvc) {
+        lt_error_set(err, LT_E_INVAL, "lt_loop_watch: no service in slot %d", slot);
+        return -1;
     }
     ev.events = events;
     ev.data.u64 = (uint64_t)(uint32_t)slot << 32 | (uint32_t)fd;
     if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
-    if (errno != ENOENT) return -1;
-    return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (errno == ENOENT && epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+    lt_error_sys(err, errno, "epoll_ctl (watch fd %d)", fd);
+    return -1;
 }
 
 /* ---- timers: binary min-heap on (deadline, id) ------------------------ */
@@ -199,12 +270,15 @@ static void heap_remove(lt_loop *loop, size_t i)
     heap_down(loop, i);
 }
 
-uint64_t lt_timer_start(lt_loop *loop, int64_t ms, lt_timer_cb cb, void *ud)
+uint64_t lt_timer_start(lt_loop *loop, int64_t ms, lt_timer_cb cb, void *ud, lt_error *err)
 {
     if (loop->nheap == loop->capheap) {
         size_t cap = loop->capheap ? loop->capheap * 2 : 16;
         lt_timer *h = realloc(loop->heap, cap * sizeof *h);
-        if (!h) return 0;
+        if (!h) {
+            lt_error_oom(err);
+            return 0;
+        }
         loop->heap = h;
         loop->capheap = cap;
     }
@@ -261,10 +335,10 @@ int lt_loop_timeout_ms(lt_loop *loop)
     return t;
 }
 
-int lt_loop_step(lt_loop *loop, int timeout_ms)
+int lt_loop_step(lt_loop *loop, int timeout_ms, lt_error *err)
 {
     if (loop->depth) {
-        errno = EBUSY;
+        lt_error_set(err, LT_E_STATE, "lt_loop_step: called from inside one of the loop's own callbacks");
         return -1;
     }
     int t = lt_loop_timeout_ms(loop);
@@ -278,6 +352,7 @@ int lt_loop_step(lt_loop *loop, int timeout_ms)
     int n = epoll_wait(loop->epfd, evs, 64, timeout_ms);
     if (n < 0) {
         if (errno != EINTR) {
+            lt_error_sys(err, errno, "epoll_wait");
             loop->depth--;
             return -1;
         }

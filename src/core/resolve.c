@@ -73,15 +73,19 @@ static void *worker(void *arg)
     return NULL;
 }
 
-lt_resolve *lt_resolve_start(const char *host, int *fd)
+lt_resolve *lt_resolve_start(const char *host, int *fd, lt_error *err)
 {
     size_t n = strlen(host);
     lt_resolve *r = calloc(1, sizeof *r + n + 1);
-    if (!r) return NULL;
+    if (!r) {
+        lt_error_oom(err);
+        return NULL;
+    }
     memcpy(r->host, host, n + 1);
     r->refs = 2;
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->efd < 0) {
+        lt_error_sys(err, errno, "eventfd");
         free(r);
         return NULL;
     }
@@ -98,9 +102,9 @@ lt_resolve *lt_resolve_start(const char *host, int *fd)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&at);
     if (e) {
+        lt_error_sys(err, e, "pthread_create");
         close(r->efd);
         free(r);
-        errno = e;
         return NULL;
     }
     *fd = r->efd;

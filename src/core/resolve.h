@@ -14,12 +14,15 @@
 
 #include <stddef.h>
 
+#include "loop.h"
+
 LAYER_BEGIN_DECLS
 
 typedef struct lt_resolve lt_resolve;
 
-/* Starts resolving host (IPv4 preferred); *fd becomes readable when done. */
-lt_resolve *lt_resolve_start(const char *host, int *fd);
+/* Starts resolving host (IPv4 preferred); *fd becomes readable when done.
+ * NULL on failure (LT_E_OOM, LT_E_SYS: eventfd or pthread_create). */
+lt_resolve *lt_resolve_start(const char *host, int *fd, lt_error *err);
 /* 1 = done (addr filled, or *err set on failure), 0 = still running. */
 int lt_resolve_poll(lt_resolve *r, char *addr, size_t addrlen, const char **err);
 /* Drops the owner's reference; remove the fd from epoll first. */

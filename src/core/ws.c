@@ -42,6 +42,7 @@ typedef struct wev {
     struct wev *next;
     lt_ws *ws;
     int type, code, clean;
+    int spare;  /* the lt_ws's own (out_of_memory): not freed */
     char *data; /* message, reason or error text (owned) */
     size_t len;
 } wev;
@@ -101,6 +102,7 @@ struct lt_ws {
     char peer_reason[124];
     int terminal; /* on_close/on_error queued */
     int freed;
+    wev out_of_memory; /* the terminal event when there is no memory for one */
     int killed;
     int touched; /* lws called back for it, or we asked lws for something: resync its fd */
     char proto_neg[64];
@@ -125,11 +127,12 @@ static void lws_emit(int level, const char *line)
 
 static void log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit); }
 
-static void queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t len, int code, int clean)
+/* 0, or -1 when out of memory (the event is not queued). */
+static int queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t len, int code, int clean)
 {
-    if (svc->destroying) return;
+    if (svc->destroying) return 0;
     wev *e = calloc(1, sizeof *e);
-    if (!e) return;
+    if (!e) return -1;
     e->ws = ws;
     e->type = type;
     e->code = code;
@@ -138,12 +141,28 @@ static void queue_ev(wsvc *svc, lt_ws *ws, int type, const char *data, size_t le
         e->data = malloc(len + 1);
         if (!e->data) {
             free(e);
-            return;
+            return -1;
         }
         memcpy(e->data, data, len);
         e->data[len] = 0;
         e->len = len;
     }
+    FIFO_PUSH(svc->qhead, svc->qtail, e);
+    return 0;
+}
+
+/* The end of a connection is never lost: without memory for its event, the
+ * lt_ws's own spare one says "out of memory" instead. */
+static void queue_terminal(lt_ws *ws, int type, const char *data, int code, int clean)
+{
+    wsvc *svc = ws->svc;
+    if (queue_ev(svc, ws, type, data, strlen(data), code, clean) == 0) return;
+    wev *e = &ws->out_of_memory;
+    memset(e, 0, sizeof *e);
+    e->ws = ws;
+    e->type = EV_ERROR;
+    e->spare = 1;
+    e->data = (char *)"out of memory";
     FIFO_PUSH(svc->qhead, svc->qtail, e);
 }
 
@@ -151,19 +170,19 @@ static void terminal_error(lt_ws *ws, const char *msg)
 {
     if (ws->terminal) return;
     ws->terminal = 1;
-    queue_ev(ws->svc, ws, EV_ERROR, msg, strlen(msg), 0, 0);
+    queue_terminal(ws, EV_ERROR, msg, 0, 0);
 }
 
 static void terminal_close(lt_ws *ws, int code, const char *reason, int clean)
 {
     if (ws->terminal) return;
     ws->terminal = 1;
-    queue_ev(ws->svc, ws, EV_CLOSE, reason, strlen(reason), code, clean);
+    queue_terminal(ws, EV_CLOSE, reason, code, clean);
 }
 
 static void unwatch(lt_ws *ws)
 {
-    if (ws->fd >= 0) lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->fd, 0);
+    if (ws->fd >= 0) lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->fd, 0, NULL);
     ws->fd = -1;
     ws->fd_events = 0;
 }
@@ -171,7 +190,7 @@ static void unwatch(lt_ws *ws)
 static void stop_resolve(lt_ws *ws)
 {
     if (!ws->res) return;
-    lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->res_fd, 0);
+    lt_loop_watch(ws->svc->loop, ws->svc->slot, ws->res_fd, 0, NULL);
     lt_resolve_release(ws->res);
     ws->res = NULL;
     ws->res_fd = -1;
@@ -260,6 +279,18 @@ static int on_connection_error(struct lws *wsi, lt_ws *ws, const char *in)
     return 0;
 }
 
+/* An event that could not be queued ends the connection rather than go
+ * missing: the owner hears on_error and reconnects. */
+static void lost_to_oom(lt_ws *ws, const char *what)
+{
+    char msg[100];
+    snprintf(msg, sizeof msg, "out of memory for %s", what);
+    terminal_error(ws, msg);
+    ws->state = LT_WS_CLOSED;
+    ws->rxlen = 0;
+    refuse_connection(ws, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+}
+
 static int on_established(struct lws *wsi, lt_ws *ws, wsvc *svc)
 {
     if (!ws) return -1;
@@ -268,9 +299,16 @@ static int on_established(struct lws *wsi, lt_ws *ws, wsvc *svc)
         ws->timer = 0;
     }
     ws->state = ws->close_requested ? LT_WS_CLOSING : LT_WS_OPEN;
-    queue_ev(svc, ws, EV_OPEN, NULL, 0, 0, 0);
+    if (queue_ev(svc, ws, EV_OPEN, NULL, 0, 0, 0) < 0) lost_to_oom(ws, "the open event");
     if (ws->oq || ws->close_requested) lws_callback_on_writable(wsi);
     return 0;
+}
+
+static void too_big(lt_ws *ws)
+{
+    char msg[120];
+    snprintf(msg, sizeof msg, "message too big: over max_message (%zu bytes), closing with 1009", ws->o.max_message);
+    terminal_error(ws, msg);
 }
 
 /* Never returns -1: lws 4.1.6 can corrupt its heap when a receive callback
@@ -284,25 +322,31 @@ static int on_receive(struct lws *wsi, lt_ws *ws, wsvc *svc, const char *in, siz
     if (!ws->rxlen && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         /* a whole message in one piece: no reassembly buffer to keep */
         if (len > ws->o.max_message) {
-            terminal_error(ws, "message too big");
+            too_big(ws);
             ws->state = LT_WS_CLOSED;
             refuse_connection(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
             return 0;
         }
-        queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, in ? in : "", len, 0, 0);
+        if (queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, in ? in : "", len, 0, 0) < 0)
+            lost_to_oom(ws, "an incoming message");
         return 0;
     }
     r = append_rx(ws, in, len);
     if (r < 0) {
-        terminal_error(ws, r == -1 ? "message too big" : "out of memory");
+        if (r == -2) {
+            lost_to_oom(ws, "an incoming message");
+            return 0;
+        }
+        too_big(ws);
         ws->state = LT_WS_CLOSED;
         ws->rxlen = 0;
-        refuse_connection(ws, r == -1 ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        refuse_connection(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
         return 0;
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0);
+        int lost = queue_ev(svc, ws, ws->rx_binary ? EV_BINARY : EV_TEXT, ws->rx ? ws->rx : "", ws->rxlen, 0, 0) < 0;
         ws->rxlen = 0;
+        if (lost) lost_to_oom(ws, "an incoming message");
         /* most messages come in one piece (above): the buffer is for the rare big one */
         if (ws->rxcap > 65536 || lt_loop_shared(svc->loop)) {
             free(ws->rx);
@@ -536,7 +580,11 @@ static void start_lws(wsvc *svc, lt_ws *ws)
     /* Failures may be reported through CONNECTION_ERROR (queued) or only by NULL. */
     if (!lws_client_connect_via_info(&ci)) {
         ws->wsi = NULL;
-        if (!ws->terminal) terminal_error(ws, "connect failed");
+        if (!ws->terminal) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "libwebsockets could not start connecting to %.100s port %d", ws->host, ws->port);
+            terminal_error(ws, msg);
+        }
         ws->state = LT_WS_CLOSED;
     }
 }
@@ -548,7 +596,9 @@ static void connect_timeout(lt_loop *loop, void *ud)
     if (ws->state != LT_WS_CONNECTING || ws->freed) return;
     stop_resolve(ws);
     ws->need_connect = 0;
-    terminal_error(ws, "connect timeout");
+    char msg[120];
+    snprintf(msg, sizeof msg, "connect timeout: not open after %ld ms", ws->o.connect_timeout_ms);
+    terminal_error(ws, msg);
     ws->state = LT_WS_CLOSED;
     kill_wsi(ws);
 }
@@ -565,9 +615,12 @@ static void sync_fd(wsvc *svc, lt_ws *ws)
     if (lws_send_pipe_choked(ws->wsi) || lws_partial_buffered(ws->wsi)) ev |= EPOLLOUT;
     if (fd != ws->fd) unwatch(ws);
     if (fd != ws->fd || ev != ws->fd_events) {
-        if (lt_loop_watch(svc->loop, svc->slot, fd, ev) == 0) {
+        lt_error err;
+        if (lt_loop_watch(svc->loop, svc->slot, fd, ev, &err) == 0) {
             ws->fd = fd;
             ws->fd_events = ev;
+        } else { /* tried again next pass; meanwhile the capped timeout still services it */
+            lt_loop_log(svc->loop, LT_LOG_ERR, "ws: %s", err.msg);
         }
     }
 }
@@ -617,8 +670,10 @@ static void dispatch(wsvc *svc)
                 break;
             }
         }
-        free(e->data);
-        free(e);
+        if (!e->spare) {
+            free(e->data);
+            free(e);
+        }
     }
 }
 
@@ -627,8 +682,10 @@ static void free_queue(wsvc *svc)
     while (svc->qhead) {
         wev *e;
         FIFO_POP(svc->qhead, svc->qtail, e);
-        free(e->data);
-        free(e);
+        if (!e->spare) {
+            free(e->data);
+            free(e);
+        }
     }
 }
 
@@ -719,8 +776,8 @@ static void svc_destroy(void *ud)
         ws->wsi = NULL;
     }
     if (svc->ctx) lws_context_destroy(svc->ctx); /* closes every wsi */
+    free_queue(svc);                             /* first: a connection's spare event lives in it */
     while (svc->head) ws_release(svc->head);
-    free_queue(svc);
     while (svc->vhosts) {
         wvhost *v = svc->vhosts;
         svc->vhosts = v->next;
@@ -737,13 +794,16 @@ static void svc_destroy(void *ud)
 
 static const lt_service_vt ws_vt = {svc_on_fd, svc_run, svc_timeout, svc_destroy};
 
-static wsvc *get_svc(lt_loop *loop)
+static wsvc *get_svc(lt_loop *loop, lt_error *err)
 {
     wsvc *svc = lt_loop_service(loop, &ws_vt);
     if (svc) return svc;
     pthread_once(&log_once, log_init);
     svc = calloc(1, sizeof *svc);
-    if (!svc) return NULL;
+    if (!svc) {
+        lt_error_oom(err);
+        return NULL;
+    }
     svc->loop = loop;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -761,10 +821,11 @@ static wsvc *get_svc(lt_loop *loop)
     info.pt_serv_buf_size = WS_READ_BUFFER;
     svc->ctx = lws_create_context(&info);
     if (!svc->ctx) {
+        lt_error_set(err, LT_E_LIB, "ws: lws_create_context failed");
         free(svc);
         return NULL;
     }
-    svc->slot = lt_loop_add_service(loop, &ws_vt, svc);
+    svc->slot = lt_loop_add_service(loop, &ws_vt, svc, err);
     if (svc->slot < 0) {
         lws_context_destroy(svc->ctx);
         free(svc);
@@ -778,7 +839,8 @@ static wsvc *get_svc(lt_loop *loop)
 
 /* ---- URL parsing --------------------------------------------------------- */
 
-static int parse_url(lt_ws *ws, const char *url)
+/* 0, or -1 with err filled (LT_E_INVAL, or LT_E_OOM for the copies). */
+static int parse_url(lt_ws *ws, const char *url, lt_error *err)
 {
     const char *p;
     if (strncasecmp(url, "ws://", 5) == 0) {
@@ -790,30 +852,55 @@ static int parse_url(lt_ws *ws, const char *url)
         p = url + 6;
         ws->port = 443;
     } else {
+        lt_error_set(err, LT_E_INVAL, "ws: url must be ws:// or wss:// (got \"%.80s\")", url);
         return -1;
     }
     const char *hs, *he, *q;
     if (*p == '[') {
         hs = p + 1;
         he = strchr(hs, ']');
-        if (!he) return -1;
+        if (!he) {
+            lt_error_set(err, LT_E_INVAL, "ws: url has a '[' with no ']' around its host");
+            return -1;
+        }
         q = he + 1;
     } else {
         hs = p;
         he = p + strcspn(p, ":/?#");
         q = he;
     }
-    if (he == hs || (size_t)(he - hs) > 253) return -1;
+    if (he == hs) {
+        lt_error_set(err, LT_E_INVAL, "ws: url has no host");
+        return -1;
+    }
+    if ((size_t)(he - hs) > 253) {
+        lt_error_set(err, LT_E_INVAL, "ws: url host is longer than 253 bytes");
+        return -1;
+    }
+    for (const char *c = hs; c < he; c++) /* what would only fail later, at the lookup or in the Host line */
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || strchr("@\"<>\\^`{|}[]", *c)) {
+            if ((unsigned char)*c >= ' ' && *c != 0x7f)
+                lt_error_set(err, LT_E_INVAL, "ws: url host contains '%c'", *c);
+            else
+                lt_error_set(err, LT_E_INVAL, "ws: url host contains byte 0x%02x", (unsigned char)*c);
+            return -1;
+        }
     int explicit_port = 0;
     if (*q == ':') {
         char *end;
         long port = strtol(q + 1, &end, 10);
-        if (end == q + 1 || port <= 0 || port > 65535) return -1;
+        if (end == q + 1 || port <= 0 || port > 65535) {
+            lt_error_set(err, LT_E_INVAL, "ws: url port must be a number from 1 to 65535");
+            return -1;
+        }
         ws->port = (int)port;
         explicit_port = 1;
         q = end;
     }
-    if (*q && *q != '/' && *q != '?') return -1;
+    if (*q && *q != '/' && *q != '?') {
+        lt_error_set(err, LT_E_INVAL, "ws: url has '%c' where a port, path or query should start", *q);
+        return -1;
+    }
     ws->host = str_dupn(hs, (size_t)(he - hs));
     size_t plen = strcspn(q, "#");
     if (*q == '?') { /* "ws://h?x" means path "/?x" */
@@ -833,7 +920,21 @@ static int parse_url(lt_ws *ws, const char *url)
     else
         snprintf(hh, sizeof hh, v6 ? "[%s]" : "%s", ws->host ? ws->host : "");
     ws->hosthdr = strdup(hh);
-    return ws->host && ws->path && ws->hosthdr ? 0 : -2;
+    if (ws->host && ws->path && ws->hosthdr) return 0;
+    lt_error_oom(err);
+    return -1;
+}
+
+int lt_ws_check_url(const char *url, lt_error *err)
+{
+    lt_ws ws;
+    memset(&ws, 0, sizeof ws);
+    int rc = url ? parse_url(&ws, url, err) : -1;
+    if (!url) lt_error_set(err, LT_E_INVAL, "ws: no url");
+    free(ws.host);
+    free(ws.path);
+    free(ws.hosthdr);
+    return rc;
 }
 
 /* ---- public ----------------------------------------------------------------- */
@@ -846,15 +947,19 @@ static char *opt_dup(const char *s, int *oom)
     return d;
 }
 
-lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
+lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o, lt_error *err)
 {
-    if (!loop || !o || !o->url || lt_loop_closing(loop)) {
-        errno = EINVAL;
+    if (!loop || !o || !o->url) {
+        lt_error_set(err, LT_E_INVAL, "ws: lt_ws_connect needs a loop, options and a url");
+        return NULL;
+    }
+    if (lt_loop_closing(loop)) {
+        lt_error_set(err, LT_E_STATE, "ws: the loop is being freed");
         return NULL;
     }
     lt_ws *ws = calloc(1, sizeof *ws);
     if (!ws) {
-        errno = ENOMEM;
+        lt_error_oom(err);
         return NULL;
     }
     ws->fd = -1;
@@ -864,16 +969,24 @@ lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
     ws->o.headers = NULL;
     if (!ws->o.max_message) ws->o.max_message = WS_DEFAULT_MAX_MSG;
     if (ws->o.connect_timeout_ms <= 0) ws->o.connect_timeout_ms = WS_DEFAULT_CONNECT_MS;
-    int oom = 0, rc = parse_url(ws, o->url);
+    if (parse_url(ws, o->url, err) < 0) goto fail;
+    int oom = 0;
     ws->protocol = opt_dup(o->protocol, &oom);
     ws->origin = opt_dup(o->origin, &oom);
     ws->ca_file = opt_dup(o->ca_file, &oom);
     ws->ca_path = opt_dup(o->ca_path, &oom);
     ws->o.protocol = ws->o.origin = ws->o.ca_file = ws->o.ca_path = NULL;
+    if (ws->protocol && strpbrk(ws->protocol, "\r\n")) {
+        lt_error_set(err, LT_E_INVAL, "ws: the protocol contains CR or LF");
+        goto fail;
+    }
     if (o->nheaders) {
         size_t n = 1;
         for (size_t i = 0; i < o->nheaders; i++) {
-            if (strpbrk(o->headers[i], "\r\n")) rc = -1;
+            if (strpbrk(o->headers[i], "\r\n")) {
+                lt_error_set(err, LT_E_INVAL, "ws: header %zu contains CR or LF", i + 1);
+                goto fail;
+            }
             n += strlen(o->headers[i]) + 2;
         }
         ws->hdrs = malloc(n);
@@ -887,19 +1000,12 @@ lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
             oom = 1;
         }
     }
-    if (rc == -1 || (ws->protocol && strpbrk(ws->protocol, "\r\n"))) {
-        errno = EINVAL;
+    if (oom) {
+        lt_error_oom(err);
         goto fail;
     }
-    if (rc < 0 || oom) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    wsvc *svc = get_svc(loop);
-    if (!svc) {
-        errno = ENOTSUP;
-        goto fail;
-    }
+    wsvc *svc = get_svc(loop, err);
+    if (!svc) goto fail;
     ws->svc = svc;
     ws->next = svc->head;
     if (svc->head) svc->head->prev = ws;
@@ -919,15 +1025,23 @@ lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *o)
         snprintf(ws->addr, sizeof ws->addr, "%s", dial);
         ws->need_connect = 1;
     } else {
-        ws->res = lt_resolve_start(dial, &ws->res_fd);
-        if (!ws->res || lt_loop_watch(loop, svc->slot, ws->res_fd, EPOLLIN) < 0) {
-            int e = errno;
+        lt_error e;
+        ws->res = lt_resolve_start(dial, &ws->res_fd, &e);
+        if (!ws->res || lt_loop_watch(loop, svc->slot, ws->res_fd, EPOLLIN, &e) < 0) {
+            if (err) {
+                *err = e;
+                if (e.code != LT_E_OOM)
+                    snprintf(err->msg, sizeof err->msg, "ws: cannot look up %.60s: %.75s", dial, e.msg);
+            }
             ws_release(ws);
-            errno = e ? e : ENOMEM;
             return NULL;
         }
     }
-    ws->timer = lt_timer_start(loop, ws->o.connect_timeout_ms, connect_timeout, ws);
+    ws->timer = lt_timer_start(loop, ws->o.connect_timeout_ms, connect_timeout, ws, err);
+    if (!ws->timer) { /* a connect with no deadline could wait forever */
+        ws_release(ws);
+        return NULL;
+    }
     return ws;
 fail:
     ws->svc = NULL;
@@ -935,16 +1049,16 @@ fail:
     return NULL;
 }
 
-int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
+int lt_ws_send_text(lt_ws *ws, const char *data, size_t len, lt_error *err)
 {
     if (!ws || ws->freed || ws->close_requested || ws->terminal ||
         (ws->state != LT_WS_OPEN && ws->state != LT_WS_CONNECTING)) {
-        errno = ENOTCONN;
+        lt_error_set(err, LT_E_STATE, "ws: the connection is closing or closed");
         return -1;
     }
     omsg *m = malloc(sizeof *m + LWS_PRE + len);
     if (!m) {
-        errno = ENOMEM;
+        lt_error_oom(err);
         return -1;
     }
     m->len = len;
@@ -958,9 +1072,12 @@ int lt_ws_send_text(lt_ws *ws, const char *data, size_t len)
     return 0;
 }
 
-int lt_ws_close(lt_ws *ws, int code, const char *reason)
+int lt_ws_close(lt_ws *ws, int code, const char *reason, lt_error *err)
 {
-    if (!ws || ws->freed || ws->close_requested || ws->terminal || ws->state == LT_WS_CLOSED) return -1;
+    if (!ws || ws->freed || ws->close_requested || ws->terminal || ws->state == LT_WS_CLOSED) {
+        lt_error_set(err, LT_E_STATE, "ws: the connection is already closing or closed");
+        return -1;
+    }
     if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015) code = 1000;
     ws->close_requested = 1;
     ws->touched = 1;

@@ -43,20 +43,29 @@ typedef struct lt_ws_opts {
     /* code 1005 = peer sent no code, 1006 = dropped without a close frame;
      * was_clean = a close frame was exchanged. */
     void (*on_close)(lt_ws *ws, int code, const char *reason, int was_clean, void *ud);
-    /* Failed before open (DNS, refused, TLS, bad handshake, timeout) or a
-     * local protocol failure (message over max_message: sent close 1009). */
+    /* Failed before open (DNS, refused, TLS, bad handshake, timeout, an
+     * unusable proxy setting) or a local failure once open (message over
+     * max_message: sent close 1009; out of memory). msg says which. */
     void (*on_error)(lt_ws *ws, const char *msg, void *ud);
     void *ud;
 } lt_ws_opts;
 
-/* Starts connecting (from the next lt_loop_step). NULL + errno EINVAL on a
- * bad URL, ENOMEM, or ENOTSUP if lws cannot be set up. opts strings are copied. */
-lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *opts);
-/* Queues one text message (copied); allowed while connecting. 0 or -1. */
-int lt_ws_send_text(lt_ws *ws, const char *data, size_t len);
+/* Starts connecting (from the next lt_loop_step); opts strings are copied.
+ * NULL on failure, err filled: LT_E_INVAL (no url, a url lt_ws_check_url
+ * refuses, CR or LF in a header or the protocol), LT_E_STATE (the loop is
+ * being freed), LT_E_OOM, LT_E_LIB (lws cannot be set up), LT_E_SYS (the
+ * resolver's eventfd or thread). What fails later comes through on_error. */
+lt_ws *lt_ws_connect(lt_loop *loop, const lt_ws_opts *opts, lt_error *err);
+/* 0 if lt_ws_connect would take url, else -1 and LT_E_INVAL (or LT_E_OOM)
+ * saying what is wrong with it. */
+int lt_ws_check_url(const char *url, lt_error *err);
+/* Queues one text message (copied); allowed while connecting. 0, or -1:
+ * LT_E_STATE (closing or closed), LT_E_OOM. */
+int lt_ws_send_text(lt_ws *ws, const char *data, size_t len, lt_error *err);
 /* Flushes queued messages, then sends a close frame with code/reason
- * (reason cut to 123 bytes). Before open it aborts: on_close(code, reason, 0). */
-int lt_ws_close(lt_ws *ws, int code, const char *reason);
+ * (reason cut to 123 bytes). Before open it aborts: on_close(code, reason, 0).
+ * 0, or -1 with LT_E_STATE when it is already closing or closed. */
+int lt_ws_close(lt_ws *ws, int code, const char *reason, lt_error *err);
 /* Drops the connection (no further callbacks); memory goes at the next step.
  * Call it for every lt_ws, also after on_close/on_error (lt_loop_free does it
  * for any left, after which the pointers are invalid). */

@@ -46,7 +46,9 @@ static int l_step(lua_State *L)
 {
     ld_hub *h = check(L);
     double timeout = luaL_optnumber(L, 2, 0);
-    ld_hub_step(h, timeout < 0 ? -1 : (int)(timeout * 1000));
+    char err[200];
+    if (ld_hub_step(h, timeout < 0 ? -1 : (int)(timeout * 1000), err, sizeof err) < 0)
+        return luaL_error(L, "layer: %s", err);
     return 0;
 }
 

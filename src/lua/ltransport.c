@@ -92,7 +92,9 @@ static int l_service(lua_State *L)
 {
     ld_driver *d = check_engine(L);
     double timeout = luaL_optnumber(L, 3, 0);
-    ld_service(d, timeout < 0 ? -1 : (int)(timeout * 1000));
+    char err[200];
+    if (ld_service(d, timeout < 0 ? -1 : (int)(timeout * 1000), err, sizeof err) < 0)
+        return luaL_error(L, "layer: %s", err);
     return 0;
 }
 
