@@ -7,8 +7,8 @@
  * Errors in the core:
  *  - A call that can fail returns 0 or NULL (a count or id: -1 or 0, said in
  *    its header) and, when the caller needs the reason, fills an error the
- *    caller passed: the module's error struct (jv_error, pkt_error, lp_error, lc_error,
- *    lt_error) or a char buffer with its length. Nothing is printed, nothing
+ *    caller passed: the module's error struct (jv_error, pkt_error,
+ *    lp_error, lc_error, lt_error) or a char buffer with its length. Nothing is printed, nothing
  *    aborts, errno is not the channel.
  *  - Running out of memory is an error like any other, never a silent drop
  *    or a half-made result: the call fails whole, its message says "out of
